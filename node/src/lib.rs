@@ -1,1 +1,7 @@
-//! tmp
+//! `ipop-node`: the IPOP node driver (tokio, UDP/TCP edges, TAP device, config, control
+//! socket) around the sans-IO protocol in `ipop-core`, and the `ipop-sim` simulator CLI.
+//!
+//! The driver moves bytes and timers between real sockets and the core; all protocol
+//! decisions are made in `ipop-core`.
+
+pub mod sysinfo;

@@ -1,0 +1,267 @@
+//! The connection table: one connection per peer, each with the roles this node gives
+//! it, the roles the peer gives it, liveness, and the peer's last reported neighbours.
+
+use std::time::{Duration, Instant};
+
+use crate::address::{Address, Distance};
+use crate::transport::TransportAddr;
+use crate::wire::Roles;
+
+/// How datagrams reach a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Edge {
+    /// Straight to a transport address (UDP datagrams or a TCP stream).
+    Direct(TransportAddr),
+    /// Tunnelled through `via`, a node both ends are connected to.
+    Relay {
+        /// The relaying node.
+        via: Address,
+    },
+}
+
+impl std::fmt::Display for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Edge::Direct(t) => write!(f, "{t}"),
+            Edge::Relay { via } => write!(f, "relay://{via}"),
+        }
+    }
+}
+
+/// One connection to a peer.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The peer's P2P address.
+    pub peer: Address,
+    /// How to reach it.
+    pub edge: Edge,
+    /// Why this node keeps the connection.
+    pub roles: Roles,
+    /// Why the peer keeps it (from its last link or status message).
+    pub peer_roles: Roles,
+    /// When the connection was formed.
+    pub established: Instant,
+    /// Last datagram received from the peer.
+    pub last_recv: Instant,
+    /// Smoothed round-trip time from pings.
+    pub rtt: Option<Duration>,
+    /// The peer's nearest neighbours counter-clockwise, closest first (last status).
+    pub peer_left: Vec<Address>,
+    /// The peer's nearest neighbours clockwise, closest first (last status).
+    pub peer_right: Vec<Address>,
+    /// Bytes and datagrams sent and received on this connection.
+    pub counters: Counters,
+    /// Token of the link attempt that formed it (duplicate requests carry the same).
+    pub(crate) token: u64,
+    pub(crate) last_ping: Option<Instant>,
+    pub(crate) ping_nonce: u64,
+    pub(crate) status_due: bool,
+    pub(crate) unneeded_since: Option<Instant>,
+}
+
+/// Traffic counters of a connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Datagrams sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Datagrams received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+}
+
+impl Connection {
+    pub(crate) fn new(peer: Address, edge: Edge, token: u64, now: Instant) -> Self {
+        Connection {
+            peer,
+            edge,
+            roles: Roles::NONE,
+            peer_roles: Roles::NONE,
+            established: now,
+            last_recv: now,
+            rtt: None,
+            peer_left: Vec::new(),
+            peer_right: Vec::new(),
+            counters: Counters::default(),
+            token,
+            last_ping: None,
+            ping_nonce: 0,
+            status_due: true,
+            unneeded_since: None,
+        }
+    }
+
+    /// Whether the connection carries routed traffic: some side keeps it for a
+    /// structured role. Pure bootstrap (leaf) connections do not, except to deliver to
+    /// the peer itself.
+    pub fn is_routable(&self) -> bool {
+        (self.roles | self.peer_roles).intersects(Roles::STRUCTURED)
+    }
+
+    pub(crate) fn record_rtt(&mut self, sample: Duration) {
+        self.rtt = Some(match self.rtt {
+            None => sample,
+            Some(old) => (old * 7 + sample) / 8,
+        });
+    }
+}
+
+/// All connections of a node.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    conns: Vec<Connection>,
+}
+
+/// The closest connected peers on each side of the ring.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct RingView {
+    /// Counter-clockwise neighbours, closest first.
+    pub(crate) left: Vec<Address>,
+    /// Clockwise neighbours, closest first.
+    pub(crate) right: Vec<Address>,
+}
+
+impl Table {
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, Connection> {
+        self.conns.iter()
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> std::slice::IterMut<'_, Connection> {
+        self.conns.iter_mut()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    pub(crate) fn get(&self, peer: Address) -> Option<&Connection> {
+        self.conns.iter().find(|c| c.peer == peer)
+    }
+
+    pub(crate) fn get_mut(&mut self, peer: Address) -> Option<&mut Connection> {
+        self.conns.iter_mut().find(|c| c.peer == peer)
+    }
+
+    pub(crate) fn by_transport_mut(&mut self, t: TransportAddr) -> Option<&mut Connection> {
+        self.conns.iter_mut().find(|c| c.edge == Edge::Direct(t))
+    }
+
+    pub(crate) fn insert(&mut self, conn: Connection) {
+        debug_assert!(self.get(conn.peer).is_none());
+        self.conns.push(conn);
+    }
+
+    pub(crate) fn remove(&mut self, peer: Address) -> Option<Connection> {
+        let i = self.conns.iter().position(|c| c.peer == peer)?;
+        Some(self.conns.remove(i))
+    }
+
+    pub(crate) fn clear(&mut self) -> Vec<Connection> {
+        std::mem::take(&mut self.conns)
+    }
+
+    /// The `per_side` closest peers on each side of `me`, closest first.
+    pub(crate) fn ring_view(&self, me: Address, per_side: usize) -> RingView {
+        let mut left: Vec<(Distance, Address)> = Vec::with_capacity(per_side + 1);
+        let mut right: Vec<(Distance, Address)> = Vec::with_capacity(per_side + 1);
+        for c in &self.conns {
+            keep_closest(&mut right, (me.cw_distance(c.peer), c.peer), per_side);
+            keep_closest(&mut left, (c.peer.cw_distance(me), c.peer), per_side);
+        }
+        RingView {
+            left: left.into_iter().map(|(_, a)| a).collect(),
+            right: right.into_iter().map(|(_, a)| a).collect(),
+        }
+    }
+
+    /// The routable connection closest to `key`, not counting `exclude`.
+    pub(crate) fn closest_routable(
+        &self,
+        key: Address,
+        exclude: Option<Address>,
+    ) -> Option<(Distance, &Connection)> {
+        self.conns
+            .iter()
+            .filter(|c| c.is_routable() && Some(c.peer) != exclude)
+            .map(|c| (c.peer.ring_distance(key), c))
+            .min_by_key(|(d, c)| (*d, c.peer))
+    }
+
+    /// The closest routable peer on each side of `me`, not counting `exclude`.
+    pub(crate) fn adjacent_routable(
+        &self,
+        me: Address,
+        exclude: Address,
+    ) -> (Option<Address>, Option<Address>) {
+        let candidates = || {
+            self.conns
+                .iter()
+                .filter(move |c| c.is_routable() && c.peer != exclude)
+        };
+        let left = candidates()
+            .min_by_key(|c| c.peer.cw_distance(me))
+            .map(|c| c.peer);
+        let right = candidates()
+            .min_by_key(|c| me.cw_distance(c.peer))
+            .map(|c| c.peer);
+        (left, right)
+    }
+}
+
+/// Inserts `item` into `best` (sorted ascending) if it is among the `n` smallest.
+fn keep_closest(best: &mut Vec<(Distance, Address)>, item: (Distance, Address), n: usize) {
+    if n == 0 {
+        return;
+    }
+    let pos = best.partition_point(|x| *x < item);
+    if pos < n {
+        best.insert(pos, item);
+        best.truncate(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    fn addr(n: u8) -> Address {
+        let mut b = [0u8; 20];
+        b[0] = n;
+        Address::from_bytes(b)
+    }
+
+    fn conn(peer: Address, roles: Roles) -> Connection {
+        let t = TransportAddr::udp(SocketAddr::from(([198, 18, 0, 1], 4000)));
+        let mut c = Connection::new(peer, Edge::Direct(t), 1, Instant::now());
+        c.roles = roles;
+        c
+    }
+
+    #[test]
+    fn ring_view_picks_closest_per_side_with_wrap() {
+        let mut t = Table::default();
+        for n in [10u8, 20, 30, 200, 250] {
+            t.insert(conn(addr(n), Roles::NONE));
+        }
+        let v = t.ring_view(addr(15), 2);
+        assert_eq!(v.left, vec![addr(10), addr(250)]);
+        assert_eq!(v.right, vec![addr(20), addr(30)]);
+    }
+
+    #[test]
+    fn leaf_only_connections_do_not_route() {
+        let mut t = Table::default();
+        t.insert(conn(addr(10), Roles::LEAF));
+        t.insert(conn(addr(100), Roles::FAR));
+        let (_, best) = t.closest_routable(addr(11), None).unwrap();
+        assert_eq!(best.peer, addr(100));
+        assert!(t.closest_routable(addr(11), Some(addr(100))).is_none());
+    }
+}

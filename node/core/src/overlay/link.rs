@@ -1,0 +1,428 @@
+//! The link handshake: forming a connection with a peer over one of its candidate edges.
+//!
+//! The initiator sends `LinkRequest`s to every candidate transport of the peer, with
+//! exponential backoff, until one answers. When both ends link at once (as they do after
+//! a CTM, which is what opens NATs), the node with the smaller address stays initiator:
+//! the larger one accepts the other's request and abandons its own attempt, so exactly
+//! one connection forms.
+
+use std::time::Instant;
+
+use super::connection::Connection;
+use super::{DisconnectReason, Edge, Event, Node, Source};
+use crate::address::Address;
+use crate::transport::Proto;
+use crate::wire::{self, LinkRequest, LinkResponse, LinkStatus, Message, Roles, TransportList};
+
+/// An attempt to link to a peer (or, when bootstrapping, to whoever answers).
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    pub(crate) token: u64,
+    /// The peer's address; `None` for bootstrap attempts.
+    pub(crate) peer: Option<Address>,
+    pub(crate) candidates: Vec<Candidate>,
+    /// Roles this node will give the connection.
+    pub(crate) roles: Roles,
+    pub(crate) started: Instant,
+    pub(crate) next_send: Instant,
+    sends: u32,
+    /// The peer said it is linking to us; stop sending, wait for its request.
+    waiting: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub(crate) edge: Edge,
+    dead: bool,
+}
+
+impl Node {
+    /// Starts (or extends) an attempt to link to `peer` at `candidates`.
+    pub(crate) fn start_link(
+        &mut self,
+        now: Instant,
+        peer: Option<Address>,
+        candidates: impl IntoIterator<Item = Edge>,
+        roles: Roles,
+    ) {
+        if let Some(p) = peer {
+            if p == self.address {
+                return;
+            }
+            if let Some(conn) = self.table.get_mut(p) {
+                if !conn.roles.contains(roles) {
+                    conn.roles |= roles;
+                    conn.status_due = true;
+                }
+                return;
+            }
+        }
+        let fresh: Vec<Edge> = candidates
+            .into_iter()
+            .filter(|e| match e {
+                Edge::Direct(t) => !self.nat.is_local(t),
+                Edge::Relay { via } => *via != self.address,
+            })
+            .collect();
+        let existing = peer.and_then(|p| self.attempts.iter_mut().find(|a| a.peer == Some(p)));
+        if let Some(a) = existing {
+            a.roles |= roles;
+            for e in fresh {
+                if !a.candidates.iter().any(|c| c.edge == e) {
+                    a.candidates.push(Candidate {
+                        edge: e,
+                        dead: false,
+                    });
+                    a.next_send = now;
+                }
+            }
+            return;
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        let token = rand::Rng::next_u64(&mut self.rng);
+        self.attempts.push(Attempt {
+            token,
+            peer,
+            candidates: fresh
+                .into_iter()
+                .map(|edge| Candidate { edge, dead: false })
+                .collect(),
+            roles,
+            started: now,
+            next_send: now,
+            sends: 0,
+            waiting: false,
+        });
+    }
+
+    /// Sends due link requests and expires attempts that got no answer.
+    pub(crate) fn drive_attempts(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.attempts.len() {
+            let a = &self.attempts[i];
+            let expired = now.saturating_duration_since(a.started) >= self.config.link_timeout
+                || a.candidates.iter().all(|c| c.dead);
+            if expired {
+                let a = self.attempts.swap_remove(i);
+                if a.peer.is_some() {
+                    self.stats.link_failures += 1;
+                }
+                continue;
+            }
+            if a.next_send <= now {
+                self.send_link_requests(now, i);
+            }
+            i += 1;
+        }
+    }
+
+    fn send_link_requests(&mut self, now: Instant, i: usize) {
+        let transports = self.nat.advertised();
+        let a = &mut self.attempts[i];
+        let tcp_ok = now.saturating_duration_since(a.started) >= self.config.tcp_delay
+            || a.candidates
+                .iter()
+                .all(|c| c.dead || matches!(c.edge, Edge::Direct(t) if t.proto == Proto::Tcp));
+        let backoff = self
+            .config
+            .link_retry
+            .saturating_mul(1 << a.sends.min(16))
+            .min(self.config.link_retry_max);
+        a.sends += 1;
+        a.next_send = now + backoff;
+        if a.waiting {
+            return;
+        }
+        let (token, peer, roles) = (a.token, a.peer, a.roles);
+        let mut edges: Vec<Edge> = a
+            .candidates
+            .iter()
+            .filter(|c| !c.dead)
+            .map(|c| c.edge)
+            .filter(|e| tcp_ok || !matches!(e, Edge::Direct(t) if t.proto == Proto::Tcp))
+            .collect();
+        if peer.is_none() && !edges.is_empty() {
+            // Bootstrapping: one bootstrap node per round, so that only one of them
+            // forms a connection with us.
+            let pick = (a.sends as usize - 1) % edges.len();
+            edges = vec![edges[pick]];
+        }
+        for edge in edges {
+            let req = Message::LinkRequest(LinkRequest {
+                token,
+                overlay: self.config.overlay_id,
+                src: self.address,
+                dst: peer,
+                roles,
+                your_addr: match edge {
+                    Edge::Direct(t) => Some(t),
+                    Edge::Relay { .. } => None,
+                },
+                transports: TransportList::Slice(&transports),
+            });
+            match (edge, peer) {
+                (Edge::Direct(t), _) => self.send_to_transport(t, &req),
+                (Edge::Relay { via }, Some(p)) => self.send_tunnelled(p, via, &req),
+                (Edge::Relay { .. }, None) => {}
+            }
+        }
+    }
+
+    fn respond(&mut self, src: Source, peer: Address, token: u64, status: LinkStatus) {
+        let roles = self.table.get(peer).map_or(Roles::NONE, |c| c.roles);
+        let resp = Message::LinkResponse(LinkResponse {
+            token,
+            status,
+            src: self.address,
+            observed: match src.edge {
+                Edge::Direct(t) => Some(t),
+                Edge::Relay { .. } => None,
+            },
+            roles,
+        });
+        self.send_on_edge(peer, src.edge, &resp);
+    }
+
+    pub(crate) fn on_link_request(&mut self, now: Instant, src: Source, req: &LinkRequest<'_>) {
+        let peer = req.src;
+        let mut accept_roles = None;
+        let status = if req.overlay != self.config.overlay_id {
+            LinkStatus::OverlayMismatch
+        } else if peer == self.address {
+            LinkStatus::ConnectToSelf
+        } else if req.dst.is_some_and(|d| d != self.address) {
+            LinkStatus::WrongTarget
+        } else if let Some(conn) = self.table.get_mut(peer) {
+            conn.peer_roles = req.roles;
+            if conn.edge == src.edge {
+                LinkStatus::Ok
+            } else if conn.token == req.token {
+                LinkStatus::AlreadyConnected
+            } else {
+                // A new attempt: the peer no longer uses the old edge (it restarted or moved).
+                let old = conn.edge;
+                conn.edge = src.edge;
+                conn.token = req.token;
+                conn.last_recv = now;
+                conn.status_due = true;
+                self.closed_edge(old);
+                LinkStatus::Ok
+            }
+        } else if let Some(i) = self.attempts.iter().position(|a| a.peer == Some(peer)) {
+            if self.address < peer {
+                // We stay initiator; make sure our requests also go where theirs came from.
+                let a = &mut self.attempts[i];
+                if !a.candidates.iter().any(|c| c.edge == src.edge) {
+                    a.candidates.push(Candidate {
+                        edge: src.edge,
+                        dead: false,
+                    });
+                }
+                a.next_send = now;
+                LinkStatus::InProgress
+            } else {
+                accept_roles = Some(self.attempts.swap_remove(i).roles);
+                LinkStatus::Ok
+            }
+        } else if self.table.len() >= self.config.max_connections {
+            self.stats.refused_full += 1;
+            return;
+        } else {
+            accept_roles = Some(Roles::NONE);
+            LinkStatus::Ok
+        };
+        if let Some(roles) = accept_roles {
+            let mut conn = Connection::new(peer, src.edge, req.token, now);
+            conn.roles = roles;
+            conn.peer_roles = req.roles;
+            self.table.insert(conn);
+        }
+        // The response goes out before anything the new connection triggers (status
+        // pings), so that the initiator knows the connection when they arrive.
+        self.respond(src, peer, req.token, status);
+        if accept_roles.is_some() {
+            self.events.push_back(Event::Connected {
+                peer,
+                edge: src.edge,
+            });
+        }
+        if status == LinkStatus::Ok {
+            self.table_changed(now);
+        }
+    }
+
+    pub(crate) fn on_link_response(&mut self, now: Instant, src: Source, resp: &LinkResponse) {
+        let Some(i) = self.attempts.iter().position(|a| a.token == resp.token) else {
+            return; // a late duplicate
+        };
+        let peer = resp.src;
+        match resp.status {
+            LinkStatus::Ok => {
+                if self.attempts[i].peer.is_some_and(|p| p != peer) {
+                    self.kill_candidate(i, src.edge);
+                    return;
+                }
+                let a = self.attempts.swap_remove(i);
+                if let Some(observed) = resp.observed {
+                    if self.nat.observe(now, observed) {
+                        self.events.push_back(Event::LearnedAddress(observed));
+                    }
+                }
+                if let Some(conn) = self.table.get_mut(peer) {
+                    // We accepted the peer's own request meanwhile; one connection stays.
+                    conn.roles |= a.roles;
+                    conn.peer_roles = resp.roles;
+                    conn.status_due = true;
+                    if conn.edge != src.edge {
+                        let old = conn.edge;
+                        conn.edge = src.edge;
+                        conn.token = a.token;
+                        self.closed_edge(old);
+                    }
+                    self.table_changed(now);
+                    return;
+                }
+                if peer == self.address {
+                    return;
+                }
+                let mut conn = Connection::new(peer, src.edge, a.token, now);
+                conn.roles = a.roles;
+                conn.peer_roles = resp.roles;
+                self.table.insert(conn);
+                self.events.push_back(Event::Connected {
+                    peer,
+                    edge: src.edge,
+                });
+                self.table_changed(now);
+            }
+            LinkStatus::AlreadyConnected => {
+                if let Some(conn) = self.table.get_mut(peer) {
+                    conn.roles |= self.attempts[i].roles;
+                    self.attempts.swap_remove(i);
+                    self.table_changed(now);
+                }
+            }
+            LinkStatus::InProgress => self.attempts[i].waiting = true,
+            LinkStatus::ConnectToSelf => {
+                if let Edge::Direct(t) = src.edge {
+                    self.nat.add_local(t);
+                }
+                self.kill_candidate(i, src.edge);
+            }
+            LinkStatus::OverlayMismatch | LinkStatus::WrongTarget => {
+                self.kill_candidate(i, src.edge);
+            }
+        }
+    }
+
+    fn kill_candidate(&mut self, i: usize, edge: Edge) {
+        for c in &mut self.attempts[i].candidates {
+            if c.edge == edge {
+                c.dead = true;
+            }
+        }
+    }
+
+    /// Whether a link attempt to `peer` is under way.
+    pub(crate) fn linking_to(&self, peer: Address) -> bool {
+        self.attempts.iter().any(|a| a.peer == Some(peer))
+    }
+
+    /// Whether a bootstrap attempt is under way.
+    pub(crate) fn bootstrapping(&self) -> bool {
+        self.attempts.iter().any(|a| a.peer.is_none())
+    }
+
+    /// A Ping/Pong from a peer: liveness, its roles and neighbours.
+    pub(crate) fn on_status(
+        &mut self,
+        now: Instant,
+        src: Source,
+        s: &wire::Status<'_>,
+        ping: bool,
+    ) {
+        let Some(conn) = self.find_conn_mut(src) else {
+            self.stats.unknown_source += 1;
+            let linking = self
+                .attempts
+                .iter()
+                .any(|a| a.candidates.iter().any(|c| c.edge == src.edge));
+            if ping && !linking {
+                // The sender believes in a connection we do not have: tell it.
+                if let (Edge::Direct(t), None) = (src.edge, src.relay_peer) {
+                    let close = Message::Close(wire::Close {
+                        reason: wire::CloseReason::Unneeded,
+                        left: wire::AddressList::EMPTY,
+                        right: wire::AddressList::EMPTY,
+                    });
+                    self.send_to_transport(t, &close);
+                }
+            }
+            return;
+        };
+        let peer = conn.peer;
+        conn.peer_roles = s.roles;
+        let changed = !conn.peer_left.iter().copied().eq(s.left.iter())
+            || !conn.peer_right.iter().copied().eq(s.right.iter());
+        if changed {
+            conn.peer_left.clear();
+            conn.peer_left.extend(s.left.iter());
+            conn.peer_right.clear();
+            conn.peer_right.extend(s.right.iter());
+        }
+        if !ping && conn.ping_nonce != 0 && s.nonce == conn.ping_nonce {
+            conn.ping_nonce = 0;
+            if let Some(sent) = conn.last_ping {
+                conn.record_rtt(now.saturating_duration_since(sent));
+            }
+        }
+        if ping {
+            self.send_status(now, peer, false, s.nonce);
+        }
+        self.stabilize_from(now, peer, s.left, s.right);
+        self.update_correctness();
+    }
+
+    /// A Close from a peer.
+    pub(crate) fn on_close(&mut self, now: Instant, src: Source, c: &wire::Close<'_>) {
+        let Some(peer) = self.find_conn_mut(src).map(|c| c.peer) else {
+            return;
+        };
+        self.drop_connection(now, peer, DisconnectReason::Closed(c.reason));
+        self.link_neighbors(now, None, c.left.iter().chain(c.right.iter()));
+    }
+
+    /// Sends our status to `peer` as a Ping (with a fresh nonce) or a Pong (echoing one).
+    pub(crate) fn send_status(&mut self, now: Instant, peer: Address, ping: bool, echo: u64) {
+        let nonce = if ping {
+            rand::Rng::next_u64(&mut self.rng)
+        } else {
+            echo
+        };
+        let Some(conn) = self.table.get_mut(peer) else {
+            return;
+        };
+        if ping {
+            conn.ping_nonce = nonce;
+            conn.last_ping = Some(now);
+        }
+        conn.status_due = false;
+        let (edge, roles) = (conn.edge, conn.roles);
+        let view = std::mem::take(&mut self.view);
+        let status = wire::Status {
+            nonce,
+            roles,
+            left: wire::AddressList::Slice(&view.left),
+            right: wire::AddressList::Slice(&view.right),
+        };
+        let msg = if ping {
+            Message::Ping(status)
+        } else {
+            Message::Pong(status)
+        };
+        self.send_on_edge(peer, edge, &msg);
+        self.view = view;
+    }
+}

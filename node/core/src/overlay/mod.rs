@@ -1,0 +1,512 @@
+//! The structured overlay: a Brunet-style ring of nodes with structured near, structured
+//! far, shortcut and leaf connections, greedy routing, and connect-to-me linking.
+//!
+//! [`Node`] is a sans-IO state machine. The caller feeds it datagrams
+//! ([`Node::handle_datagram`]) and timer expiries ([`Node::handle_timeout`]), and takes
+//! out datagrams to send ([`Node::poll_transmit`]), events ([`Node::poll_event`]) and the
+//! next deadline ([`Node::poll_timeout`]). Forwarded datagrams are rewritten in place and
+//! handed straight back from `handle_datagram`, so forwarding never allocates.
+
+mod connection;
+mod link;
+mod maintenance;
+mod nat;
+mod output;
+mod routing;
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+
+pub use connection::{Connection, Counters, Edge};
+pub use nat::LearnedAddress;
+pub use routing::SendError;
+
+use crate::address::Address;
+use crate::transport::TransportAddr;
+use crate::wire::{self, CloseReason, Message, RoutedHeader};
+use connection::{RingView, Table};
+use link::Attempt;
+use maintenance::Timers;
+use nat::NatView;
+use output::Outbox;
+use routing::PendingCtm;
+
+/// Protocol parameters. The defaults suit real networks and the simulator alike.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Identifies the overlay; nodes of different overlays refuse to link.
+    pub overlay_id: u64,
+    /// Structured near connections per side of the ring.
+    pub near_per_side: usize,
+    /// Whether to keep structured far connections (k = ceil(0.5 log2 N)).
+    pub far_connections: bool,
+    /// A connection silent this long is pinged.
+    pub keepalive: Duration,
+    /// A connection silent this long is considered dead.
+    pub edge_timeout: Duration,
+    /// Period of connection-table maintenance.
+    pub tick: Duration,
+    /// First retransmission interval of a link request (doubles up to `link_retry_max`).
+    pub link_retry: Duration,
+    /// Longest retransmission interval of a link request.
+    pub link_retry_max: Duration,
+    /// A link attempt that gets no answer this long fails.
+    pub link_timeout: Duration,
+    /// TCP candidates of a link attempt are tried only after UDP had this long.
+    pub tcp_delay: Duration,
+    /// How long to wait for CTM replies before asking again.
+    pub ctm_timeout: Duration,
+    /// How often a correctly connected node re-checks its ring position.
+    pub ring_check: Duration,
+    /// How long a connection no side needs is kept before it is closed.
+    pub close_grace: Duration,
+    /// Hop limit of routed messages.
+    pub ttl: u8,
+    /// Most connections a node accepts.
+    pub max_connections: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            overlay_id: Config::overlay_id_of("wow"),
+            near_per_side: 2,
+            far_connections: true,
+            keepalive: Duration::from_secs(5),
+            edge_timeout: Duration::from_secs(15),
+            tick: Duration::from_millis(500),
+            link_retry: Duration::from_millis(250),
+            link_retry_max: Duration::from_secs(2),
+            link_timeout: Duration::from_secs(10),
+            tcp_delay: Duration::from_millis(1500),
+            ctm_timeout: Duration::from_secs(3),
+            ring_check: Duration::from_secs(30),
+            close_grace: Duration::from_secs(3),
+            ttl: 64,
+            max_connections: 1024,
+        }
+    }
+}
+
+impl Config {
+    /// The overlay id for an overlay name (first 8 bytes of its SHA-1).
+    pub fn overlay_id_of(name: &str) -> u64 {
+        let a = Address::sha1(name.as_bytes());
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&a.as_bytes()[..8]);
+        u64::from_be_bytes(b)
+    }
+}
+
+/// Something the caller may want to know or act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A connection formed.
+    Connected {
+        /// The peer.
+        peer: Address,
+        /// How it is reached.
+        edge: Edge,
+    },
+    /// A connection ended.
+    Disconnected {
+        /// The peer.
+        peer: Address,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// Both ring neighbours are linked and agree: DHT operations may start.
+    CorrectlyConnected,
+    /// The node lost a ring neighbour and is no longer correctly connected.
+    NotCorrectlyConnected,
+    /// A probe reached this node (its destination).
+    ProbeReceived {
+        /// The sender.
+        src: Address,
+        /// The probe id.
+        id: u64,
+        /// Overlay hops it took.
+        hops: u8,
+    },
+    /// The echo reply to a probe this node sent.
+    ProbeReply {
+        /// The node that answered.
+        src: Address,
+        /// The probe id.
+        id: u64,
+        /// Overlay hops the reply took.
+        hops: u8,
+    },
+    /// A public (translated) transport address of this node was observed for the first
+    /// time by a peer.
+    LearnedAddress(TransportAddr),
+    /// No connection uses this transport address any more (a driver may close a TCP
+    /// stream to it).
+    EdgeClosed(TransportAddr),
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// Nothing was heard for the edge timeout.
+    Timeout,
+    /// The peer closed it.
+    Closed(CloseReason),
+    /// This node closed it (unneeded, or leaving).
+    Local(CloseReason),
+    /// The driver reported the transport closed (TCP).
+    TransportClosed,
+}
+
+/// A datagram to send: `len` bytes of the caller's buffer to `dst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it.
+    pub dst: TransportAddr,
+    /// How many bytes of the buffer.
+    pub len: usize,
+}
+
+/// A routed message for the layer above the overlay (DHT, IPOP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The routing header.
+    pub header: RoutedHeader,
+    /// Where the payload lies in the buffer that was passed in.
+    pub payload: Range<usize>,
+}
+
+/// What became of a received datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Consumed (or dropped); any answers are queued for [`Node::poll_transmit`].
+    Done,
+    /// Forward the (rewritten) buffer unchanged in size.
+    Forward(Transmit),
+    /// A payload for the layer above.
+    Deliver(Delivery),
+}
+
+/// Counters of what the node did and dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams that failed to parse (dropped).
+    pub malformed: u64,
+    /// Edge datagrams from transports with no connection (dropped or answered by Close).
+    pub unknown_source: u64,
+    /// Routed messages forwarded.
+    pub forwarded: u64,
+    /// Routed messages delivered here.
+    pub delivered: u64,
+    /// Routed messages dropped: no route towards the destination.
+    pub no_route: u64,
+    /// Routed messages dropped: hop limit reached.
+    pub ttl_exceeded: u64,
+    /// Link requests refused because the table is full.
+    pub refused_full: u64,
+    /// CTM requests sent.
+    pub ctm_sent: u64,
+    /// Link attempts that failed.
+    pub link_failures: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Idle,
+    Running,
+    Left,
+}
+
+/// Where a datagram came from: a direct transport, or a relay edge of a known peer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source {
+    pub(crate) edge: Edge,
+    pub(crate) relay_peer: Option<Address>,
+}
+
+/// One overlay node.
+#[derive(Debug)]
+pub struct Node {
+    config: Config,
+    address: Address,
+    state: State,
+    rng: Xoshiro256PlusPlus,
+    table: Table,
+    view: RingView,
+    attempts: Vec<Attempt>,
+    ctms: Vec<PendingCtm>,
+    nat: NatView,
+    bootstrap: Vec<TransportAddr>,
+    outbox: Outbox,
+    inbox: VecDeque<(RoutedHeader, Vec<u8>)>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    timers: Timers,
+    correct: bool,
+    recently_gone: Vec<(Address, Instant)>,
+}
+
+impl Node {
+    /// A node with P2P address `address`. Randomness (far targets, tokens, timer jitter)
+    /// comes from a generator seeded with `seed`, so a run is reproducible.
+    pub fn new(config: Config, address: Address, seed: u64, now: Instant) -> Self {
+        Node {
+            timers: Timers::new(now),
+            config,
+            address,
+            state: State::Idle,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            table: Table::default(),
+            view: RingView::default(),
+            attempts: Vec::new(),
+            ctms: Vec::new(),
+            nat: NatView::default(),
+            bootstrap: Vec::new(),
+            outbox: Outbox::default(),
+            inbox: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            correct: false,
+            recently_gone: Vec::new(),
+        }
+    }
+
+    /// Declares a transport address this node listens on (advertised to peers).
+    pub fn add_local_transport(&mut self, t: TransportAddr) {
+        self.nat.add_local(t);
+    }
+
+    /// Starts the node: links to the bootstrap transports, then finds its place on the
+    /// ring. With no bootstrap transports the node starts a new overlay of its own.
+    pub fn join(&mut self, now: Instant, bootstrap: &[TransportAddr]) {
+        self.bootstrap = bootstrap.to_vec();
+        self.state = State::Running;
+        self.timers.start(now, &self.config, &mut self.rng);
+        self.update_correctness();
+        self.maintain_bootstrap(now);
+    }
+
+    /// Leaves the overlay gracefully: tells every peer, naming this node's ring
+    /// neighbours so that they link to each other at once.
+    pub fn leave(&mut self) {
+        if self.state != State::Running {
+            return;
+        }
+        let view = self.view.clone();
+        for conn in self.table.clear() {
+            let msg = Message::Close(wire::Close {
+                reason: CloseReason::Leaving,
+                left: wire::AddressList::Slice(&view.left),
+                right: wire::AddressList::Slice(&view.right),
+            });
+            self.send_on_edge(conn.peer, conn.edge, &msg);
+            self.closed_edge(conn.edge);
+            self.events.push_back(Event::Disconnected {
+                peer: conn.peer,
+                reason: DisconnectReason::Local(CloseReason::Leaving),
+            });
+        }
+        self.attempts.clear();
+        self.ctms.clear();
+        self.state = State::Left;
+    }
+
+    /// This node's P2P address.
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    /// The protocol parameters.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether both ring neighbours are linked and agree that this node sits between them.
+    pub fn is_correctly_connected(&self) -> bool {
+        self.correct
+    }
+
+    /// Whether the node has left (or not yet joined).
+    pub fn is_running(&self) -> bool {
+        self.state == State::Running
+    }
+
+    /// The connections, in no particular order.
+    pub fn connections(&self) -> impl Iterator<Item = &Connection> {
+        self.table.iter()
+    }
+
+    /// The closest connected peer on each side of the ring: (left, right).
+    pub fn ring_neighbors(&self) -> (Option<Address>, Option<Address>) {
+        (
+            self.view.left.first().copied(),
+            self.view.right.first().copied(),
+        )
+    }
+
+    /// Transport addresses this node advertises: local ones and those peers observed.
+    pub fn advertised_transports(&self) -> Vec<TransportAddr> {
+        self.nat.advertised()
+    }
+
+    /// Public addresses peers observed for this node, most recent first.
+    pub fn learned_addresses(&self) -> &[LearnedAddress] {
+        self.nat.learned()
+    }
+
+    /// Estimated number of nodes in the overlay, from the spacing of ring neighbours.
+    pub fn network_size_estimate(&self) -> f64 {
+        maintenance::estimate_size(self.address, &self.view, self.table.len())
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The next datagram to send, swapped into `buf` (the node keeps `buf`'s old
+    /// allocation for reuse, so steady-state sending does not allocate).
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<TransportAddr> {
+        self.outbox.pop(buf)
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// A routed message for the layer above that did not arrive in a caller's buffer
+    /// (sent by this node to itself, the second copy of a pair delivery, or relayed).
+    pub fn poll_delivery(&mut self) -> Option<(RoutedHeader, Vec<u8>)> {
+        self.inbox.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state != State::Running {
+            return None;
+        }
+        let mut next = self.timers.next_tick;
+        for a in &self.attempts {
+            next = next.min(a.next_send);
+        }
+        Some(next)
+    }
+
+    /// Handles one datagram received from `from`. Forwarded datagrams are rewritten in
+    /// `buf` and returned as [`Handled::Forward`]; payloads for the layer above come
+    /// back as [`Handled::Deliver`].
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: TransportAddr,
+        buf: &mut [u8],
+    ) -> Handled {
+        if self.state != State::Running {
+            return Handled::Done;
+        }
+        let src = Source {
+            edge: Edge::Direct(from),
+            relay_peer: None,
+        };
+        self.handle_edge_datagram(now, src, buf)
+    }
+
+    /// The driver lost a transport (a TCP stream closed): drop connections over it.
+    pub fn handle_transport_closed(&mut self, now: Instant, t: TransportAddr) {
+        let peers: Vec<Address> = self
+            .table
+            .iter()
+            .filter(|c| c.edge == Edge::Direct(t))
+            .map(|c| c.peer)
+            .collect();
+        for peer in peers {
+            self.drop_connection(now, peer, DisconnectReason::TransportClosed);
+        }
+    }
+
+    fn handle_edge_datagram(&mut self, now: Instant, src: Source, buf: &mut [u8]) -> Handled {
+        let msg = match wire::parse(buf) {
+            Ok(m) => m,
+            Err(_) => {
+                self.stats.malformed += 1;
+                return Handled::Done;
+            }
+        };
+        let len = buf.len() as u64;
+        if let Some(conn) = self.find_conn_mut(src) {
+            conn.last_recv = now;
+            conn.counters.rx_packets += 1;
+            conn.counters.rx_bytes += len;
+        }
+        match msg {
+            Message::LinkRequest(req) => self.on_link_request(now, src, &req),
+            Message::LinkResponse(resp) => self.on_link_response(now, src, &resp),
+            Message::Ping(s) => self.on_status(now, src, &s, true),
+            Message::Pong(s) => self.on_status(now, src, &s, false),
+            Message::Close(c) => self.on_close(now, src, &c),
+            Message::Routed(r) => {
+                let header = r.header;
+                let offset = buf.len() - r.payload.len();
+                return self.on_routed(now, header, buf, offset);
+            }
+        }
+        Handled::Done
+    }
+
+    fn find_conn_mut(&mut self, src: Source) -> Option<&mut Connection> {
+        match (src.edge, src.relay_peer) {
+            (Edge::Direct(t), _) => self.table.by_transport_mut(t),
+            (edge, Some(peer)) => self.table.get_mut(peer).filter(|c| c.edge == edge),
+            (Edge::Relay { .. }, None) => None,
+        }
+    }
+
+    /// Sends an edge-level message to `peer` over `edge`.
+    fn send_on_edge(&mut self, peer: Address, edge: Edge, msg: &Message<'_>) {
+        match edge {
+            Edge::Direct(t) => {
+                let len = self.outbox.push_message(t, msg);
+                if let Some(c) = self.table.get_mut(peer) {
+                    c.counters.tx_packets += 1;
+                    c.counters.tx_bytes += len as u64;
+                }
+            }
+            Edge::Relay { via } => self.send_tunnelled(peer, via, msg),
+        }
+    }
+
+    /// Sends to a transport address that may not belong to a connection yet.
+    fn send_to_transport(&mut self, t: TransportAddr, msg: &Message<'_>) {
+        self.outbox.push_message(t, msg);
+    }
+
+    fn closed_edge(&mut self, edge: Edge) {
+        if let Edge::Direct(t) = edge {
+            if !self.table.iter().any(|c| c.edge == edge) {
+                self.events.push_back(Event::EdgeClosed(t));
+            }
+        }
+    }
+
+    fn drop_connection(&mut self, now: Instant, peer: Address, reason: DisconnectReason) {
+        if let Some(conn) = self.table.remove(peer) {
+            self.closed_edge(conn.edge);
+            self.events.push_back(Event::Disconnected { peer, reason });
+            if matches!(
+                reason,
+                DisconnectReason::Timeout | DisconnectReason::Closed(CloseReason::Leaving)
+            ) {
+                self.recently_gone.push((peer, now));
+            }
+            self.table_changed(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

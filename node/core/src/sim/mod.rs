@@ -1,0 +1,414 @@
+//! A deterministic simulator that runs many [`Node`]s in virtual time.
+//!
+//! Datagrams travel through a simulated network with a per-pair latency drawn from a
+//! distribution, optional per-packet jitter, and loss. Nodes can be started, crashed
+//! (they vanish without a word) or made to leave gracefully at any virtual time. All
+//! randomness comes from one seeded generator and no hash map is ever iterated, so the
+//! same seed gives the same run, event for event.
+
+mod scenario;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{Rng, RngExt, SeedableRng};
+
+pub use scenario::{Phase, Report, Scenario, percentile};
+
+use crate::address::Address;
+use crate::overlay::{Config, Event, Handled, Node};
+use crate::transport::TransportAddr;
+use crate::wire::RoutedHeader;
+
+/// The simulated underlay network.
+#[derive(Debug, Clone, Copy)]
+pub struct Network {
+    /// Mean one-way latency; each pair of nodes gets a fixed latency drawn uniformly
+    /// from `[latency/2, 3·latency/2]`.
+    pub latency: Duration,
+    /// Extra per-packet delay drawn uniformly from `[0, jitter)` (reorders packets).
+    pub jitter: Duration,
+    /// Probability that a datagram is lost.
+    pub loss: f64,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            latency: Duration::from_millis(20),
+            jitter: Duration::ZERO,
+            loss: 0.0,
+        }
+    }
+}
+
+/// Counters of the simulated network.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NetStats {
+    /// Datagrams handed to the network.
+    pub sent: u64,
+    /// Datagrams lost to the loss setting.
+    pub lost: u64,
+    /// Datagrams addressed to a crashed, departed or unknown node.
+    pub undeliverable: u64,
+}
+
+/// A simulated node and its bookkeeping.
+#[derive(Debug)]
+pub struct SimNode {
+    /// The protocol state machine.
+    pub node: Node,
+    /// Its transport address on the simulated network.
+    pub transport: TransportAddr,
+    /// Started and neither crashed nor departed.
+    pub alive: bool,
+    /// When it was started.
+    pub started: Option<Instant>,
+    /// When it first became correctly connected.
+    pub connected_at: Option<Instant>,
+    timer: Option<Instant>,
+}
+
+#[derive(Debug)]
+enum Pending {
+    Packet {
+        to: usize,
+        from: TransportAddr,
+        data: Vec<u8>,
+    },
+    Timer {
+        node: usize,
+    },
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    at: Instant,
+    seq: u64,
+    what: Pending,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// Something a node reported that the simulation keeps for the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// Index of the node.
+    pub node: usize,
+    /// What happened.
+    pub event: Event,
+}
+
+/// The simulator.
+#[derive(Debug)]
+pub struct Sim {
+    base: Instant,
+    now: Instant,
+    seed: u64,
+    rng: Xoshiro256PlusPlus,
+    net: Network,
+    config: Config,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+    nodes: Vec<SimNode>,
+    by_addr: HashMap<SocketAddr, usize>,
+    pool: Vec<Vec<u8>>,
+    observed: Vec<Observed>,
+    deliveries: Vec<(usize, RoutedHeader, Vec<u8>)>,
+    stats: NetStats,
+}
+
+impl Sim {
+    /// An empty simulation.
+    pub fn new(seed: u64, net: Network, config: Config) -> Self {
+        let base = Instant::now();
+        Sim {
+            base,
+            now: base,
+            seed,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            net,
+            config,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            nodes: Vec::new(),
+            by_addr: HashMap::new(),
+            pool: Vec::new(),
+            observed: Vec::new(),
+            deliveries: Vec::new(),
+            stats: NetStats::default(),
+        }
+    }
+
+    /// The current virtual time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Virtual time elapsed since the simulation began.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.base
+    }
+
+    /// The instant `d` after the simulation began.
+    pub fn at(&self, d: Duration) -> Instant {
+        self.base + d
+    }
+
+    /// The network counters.
+    pub fn net_stats(&self) -> NetStats {
+        self.stats
+    }
+
+    /// The simulation's random generator (for scenario choices).
+    pub fn rng(&mut self) -> &mut Xoshiro256PlusPlus {
+        &mut self.rng
+    }
+
+    /// All nodes ever added.
+    pub fn nodes(&self) -> &[SimNode] {
+        &self.nodes
+    }
+
+    /// One node.
+    pub fn node(&self, i: usize) -> &SimNode {
+        &self.nodes[i]
+    }
+
+    /// One node, mutably (to call its API, e.g. to send).
+    pub fn node_mut(&mut self, i: usize) -> &mut Node {
+        &mut self.nodes[i].node
+    }
+
+    /// Adds a node with a random address (not started yet); returns its index.
+    pub fn add_node(&mut self) -> usize {
+        let address = Address::random(&mut self.rng);
+        self.add_node_with_address(address)
+    }
+
+    /// Adds a node with the given address (not started yet); returns its index.
+    pub fn add_node_with_address(&mut self, address: Address) -> usize {
+        let i = self.nodes.len();
+        // 198.18.0.0/15 holds 131 072 hosts.
+        let host = u32::try_from(i).expect("fewer than 2^32 nodes") + 1;
+        let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + host);
+        let transport = TransportAddr::udp(SocketAddr::new(ip.into(), 4000));
+        let seed = self.seed ^ self.rng.next_u64();
+        let mut node = Node::new(self.config.clone(), address, seed, self.now);
+        node.add_local_transport(transport);
+        self.by_addr.insert(transport.addr, i);
+        self.nodes.push(SimNode {
+            node,
+            transport,
+            alive: false,
+            started: None,
+            connected_at: None,
+            timer: None,
+        });
+        i
+    }
+
+    /// Starts node `i` now, bootstrapping from `bootstrap`.
+    pub fn start(&mut self, i: usize, bootstrap: &[TransportAddr]) {
+        let now = self.now;
+        let n = &mut self.nodes[i];
+        n.alive = true;
+        n.started = Some(now);
+        n.node.join(now, bootstrap);
+        self.drain(i);
+    }
+
+    /// Crashes node `i`: it stops at once and tells nobody.
+    pub fn crash(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        n.alive = false;
+        n.timer = None;
+    }
+
+    /// Node `i` leaves gracefully (its Close messages still go out).
+    pub fn leave(&mut self, i: usize) {
+        self.nodes[i].node.leave();
+        self.drain(i);
+        self.nodes[i].alive = false;
+        self.nodes[i].timer = None;
+    }
+
+    /// Calls `f` on node `i` with the current time (e.g. to send something), then moves what it queued onto
+    /// the network.
+    pub fn act<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, Instant) -> R) -> R {
+        let r = f(&mut self.nodes[i].node, self.now);
+        self.drain(i);
+        r
+    }
+
+    /// Takes the events nodes reported since the last call.
+    pub fn take_observed(&mut self) -> Vec<Observed> {
+        std::mem::take(&mut self.observed)
+    }
+
+    /// Takes the routed messages delivered to the layer above since the last call.
+    pub fn take_deliveries(&mut self) -> Vec<(usize, RoutedHeader, Vec<u8>)> {
+        std::mem::take(&mut self.deliveries)
+    }
+
+    /// Processes every scheduled event up to and including `until`, then sets the clock
+    /// to `until`.
+    pub fn run_until(&mut self, until: Instant) {
+        while let Some(Reverse(next)) = self.queue.peek() {
+            if next.at > until {
+                break;
+            }
+            let Some(Reverse(ev)) = self.queue.pop() else {
+                break;
+            };
+            self.now = self.now.max(ev.at);
+            match ev.what {
+                Pending::Packet { to, from, data } => self.deliver_packet(to, from, data),
+                Pending::Timer { node } => {
+                    let n = &mut self.nodes[node];
+                    if n.alive && n.timer == Some(ev.at) {
+                        n.timer = None;
+                        n.node.handle_timeout(self.now);
+                        self.drain(node);
+                    }
+                }
+            }
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Runs for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until);
+    }
+
+    fn deliver_packet(&mut self, to: usize, from: TransportAddr, mut data: Vec<u8>) {
+        if !self.nodes[to].alive {
+            self.stats.undeliverable += 1;
+            self.pool.push(data);
+            return;
+        }
+        let now = self.now;
+        match self.nodes[to].node.handle_datagram(now, from, &mut data) {
+            Handled::Forward(t) => {
+                data.truncate(t.len);
+                let src = self.nodes[to].transport;
+                self.send(src, t.dst, data);
+            }
+            Handled::Deliver(d) => {
+                let payload = data[d.payload].to_vec();
+                self.deliveries.push((to, d.header, payload));
+                self.pool.push(data);
+            }
+            Handled::Done => self.pool.push(data),
+        }
+        self.drain(to);
+    }
+
+    /// Moves a node's queued datagrams onto the network, keeps its events, and
+    /// re-arms its timer.
+    fn drain(&mut self, i: usize) {
+        let src = self.nodes[i].transport;
+        loop {
+            let mut buf = self.pool.pop().unwrap_or_default();
+            let Some(dst) = self.nodes[i].node.poll_transmit(&mut buf) else {
+                self.pool.push(buf);
+                break;
+            };
+            self.send(src, dst, buf);
+        }
+        while let Some(event) = self.nodes[i].node.poll_event() {
+            if event == Event::CorrectlyConnected && self.nodes[i].connected_at.is_none() {
+                self.nodes[i].connected_at = Some(self.now);
+            }
+            self.observed.push(Observed { node: i, event });
+        }
+        while let Some((header, payload)) = self.nodes[i].node.poll_delivery() {
+            self.deliveries.push((i, header, payload));
+        }
+        let n = &mut self.nodes[i];
+        if !n.alive {
+            return;
+        }
+        if let Some(t) = n.node.poll_timeout() {
+            let t = t.max(self.now);
+            if n.timer.is_none_or(|cur| t < cur) {
+                n.timer = Some(t);
+                self.seq += 1;
+                self.queue.push(Reverse(Scheduled {
+                    at: t,
+                    seq: self.seq,
+                    what: Pending::Timer { node: i },
+                }));
+            }
+        }
+    }
+
+    fn send(&mut self, src: TransportAddr, dst: TransportAddr, data: Vec<u8>) {
+        self.stats.sent += 1;
+        let Some(&to) = self.by_addr.get(&dst.addr) else {
+            self.stats.undeliverable += 1;
+            self.pool.push(data);
+            return;
+        };
+        if self.net.loss > 0.0 && self.rng.random_bool(self.net.loss) {
+            self.stats.lost += 1;
+            self.pool.push(data);
+            return;
+        }
+        let from = self.by_addr[&src.addr];
+        let delay = self.latency(from, to) + self.jitter();
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled {
+            at: self.now + delay,
+            seq: self.seq,
+            what: Pending::Packet {
+                to,
+                from: src,
+                data,
+            },
+        }));
+    }
+
+    /// The fixed one-way latency between two nodes, from a hash of the pair and seed.
+    fn latency(&self, a: usize, b: usize) -> Duration {
+        let (lo, hi) = (a.min(b) as u64, a.max(b) as u64);
+        let h = splitmix64(self.seed ^ splitmix64(lo << 32 | hi));
+        let u = (h >> 11) as f64 / (1u64 << 53) as f64;
+        self.net.latency.mul_f64(0.5 + u)
+    }
+
+    fn jitter(&mut self) -> Duration {
+        if self.net.jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            self.net.jitter.mul_f64(self.rng.random_range(0.0..1.0))
+        }
+    }
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}

@@ -1,0 +1,387 @@
+//! A standard simulation scenario: N nodes join at a steady rate, the overlay settles,
+//! the ring and routing are checked; then optional churn (crashes, graceful leaves,
+//! joins) and the same checks again. `ipop-sim` and the simulation tests both run this.
+
+use std::time::Duration;
+
+use rand::RngExt;
+
+use super::{Network, Sim};
+use crate::overlay::{Config, Event};
+use crate::transport::TransportAddr;
+use crate::wire::Roles;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Nodes that join at the start.
+    pub nodes: usize,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// The simulated underlay.
+    pub network: Network,
+    /// Protocol parameters of every node.
+    pub config: Config,
+    /// The first nodes serve as bootstrap nodes for all others.
+    pub bootstrap_nodes: usize,
+    /// Nodes started per virtual second.
+    pub join_rate: f64,
+    /// Longest virtual time to wait for the overlay to settle after joins or churn.
+    pub settle: Duration,
+    /// Virtual time the settled overlay runs before routes are tested (far
+    /// connections form after a node is correctly connected).
+    pub warmup: Duration,
+    /// Random exact-routed probes sent in each check.
+    pub routes: usize,
+    /// Fraction of nodes that crash during the churn window (bootstrap nodes excepted).
+    pub crash: f64,
+    /// Fraction of nodes that leave gracefully during the churn window.
+    pub leave: f64,
+    /// Fraction of `nodes` that join anew during the churn window.
+    pub join: f64,
+    /// Virtual time over which churn events are spread.
+    pub churn_window: Duration,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            nodes: 1000,
+            seed: 1,
+            network: Network::default(),
+            config: Config::default(),
+            bootstrap_nodes: 4,
+            join_rate: 100.0,
+            settle: Duration::from_secs(120),
+            warmup: Duration::from_secs(15),
+            routes: 10_000,
+            crash: 0.0,
+            leave: 0.0,
+            join: 0.0,
+            churn_window: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Scenario {
+    fn has_churn(&self) -> bool {
+        self.crash > 0.0 || self.leave > 0.0 || self.join > 0.0
+    }
+}
+
+/// The state of the overlay at one check.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phase {
+    /// Nodes alive.
+    pub live_nodes: usize,
+    /// Live nodes that are correctly connected.
+    pub correctly_connected: usize,
+    /// Every live node's closest peers on each side are its true ring neighbours.
+    pub ring_consistent: bool,
+    /// Live nodes whose view of their ring neighbours is wrong.
+    pub ring_errors: usize,
+    /// Virtual seconds until the overlay settled (or the limit).
+    pub settle_s: f64,
+    /// Probes sent.
+    pub routes_tried: usize,
+    /// Probes that reached exactly their destination.
+    pub routes_delivered: usize,
+    /// Mean overlay hops of delivered probes.
+    pub hops_mean: f64,
+    /// 99th percentile of hops.
+    pub hops_p99: f64,
+    /// Largest hop count seen.
+    pub hops_max: u8,
+    /// Mean connections per live node.
+    pub connections_mean: f64,
+    /// Mean structured far connections (not also near) per live node.
+    pub far_mean: f64,
+    /// Mean estimate of the overlay size across live nodes.
+    pub size_estimate_mean: f64,
+}
+
+/// The outcome of a scenario.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// Nodes that joined at the start.
+    pub nodes: usize,
+    /// Initial nodes that became correctly connected.
+    pub joined: usize,
+    /// Virtual seconds from a node's start to correctly connected: median.
+    pub join_s_p50: f64,
+    /// ... 99th percentile.
+    pub join_s_p99: f64,
+    /// ... slowest.
+    pub join_s_max: f64,
+    /// Checks after the joins.
+    pub after_join: Phase,
+    /// Checks after churn, if any.
+    pub after_churn: Option<Phase>,
+    /// Nodes crashed during churn.
+    pub crashed: usize,
+    /// Nodes that left gracefully during churn.
+    pub left: usize,
+    /// Nodes that joined during churn.
+    pub joined_during_churn: usize,
+    /// Virtual seconds simulated.
+    pub virtual_s: f64,
+    /// Datagrams sent over the simulated network.
+    pub datagrams: u64,
+    /// Datagrams lost.
+    pub lost: u64,
+}
+
+/// Nearest-rank percentile of sorted values (`p` in 0..=100); 0 for no values.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+impl Scenario {
+    /// Runs the scenario. `progress` is told the stage and how far along it is (0..=1).
+    pub fn run(&self, progress: &mut dyn FnMut(&str, f64)) -> Report {
+        let mut sim = Sim::new(self.seed, self.network, self.config.clone());
+        for _ in 0..self.nodes {
+            sim.add_node();
+        }
+        let bootstrap: Vec<TransportAddr> = (0..self.bootstrap_nodes.min(self.nodes))
+            .map(|i| sim.node(i).transport)
+            .collect();
+
+        for i in 0..self.nodes {
+            let at = sim.at(Duration::from_secs_f64(i as f64 / self.join_rate));
+            sim.run_until(at);
+            sim.start(i, &bootstrap);
+            if i % 256 == 0 {
+                sim.take_observed();
+                progress("join", i as f64 / self.nodes as f64);
+            }
+        }
+        let mut report = Report {
+            nodes: self.nodes,
+            ..Report::default()
+        };
+        let after_join = self.settle_and_check(&mut sim, 0, progress);
+        let mut join_s: Vec<f64> = sim.nodes()[..self.nodes]
+            .iter()
+            .filter_map(|n| Some((n.connected_at? - n.started?).as_secs_f64()))
+            .collect();
+        join_s.sort_by(f64::total_cmp);
+        report.joined = join_s.len();
+        report.join_s_p50 = percentile(&join_s, 50.0);
+        report.join_s_p99 = percentile(&join_s, 99.0);
+        report.join_s_max = join_s.last().copied().unwrap_or(0.0);
+
+        if self.has_churn() {
+            self.churn(&mut sim, &bootstrap, &mut report, progress);
+            report.after_churn = Some(self.settle_and_check(&mut sim, 1, progress));
+        }
+        report.after_join = after_join;
+        report.virtual_s = sim.elapsed().as_secs_f64();
+        let net = sim.net_stats();
+        report.datagrams = net.sent;
+        report.lost = net.lost;
+        report
+    }
+
+    fn churn(
+        &self,
+        sim: &mut Sim,
+        bootstrap: &[TransportAddr],
+        report: &mut Report,
+        progress: &mut dyn FnMut(&str, f64),
+    ) {
+        #[derive(Clone, Copy)]
+        enum Action {
+            Crash(usize),
+            Leave(usize),
+            Join(usize),
+        }
+        let mut candidates: Vec<usize> = (self.bootstrap_nodes..sim.nodes().len())
+            .filter(|&i| sim.node(i).alive)
+            .collect();
+        let n = self.nodes as f64;
+        let crash = ((self.crash * n).round() as usize).min(candidates.len());
+        let leave = ((self.leave * n).round() as usize).min(candidates.len() - crash);
+        let join = (self.join * n).round() as usize;
+        let mut actions: Vec<(Duration, Action)> = Vec::new();
+        let window = self.churn_window.as_secs_f64();
+        for k in 0..crash + leave {
+            let pick = sim.rng().random_range(0..candidates.len());
+            let victim = candidates.swap_remove(pick);
+            let at = Duration::from_secs_f64(sim.rng().random_range(0.0..window));
+            actions.push((
+                at,
+                if k < crash {
+                    Action::Crash(victim)
+                } else {
+                    Action::Leave(victim)
+                },
+            ));
+        }
+        for _ in 0..join {
+            let i = sim.add_node();
+            let at = Duration::from_secs_f64(sim.rng().random_range(0.0..window));
+            actions.push((at, Action::Join(i)));
+        }
+        actions.sort_by_key(|(at, _)| *at);
+        let start = sim.now();
+        let total = actions.len().max(1);
+        for (k, (at, action)) in actions.into_iter().enumerate() {
+            sim.run_until(start + at);
+            match action {
+                Action::Crash(i) => sim.crash(i),
+                Action::Leave(i) => sim.leave(i),
+                Action::Join(i) => sim.start(i, bootstrap),
+            }
+            if k % 64 == 0 {
+                sim.take_observed();
+                progress("churn", k as f64 / total as f64);
+            }
+        }
+        sim.run_until(start + self.churn_window);
+        report.crashed = crash;
+        report.left = leave;
+        report.joined_during_churn = join;
+    }
+
+    /// Runs until every live node is correctly connected and the ring is consistent
+    /// (or the settle limit), then routes probes between random live nodes.
+    fn settle_and_check(
+        &self,
+        sim: &mut Sim,
+        round: u64,
+        progress: &mut dyn FnMut(&str, f64),
+    ) -> Phase {
+        let start = sim.now();
+        let step = Duration::from_millis(500);
+        let mut phase = check_ring(sim);
+        while sim.now() - start < self.settle {
+            if phase.correctly_connected == phase.live_nodes && phase.ring_consistent {
+                break;
+            }
+            sim.run_for(step);
+            sim.take_observed();
+            phase = check_ring(sim);
+            progress(
+                "settle",
+                (sim.now() - start).as_secs_f64() / self.settle.as_secs_f64(),
+            );
+        }
+        phase.settle_s = (sim.now() - start).as_secs_f64();
+        sim.run_for(self.warmup);
+        sim.take_observed();
+        let settle_s = phase.settle_s;
+        phase = check_ring(sim);
+        phase.settle_s = settle_s;
+        self.route_test(sim, round, &mut phase, progress);
+        phase
+    }
+
+    fn route_test(
+        &self,
+        sim: &mut Sim,
+        round: u64,
+        phase: &mut Phase,
+        progress: &mut dyn FnMut(&str, f64),
+    ) {
+        let live: Vec<usize> = (0..sim.nodes().len())
+            .filter(|&i| sim.node(i).alive)
+            .collect();
+        if live.len() < 2 || self.routes == 0 {
+            return;
+        }
+        let id_base = round << 40;
+        let mut expected = Vec::with_capacity(self.routes);
+        sim.take_observed();
+        for k in 0..self.routes {
+            let a = live[sim.rng().random_range(0..live.len())];
+            let mut b = live[sim.rng().random_range(0..live.len())];
+            while b == a {
+                b = live[sim.rng().random_range(0..live.len())];
+            }
+            let dst = sim.node(b).node.address();
+            let sent = sim.act(a, |node, now| {
+                node.send_probe(now, dst, id_base + k as u64, false)
+            });
+            expected.push((b, sent.is_ok()));
+            if k % 100 == 99 {
+                sim.run_for(Duration::from_millis(10));
+                progress("routes", k as f64 / self.routes as f64);
+            }
+        }
+        sim.run_for(Duration::from_secs(10));
+        let mut hops: Vec<f64> = Vec::new();
+        let mut delivered = vec![false; expected.len()];
+        for o in sim.take_observed() {
+            if let Event::ProbeReceived { id, hops: h, .. } = o.event {
+                let Some(k) = id.checked_sub(id_base).map(|k| k as usize) else {
+                    continue;
+                };
+                if k < expected.len() && expected[k].0 == o.node && !delivered[k] {
+                    delivered[k] = true;
+                    hops.push(f64::from(h));
+                    phase.hops_max = phase.hops_max.max(h);
+                }
+            }
+        }
+        hops.sort_by(f64::total_cmp);
+        phase.routes_tried = expected.len();
+        phase.routes_delivered = hops.len();
+        phase.hops_mean = if hops.is_empty() {
+            0.0
+        } else {
+            hops.iter().sum::<f64>() / hops.len() as f64
+        };
+        phase.hops_p99 = percentile(&hops, 99.0);
+    }
+}
+
+/// Compares every live node's view of its ring neighbours with the truth.
+fn check_ring(sim: &Sim) -> Phase {
+    let mut live: Vec<(crate::address::Address, usize)> = sim
+        .nodes()
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.alive)
+        .map(|(i, n)| (n.node.address(), i))
+        .collect();
+    live.sort();
+    let count = live.len();
+    let mut errors = 0;
+    let mut correct = 0;
+    let (mut conns, mut far, mut size) = (0usize, 0usize, 0.0);
+    for (k, &(_, i)) in live.iter().enumerate() {
+        let node = &sim.node(i).node;
+        conns += node.connections().count();
+        far += node
+            .connections()
+            .filter(|c| c.roles.contains(Roles::FAR) && !c.roles.contains(Roles::NEAR))
+            .count();
+        size += node.network_size_estimate();
+        if node.is_correctly_connected() {
+            correct += 1;
+        }
+        if count < 2 {
+            continue;
+        }
+        let true_left = live[(k + count - 1) % count].0;
+        let true_right = live[(k + 1) % count].0;
+        if node.ring_neighbors() != (Some(true_left), Some(true_right)) {
+            errors += 1;
+        }
+    }
+    Phase {
+        live_nodes: count,
+        correctly_connected: correct,
+        ring_consistent: errors == 0,
+        ring_errors: errors,
+        connections_mean: conns as f64 / count.max(1) as f64,
+        far_mean: far as f64 / count.max(1) as f64,
+        size_estimate_mean: size / count.max(1) as f64,
+        ..Phase::default()
+    }
+}

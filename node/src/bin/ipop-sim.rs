@@ -1,0 +1,203 @@
+//! `ipop-sim`: runs the overlay protocol for many nodes in the deterministic simulator
+//! and reports how the overlay formed, routed and repaired itself.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use ipop_core::sim::{Network, Phase, Report, Scenario};
+use serde_json::{Value, json};
+
+/// Simulate an IPOP overlay of many nodes in virtual time (deterministic per seed).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Nodes that join at the start.
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// Seed of every random choice; the same seed gives the same run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Mean one-way link latency in ms (each pair of nodes draws one from [L/2, 3L/2]).
+    #[arg(long, default_value_t = 20.0)]
+    latency_ms: f64,
+    /// Extra per-packet delay, uniform in [0, J) ms.
+    #[arg(long, default_value_t = 0.0)]
+    jitter_ms: f64,
+    /// Probability that a datagram is lost.
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Fraction of nodes that crash during the churn window.
+    #[arg(long, default_value_t = 0.0)]
+    churn: f64,
+    /// Fraction of nodes that leave gracefully during the churn window.
+    #[arg(long, default_value_t = 0.0)]
+    leave: f64,
+    /// Fraction of --nodes that join anew during the churn window.
+    #[arg(long, default_value_t = 0.0)]
+    join: f64,
+    /// Virtual seconds over which churn is spread.
+    #[arg(long, default_value_t = 30.0)]
+    churn_window_s: f64,
+    /// Nodes started per virtual second.
+    #[arg(long, default_value_t = 100.0)]
+    join_rate: f64,
+    /// Virtual seconds the settled overlay runs before routes are tested.
+    #[arg(long, default_value_t = 15.0)]
+    warmup_s: f64,
+    /// Random exact-routed probes per check.
+    #[arg(long, default_value_t = 10_000)]
+    routes: usize,
+    /// Longest virtual time to wait for the overlay to settle, in seconds.
+    #[arg(long, default_value_t = 120.0)]
+    settle_s: f64,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    ensure!(args.nodes >= 1, "--nodes must be at least 1");
+    ensure!((0.0..1.0).contains(&args.loss), "--loss must be in [0, 1)");
+    ensure!(
+        args.churn + args.leave < 1.0,
+        "--churn + --leave must stay below 1"
+    );
+    ensure!(args.join_rate > 0.0, "--join-rate must be positive");
+    let scenario = Scenario {
+        nodes: args.nodes,
+        seed: args.seed,
+        network: Network {
+            latency: Duration::from_secs_f64(args.latency_ms / 1e3),
+            jitter: Duration::from_secs_f64(args.jitter_ms / 1e3),
+            loss: args.loss,
+        },
+        routes: args.routes,
+        crash: args.churn,
+        leave: args.leave,
+        join: args.join,
+        churn_window: Duration::from_secs_f64(args.churn_window_s),
+        join_rate: args.join_rate,
+        settle: Duration::from_secs_f64(args.settle_s),
+        warmup: Duration::from_secs_f64(args.warmup_s),
+        ..Scenario::default()
+    };
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(1000);
+        bar.set_style(ProgressStyle::with_template(
+            "{spinner} {msg:8} [{bar:40}] {elapsed}",
+        )?);
+        bar
+    };
+    let started = Instant::now();
+    let report = scenario.run(&mut |stage, frac| {
+        bar.set_message(stage.to_owned());
+        bar.set_position((frac.clamp(0.0, 1.0) * 1000.0) as u64);
+    });
+    bar.finish_and_clear();
+    let wall_s = started.elapsed().as_secs_f64();
+    let rss = ipop_node::sysinfo::peak_rss_mib();
+    if args.json {
+        println!("{}", to_json(&args, &report, wall_s, rss));
+    } else {
+        print_summary(&report, wall_s, rss);
+    }
+    Ok(())
+}
+
+fn phase_json(p: &Phase) -> Value {
+    json!({
+        "live_nodes": p.live_nodes,
+        "correctly_connected": p.correctly_connected,
+        "ring_consistent": p.ring_consistent,
+        "ring_errors": p.ring_errors,
+        "settle_s": p.settle_s,
+        "routes_tried": p.routes_tried,
+        "routes_delivered": p.routes_delivered,
+        "hops_mean": p.hops_mean,
+        "hops_p99": p.hops_p99,
+        "hops_max": p.hops_max,
+        "connections_mean": p.connections_mean,
+        "far_mean": p.far_mean,
+        "size_estimate_mean": p.size_estimate_mean,
+    })
+}
+
+fn to_json(args: &Args, r: &Report, wall_s: f64, rss: Option<f64>) -> Value {
+    let last = r.after_churn.as_ref().unwrap_or(&r.after_join);
+    json!({
+        "nodes": r.nodes,
+        "seed": args.seed,
+        "latency_ms": args.latency_ms,
+        "loss": args.loss,
+        "churn": args.churn,
+        "live_nodes": last.live_nodes,
+        "correctly_connected": last.correctly_connected,
+        "ring_consistent": last.ring_consistent,
+        "routes_tried": last.routes_tried,
+        "routes_delivered": last.routes_delivered,
+        "hops_mean": last.hops_mean,
+        "hops_p99": last.hops_p99,
+        "join_s_p50": r.join_s_p50,
+        "join_s_p99": r.join_s_p99,
+        "join_s_max": r.join_s_max,
+        "joined": r.joined,
+        "after_join": phase_json(&r.after_join),
+        "after_churn": r.after_churn.as_ref().map(phase_json),
+        "crashed": r.crashed,
+        "left": r.left,
+        "joined_during_churn": r.joined_during_churn,
+        "virtual_s": r.virtual_s,
+        "datagrams": r.datagrams,
+        "datagrams_lost": r.lost,
+        "wall_s": wall_s,
+        "peak_rss_mib": rss,
+    })
+}
+
+fn print_phase(title: &str, p: &Phase) {
+    println!("{title}");
+    println!(
+        "  correctly connected  {} / {} live nodes (settled after {:.1} s)",
+        p.correctly_connected, p.live_nodes, p.settle_s
+    );
+    println!(
+        "  ring consistent      {} ({} nodes with a wrong view of their neighbours)",
+        p.ring_consistent, p.ring_errors
+    );
+    println!(
+        "  routes delivered     {} / {}   hops mean {:.2}, p99 {}, max {}",
+        p.routes_delivered, p.routes_tried, p.hops_mean, p.hops_p99, p.hops_max
+    );
+    println!(
+        "  connections          {:.1} per node, {:.1} structured far; size estimate {:.0}",
+        p.connections_mean, p.far_mean, p.size_estimate_mean
+    );
+}
+
+fn print_summary(r: &Report, wall_s: f64, rss: Option<f64>) {
+    println!(
+        "{} nodes joined; {} correctly connected; join time p50 {:.2} s, p99 {:.2} s, max {:.2} s (virtual)",
+        r.nodes, r.joined, r.join_s_p50, r.join_s_p99, r.join_s_max
+    );
+    print_phase("after joins:", &r.after_join);
+    if let Some(p) = &r.after_churn {
+        println!(
+            "churn: {} crashed, {} left, {} joined",
+            r.crashed, r.left, r.joined_during_churn
+        );
+        print_phase("after churn:", p);
+    }
+    println!(
+        "{:.1} virtual s, {} datagrams ({} lost); wall {:.1} s, peak RSS {}",
+        r.virtual_s,
+        r.datagrams,
+        r.lost,
+        wall_s,
+        rss.map_or("n/a".to_owned(), |m| format!("{m:.0} MiB"))
+    );
+}
