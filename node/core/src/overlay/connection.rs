@@ -93,11 +93,15 @@ impl Connection {
         }
     }
 
-    /// Whether the connection carries routed traffic: some side keeps it for a
-    /// structured role. Pure bootstrap (leaf) connections do not, except to deliver to
-    /// the peer itself.
+    /// Whether the connection carries routed traffic for others: this node keeps it for
+    /// a structured role, or the peer does and does not hold it as its bootstrap (leaf)
+    /// connection. A joining node claims its bootstrap node as a neighbour until it
+    /// finds its place; trusting that claim would route other traffic (other joiners'
+    /// CTMs among it) into the joiner's partial view of the ring.
     pub fn is_routable(&self) -> bool {
-        (self.roles | self.peer_roles).intersects(Roles::STRUCTURED)
+        self.roles.intersects(Roles::STRUCTURED)
+            || (self.peer_roles.intersects(Roles::STRUCTURED)
+                && !self.peer_roles.contains(Roles::LEAF))
     }
 
     pub(crate) fn record_rtt(&mut self, sample: Duration) {

@@ -158,12 +158,29 @@ impl Node {
             }
         }
         let me = self.address;
-        let pending = self.ctms.iter().any(|c| c.target == me && c.via.is_none());
+        let pending = self.ctms.iter().any(|c| c.target == me);
         let due = !self.correct || now >= self.timers.next_ring_check;
         if pending || !due || self.table.is_empty() {
             return;
         }
-        if self.send_ctm(now, me, Mode::Pair, Roles::NEAR, None) {
+        // A node that is not correctly connected cannot trust its own view to route
+        // this CTM (it may sit in a stale fragment of the ring): it starts the CTM at
+        // its bootstrap node, or at a randomly chosen peer, so that retries take
+        // different paths.
+        let via = if self.correct {
+            None
+        } else {
+            let leaf = self
+                .table
+                .iter()
+                .find(|c| c.roles.contains(Roles::LEAF))
+                .map(|c| c.peer);
+            leaf.or_else(|| {
+                let i = self.rng.random_range(0..self.table.len());
+                self.table.iter().nth(i).map(|c| c.peer)
+            })
+        };
+        if self.send_ctm(now, me, Mode::Pair, Roles::NEAR, via) {
             let jitter = self
                 .config
                 .ring_check
@@ -347,34 +364,36 @@ impl Node {
             // address finds our neighbours instead.
             return;
         }
-        let mut wanted: Vec<Address> = Vec::new();
-        let mut gap = false;
+        // Peers the reporter names that lie between it and us (a gap in our view),
+        // and its own next neighbours on its far side (our second slot).
+        let mut between: Vec<Address> = Vec::new();
+        let mut next: Vec<Address> = Vec::new();
         if let Some(pos) = self.view.right.iter().position(|a| *a == reporter) {
             let d = me.cw_distance(reporter);
-            gap |= left.iter().any(|x| x != me && me.cw_distance(x) < d);
+            between.extend(left.iter().filter(|x| *x != me && me.cw_distance(*x) < d));
             if pos == 0 {
-                wanted.extend(right.iter().take(n.saturating_sub(1)));
+                next.extend(right.iter().take(n.saturating_sub(1)));
             }
         }
         if let Some(pos) = self.view.left.iter().position(|a| *a == reporter) {
             let d = reporter.cw_distance(me);
-            gap |= right.iter().any(|x| x != me && x.cw_distance(me) < d);
+            between.extend(right.iter().filter(|x| *x != me && x.cw_distance(me) < d));
             if pos == 0 {
-                wanted.extend(left.iter().take(n.saturating_sub(1)));
+                next.extend(left.iter().take(n.saturating_sub(1)));
             }
         }
-        if gap
-            && !self
-                .ctms
-                .iter()
-                .any(|c| c.target == me && c.via == Some(reporter))
-        {
-            // Nodes lie between us and this neighbour: rather than stepping towards
-            // them two at a time, let the neighbour route a CTM to our own address,
-            // which reaches our true neighbours in O(log n) hops.
+        let pending = self
+            .ctms
+            .iter()
+            .any(|c| c.target == me && c.via == Some(reporter));
+        if !between.is_empty() && !pending {
+            // Let the reporter route a CTM to our own address: it usually reaches our
+            // true neighbours in O(log n) hops. The CTMs to the peers it named step
+            // across the gap even where two chains of the ring interleave and greedy
+            // routing stays on one of them.
             self.send_ctm(now, me, Mode::Pair, Roles::NEAR, Some(reporter));
         }
-        self.link_neighbors(now, Some(reporter), wanted);
+        self.link_neighbors(now, Some(reporter), between.into_iter().chain(next));
     }
 
     /// Sends a CTM to each of `peers` that would be one of our nearest neighbours and is

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{Rng, RngExt, SeedableRng};
 
-pub use scenario::{Phase, Report, Scenario, percentile};
+pub use scenario::{Phase, Report, Scenario, describe_ring_errors, percentile};
 
 use crate::address::Address;
 use crate::overlay::{Config, Event, Handled, Node};

@@ -340,6 +340,63 @@ impl Scenario {
     }
 }
 
+/// Lists live nodes whose view of their ring neighbours is wrong or that are not
+/// correctly connected, with their view, the truth, and their connections (for failure
+/// messages of tests).
+pub fn describe_ring_errors(sim: &Sim, max: usize) -> String {
+    use std::fmt::Write;
+    let mut live: Vec<(crate::address::Address, usize)> = sim
+        .nodes()
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.alive)
+        .map(|(i, n)| (n.node.address(), i))
+        .collect();
+    live.sort();
+    let count = live.len();
+    let mut out = String::new();
+    let mut shown = 0;
+    for (k, &(addr, i)) in live.iter().enumerate() {
+        let node = &sim.node(i).node;
+        let truth = (live[(k + count - 1) % count].0, live[(k + 1) % count].0);
+        let view = node.ring_neighbors();
+        if view == (Some(truth.0), Some(truth.1)) && node.is_correctly_connected() {
+            continue;
+        }
+        shown += 1;
+        if shown > max {
+            let _ = writeln!(out, "...");
+            break;
+        }
+        let short = |a: Option<crate::address::Address>| a.map_or("-".to_owned(), |a| a.short());
+        let _ = writeln!(
+            out,
+            "node {i} {} correct={} view ({}, {}) truth ({}, {})",
+            addr.short(),
+            node.is_correctly_connected(),
+            short(view.0),
+            short(view.1),
+            truth.0.short(),
+            truth.1.short()
+        );
+        for c in node.connections() {
+            let list = |v: &[crate::address::Address]| {
+                v.iter().map(|a| a.short()).collect::<Vec<_>>().join(",")
+            };
+            let _ = writeln!(
+                out,
+                "    {} roles {} peer {} left [{}] right [{}]",
+                c.peer.short(),
+                c.roles.names(),
+                c.peer_roles.names(),
+                list(&c.peer_left),
+                list(&c.peer_right)
+            );
+        }
+    }
+    out
+}
+
 /// Compares every live node's view of its ring neighbours with the truth.
 fn check_ring(sim: &Sim) -> Phase {
     let mut live: Vec<(crate::address::Address, usize)> = sim

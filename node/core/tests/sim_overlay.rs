@@ -1,0 +1,110 @@
+//! Simulation tests of the overlay at scale: formation, routing, crash repair, churn
+//! under loss, graceful leave, and determinism. Each asserts what a user of the overlay
+//! would notice; failures print the nodes whose view of the ring is wrong.
+
+use std::time::Duration;
+
+use ipop_core::sim::{Network, Report, Scenario, Sim, describe_ring_errors};
+
+fn scenario(nodes: usize, seed: u64) -> Scenario {
+    Scenario {
+        nodes,
+        seed,
+        ..Scenario::default()
+    }
+}
+
+fn assert_healthy(report: &Report, phase: &ipop_core::sim::Phase) {
+    assert_eq!(phase.correctly_connected, phase.live_nodes, "{report:#?}");
+    assert!(phase.ring_consistent, "{report:#?}");
+}
+
+#[test]
+fn thousand_nodes_form_a_consistent_ring_and_deliver_every_route() {
+    let report = scenario(1000, 1).run(&mut |_, _| {});
+    let p = &report.after_join;
+    assert_eq!(p.live_nodes, 1000);
+    assert_healthy(&report, p);
+    assert_eq!(p.routes_tried, 10_000);
+    assert_eq!(p.routes_delivered, 10_000, "{report:#?}");
+    // Greedy routing over near and Kleinberg far links: O(log^2 n / k) hops, well under
+    // the hop limit (the benchmark reports the exact figures).
+    assert!(p.hops_max < 32, "{report:#?}");
+    assert_eq!(report.joined, 1000);
+}
+
+#[test]
+fn ring_reforms_and_routing_recovers_after_a_fifth_of_the_nodes_crash() {
+    let report = Scenario {
+        crash: 0.2,
+        ..scenario(1000, 2)
+    }
+    .run(&mut |_, _| {});
+    assert_eq!(report.crashed, 200);
+    let after = report.after_churn.as_ref().expect("churn ran");
+    assert_eq!(after.live_nodes, 800);
+    assert_healthy(&report, after);
+    assert_eq!(after.routes_delivered, after.routes_tried, "{report:#?}");
+}
+
+#[test]
+fn churn_with_loss_settles_into_a_consistent_ring() {
+    let report = Scenario {
+        crash: 0.1,
+        leave: 0.1,
+        join: 0.1,
+        network: Network {
+            loss: 0.01,
+            jitter: Duration::from_millis(5),
+            ..Network::default()
+        },
+        routes: 2000,
+        ..scenario(600, 3)
+    }
+    .run(&mut |_, _| {});
+    let after = report.after_churn.as_ref().expect("churn ran");
+    assert_eq!(after.live_nodes, 600 - 60 - 60 + 60);
+    assert_healthy(&report, after);
+    // Each overlay hop loses 1 %; routes of ~4.5 hops lose about 4.5 %.
+    let delivered = after.routes_delivered as f64 / after.routes_tried as f64;
+    assert!(delivered > 0.9, "{report:#?}");
+}
+
+#[test]
+fn graceful_leaves_are_repaired_before_any_timeout() {
+    let sc = scenario(300, 4);
+    let mut sim = Sim::new(sc.seed, sc.network, sc.config.clone());
+    for _ in 0..sc.nodes {
+        sim.add_node();
+    }
+    let boot: Vec<_> = (0..4).map(|i| sim.node(i).transport).collect();
+    for i in 0..sc.nodes {
+        sim.run_until(sim.at(Duration::from_secs_f64(i as f64 / 100.0)));
+        sim.start(i, &boot);
+    }
+    sim.run_for(Duration::from_secs(10));
+    let before = describe_ring_errors(&sim, 5);
+    assert!(before.is_empty(), "{before}");
+    for i in (10..300).step_by(10) {
+        sim.leave(i);
+    }
+    // Far less than the edge timeout: neighbours learn from the Close messages.
+    sim.run_for(sc.config.edge_timeout / 3);
+    let errors = describe_ring_errors(&sim, 5);
+    assert!(errors.is_empty(), "{errors}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run() {
+    let sc = Scenario {
+        routes: 500,
+        network: Network {
+            loss: 0.01,
+            jitter: Duration::from_millis(3),
+            ..Network::default()
+        },
+        crash: 0.1,
+        ..scenario(200, 7)
+    };
+    assert_eq!(sc.run(&mut |_, _| {}), sc.run(&mut |_, _| {}));
+}
