@@ -23,7 +23,10 @@ pub struct Cmd {
 impl Cmd {
     /// `program` with no arguments.
     pub fn new(program: impl Into<String>) -> Cmd {
-        Cmd { program: program.into(), ..Cmd::default() }
+        Cmd {
+            program: program.into(),
+            ..Cmd::default()
+        }
     }
 
     /// Adds one argument.
@@ -67,7 +70,10 @@ impl fmt::Display for Cmd {
 
 /// Quotes `s` for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -179,7 +185,11 @@ pub trait Host: Send + Sync + fmt::Debug {
         if output.success() {
             Ok(output)
         } else {
-            Err(HostError::Failed { host: self.name().to_string(), cmd: cmd.to_string(), output })
+            Err(HostError::Failed {
+                host: self.name().to_string(),
+                cmd: cmd.to_string(),
+                output,
+            })
         }
     }
 }
@@ -202,7 +212,10 @@ mod tests {
 
     #[test]
     fn commands_display_as_shell_lines() {
-        let cmd = Cmd::new("iperf3").args(["-c", "198.18.0.5"]).arg("it's").env("A", "b c");
+        let cmd = Cmd::new("iperf3")
+            .args(["-c", "198.18.0.5"])
+            .arg("it's")
+            .env("A", "b c");
         assert_eq!(cmd.to_string(), "A='b c' iperf3 -c 198.18.0.5 'it'\\''s'");
         assert_eq!(shell_quote(""), "''");
     }

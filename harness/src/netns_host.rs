@@ -32,7 +32,10 @@ pub struct NetnsHost {
 impl NetnsHost {
     /// The node `name` of a testbed this process built.
     pub fn new(bed: &Testbed, name: &str) -> Result<NetnsHost, wow_netns::Error> {
-        Ok(NetnsHost { node: bed.node(name)?.clone(), run: bed.run_dir().clone() })
+        Ok(NetnsHost {
+            node: bed.node(name)?.clone(),
+            run: bed.run_dir().clone(),
+        })
     }
 
     /// The node `name` of a run recorded on disk (built by another process).
@@ -42,8 +45,14 @@ impl NetnsHost {
             .nodes
             .iter()
             .find(|n| n.name == name)
-            .ok_or_else(|| wow_netns::Error::NoSuchNode { prefix: prefix.clone(), node: name.to_string() })?;
-        Ok(NetnsHost { node: node.clone(), run: RunDir::of(&prefix) })
+            .ok_or_else(|| wow_netns::Error::NoSuchNode {
+                prefix: prefix.clone(),
+                node: name.to_string(),
+            })?;
+        Ok(NetnsHost {
+            node: node.clone(),
+            run: RunDir::of(&prefix),
+        })
     }
 
     /// The node.
@@ -55,18 +64,31 @@ impl NetnsHost {
     pub fn command(&self, cmd: &Cmd) -> Result<Command, HostError> {
         let mut c = Command::new(&cmd.program);
         c.args(&cmd.args).envs(cmd.env.iter().map(|(k, v)| (k, v)));
-        let run_dir = self.run.node_run_dir(&self.node.name).map_err(|e| self.start_error(cmd, e))?;
-        Enter::host(&self.node.namespace, &self.node.name, &run_dir).apply(&mut c).map_err(|e| self.start_error(cmd, e))?;
+        let run_dir = self
+            .run
+            .node_run_dir(&self.node.name)
+            .map_err(|e| self.start_error(cmd, e))?;
+        Enter::host(&self.node.namespace, &self.node.name, &run_dir)
+            .apply(&mut c)
+            .map_err(|e| self.start_error(cmd, e))?;
         Ok(c)
     }
 
     fn start_error(&self, cmd: &Cmd, e: impl std::fmt::Display) -> HostError {
-        HostError::Start { host: self.node.name.clone(), cmd: cmd.to_string(), reason: e.to_string() }
+        HostError::Start {
+            host: self.node.name.clone(),
+            cmd: cmd.to_string(),
+            reason: e.to_string(),
+        }
     }
 
     fn start(&self, cmd: &Cmd) -> Result<Running, HostError> {
         let mut c = self.command(cmd)?;
-        c.stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        c.stdin(if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = c.spawn().map_err(|e| self.start_error(cmd, e))?;
         if let Some(record) = ProcessRecord::of(child.id()) {
@@ -78,7 +100,14 @@ impl NetnsHost {
         }
         let stdout = Capture::start(child.stdout.take());
         let stderr = Capture::start(child.stderr.take());
-        Ok(Running { host: self.node.name.clone(), child, stdout, stderr, status: None, timed_out: false })
+        Ok(Running {
+            host: self.node.name.clone(),
+            child,
+            stdout,
+            stderr,
+            status: None,
+            timed_out: false,
+        })
     }
 }
 
@@ -109,16 +138,35 @@ impl Host for NetnsHost {
     }
 
     fn copy_to(&self, local: &Path, remote: &str) -> Result<(), HostError> {
-        let io = |context: String, source| HostError::Io { host: self.node.name.clone(), context, source };
-        let bytes = std::fs::read(local).map_err(|e| io(format!("cannot read {}", local.display()), e))?;
-        let exec = std::fs::metadata(local).map_err(|e| io(format!("cannot stat {}", local.display()), e))?.permissions().mode() & 0o111 != 0;
-        let script = format!("cat > \"$1\" && chmod {} \"$1\"", if exec { "0755" } else { "0644" });
-        let cmd = Cmd::new("sh").args(["-c", script.as_str(), "sh", remote]).stdin(bytes);
+        let io = |context: String, source| HostError::Io {
+            host: self.node.name.clone(),
+            context,
+            source,
+        };
+        let bytes =
+            std::fs::read(local).map_err(|e| io(format!("cannot read {}", local.display()), e))?;
+        let exec = std::fs::metadata(local)
+            .map_err(|e| io(format!("cannot stat {}", local.display()), e))?
+            .permissions()
+            .mode()
+            & 0o111
+            != 0;
+        let script = format!(
+            "cat > \"$1\" && chmod {} \"$1\"",
+            if exec { "0755" } else { "0644" }
+        );
+        let cmd = Cmd::new("sh")
+            .args(["-c", script.as_str(), "sh", remote])
+            .stdin(bytes);
         self.check(&cmd, Duration::from_secs(60)).map(drop)
     }
 
     fn read_file(&self, remote: &str) -> Result<Vec<u8>, HostError> {
-        self.check(&Cmd::new("cat").args(["--", remote]), Duration::from_secs(60)).map(|o| o.stdout)
+        self.check(
+            &Cmd::new("cat").args(["--", remote]),
+            Duration::from_secs(60),
+        )
+        .map(|o| o.stdout)
     }
 }
 
@@ -245,6 +293,9 @@ impl Capture {
                 let _ = t.join();
             }
         }
-        self.buf.lock().map(|mut b| std::mem::take(&mut *b)).unwrap_or_default()
+        self.buf
+            .lock()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default()
     }
 }

@@ -65,8 +65,15 @@ pub fn project_namespaces(scope: &Scope) -> Vec<String> {
 pub fn clean(scope: &Scope) -> Result<Removed> {
     let mut removed = Removed::default();
     let namespaces = project_namespaces(scope);
-    let mut runs: BTreeSet<RunPrefix> = recorded_runs().into_iter().filter(|r| scope.covers(r)).collect();
-    runs.extend(namespaces.iter().filter_map(|ns| RunPrefix::of_namespace(ns)));
+    let mut runs: BTreeSet<RunPrefix> = recorded_runs()
+        .into_iter()
+        .filter(|r| scope.covers(r))
+        .collect();
+    runs.extend(
+        namespaces
+            .iter()
+            .filter_map(|ns| RunPrefix::of_namespace(ns)),
+    );
     let etc: Vec<String> = fs::read_dir(ETC_NETNS_DIR)
         .into_iter()
         .flatten()
@@ -78,7 +85,11 @@ pub fn clean(scope: &Scope) -> Result<Removed> {
 
     // 1. Processes: the recorded ones (verified by start time), then any process that
     //    still lives in one of the namespaces.
-    let mut doomed: Vec<ProcessRecord> = runs.iter().flat_map(|r| RunDir::of(r).processes()).filter(|p| p.is_alive()).collect();
+    let mut doomed: Vec<ProcessRecord> = runs
+        .iter()
+        .flat_map(|r| RunDir::of(r).processes())
+        .filter(|p| p.is_alive())
+        .collect();
     doomed.extend(processes_in(&namespaces));
     removed.processes = end_processes(&doomed, GRACE);
 
@@ -130,7 +141,8 @@ fn processes_in(namespaces: &[String]) -> Vec<ProcessRecord> {
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| pid != me)
         .filter(|pid| {
-            fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| ids.contains(&(m.dev(), m.ino())))
+            fs::metadata(format!("/proc/{pid}/ns/net"))
+                .is_ok_and(|m| ids.contains(&(m.dev(), m.ino())))
         })
         .filter_map(ProcessRecord::of)
         .collect()
@@ -156,7 +168,9 @@ pub fn end_processes(processes: &[ProcessRecord], grace: Duration) -> usize {
 }
 
 fn signal(pid: u32, sig: libc::c_int) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
     // SAFETY: kill has no memory effects; the pid was just verified by start time.
     unsafe { libc::kill(pid, sig) == 0 }
 }
@@ -176,7 +190,10 @@ pub fn leftovers(scope: &Scope) -> Vec<String> {
             .flatten()
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| n.starts_with(PROJECT_PREFIX) && RunPrefix::of_namespace(n).is_some_and(|r| scope.covers(&r)))
+            .filter(|n| {
+                n.starts_with(PROJECT_PREFIX)
+                    && RunPrefix::of_namespace(n).is_some_and(|r| scope.covers(&r))
+            })
             .map(|n| format!("{ETC_NETNS_DIR}/{n}")),
     );
     out

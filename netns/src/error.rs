@@ -16,7 +16,9 @@ pub enum Error {
     #[error(transparent)]
     Prefix(#[from] BadPrefix),
     /// A run with this prefix already exists.
-    #[error("a run with prefix {0} exists already; remove it with `wow-bench topo down --prefix {0}` or `wow-bench clean`")]
+    #[error(
+        "a run with prefix {0} exists already; remove it with `wow-bench topo down --prefix {0}` or `wow-bench clean`"
+    )]
     Busy(RunPrefix),
     /// No run with this prefix exists.
     #[error("no run with prefix {0} (see `wow-bench topo show`)")]
@@ -63,7 +65,10 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 

@@ -33,25 +33,37 @@ pub struct RouterRules {
 
 /// The rules for `site`, whose router has core address `wan` and whose hosts are `hosts`.
 pub fn router_rules(site: &Site, wan: Ipv4Addr, hosts: &[Ipv4Addr]) -> RouterRules {
-    let mut policies: BTreeMap<String, String> =
-        ["INPUT", "FORWARD", "OUTPUT"].into_iter().map(|c| (c.to_string(), "ACCEPT".to_string())).collect();
+    let mut policies: BTreeMap<String, String> = ["INPUT", "FORWARD", "OUTPUT"]
+        .into_iter()
+        .map(|c| (c.to_string(), "ACCEPT".to_string()))
+        .collect();
     let mut nat = String::new();
     let mut filter = Vec::new();
     let lan = site.subnet;
-    let cone = matches!(site.nat, NatProfile::FullCone | NatProfile::AddressRestricted);
+    let cone = matches!(
+        site.nat,
+        NatProfile::FullCone | NatProfile::AddressRestricted
+    );
     if cone {
         // Each inside host gets its own external port range, so two hosts never share
         // an external port (the learned map would flip between them).
         let span = (CONE_PORT_SPAN / hosts.len().max(1) as u32).min(1000);
         for (i, host) in hosts.iter().enumerate() {
             let lo = CONE_PORT_BASE + i as u32 * span;
-            let _ = writeln!(nat, "-A POSTROUTING -o wan -s {host}/32 -p udp -j MASQUERADE --to-ports {lo}-{}", lo + span - 1);
+            let _ = writeln!(
+                nat,
+                "-A POSTROUTING -o wan -s {host}/32 -p udp -j MASQUERADE --to-ports {lo}-{}",
+                lo + span - 1
+            );
         }
     }
     match site.nat {
         NatProfile::None => {}
         NatProfile::Symmetric => {
-            let _ = writeln!(nat, "-A POSTROUTING -o wan -s {lan} -j MASQUERADE --random-fully");
+            let _ = writeln!(
+                nat,
+                "-A POSTROUTING -o wan -s {lan} -j MASQUERADE --random-fully"
+            );
         }
         _ => {
             let _ = writeln!(nat, "-A POSTROUTING -o wan -s {lan} -j MASQUERADE");
@@ -61,7 +73,10 @@ pub fn router_rules(site: &Site, wan: Ipv4Addr, hosts: &[Ipv4Addr]) -> RouterRul
         // Without the INPUT rule a peer's early packet leaves an unreplied conntrack entry
         // on the router and the host's own mapping moves to another port.
         filter.push("-A INPUT -i wan -m conntrack --ctstate NEW -j DROP".to_string());
-        filter.push("-A FORWARD -i wan -m conntrack ! --ctstate ESTABLISHED,RELATED,DNAT -j DROP".to_string());
+        filter.push(
+            "-A FORWARD -i wan -m conntrack ! --ctstate ESTABLISHED,RELATED,DNAT -j DROP"
+                .to_string(),
+        );
     }
     match &site.firewall {
         Firewall::Open => {}
@@ -97,7 +112,10 @@ pub fn router_rules(site: &Site, wan: Ipv4Addr, hosts: &[Ipv4Addr]) -> RouterRul
         iptables.push('\n');
     }
     iptables.push_str("COMMIT\n");
-    RouterRules { iptables, nft: nft_table(site, wan) }
+    RouterRules {
+        iptables,
+        nft: nft_table(site, wan),
+    }
 }
 
 /// The learned-mapping table: `mapping` (external UDP port to inside address and port),
@@ -108,14 +126,20 @@ fn nft_table(site: &Site, wan: Ipv4Addr) -> Option<String> {
     if !(full || restricted || site.hairpin) {
         return None;
     }
-    let t = site.binding_timeout.unwrap_or(DEFAULT_BINDING_TIMEOUT).as_secs();
+    let t = site
+        .binding_timeout
+        .unwrap_or(DEFAULT_BINDING_TIMEOUT)
+        .as_secs();
     let lan = site.subnet;
     let mut s = format!(
         "table ip wow {{\n\
          \tmap mapping {{ type inet_service : ipv4_addr . inet_service; flags dynamic,timeout; timeout {t}s; }}\n"
     );
     if restricted {
-        let _ = writeln!(s, "\tset allowed {{ type inet_service . ipv4_addr; flags dynamic,timeout; timeout {t}s; }}");
+        let _ = writeln!(
+            s,
+            "\tset allowed {{ type inet_service . ipv4_addr; flags dynamic,timeout; timeout {t}s; }}"
+        );
     }
     // After MASQUERADE (srcnat) the packet carries its external port.
     let _ = writeln!(
@@ -134,10 +158,15 @@ fn nft_table(site: &Site, wan: Ipv4Addr) -> Option<String> {
         s.push_str("\t\tiifname \"wan\" dnat ip to udp dport map @mapping\n");
     }
     if restricted {
-        s.push_str("\t\tiifname \"wan\" udp dport . ip saddr @allowed dnat ip to udp dport map @mapping\n");
+        s.push_str(
+            "\t\tiifname \"wan\" udp dport . ip saddr @allowed dnat ip to udp dport map @mapping\n",
+        );
     }
     if site.hairpin {
-        let _ = writeln!(s, "\t\tiifname \"lan\" ip daddr {wan} dnat ip to udp dport map @mapping");
+        let _ = writeln!(
+            s,
+            "\t\tiifname \"lan\" ip daddr {wan} dnat ip to udp dport map @mapping"
+        );
     }
     s.push_str("\t}\n");
     if site.hairpin {
@@ -170,21 +199,37 @@ mod tests {
     #[test]
     fn port_restricted_has_the_input_new_drop_rule() {
         let r = rules("nat = \"port-restricted\"");
-        assert!(r.iptables.contains("-A POSTROUTING -o wan -s 198.19.1.0/24 -j MASQUERADE\n"));
-        assert!(r.iptables.contains("-A INPUT -i wan -m conntrack --ctstate NEW -j DROP"));
+        assert!(
+            r.iptables
+                .contains("-A POSTROUTING -o wan -s 198.19.1.0/24 -j MASQUERADE\n")
+        );
+        assert!(
+            r.iptables
+                .contains("-A INPUT -i wan -m conntrack --ctstate NEW -j DROP")
+        );
         assert!(r.nft.is_none());
     }
 
     #[test]
     fn symmetric_randomizes_ports() {
-        assert!(rules("nat = \"symmetric\"").iptables.contains("MASQUERADE --random-fully"));
+        assert!(
+            rules("nat = \"symmetric\"")
+                .iptables
+                .contains("MASQUERADE --random-fully")
+        );
     }
 
     #[test]
     fn cones_give_each_host_its_own_port_range_and_learn_mappings() {
         let r = rules("nat = \"address-restricted\"\nbinding_timeout_s = 7");
-        assert!(r.iptables.contains("-s 198.19.1.10/32 -p udp -j MASQUERADE --to-ports 20000-20999"));
-        assert!(r.iptables.contains("-s 198.19.1.11/32 -p udp -j MASQUERADE --to-ports 21000-21999"));
+        assert!(
+            r.iptables
+                .contains("-s 198.19.1.10/32 -p udp -j MASQUERADE --to-ports 20000-20999")
+        );
+        assert!(
+            r.iptables
+                .contains("-s 198.19.1.11/32 -p udp -j MASQUERADE --to-ports 21000-21999")
+        );
         let nft = r.nft.unwrap();
         assert!(nft.contains("udp dport . ip saddr @allowed dnat"));
         assert!(nft.contains("timeout 7s"));
@@ -195,7 +240,9 @@ mod tests {
 
     #[test]
     fn hairpin_adds_lan_side_dnat_and_snat() {
-        let nft = rules("nat = \"port-restricted\"\nhairpin = true").nft.unwrap();
+        let nft = rules("nat = \"port-restricted\"\nhairpin = true")
+            .nft
+            .unwrap();
         assert!(nft.contains("iifname \"lan\" ip daddr 198.18.0.1 dnat"));
         assert!(nft.contains("snat ip to 198.18.0.1"));
     }
@@ -206,11 +253,24 @@ mod tests {
         assert!(!open.iptables.contains("-A "), "{}", open.iptables);
         let fw = rules("firewall = \"outbound-only\"");
         assert!(fw.iptables.contains(":FORWARD DROP [0:0]"));
-        assert!(fw.iptables.contains("--ctstate ESTABLISHED,RELATED -j ACCEPT"));
-        assert!(rules("firewall = \"udp-blocked\"").iptables.contains("-A FORWARD -p udp -j DROP"));
-        let custom = rules("firewall = \"custom\"\nfirewall_rules = [\":FORWARD DROP\", \"-A FORWARD -p tcp --dport 22 -j ACCEPT\"]");
+        assert!(
+            fw.iptables
+                .contains("--ctstate ESTABLISHED,RELATED -j ACCEPT")
+        );
+        assert!(
+            rules("firewall = \"udp-blocked\"")
+                .iptables
+                .contains("-A FORWARD -p udp -j DROP")
+        );
+        let custom = rules(
+            "firewall = \"custom\"\nfirewall_rules = [\":FORWARD DROP\", \"-A FORWARD -p tcp --dport 22 -j ACCEPT\"]",
+        );
         assert!(custom.iptables.contains(":FORWARD DROP [0:0]"));
         assert!(!custom.iptables.contains(":FORWARD ACCEPT"));
-        assert!(custom.iptables.contains("-A FORWARD -p tcp --dport 22 -j ACCEPT\n"));
+        assert!(
+            custom
+                .iptables
+                .contains("-A FORWARD -p tcp --dport 22 -j ACCEPT\n")
+        );
     }
 }

@@ -119,7 +119,11 @@ impl Plan {
                 wan: wan_of(topology, &Attachment::Site(site.name.clone())),
             });
             if site.nat == NatProfile::None {
-                site_routes.push(SiteRoute { subnet: site.subnet, via: wan, router });
+                site_routes.push(SiteRoute {
+                    subnet: site.subnet,
+                    via: wan,
+                    router,
+                });
             }
             for i in 0..site.hosts {
                 let name = format!("{}-{i}", site.name);
@@ -172,12 +176,14 @@ impl Plan {
 
     /// Every namespace of the run, the core first.
     pub fn namespaces(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.core_namespace.as_str()).chain(self.nodes.iter().map(|n| n.namespace.as_str()))
+        std::iter::once(self.core_namespace.as_str())
+            .chain(self.nodes.iter().map(|n| n.namespace.as_str()))
     }
 
     /// The `/etc/hosts` every node of the run gets: each node's first address.
     pub fn hosts_file(&self) -> String {
-        let mut text = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        let mut text =
+            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
         for node in &self.nodes {
             if let Some(addr) = node.addresses.first() {
                 text.push_str(&format!("{addr}\t{}\n", node.name));
@@ -197,7 +203,11 @@ fn nth(net: Ipv4Net, i: u32) -> Ipv4Addr {
 }
 
 fn wan_of(topology: &Topology, attach: &Attachment) -> Option<LinkParams> {
-    topology.wans.iter().find(|w| &w.attach == attach).map(|w| w.link)
+    topology
+        .wans
+        .iter()
+        .find(|w| &w.attach == attach)
+        .map(|w| w.link)
 }
 
 #[cfg(test)]
@@ -212,16 +222,30 @@ mod tests {
                     [[wan]]\nsite = \"b\"\ndelay_ms = 5\n";
         let topology = Topology::parse(text, "x").unwrap();
         let plan = Plan::new(&topology, &RunPrefix::new("r").unwrap());
-        let addrs = |name: &str| plan.node(name).unwrap().addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let addrs = |name: &str| {
+            plan.node(name)
+                .unwrap()
+                .addresses
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(addrs("a-gw"), ["198.18.0.1", "198.19.1.1"]);
         assert_eq!(addrs("a-1"), ["198.19.1.11"]);
         assert_eq!(addrs("b-gw"), ["198.18.0.2", "198.19.2.1"]);
         assert_eq!(addrs("pub-1"), ["198.18.0.5", "198.18.0.6"]);
-        assert_eq!(plan.node("a-0").unwrap().gateway, Some(Ipv4Addr::new(198, 19, 1, 1)));
+        assert_eq!(
+            plan.node("a-0").unwrap().gateway,
+            Some(Ipv4Addr::new(198, 19, 1, 1))
+        );
         assert_eq!(plan.node("b-0").unwrap().namespace, "wow-r-b-0");
         assert_eq!(plan.core_namespace, "wow-r-core");
         assert_eq!(plan.namespaces().count(), 1 + 2 + 2 + 1 + 2);
-        assert_eq!(plan.site_routes.len(), 1, "only the routed site b needs a core route");
+        assert_eq!(
+            plan.site_routes.len(),
+            1,
+            "only the routed site b needs a core route"
+        );
         assert_eq!(plan.site_routes[0].via, Ipv4Addr::new(198, 18, 0, 2));
         let with_wan: Vec<_> = plan.core_links.iter().filter(|l| l.wan.is_some()).collect();
         assert_eq!(with_wan.len(), 1);

@@ -24,8 +24,14 @@ impl RunPrefix {
     pub fn new(prefix: &str) -> Result<RunPrefix, BadPrefix> {
         let ok = !prefix.is_empty()
             && prefix.len() <= MAX_LEN
-            && prefix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        if ok { Ok(RunPrefix(prefix.to_string())) } else { Err(BadPrefix(prefix.to_string())) }
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if ok {
+            Ok(RunPrefix(prefix.to_string()))
+        } else {
+            Err(BadPrefix(prefix.to_string()))
+        }
     }
 
     /// A prefix no other live process of this machine hands out: `t<pid><n>`, where `n`
@@ -55,7 +61,11 @@ impl RunPrefix {
     pub fn of_namespace(ns: &str) -> Option<RunPrefix> {
         let rest = ns.strip_prefix(PROJECT_PREFIX)?;
         let (run, node) = rest.split_once('-')?;
-        if node.is_empty() { None } else { RunPrefix::new(run).ok() }
+        if node.is_empty() {
+            None
+        } else {
+            RunPrefix::new(run).ok()
+        }
     }
 }
 

@@ -40,12 +40,19 @@ impl Change {
 /// addresses and two ports to answer every mode.
 pub fn serve(addresses: &[std::net::Ipv4Addr], ports: &[u16]) -> io::Result<()> {
     if addresses.len() < 2 || ports.len() < 2 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "the probe server needs two addresses and two ports"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the probe server needs two addresses and two ports",
+        ));
     }
     let mut sockets = Vec::new();
     for (ai, a) in addresses.iter().take(2).enumerate() {
         for (pi, p) in ports.iter().take(2).enumerate() {
-            sockets.push((ai, pi, Arc::new(UdpSocket::bind(SocketAddrV4::new(*a, *p))?)));
+            sockets.push((
+                ai,
+                pi,
+                Arc::new(UdpSocket::bind(SocketAddrV4::new(*a, *p))?),
+            ));
         }
     }
     let sockets = Arc::new(sockets);
@@ -60,13 +67,19 @@ pub fn serve(addresses: &[std::net::Ipv4Addr], ports: &[u16]) -> io::Result<()> 
                     let mut buf = [0u8; 512];
                     loop {
                         let (n, from) = sock.recv_from(&mut buf)?;
-                        let Some((txid, change, delay)) = parse_request(&buf[..n]) else { continue };
+                        let Some((txid, change, delay)) = parse_request(&buf[..n]) else {
+                            continue;
+                        };
                         let (ra, rp) = match change {
                             Change::Same => (ai, pi),
                             Change::Port => (ai, 1 - pi),
                             Change::AddrPort => (1 - ai, 1 - pi),
                         };
-                        let Some((_, _, out)) = sockets.iter().find(|(a, p, _)| *a == ra && *p == rp) else { continue };
+                        let Some((_, _, out)) =
+                            sockets.iter().find(|(a, p, _)| *a == ra && *p == rp)
+                        else {
+                            continue;
+                        };
                         let reply = format!("{MAGIC} {txid} {from}");
                         if delay.is_zero() {
                             out.send_to(reply.as_bytes(), from)?;
@@ -84,7 +97,10 @@ pub fn serve(addresses: &[std::net::Ipv4Addr], ports: &[u16]) -> io::Result<()> 
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(io::Error::other("probe thread panicked")))).collect()
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(io::Error::other("probe thread panicked")))
+        })
     })
 }
 
@@ -170,15 +186,28 @@ pub struct ClientOptions {
 /// Runs the RFC 5780 style tests against a [`serve`]r.
 pub fn classify(o: &ClientOptions) -> io::Result<Report> {
     let primary = SocketAddr::V4(o.primary);
-    let alt_addr_primary_port = SocketAddr::V4(SocketAddrV4::new(*o.alternate.ip(), o.primary.port()));
+    let alt_addr_primary_port =
+        SocketAddr::V4(SocketAddrV4::new(*o.alternate.ip(), o.primary.port()));
     let alternate = SocketAddr::V4(o.alternate);
     let mut txid = 0u64;
-    let mut ask = |sock: &UdpSocket, to: SocketAddr, change: Change, delay: Duration| -> io::Result<Option<SocketAddr>> {
+    let mut ask = |sock: &UdpSocket,
+                   to: SocketAddr,
+                   change: Change,
+                   delay: Duration|
+     -> io::Result<Option<SocketAddr>> {
         txid += 1;
         request(sock, to, txid, change, delay, o)
     };
     let s1 = bind()?;
-    let mut report = Report { blocked: false, local: None, mapped: None, mapping: None, filtering: None, hairpin: None, survives_idle: None };
+    let mut report = Report {
+        blocked: false,
+        local: None,
+        mapped: None,
+        mapping: None,
+        filtering: None,
+        hairpin: None,
+        survives_idle: None,
+    };
     let Some(x1) = ask(&s1, primary, Change::Same, Duration::ZERO)? else {
         report.blocked = true;
         return Ok(report);
@@ -198,13 +227,15 @@ pub fn classify(o: &ClientOptions) -> io::Result<Report> {
     });
     // Filtering on a fresh socket, so no earlier flow opens the way.
     let s2 = bind()?;
-    report.filtering = Some(if ask(&s2, primary, Change::AddrPort, Duration::ZERO)?.is_some() {
-        Filtering::EndpointIndependent
-    } else if ask(&s2, primary, Change::Port, Duration::ZERO)?.is_some() {
-        Filtering::AddressDependent
-    } else {
-        Filtering::AddressAndPortDependent
-    });
+    report.filtering = Some(
+        if ask(&s2, primary, Change::AddrPort, Duration::ZERO)?.is_some() {
+            Filtering::EndpointIndependent
+        } else if ask(&s2, primary, Change::Port, Duration::ZERO)?.is_some() {
+            Filtering::AddressDependent
+        } else {
+            Filtering::AddressAndPortDependent
+        },
+    );
     if o.hairpin {
         let s3 = bind()?;
         let s4 = bind()?;
@@ -212,7 +243,9 @@ pub fn classify(o: &ClientOptions) -> io::Result<Report> {
             let mut got = false;
             for _ in 0..o.tries {
                 s4.send_to(format!("{MAGIC} hairpin").as_bytes(), mapped)?;
-                if recv_matching(&s3, o.timeout, |text| text == format!("{MAGIC} hairpin"))?.is_some() {
+                if recv_matching(&s3, o.timeout, |text| text == format!("{MAGIC} hairpin"))?
+                    .is_some()
+                {
                     got = true;
                     break;
                 }
@@ -223,9 +256,13 @@ pub fn classify(o: &ClientOptions) -> io::Result<Report> {
     if let Some(idle) = o.idle {
         let s5 = bind()?;
         txid += 1;
-        s5.send_to(format!("{MAGIC} {txid} same {}", idle.as_millis()).as_bytes(), primary)?;
+        s5.send_to(
+            format!("{MAGIC} {txid} same {}", idle.as_millis()).as_bytes(),
+            primary,
+        )?;
         let want = format!("{MAGIC} {txid} ");
-        report.survives_idle = Some(recv_matching(&s5, idle + o.timeout, |t| t.starts_with(&want))?.is_some());
+        report.survives_idle =
+            Some(recv_matching(&s5, idle + o.timeout, |t| t.starts_with(&want))?.is_some());
     }
     Ok(report)
 }
@@ -242,7 +279,14 @@ fn local_address(sock: &UdpSocket, to: SocketAddr) -> io::Result<SocketAddr> {
     Ok(SocketAddr::new(ip, sock.local_addr()?.port()))
 }
 
-fn request(sock: &UdpSocket, to: SocketAddr, txid: u64, change: Change, delay: Duration, o: &ClientOptions) -> io::Result<Option<SocketAddr>> {
+fn request(
+    sock: &UdpSocket,
+    to: SocketAddr,
+    txid: u64,
+    change: Change,
+    delay: Duration,
+    o: &ClientOptions,
+) -> io::Result<Option<SocketAddr>> {
     let msg = format!("{MAGIC} {txid} {} {}", change.as_str(), delay.as_millis());
     let want = format!("{MAGIC} {txid} ");
     for _ in 0..o.tries {
@@ -254,7 +298,11 @@ fn request(sock: &UdpSocket, to: SocketAddr, txid: u64, change: Change, delay: D
     Ok(None)
 }
 
-fn recv_matching(sock: &UdpSocket, timeout: Duration, want: impl Fn(&str) -> bool) -> io::Result<Option<String>> {
+fn recv_matching(
+    sock: &UdpSocket,
+    timeout: Duration,
+    want: impl Fn(&str) -> bool,
+) -> io::Result<Option<String>> {
     let deadline = Instant::now() + timeout;
     let mut buf = [0u8; 512];
     loop {
@@ -271,7 +319,14 @@ fn recv_matching(sock: &UdpSocket, timeout: Duration, want: impl Fn(&str) -> boo
                     }
                 }
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(None);
+            }
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
             Err(e) => return Err(e),
         }
@@ -285,9 +340,22 @@ mod tests {
 
     #[test]
     fn requests_parse_and_garbage_is_ignored() {
-        assert_eq!(parse_request(b"WOWPROBE1 7 port 0"), Some((7, Change::Port, Duration::ZERO)));
-        assert_eq!(parse_request(b"WOWPROBE1 7 addr-port 250").map(|r| r.2), Some(Duration::from_millis(250)));
-        for bad in [&b""[..], b"WOWPROBE1", b"WOWPROBE1 x same 0", b"WOWPROBE1 1 sideways 0", b"\xff\xfe", b"STUN 1 same 0"] {
+        assert_eq!(
+            parse_request(b"WOWPROBE1 7 port 0"),
+            Some((7, Change::Port, Duration::ZERO))
+        );
+        assert_eq!(
+            parse_request(b"WOWPROBE1 7 addr-port 250").map(|r| r.2),
+            Some(Duration::from_millis(250))
+        );
+        for bad in [
+            &b""[..],
+            b"WOWPROBE1",
+            b"WOWPROBE1 x same 0",
+            b"WOWPROBE1 1 sideways 0",
+            b"\xff\xfe",
+            b"STUN 1 same 0",
+        ] {
             assert_eq!(parse_request(bad), None);
         }
     }
@@ -315,6 +383,9 @@ mod tests {
     }
 
     fn free_port() -> u16 {
-        UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).unwrap()
+        UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .unwrap()
     }
 }

@@ -18,7 +18,10 @@ pub(crate) fn register(prefix: &RunPrefix) {
         Ok(mut signals) => {
             std::thread::spawn(move || {
                 if let Some(sig) = signals.forever().next() {
-                    let live: Vec<RunPrefix> = LIVE.lock().map(|l| l.iter().cloned().collect()).unwrap_or_default();
+                    let live: Vec<RunPrefix> = LIVE
+                        .lock()
+                        .map(|l| l.iter().cloned().collect())
+                        .unwrap_or_default();
                     for prefix in live {
                         eprintln!("wow-netns: signal {sig}: removing run {prefix}");
                         if let Err(e) = clean(&Scope::Run(prefix)) {
@@ -29,7 +32,9 @@ pub(crate) fn register(prefix: &RunPrefix) {
                 }
             });
         }
-        Err(e) => eprintln!("wow-netns: cannot handle signals ({e}); Ctrl-C will leave namespaces behind"),
+        Err(e) => {
+            eprintln!("wow-netns: cannot handle signals ({e}); Ctrl-C will leave namespaces behind")
+        }
     });
     if let Ok(mut live) = LIVE.lock() {
         live.insert(prefix.clone());

@@ -32,7 +32,10 @@ pub struct ProcessRecord {
 impl ProcessRecord {
     /// The record of a live process.
     pub fn of(pid: u32) -> Option<ProcessRecord> {
-        Some(ProcessRecord { pid, start_time: proc_stat(pid)?.1 })
+        Some(ProcessRecord {
+            pid,
+            start_time: proc_stat(pid)?.1,
+        })
     }
 
     /// Whether the process is still the one recorded and has not exited.
@@ -79,7 +82,9 @@ pub struct RunDir {
 impl RunDir {
     /// The folder of run `prefix` (which may not exist).
     pub fn of(prefix: &RunPrefix) -> RunDir {
-        RunDir { path: Path::new(STATE_ROOT).join(prefix.as_str()) }
+        RunDir {
+            path: Path::new(STATE_ROOT).join(prefix.as_str()),
+        }
     }
 
     /// The folder.
@@ -90,32 +95,46 @@ impl RunDir {
     /// Creates the folder; fails with [`Error::Busy`] if it exists.
     pub(crate) fn create(prefix: &RunPrefix) -> Result<RunDir> {
         let dir = RunDir::of(prefix);
-        fs::create_dir_all(STATE_ROOT).map_err(|e| Error::io(format!("cannot create {STATE_ROOT} (run as root)"), e))?;
+        fs::create_dir_all(STATE_ROOT)
+            .map_err(|e| Error::io(format!("cannot create {STATE_ROOT} (run as root)"), e))?;
         match fs::create_dir(&dir.path) {
             Ok(()) => Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Busy(prefix.clone())),
-            Err(e) => Err(Error::io(format!("cannot create {}", dir.path.display()), e)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(Error::Busy(prefix.clone()))
+            }
+            Err(e) => Err(Error::io(
+                format!("cannot create {}", dir.path.display()),
+                e,
+            )),
         }
     }
 
     /// The private `/run` of a node (created on first use).
     pub fn node_run_dir(&self, node: &str) -> Result<PathBuf> {
         let dir = self.path.join("run").join(node);
-        fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         Ok(dir)
     }
 
     /// Saves the run record.
     pub(crate) fn save(&self, record: &RunRecord) -> Result<()> {
-        let text = serde_json::to_string_pretty(record).map_err(|e| Error::State { path: self.record_path(), reason: e.to_string() })?;
+        let text = serde_json::to_string_pretty(record).map_err(|e| Error::State {
+            path: self.record_path(),
+            reason: e.to_string(),
+        })?;
         write_file(&self.record_path(), text.as_bytes())
     }
 
     /// Loads the run record.
     pub fn load(&self) -> Result<RunRecord> {
         let path = self.record_path();
-        let text = fs::read_to_string(&path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
-        serde_json::from_str(&text).map_err(|e| Error::State { path, reason: e.to_string() })
+        let text = fs::read_to_string(&path)
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+        serde_json::from_str(&text).map_err(|e| Error::State {
+            path,
+            reason: e.to_string(),
+        })
     }
 
     /// Appends a process started on a host, so that `clean` can end it after a crash.
@@ -126,16 +145,25 @@ impl RunDir {
             .append(true)
             .open(&path)
             .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-        writeln!(f, "{} {}", process.pid, process.start_time).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+        writeln!(f, "{} {}", process.pid, process.start_time)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
     }
 
     /// Every process recorded for this run (the emulator and host processes).
     pub(crate) fn processes(&self) -> Vec<ProcessRecord> {
-        let mut out: Vec<ProcessRecord> = self.load().ok().and_then(|r| r.emulator).into_iter().collect();
+        let mut out: Vec<ProcessRecord> = self
+            .load()
+            .ok()
+            .and_then(|r| r.emulator)
+            .into_iter()
+            .collect();
         if let Ok(text) = fs::read_to_string(self.path.join("pids")) {
             out.extend(text.lines().filter_map(|l| {
                 let (pid, start) = l.split_once(' ')?;
-                Some(ProcessRecord { pid: pid.parse().ok()?, start_time: start.parse().ok()? })
+                Some(ProcessRecord {
+                    pid: pid.parse().ok()?,
+                    start_time: start.parse().ok()?,
+                })
             }));
         }
         out
@@ -170,7 +198,10 @@ mod tests {
     fn own_process_record_is_alive_and_a_changed_start_time_is_not() {
         let me = ProcessRecord::of(std::process::id()).unwrap();
         assert!(me.is_alive());
-        let other = ProcessRecord { start_time: me.start_time + 1, ..me };
+        let other = ProcessRecord {
+            start_time: me.start_time + 1,
+            ..me
+        };
         assert!(!other.is_alive());
     }
 }

@@ -65,7 +65,9 @@ impl Testbed {
     pub fn up(topology: &Topology, options: &Options) -> Result<Testbed> {
         let plan = Plan::new(topology, &options.prefix);
         if let Some(ns) = cleanup::project_namespaces(&Scope::Run(options.prefix.clone())).first() {
-            return Err(Error::Busy(RunPrefix::of_namespace(ns).unwrap_or_else(|| options.prefix.clone())));
+            return Err(Error::Busy(
+                RunPrefix::of_namespace(ns).unwrap_or_else(|| options.prefix.clone()),
+            ));
         }
         let dir = RunDir::create(&options.prefix)?;
         signals::register(&options.prefix);
@@ -77,7 +79,13 @@ impl Testbed {
             nodes: plan.nodes.clone(),
             emulator: None,
         };
-        let mut bed = Testbed { plan, dir, record, emulator: None, keep: false };
+        let mut bed = Testbed {
+            plan,
+            dir,
+            record,
+            emulator: None,
+            keep: false,
+        };
         bed.dir.save(&bed.record)?;
         bed.build(topology, options)?;
         Ok(bed)
@@ -91,7 +99,10 @@ impl Testbed {
         }
         ip_batch(None, &batch)?;
         for ns in plan.namespaces() {
-            let mut keys = vec!["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"];
+            let mut keys = vec![
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ];
             if ns != plan.core_namespace {
                 keys.push("net.ipv4.ip_forward=1");
             }
@@ -104,7 +115,11 @@ impl Testbed {
         for (i, node) in plan.nodes.iter().enumerate() {
             ip_batch(Some(&node.namespace), &node_batch(plan, i, topology))?;
         }
-        for (site, router) in topology.sites.iter().zip(plan.nodes.iter().filter(|n| n.role == Role::Router)) {
+        for (site, router) in topology
+            .sites
+            .iter()
+            .zip(plan.nodes.iter().filter(|n| n.role == Role::Router))
+        {
             let hosts: Vec<_> = plan
                 .nodes
                 .iter()
@@ -112,7 +127,12 @@ impl Testbed {
                 .map(|n| n.addresses[0])
                 .collect();
             let rules = router_rules(site, router.addresses[0], &hosts);
-            run_in(&router.namespace, "iptables-restore", &["-w"], Some(&rules.iptables))?;
+            run_in(
+                &router.namespace,
+                "iptables-restore",
+                &["-w"],
+                Some(&rules.iptables),
+            )?;
             if let Some(nft) = &rules.nft {
                 run_in(&router.namespace, "nft", &["-f", "-"], Some(nft))?;
             }
@@ -121,7 +141,12 @@ impl Testbed {
                 run_in(
                     &router.namespace,
                     "sysctl",
-                    &["-q", "-w", &format!("net.netfilter.nf_conntrack_udp_timeout={t}"), &format!("net.netfilter.nf_conntrack_udp_timeout_stream={t}")],
+                    &[
+                        "-q",
+                        "-w",
+                        &format!("net.netfilter.nf_conntrack_udp_timeout={t}"),
+                        &format!("net.netfilter.nf_conntrack_udp_timeout_stream={t}"),
+                    ],
                     None,
                 )?;
             }
@@ -151,7 +176,10 @@ impl Testbed {
                 let limit = (bytes_per_s * rtt).max(64_000.0) as u64 + burst;
                 let kbit = (rate * 1000.0).round() as u64;
                 for dev in [format!("w{k}"), format!("x{k}")] {
-                    let _ = writeln!(tc, "qdisc add dev {dev} root tbf rate {kbit}kbit burst {burst} limit {limit}");
+                    let _ = writeln!(
+                        tc,
+                        "qdisc add dev {dev} root tbf rate {kbit}kbit burst {burst} limit {limit}"
+                    );
                 }
             }
         }
@@ -165,7 +193,8 @@ impl Testbed {
         let hosts = self.plan.hosts_file();
         for node in &self.plan.nodes {
             let dir = Path::new(ETC_NETNS_DIR).join(&node.namespace);
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
             write_file(&dir.join("hosts"), hosts.as_bytes())?;
             write_file(&dir.join("hostname"), format!("{}\n", node.name).as_bytes())?;
         }
@@ -192,13 +221,20 @@ impl Testbed {
         if wires.is_empty() {
             return Ok(());
         }
-        let launcher = launcher.ok_or_else(|| Error::Emulator("the topology has WAN links but no emulator launcher was given".into()))?;
-        let spec = Spec { namespace_file: format!("{NETNS_DIR}/{}", self.plan.core_namespace), wires };
+        let launcher = launcher.ok_or_else(|| {
+            Error::Emulator("the topology has WAN links but no emulator launcher was given".into())
+        })?;
+        let spec = Spec {
+            namespace_file: format!("{NETNS_DIR}/{}", self.plan.core_namespace),
+            wires,
+        };
         let spec_path = self.dir.path().join("emulator.json");
-        let text = serde_json::to_string_pretty(&spec).map_err(|e| Error::Emulator(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&spec).map_err(|e| Error::Emulator(e.to_string()))?;
         write_file(&spec_path, text.as_bytes())?;
         let log_path = self.dir.path().join("emulator.log");
-        let log = std::fs::File::create(&log_path).map_err(|e| Error::io(format!("cannot create {}", log_path.display()), e))?;
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| Error::io(format!("cannot create {}", log_path.display()), e))?;
         let mut cmd = Command::new(&launcher.program);
         cmd.args(&launcher.args).arg("--spec").arg(&spec_path);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
@@ -207,13 +243,27 @@ impl Testbed {
         // SAFETY: setsid and prctl are async-signal-safe and touch no shared memory.
         unsafe {
             cmd.pre_exec(move || {
-                let ok = if detach { libc::setsid() >= 0 } else { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) == 0 };
-                if ok { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+                let ok = if detach {
+                    libc::setsid() >= 0
+                } else {
+                    libc::prctl(
+                        libc::PR_SET_PDEATHSIG,
+                        libc::SIGTERM as libc::c_ulong,
+                        0,
+                        0,
+                        0,
+                    ) == 0
+                };
+                if ok {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
             });
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::Emulator(format!("cannot start {}: {e}", launcher.program.display())))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            Error::Emulator(format!("cannot start {}: {e}", launcher.program.display()))
+        })?;
         self.record.emulator = ProcessRecord::of(child.id());
         self.dir.save(&self.record)?;
         let stdout = child.stdout.take();
@@ -230,7 +280,10 @@ impl Testbed {
             Ok(line) if line.trim() == "ready" => Ok(()),
             _ => {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                Err(Error::Emulator(format!("no \"ready\" within {EMULATOR_START:?}; its log says: {}", log.trim())))
+                Err(Error::Emulator(format!(
+                    "no \"ready\" within {EMULATOR_START:?}; its log says: {}",
+                    log.trim()
+                )))
             }
         }
     }
@@ -247,7 +300,10 @@ impl Testbed {
 
     /// The node called `name`.
     pub fn node(&self, name: &str) -> Result<&Node> {
-        self.plan.node(name).ok_or_else(|| Error::NoSuchNode { prefix: self.plan.prefix.clone(), node: name.to_string() })
+        self.plan.node(name).ok_or_else(|| Error::NoSuchNode {
+            prefix: self.plan.prefix.clone(),
+            node: name.to_string(),
+        })
     }
 
     /// The run's state folder.
@@ -289,7 +345,10 @@ impl Drop for Testbed {
     fn drop(&mut self) {
         if !self.keep {
             if let Err(e) = self.teardown() {
-                eprintln!("wow-netns: removing run {} failed: {e}; run `wow-bench clean`", self.plan.prefix);
+                eprintln!(
+                    "wow-netns: removing run {} failed: {e}; run `wow-bench clean`",
+                    self.plan.prefix
+                );
             }
         }
     }
@@ -307,7 +366,15 @@ fn ip_batch(ns: Option<&str>, batch: &str) -> Result<()> {
 }
 
 fn ethtool_off(ns: &str, dev: &str) -> Result<()> {
-    run_in(ns, "ethtool", &["-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"], None).map(drop)
+    run_in(
+        ns,
+        "ethtool",
+        &[
+            "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off",
+        ],
+        None,
+    )
+    .map(drop)
 }
 
 fn core_batch(plan: &Plan) -> String {
@@ -316,11 +383,19 @@ fn core_batch(plan: &Plan) -> String {
         let k = link.k;
         let peer = &plan.nodes[link.node].namespace;
         if link.wan.is_some() {
-            let _ = writeln!(b, "link add w{k} type veth peer name {} netns {peer}", link.device);
+            let _ = writeln!(
+                b,
+                "link add w{k} type veth peer name {} netns {peer}",
+                link.device
+            );
             let _ = writeln!(b, "link add x{k} type veth peer name p{k}");
             let _ = writeln!(b, "link set w{k} up\nlink set x{k} up");
         } else {
-            let _ = writeln!(b, "link add p{k} type veth peer name {} netns {peer}", link.device);
+            let _ = writeln!(
+                b,
+                "link add p{k} type veth peer name {} netns {peer}",
+                link.device
+            );
         }
         let _ = writeln!(b, "link set p{k} master core\nlink set p{k} up");
     }
@@ -332,13 +407,31 @@ fn node_batch(plan: &Plan, i: usize, topology: &Topology) -> String {
     let mut b = String::from("link set lo up\n");
     match node.role {
         Role::Router => {
-            let site = topology.sites.iter().find(|s| Some(&s.name) == node.site.as_ref());
+            let site = topology
+                .sites
+                .iter()
+                .find(|s| Some(&s.name) == node.site.as_ref());
             let lan_len = site.map_or(24, |s| s.subnet.prefix_len());
-            let _ = writeln!(b, "addr add {}/{} dev wan\nlink set wan up", node.addresses[0], plan.core_prefix_len);
-            let _ = writeln!(b, "link add lan type bridge\nlink set lan up\naddr add {}/{lan_len} dev lan", node.addresses[1]);
-            let hosts = plan.nodes.iter().filter(|n| n.role == Role::SiteHost && n.site == node.site);
+            let _ = writeln!(
+                b,
+                "addr add {}/{} dev wan\nlink set wan up",
+                node.addresses[0], plan.core_prefix_len
+            );
+            let _ = writeln!(
+                b,
+                "link add lan type bridge\nlink set lan up\naddr add {}/{lan_len} dev lan",
+                node.addresses[1]
+            );
+            let hosts = plan
+                .nodes
+                .iter()
+                .filter(|n| n.role == Role::SiteHost && n.site == node.site);
             for (h, host) in hosts.enumerate() {
-                let _ = writeln!(b, "link add h{h} type veth peer name eth0 netns {}", host.namespace);
+                let _ = writeln!(
+                    b,
+                    "link add h{h} type veth peer name eth0 netns {}",
+                    host.namespace
+                );
                 let _ = writeln!(b, "link set h{h} master lan\nlink set h{h} up");
             }
             for route in plan.site_routes.iter().filter(|r| r.router != i) {
@@ -346,7 +439,11 @@ fn node_batch(plan: &Plan, i: usize, topology: &Topology) -> String {
             }
         }
         Role::SiteHost => {
-            let _ = writeln!(b, "addr add {}/{} dev eth0\nlink set eth0 up", node.addresses[0], node.prefix_len);
+            let _ = writeln!(
+                b,
+                "addr add {}/{} dev eth0\nlink set eth0 up",
+                node.addresses[0], node.prefix_len
+            );
             if let Some(gw) = node.gateway {
                 let _ = writeln!(b, "route add default via {gw}");
             }

@@ -46,7 +46,14 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             serve(&addresses, &ports)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Client { server, alternate, timeout_ms, tries, hairpin, idle_ms } => {
+        Command::Client {
+            server,
+            alternate,
+            timeout_ms,
+            tries,
+            hairpin,
+            idle_ms,
+        } => {
             let report = classify(&ClientOptions {
                 primary: server,
                 alternate,

@@ -86,7 +86,11 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Exec { prefix, host, command } => {
+        Command::Exec {
+            prefix,
+            host,
+            command,
+        } => {
             let prefix = pick_run(prefix.as_deref())?;
             let record = RunDir::of(&prefix).load()?;
             let host = NetnsHost::from_record(&record, &host)?;
@@ -117,18 +121,25 @@ fn up(spec: &str, prefix: &str) -> anyhow::Result<ExitCode> {
     let bed = Testbed::up(&topology, &options)?;
     let record = bed.persist();
     print_record(&record);
-    println!("\nrun a command: wow-bench topo exec --prefix {prefix} NODE -- CMD...\nremove it:     wow-bench topo down --prefix {prefix}");
+    println!(
+        "\nrun a command: wow-bench topo exec --prefix {prefix} NODE -- CMD...\nremove it:     wow-bench topo down --prefix {prefix}"
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 /// A topology file, or `nat-matrix:A,B`.
 pub(crate) fn load_topology(spec: &str) -> anyhow::Result<Topology> {
     if let Some(pair) = spec.strip_prefix("nat-matrix:") {
-        let (a, b) = pair.split_once(',').context("nat-matrix needs two profiles: nat-matrix:A,B")?;
+        let (a, b) = pair
+            .split_once(',')
+            .context("nat-matrix needs two profiles: nat-matrix:A,B")?;
         let profile = |name: &str| {
             MatrixProfile::from_name(name).with_context(|| {
                 let all: Vec<_> = MatrixProfile::ALL.iter().map(|p| p.as_str()).collect();
-                format!("unknown profile {name:?}; expected one of {}", all.join(", "))
+                format!(
+                    "unknown profile {name:?}; expected one of {}",
+                    all.join(", ")
+                )
             })
         };
         return Ok(nat_matrix(profile(a)?, profile(b)?));
@@ -145,7 +156,10 @@ fn pick_run(prefix: Option<&str>) -> anyhow::Result<RunPrefix> {
         [] => bail!("no testbed is running"),
         many => {
             let names: Vec<_> = many.iter().map(|r| r.to_string()).collect();
-            bail!("several testbeds are running ({}); pick one with --prefix", names.join(", "))
+            bail!(
+                "several testbeds are running ({}); pick one with --prefix",
+                names.join(", ")
+            )
         }
     }
 }
@@ -156,14 +170,29 @@ fn print_record(record: &RunRecord) {
         Some(p) => format!("link emulator pid {} NOT RUNNING", p.pid),
         None => "no emulated links".into(),
     };
-    println!("run {} — topology {} — {emulator}", record.prefix, record.topology);
+    println!(
+        "run {} — topology {} — {emulator}",
+        record.prefix, record.topology
+    );
     if let Some(d) = &record.description {
         println!("  {d}");
     }
-    println!("  {:<14} {:<12} {:<26} addresses", "node", "role", "namespace");
+    println!(
+        "  {:<14} {:<12} {:<26} addresses",
+        "node", "role", "namespace"
+    );
     for n in &record.nodes {
-        let role = serde_json::to_value(n.role).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let role = serde_json::to_value(n.role)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         let addrs: Vec<String> = n.addresses.iter().map(|a| a.to_string()).collect();
-        println!("  {:<14} {:<12} {:<26} {}", n.name, role, n.namespace, addrs.join(" "));
+        println!(
+            "  {:<14} {:<12} {:<26} {}",
+            n.name,
+            role,
+            n.namespace,
+            addrs.join(" ")
+        );
     }
 }

@@ -18,10 +18,18 @@ const WOW_BENCH: &str = env!("CARGO_BIN_EXE_wow-bench");
 /// Builds `topology` under a fresh prefix, with the emulator as a child process.
 fn up(topology: &Topology) -> Testbed {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "netns_ tests need root (network namespaces, iptables)");
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "netns_ tests need root (network namespaces, iptables)"
+    );
     let options = Options {
         prefix: RunPrefix::unique(),
-        emulator: Some(Launcher { program: WOW_BENCH.into(), args: vec!["__emulate".into()], detach: false }),
+        emulator: Some(Launcher {
+            program: WOW_BENCH.into(),
+            args: vec!["__emulate".into()],
+            detach: false,
+        }),
     };
     Testbed::up(topology, &options).unwrap_or_else(|e| panic!("bringing up {}: {e}", topology.name))
 }

@@ -12,15 +12,27 @@ use super::{WOW_BENCH, check, host, parse, up};
 /// Starts the probe server on `public-0` (two addresses, ports 3478 and 3479).
 fn server(bed: &Testbed) -> (Box<dyn Process>, [String; 2]) {
     let public = host(bed, "public-0");
-    let [a1, a2] = [public.addresses()[0].to_string(), public.addresses()[1].to_string()];
-    let cmd = Cmd::new(WOW_BENCH).args(["probe", "server", "--addr", &a1, &a2, "--port", "3478", "3479"]);
+    let [a1, a2] = [
+        public.addresses()[0].to_string(),
+        public.addresses()[1].to_string(),
+    ];
+    let cmd = Cmd::new(WOW_BENCH).args([
+        "probe", "server", "--addr", &a1, &a2, "--port", "3478", "3479",
+    ]);
     let process = public.spawn(&cmd).unwrap_or_else(|e| panic!("{e}"));
     std::thread::sleep(Duration::from_millis(300));
     (process, [format!("{a1}:3478"), format!("{a2}:3479")])
 }
 
 fn probe(bed: &Testbed, client: &str, servers: &[String; 2], extra: &[&str]) -> Report {
-    let mut cmd = Cmd::new(WOW_BENCH).args(["probe", "client", "--server", &servers[0], "--alternate", &servers[1]]);
+    let mut cmd = Cmd::new(WOW_BENCH).args([
+        "probe",
+        "client",
+        "--server",
+        &servers[0],
+        "--alternate",
+        &servers[1],
+    ]);
     cmd = cmd.args(extra.iter().copied());
     let out = check(&host(bed, client), cmd, Duration::from_secs(30));
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("probe printed {out:?}: {e}"))
@@ -50,7 +62,11 @@ fn netns_nat_none_is_open() {
 #[test]
 fn netns_nat_full_cone() {
     let r = classify(MatrixProfile::Nat(NatProfile::FullCone));
-    assert_class(&r, Mapping::EndpointIndependent, Filtering::EndpointIndependent);
+    assert_class(
+        &r,
+        Mapping::EndpointIndependent,
+        Filtering::EndpointIndependent,
+    );
     assert_eq!(r.hairpin, Some(false), "hairpin is off unless asked for");
     assert_ne!(r.mapped, r.local);
 }
@@ -58,21 +74,33 @@ fn netns_nat_full_cone() {
 #[test]
 fn netns_nat_address_restricted() {
     let r = classify(MatrixProfile::Nat(NatProfile::AddressRestricted));
-    assert_class(&r, Mapping::EndpointIndependent, Filtering::AddressDependent);
+    assert_class(
+        &r,
+        Mapping::EndpointIndependent,
+        Filtering::AddressDependent,
+    );
     assert_eq!(r.hairpin, Some(false));
 }
 
 #[test]
 fn netns_nat_port_restricted() {
     let r = classify(MatrixProfile::Nat(NatProfile::PortRestricted));
-    assert_class(&r, Mapping::EndpointIndependent, Filtering::AddressAndPortDependent);
+    assert_class(
+        &r,
+        Mapping::EndpointIndependent,
+        Filtering::AddressAndPortDependent,
+    );
     assert_eq!(r.hairpin, Some(false));
 }
 
 #[test]
 fn netns_nat_symmetric() {
     let r = classify(MatrixProfile::Nat(NatProfile::Symmetric));
-    assert_class(&r, Mapping::AddressAndPortDependent, Filtering::AddressAndPortDependent);
+    assert_class(
+        &r,
+        Mapping::AddressAndPortDependent,
+        Filtering::AddressAndPortDependent,
+    );
     assert_eq!(r.hairpin, Some(false));
 }
 
@@ -117,9 +145,17 @@ fn netns_nat_binding_timeout() {
             let (bed, servers) = (&bed, &servers);
             s.spawn(move || {
                 let short = probe(bed, client, servers, &["--idle-ms", "1000"]);
-                assert_eq!(short.survives_idle, Some(true), "{client} after 1 s idle: {short:?}");
+                assert_eq!(
+                    short.survives_idle,
+                    Some(true),
+                    "{client} after 1 s idle: {short:?}"
+                );
                 let long = probe(bed, client, servers, &["--idle-ms", "3500"]);
-                assert_eq!(long.survives_idle, Some(false), "{client} after 3.5 s idle: {long:?}");
+                assert_eq!(
+                    long.survives_idle,
+                    Some(false),
+                    "{client} after 3.5 s idle: {long:?}"
+                );
             });
         }
     });

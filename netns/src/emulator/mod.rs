@@ -48,8 +48,12 @@ pub struct WireReport {
 impl Spec {
     /// Reads a spec written by [`crate::Testbed`].
     pub fn load(path: &Path) -> Result<Spec> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
-        serde_json::from_str(&text).map_err(|e| Error::State { path: path.to_path_buf(), reason: e.to_string() })
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+        serde_json::from_str(&text).map_err(|e| Error::State {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -57,7 +61,9 @@ impl Spec {
 /// link fails, or the namespace file disappears. `ready` is called once every socket
 /// is open, that is, once every link carries frames.
 pub fn run(spec: &Spec, stop: &AtomicBool, ready: impl FnOnce()) -> Result<Vec<WireReport>> {
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
     let wires = spec
         .wires
         .iter()
@@ -79,21 +85,35 @@ pub fn run(spec: &Spec, stop: &AtomicBool, ready: impl FnOnce()) -> Result<Vec<W
                     let result = wire.run(stop);
                     finished.store(true, Ordering::Relaxed);
                     match result {
-                        Ok(directions) => WireReport { name, directions, error: None },
-                        Err(e) => WireReport { name, directions: Default::default(), error: Some(e.to_string()) },
+                        Ok(directions) => WireReport {
+                            name,
+                            directions,
+                            error: None,
+                        },
+                        Err(e) => WireReport {
+                            name,
+                            directions: Default::default(),
+                            error: Some(e.to_string()),
+                        },
                     }
                 })
             })
             .collect();
-        while !stop.load(Ordering::Relaxed) && !finished.load(Ordering::Relaxed) && ns_file.exists() {
+        while !stop.load(Ordering::Relaxed) && !finished.load(Ordering::Relaxed) && ns_file.exists()
+        {
             std::thread::sleep(Duration::from_millis(200));
         }
         stop.store(true, Ordering::Relaxed);
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| WireReport {
-            name: "?".into(),
-            directions: Default::default(),
-            error: Some("link thread panicked".into()),
-        })).collect()
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| WireReport {
+                    name: "?".into(),
+                    directions: Default::default(),
+                    error: Some("link thread panicked".into()),
+                })
+            })
+            .collect()
     });
     Ok(reports)
 }

@@ -17,7 +17,8 @@ impl PacketSocket {
     /// Opens a non-blocking socket on interface `name` of the caller's namespace that
     /// sees every frame the interface receives, but not the ones it sends.
     pub(crate) fn open(name: &str) -> io::Result<PacketSocket> {
-        let cname = CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))?;
+        let cname = CString::new(name)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))?;
         // SAFETY: plain system calls on a C string that outlives them and on structs
         // that are fully initialised before use.
         unsafe {
@@ -26,7 +27,11 @@ impl PacketSocket {
                 return Err(io::Error::last_os_error());
             }
             let proto = (libc::ETH_P_ALL as u16).to_be();
-            let raw = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, i32::from(proto));
+            let raw = libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                i32::from(proto),
+            );
             if raw < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -44,7 +49,10 @@ impl PacketSocket {
             if libc::bind(raw, (&raw const addr).cast(), len) != 0 {
                 return Err(io::Error::last_os_error());
             }
-            Ok(PacketSocket { fd, name: name.to_string() })
+            Ok(PacketSocket {
+                fd,
+                name: name.to_string(),
+            })
         }
     }
 
@@ -52,14 +60,22 @@ impl PacketSocket {
     pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: the buffer is valid for writes of its length.
         let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
     }
 
     /// Sends one frame out of the interface.
     pub(crate) fn send(&self, frame: &[u8]) -> io::Result<()> {
         // SAFETY: the frame is valid for reads of its length.
         let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -75,7 +91,12 @@ impl AsRawFd for PacketSocket {
 
 /// # Safety
 /// `fd` must be an open socket.
-unsafe fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+unsafe fn setsockopt<T>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
     let len = std::mem::size_of::<T>() as libc::socklen_t;
     // SAFETY: `value` points to `len` readable bytes.
     if unsafe { libc::setsockopt(fd, level, name, (value as *const T).cast(), len) } != 0 {

@@ -58,7 +58,12 @@ struct Direction {
 
 impl Direction {
     fn new() -> Direction {
-        Direction { queue: VecDeque::new(), bytes: 0, last_due: Instant::now(), stats: DirectionStats::default() }
+        Direction {
+            queue: VecDeque::new(),
+            bytes: 0,
+            last_due: Instant::now(),
+            stats: DirectionStats::default(),
+        }
     }
 
     fn admit(&mut self, frame: &[u8], now: Instant, spec: &WireSpec, rng: &mut SplitMix64) {
@@ -71,7 +76,11 @@ impl Direction {
             self.stats.overflow += 1;
             return;
         }
-        let jitter = if spec.jitter_ns > 0 { (rng.unit() * 2.0 - 1.0) * spec.jitter_ns as f64 } else { 0.0 };
+        let jitter = if spec.jitter_ns > 0 {
+            (rng.unit() * 2.0 - 1.0) * spec.jitter_ns as f64
+        } else {
+            0.0
+        };
         let delay = Duration::from_nanos((spec.delay_ns as f64 + jitter).max(0.0) as u64);
         // Never reorder: a frame leaves no earlier than the one before it.
         let due = (now + delay).max(self.last_due);
@@ -85,14 +94,26 @@ impl Direction {
             if *due > now {
                 break;
             }
-            let Some((_, frame)) = self.queue.pop_front() else { break };
+            let Some((_, frame)) = self.queue.pop_front() else {
+                break;
+            };
             self.bytes -= frame.len();
             match out.send(&frame) {
                 Ok(()) => self.stats.sent += 1,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::EAGAIN | libc::EMSGSIZE)) => {
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOBUFS | libc::EAGAIN | libc::EMSGSIZE)
+                    ) =>
+                {
                     self.stats.refused += 1;
                 }
-                Err(e) => return Err(io::Error::new(e.kind(), format!("send on {}: {e}", out.name()))),
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("send on {}: {e}", out.name()),
+                    ));
+                }
             }
         }
         Ok(())
@@ -109,9 +130,18 @@ pub(crate) struct Wire {
 impl Wire {
     pub(crate) fn open(spec: &WireSpec, seed: u64) -> io::Result<Wire> {
         let open = |name: &str| {
-            PacketSocket::open(name).map_err(|e| io::Error::new(e.kind(), format!("cannot open a packet socket on {name}: {e}")))
+            PacketSocket::open(name).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot open a packet socket on {name}: {e}"),
+                )
+            })
         };
-        Ok(Wire { spec: spec.clone(), sockets: [open(&spec.a)?, open(&spec.b)?], seed })
+        Ok(Wire {
+            spec: spec.clone(),
+            sockets: [open(&spec.a)?, open(&spec.b)?],
+            seed,
+        })
     }
 
     /// Runs until `stop` is set or an interface disappears. Returns the stats of the
@@ -122,15 +152,27 @@ impl Wire {
         let mut rng = SplitMix64(self.seed);
         let mut dirs = [Direction::new(), Direction::new()];
         let mut buf = vec![0u8; MAX_FRAME];
-        let mut fds = self.sockets.each_ref().map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        let mut fds = self.sockets.each_ref().map(|s| libc::pollfd {
+            fd: s.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             for (i, dir) in dirs.iter_mut().enumerate() {
                 dir.flush(now, &self.sockets[1 - i])?;
             }
-            let next = dirs.iter().filter_map(|d| d.queue.front().map(|f| f.0)).min();
-            let wait = next.map_or(POLL_MAX, |t| t.saturating_duration_since(Instant::now())).min(POLL_MAX);
-            let ts = libc::timespec { tv_sec: wait.as_secs() as libc::time_t, tv_nsec: libc::c_long::from(wait.subsec_nanos() as i32) };
+            let next = dirs
+                .iter()
+                .filter_map(|d| d.queue.front().map(|f| f.0))
+                .min();
+            let wait = next
+                .map_or(POLL_MAX, |t| t.saturating_duration_since(Instant::now()))
+                .min(POLL_MAX);
+            let ts = libc::timespec {
+                tv_sec: wait.as_secs() as libc::time_t,
+                tv_nsec: libc::c_long::from(wait.subsec_nanos() as i32),
+            };
             // SAFETY: `fds` is a valid array of two pollfds; a null sigmask keeps the mask.
             let n = unsafe { libc::ppoll(fds.as_mut_ptr(), 2, &ts, std::ptr::null()) };
             if n < 0 {
@@ -142,7 +184,10 @@ impl Wire {
             }
             for (i, fd) in fds.iter_mut().enumerate() {
                 if fd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
-                    return Err(io::Error::other(format!("{} went away", self.sockets[i].name())));
+                    return Err(io::Error::other(format!(
+                        "{} went away",
+                        self.sockets[i].name()
+                    )));
                 }
                 if fd.revents & libc::POLLIN == 0 {
                     continue;
@@ -153,7 +198,12 @@ impl Wire {
                         Ok(len) => dirs[i].admit(&buf[..len], Instant::now(), &self.spec, &mut rng),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(io::Error::new(e.kind(), format!("recv on {}: {e}", self.sockets[i].name()))),
+                        Err(e) => {
+                            return Err(io::Error::new(
+                                e.kind(),
+                                format!("recv on {}: {e}", self.sockets[i].name()),
+                            ));
+                        }
                     }
                 }
             }
@@ -202,12 +252,23 @@ mod tests {
         let mut dir = Direction::new();
         let t0 = Instant::now();
         for i in 0..1000u32 {
-            dir.admit(&i.to_be_bytes(), t0 + Duration::from_micros(u64::from(i) * 10), &s, &mut rng);
+            dir.admit(
+                &i.to_be_bytes(),
+                t0 + Duration::from_micros(u64::from(i) * 10),
+                &s,
+                &mut rng,
+            );
         }
         let dues: Vec<Instant> = dir.queue.iter().map(|f| f.0).collect();
         assert!(dues.windows(2).all(|w| w[0] <= w[1]), "FIFO order");
-        assert!(dues[0] >= t0 + Duration::from_millis(1) && dues[0] <= t0 + Duration::from_millis(19));
-        let order: Vec<u32> = dir.queue.iter().map(|f| u32::from_be_bytes(f.1[..4].try_into().unwrap())).collect();
+        assert!(
+            dues[0] >= t0 + Duration::from_millis(1) && dues[0] <= t0 + Duration::from_millis(19)
+        );
+        let order: Vec<u32> = dir
+            .queue
+            .iter()
+            .map(|f| u32::from_be_bytes(f.1[..4].try_into().unwrap()))
+            .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]));
     }
 

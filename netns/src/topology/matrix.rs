@@ -71,6 +71,7 @@ pub fn nat_matrix(a: MatrixProfile, b: MatrixProfile) -> Topology {
         a.site_keys(),
         b.site_keys(),
     );
-    Topology::parse(&text, "nat-matrix")
-        .unwrap_or_else(|e| unreachable!("the nat-matrix template is valid for every profile pair: {e}"))
+    Topology::parse(&text, "nat-matrix").unwrap_or_else(|e| {
+        unreachable!("the nat-matrix template is valid for every profile pair: {e}")
+    })
 }

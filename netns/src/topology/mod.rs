@@ -230,8 +230,10 @@ impl Topology {
     /// Reads and validates a topology file.
     pub fn load(path: &Path) -> Result<Topology, TopologyError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| TopologyError::Read { file: file.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
+            file: file.clone(),
+            source,
+        })?;
         Topology::parse(&text, &file)
     }
 
@@ -262,7 +264,12 @@ fn invalid(text: &str, file: &str, span: std::ops::Range<usize>, reason: String)
     let before = text.get(..start).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    TopologyError::Invalid { file: file.to_string(), line, column, reason }
+    TopologyError::Invalid {
+        file: file.to_string(),
+        line,
+        column,
+        reason,
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ fn parse(text: &str) -> Result<Topology, TopologyError> {
 
 fn error_at(text: &str) -> (usize, String) {
     match parse(text) {
-        Err(TopologyError::Invalid { line, reason, file, .. }) => {
+        Err(TopologyError::Invalid {
+            line, reason, file, ..
+        }) => {
             assert_eq!(file, "t.toml");
             (line, reason)
         }
@@ -53,7 +55,12 @@ fn design_example_parses_with_defaults() {
     assert_eq!(wan.link.rate_mbit, Some(100.0));
     assert_eq!(t.overlay.bootstrap, ["public-0"]);
     assert_eq!(t.overlay.namespaces[0].lease, Duration::from_secs(43200));
-    assert_eq!(t.host_names(), ["ufl-0", "ufl-1", "ufl-2", "ufl-3", "lsu-0", "lsu-1", "public-0"]);
+    assert_eq!(
+        t.host_names(),
+        [
+            "ufl-0", "ufl-1", "ufl-2", "ufl-3", "lsu-0", "lsu-1", "public-0"
+        ]
+    );
 }
 
 #[test]
@@ -70,8 +77,12 @@ fn overlapping_subnets_are_refused() {
                 [[site]]\nname = \"b\"\nhosts = 1\nsubnet = \"198.19.7.0/24\"\n";
     let (line, reason) = error_at(text);
     assert_eq!(line, 9);
-    assert!(reason.contains("overlaps 198.19.0.0/16 of site a"), "{reason}");
-    let (line, reason) = error_at("name = \"x\"\n[[site]]\nname = \"a\"\nhosts = 1\nsubnet = \"198.18.4.0/24\"\n");
+    assert!(
+        reason.contains("overlaps 198.19.0.0/16 of site a"),
+        "{reason}"
+    );
+    let (line, reason) =
+        error_at("name = \"x\"\n[[site]]\nname = \"a\"\nhosts = 1\nsubnet = \"198.18.4.0/24\"\n");
     assert_eq!(line, 5);
     assert!(reason.contains("the core"), "{reason}");
 }
@@ -81,15 +92,27 @@ fn impossible_values_are_refused() {
     let cases = [
         ("hosts = 0", "hosts = 0 is out of range"),
         ("hosts = 300\nsubnet = \"198.19.1.0/24\"", "do not fit"),
-        ("hosts = 1\nsubnet = \"10.0.0.0/24\"", "outside the underlay"),
+        (
+            "hosts = 1\nsubnet = \"10.0.0.0/24\"",
+            "outside the underlay",
+        ),
         ("hosts = 1\nsubnet = \"198.19.1.1/24\"", "host bits"),
         ("hosts = 1\nnat = \"cone\"", "unknown nat profile"),
         ("hosts = 1\nfirewall = \"strict\"", "unknown firewall"),
         ("hosts = 1\nfirewall = \"custom\"", "needs firewall_rules"),
-        ("hosts = 1\nfirewall = \"custom\"\nfirewall_rules = [\"-t nat -A X\"]", "not one filter-table line"),
+        (
+            "hosts = 1\nfirewall = \"custom\"\nfirewall_rules = [\"-t nat -A X\"]",
+            "not one filter-table line",
+        ),
         ("hosts = 1\nhairpin = true", "hairpin needs a NAT"),
-        ("hosts = 1\nnat = \"symmetric\"\nbinding_timeout_s = 0", "binding_timeout_s = 0"),
-        ("hosts = 1\nbinding_timeout_s = 30", "needs a NAT or a stateful firewall"),
+        (
+            "hosts = 1\nnat = \"symmetric\"\nbinding_timeout_s = 0",
+            "binding_timeout_s = 0",
+        ),
+        (
+            "hosts = 1\nbinding_timeout_s = 30",
+            "needs a NAT or a stateful firewall",
+        ),
     ];
     for (keys, want) in cases {
         let text = format!("name = \"x\"\n[[site]]\nname = \"a\"\n{keys}\n");
@@ -101,7 +124,10 @@ fn impossible_values_are_refused() {
         ("site = \"zz\"", "no site named"),
         ("host = \"a-0\"", "no public host"),
         ("site = \"a\"\ndelay_ms = -1", "delay_ms must be"),
-        ("site = \"a\"\ndelay_ms = 1\njitter_ms = 2", "negative delays"),
+        (
+            "site = \"a\"\ndelay_ms = 1\njitter_ms = 2",
+            "negative delays",
+        ),
         ("site = \"a\"\nloss = 1.0", "loss is a probability"),
         ("site = \"a\"\nrate_mbit = 0", "rate_mbit"),
     ];
@@ -115,9 +141,16 @@ fn impossible_values_are_refused() {
 
 #[test]
 fn names_must_be_unique_and_references_must_exist() {
-    let (_, reason) = error_at("name = \"x\"\n[[site]]\nname = \"a\"\nhosts = 2\n[[public]]\nname = \"a\"\ncount = 1\n");
-    assert!(reason.contains("two nodes would be named \"a-0\""), "{reason}");
-    let (line, reason) = error_at("name = \"x\"\n[[site]]\nname = \"a\"\nhosts = 1\n[overlay]\nbootstrap = [\"a-gw\"]\n");
+    let (_, reason) = error_at(
+        "name = \"x\"\n[[site]]\nname = \"a\"\nhosts = 2\n[[public]]\nname = \"a\"\ncount = 1\n",
+    );
+    assert!(
+        reason.contains("two nodes would be named \"a-0\""),
+        "{reason}"
+    );
+    let (line, reason) = error_at(
+        "name = \"x\"\n[[site]]\nname = \"a\"\nhosts = 1\n[overlay]\nbootstrap = [\"a-gw\"]\n",
+    );
     assert_eq!(line, 6);
     assert!(reason.contains("not a host"), "{reason}");
     let (_, reason) = error_at("name = \"Bad Name\"\n");
@@ -138,17 +171,27 @@ fn shipped_topologies_are_valid() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let t = Topology::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(Some(t.name.as_str()), path.file_stem().and_then(|s| s.to_str()));
+            assert_eq!(
+                Some(t.name.as_str()),
+                path.file_stem().and_then(|s| s.to_str())
+            );
             seen.push(t);
         }
     }
     for name in ["lan", "wan-3site", "wow-6domain", "planetlab-118"] {
-        assert!(seen.iter().any(|t| t.name == name), "{name}.toml is shipped");
+        assert!(
+            seen.iter().any(|t| t.name == name),
+            "{name}.toml is shipped"
+        );
     }
     let pl = seen.iter().find(|t| t.name == "planetlab-118").unwrap();
     let public: u32 = pl.public.iter().map(|g| g.count).sum();
     assert_eq!(public, 118);
-    assert!(pl.sites.iter().all(|s| s.nat != NatProfile::None || s.firewall != Firewall::Open));
+    assert!(
+        pl.sites
+            .iter()
+            .all(|s| s.nat != NatProfile::None || s.firewall != Firewall::Open)
+    );
 }
 
 #[test]

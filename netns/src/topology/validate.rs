@@ -30,7 +30,10 @@ pub(crate) struct Invalid {
 }
 
 fn err<T>(span: Range<usize>, reason: impl Into<String>) -> Result<T, Invalid> {
-    Err(Invalid { span, reason: reason.into() })
+    Err(Invalid {
+        span,
+        reason: reason.into(),
+    })
 }
 
 pub(crate) fn validate(file: raw::File) -> Result<Topology, Invalid> {
@@ -40,7 +43,11 @@ pub(crate) fn validate(file: raw::File) -> Result<Topology, Invalid> {
         None => DEFAULT_CORE,
     };
     let mut taken: Vec<(Ipv4Net, Range<usize>, String)> = Vec::new();
-    taken.push((core, file.core.as_ref().map_or(0..0, |c| c.subnet.span()), "the core".into()));
+    taken.push((
+        core,
+        file.core.as_ref().map_or(0..0, |c| c.subnet.span()),
+        "the core".into(),
+    ));
 
     let mut names = Names::default();
     let explicit: Vec<Ipv4Net> = file
@@ -52,10 +59,22 @@ pub(crate) fn validate(file: raw::File) -> Result<Topology, Invalid> {
     for raw_site in &file.site {
         let site = validate_site(raw_site, &explicit, &taken)?;
         check_overlap(&site.subnet, site_subnet_span(raw_site), &taken)?;
-        taken.push((site.subnet, site_subnet_span(raw_site), format!("site {}", site.name)));
-        names.add(format!("{}-gw", site.name), Kind::Router, raw_site.name.span())?;
+        taken.push((
+            site.subnet,
+            site_subnet_span(raw_site),
+            format!("site {}", site.name),
+        ));
+        names.add(
+            format!("{}-gw", site.name),
+            Kind::Router,
+            raw_site.name.span(),
+        )?;
         for i in 0..site.hosts {
-            names.add(format!("{}-{i}", site.name), Kind::SiteHost, raw_site.name.span())?;
+            names.add(
+                format!("{}-{i}", site.name),
+                Kind::SiteHost,
+                raw_site.name.span(),
+            )?;
         }
         sites.push(site);
     }
@@ -67,17 +86,30 @@ pub(crate) fn validate(file: raw::File) -> Result<Topology, Invalid> {
         let count = bounded(group.count.as_ref(), 1, 1, MAX_PUBLIC_PER_GROUP, "count")?;
         let addresses = bounded(group.addresses.as_ref(), 1, 1, MAX_ADDRESSES, "addresses")?;
         for i in 0..count {
-            names.add(format!("{}-{i}", group.name.get_ref()), Kind::PublicHost, group.name.span())?;
+            names.add(
+                format!("{}-{i}", group.name.get_ref()),
+                Kind::PublicHost,
+                group.name.span(),
+            )?;
         }
         core_addresses += u64::from(count) * u64::from(addresses);
-        public.push(PublicGroup { name: group.name.get_ref().clone(), count, addresses });
+        public.push(PublicGroup {
+            name: group.name.get_ref().clone(),
+            count,
+            addresses,
+        });
     }
     let core_room = (1u64 << (32 - core.prefix_len())).saturating_sub(2);
     if core_addresses > core_room {
-        let span = file.core.as_ref().map_or(file.name.span(), |c| c.subnet.span());
+        let span = file
+            .core
+            .as_ref()
+            .map_or(file.name.span(), |c| c.subnet.span());
         return err(
             span,
-            format!("the core {core} has room for {core_room} addresses, the topology needs {core_addresses}"),
+            format!(
+                "the core {core} has room for {core_room} addresses, the topology needs {core_addresses}"
+            ),
         );
     }
 
@@ -115,11 +147,14 @@ fn validate_site(
             reason: "no free /24 left in 198.19.0.0/16 for this site; give it a subnet".into(),
         })?,
     };
-    let room = (1u64 << (32 - subnet.prefix_len())).saturating_sub(2 + u64::from(FIRST_HOST_OFFSET));
+    let room =
+        (1u64 << (32 - subnet.prefix_len())).saturating_sub(2 + u64::from(FIRST_HOST_OFFSET));
     if u64::from(hosts) > room {
         return err(
             site.hosts.span(),
-            format!("{hosts} hosts do not fit in {subnet} (room for {room} after the router's block)"),
+            format!(
+                "{hosts} hosts do not fit in {subnet} (room for {room} after the router's block)"
+            ),
         );
     }
     let nat = match &site.nat {
@@ -139,8 +174,14 @@ fn validate_site(
         return err(span, "hairpin needs a NAT (nat is \"none\")");
     }
     let binding_timeout = match &site.binding_timeout_s {
-        Some(t) if nat == NatProfile::None && !matches!(firewall, Firewall::OutboundOnly | Firewall::Custom(_)) => {
-            return err(t.span(), "binding_timeout_s needs a NAT or a stateful firewall (outbound-only or custom)");
+        Some(t)
+            if nat == NatProfile::None
+                && !matches!(firewall, Firewall::OutboundOnly | Firewall::Custom(_)) =>
+        {
+            return err(
+                t.span(),
+                "binding_timeout_s needs a NAT or a stateful firewall (outbound-only or custom)",
+            );
         }
         Some(t) => Some(Duration::from_secs(u64::from(bounded(
             Some(t),
@@ -163,8 +204,14 @@ fn validate_site(
 }
 
 fn firewall(site: &raw::Site) -> Result<Firewall, Invalid> {
-    let name = site.firewall.as_ref().map_or("open", |f| f.get_ref().as_str());
-    let span = site.firewall.as_ref().map_or(site.name.span(), |f| f.span());
+    let name = site
+        .firewall
+        .as_ref()
+        .map_or("open", |f| f.get_ref().as_str());
+    let span = site
+        .firewall
+        .as_ref()
+        .map_or(site.name.span(), |f| f.span());
     let rules = site.firewall_rules.as_ref();
     if name != "custom" {
         if let Some(r) = rules {
@@ -177,7 +224,10 @@ fn firewall(site: &raw::Site) -> Result<Firewall, Invalid> {
         "udp-blocked" => Ok(Firewall::UdpBlocked),
         "custom" => {
             let Some(rules) = rules else {
-                return err(span, "firewall = \"custom\" needs firewall_rules = [\"-A FORWARD ...\", ...]");
+                return err(
+                    span,
+                    "firewall = \"custom\" needs firewall_rules = [\"-A FORWARD ...\", ...]",
+                );
             };
             if rules.get_ref().is_empty() {
                 return err(rules.span(), "firewall_rules is empty");
@@ -196,11 +246,19 @@ fn firewall(site: &raw::Site) -> Result<Firewall, Invalid> {
                     );
                 }
             }
-            Ok(Firewall::Custom(rules.get_ref().iter().map(|r| r.trim().to_string()).collect()))
+            Ok(Firewall::Custom(
+                rules
+                    .get_ref()
+                    .iter()
+                    .map(|r| r.trim().to_string())
+                    .collect(),
+            ))
         }
         other => err(
             span,
-            format!("unknown firewall {other:?}; expected open, outbound-only, udp-blocked or custom"),
+            format!(
+                "unknown firewall {other:?}; expected open, outbound-only, udp-blocked or custom"
+            ),
         ),
     }
 }
@@ -220,13 +278,23 @@ fn validate_wans(wans: &[raw::Wan], sites: &[Site], names: &Names) -> Result<Vec
                 if !names.public_host(h.get_ref()) {
                     return err(
                         h.span(),
-                        format!("no public host named {:?} (a WAN link joins the core to a site router or a public host)", h.get_ref()),
+                        format!(
+                            "no public host named {:?} (a WAN link joins the core to a site router or a public host)",
+                            h.get_ref()
+                        ),
                     );
                 }
                 (Attachment::Host(h.get_ref().clone()), h.span())
             }
-            (Some(s), Some(_)) => return err(s.span(), "a [[wan]] names either site or host, not both"),
-            (None, None) => return err(0..0, "a [[wan]] entry needs site = \"...\" or host = \"...\""),
+            (Some(s), Some(_)) => {
+                return err(s.span(), "a [[wan]] names either site or host, not both");
+            }
+            (None, None) => {
+                return err(
+                    0..0,
+                    "a [[wan]] entry needs site = \"...\" or host = \"...\"",
+                );
+            }
         };
         if !seen.insert(attach.clone()) {
             return err(span, "this end already has a WAN link");
@@ -235,7 +303,10 @@ fn validate_wans(wans: &[raw::Wan], sites: &[Site], names: &Names) -> Result<Vec
         let jitter = millis(wan.jitter_ms.as_ref(), "jitter_ms")?;
         if jitter > delay {
             let span = wan.jitter_ms.as_ref().map_or(span.clone(), |j| j.span());
-            return err(span, "jitter_ms larger than delay_ms would need negative delays");
+            return err(
+                span,
+                "jitter_ms larger than delay_ms would need negative delays",
+            );
         }
         let loss = match &wan.loss {
             Some(l) if !(0.0..1.0).contains(l.get_ref()) => {
@@ -245,13 +316,28 @@ fn validate_wans(wans: &[raw::Wan], sites: &[Site], names: &Names) -> Result<Vec
             None => 0.0,
         };
         let rate_mbit = match &wan.rate_mbit {
-            Some(r) if !(r.get_ref().is_finite() && *r.get_ref() >= 0.01 && *r.get_ref() <= MAX_RATE_MBIT) => {
-                return err(r.span(), format!("rate_mbit must be within 0.01 ..= {MAX_RATE_MBIT}"));
+            Some(r)
+                if !(r.get_ref().is_finite()
+                    && *r.get_ref() >= 0.01
+                    && *r.get_ref() <= MAX_RATE_MBIT) =>
+            {
+                return err(
+                    r.span(),
+                    format!("rate_mbit must be within 0.01 ..= {MAX_RATE_MBIT}"),
+                );
             }
             Some(r) => Some(*r.get_ref()),
             None => None,
         };
-        out.push(Wan { attach, link: LinkParams { delay, jitter, loss, rate_mbit } });
+        out.push(Wan {
+            attach,
+            link: LinkParams {
+                delay,
+                jitter,
+                loss,
+                rate_mbit,
+            },
+        });
     }
     Ok(out)
 }
@@ -262,7 +348,10 @@ fn millis(value: Option<&Spanned<f64>>, what: &str) -> Result<Duration, Invalid>
         Some(v) if v.get_ref().is_finite() && (0.0..=MAX_DELAY_MS).contains(v.get_ref()) => {
             Ok(Duration::from_secs_f64(v.get_ref() / 1000.0))
         }
-        Some(v) => err(v.span(), format!("{what} must be within 0 ..= {MAX_DELAY_MS}")),
+        Some(v) => err(
+            v.span(),
+            format!("{what} must be within 0 ..= {MAX_DELAY_MS}"),
+        ),
     }
 }
 
@@ -270,7 +359,13 @@ fn validate_overlay(overlay: &raw::Overlay, names: &Names) -> Result<Overlay, In
     let mut bootstrap = Vec::new();
     for b in &overlay.bootstrap {
         if !names.host(b.get_ref()) {
-            return err(b.span(), format!("bootstrap host {:?} is not a host of this topology", b.get_ref()));
+            return err(
+                b.span(),
+                format!(
+                    "bootstrap host {:?} is not a host of this topology",
+                    b.get_ref()
+                ),
+            );
         }
         bootstrap.push(b.get_ref().clone());
     }
@@ -278,21 +373,39 @@ fn validate_overlay(overlay: &raw::Overlay, names: &Names) -> Result<Overlay, In
     for ns in &overlay.namespaces {
         let range: Ipv4Net = ns.get_ref().range.parse().map_err(|_| Invalid {
             span: ns.span(),
-            reason: format!("range {:?} is not an IPv4 CIDR like 10.128.0.0/16", ns.get_ref().range),
+            reason: format!(
+                "range {:?} is not an IPv4 CIDR like 10.128.0.0/16",
+                ns.get_ref().range
+            ),
         })?;
         if range.trunc() != range || range.prefix_len() > 30 {
-            return err(ns.span(), format!("range {range} must be a network address with a prefix of /30 or shorter"));
+            return err(
+                ns.span(),
+                format!("range {range} must be a network address with a prefix of /30 or shorter"),
+            );
         }
         if range.contains(&UNDERLAY) || UNDERLAY.contains(&range) {
-            return err(ns.span(), format!("range {range} overlaps the underlay {UNDERLAY}"));
+            return err(
+                ns.span(),
+                format!("range {range} overlaps the underlay {UNDERLAY}"),
+            );
         }
         let lease = ns.get_ref().lease_s;
         if !(1..=MAX_TIMEOUT_S).contains(&lease) {
-            return err(ns.span(), format!("lease_s must be within 1 ..= {MAX_TIMEOUT_S}"));
+            return err(
+                ns.span(),
+                format!("lease_s must be within 1 ..= {MAX_TIMEOUT_S}"),
+            );
         }
-        namespaces.push(IpopNamespace { range, lease: Duration::from_secs(lease.unsigned_abs()) });
+        namespaces.push(IpopNamespace {
+            range,
+            lease: Duration::from_secs(lease.unsigned_abs()),
+        });
     }
-    Ok(Overlay { bootstrap, namespaces })
+    Ok(Overlay {
+        bootstrap,
+        namespaces,
+    })
 }
 
 fn parse_subnet(s: &Spanned<String>) -> Result<Ipv4Net, Invalid> {
@@ -301,10 +414,16 @@ fn parse_subnet(s: &Spanned<String>) -> Result<Ipv4Net, Invalid> {
         reason: format!("{:?} is not an IPv4 CIDR like 198.19.1.0/24", s.get_ref()),
     })?;
     if net.trunc() != net {
-        return err(s.span(), format!("{net} has host bits set; did you mean {}?", net.trunc()));
+        return err(
+            s.span(),
+            format!("{net} has host bits set; did you mean {}?", net.trunc()),
+        );
     }
     if !UNDERLAY.contains(&net) {
-        return err(s.span(), format!("{net} is outside the underlay block {UNDERLAY}"));
+        return err(
+            s.span(),
+            format!("{net} is outside the underlay block {UNDERLAY}"),
+        );
     }
     if net.prefix_len() > 28 {
         return err(s.span(), format!("{net} is too small; use /28 or larger"));
@@ -312,13 +431,23 @@ fn parse_subnet(s: &Spanned<String>) -> Result<Ipv4Net, Invalid> {
     Ok(net)
 }
 
-fn default_subnet(explicit: &[Ipv4Net], taken: &[(Ipv4Net, Range<usize>, String)]) -> Option<Ipv4Net> {
-    (1..=255u8).map(|i| Ipv4Net::new_assert(Ipv4Addr::new(198, 19, i, 0), 24)).find(|cand| {
-        !explicit.iter().any(|e| overlaps(e, cand)) && !taken.iter().any(|(t, _, _)| overlaps(t, cand))
-    })
+fn default_subnet(
+    explicit: &[Ipv4Net],
+    taken: &[(Ipv4Net, Range<usize>, String)],
+) -> Option<Ipv4Net> {
+    (1..=255u8)
+        .map(|i| Ipv4Net::new_assert(Ipv4Addr::new(198, 19, i, 0), 24))
+        .find(|cand| {
+            !explicit.iter().any(|e| overlaps(e, cand))
+                && !taken.iter().any(|(t, _, _)| overlaps(t, cand))
+        })
 }
 
-fn check_overlap(net: &Ipv4Net, span: Range<usize>, taken: &[(Ipv4Net, Range<usize>, String)]) -> Result<(), Invalid> {
+fn check_overlap(
+    net: &Ipv4Net,
+    span: Range<usize>,
+    taken: &[(Ipv4Net, Range<usize>, String)],
+) -> Result<(), Invalid> {
     match taken.iter().find(|(t, _, _)| overlaps(t, net)) {
         Some((t, _, owner)) => err(span, format!("subnet {net} overlaps {t} of {owner}")),
         None => Ok(()),
@@ -334,24 +463,39 @@ fn check_name(name: &Spanned<String>, what: &str) -> Result<(), Invalid> {
     let ok = !n.is_empty()
         && n.len() <= MAX_NAME
         && n.starts_with(|c: char| c.is_ascii_lowercase())
-        && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && n.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !n.ends_with('-');
     if ok {
         Ok(())
     } else {
         err(
             name.span(),
-            format!("{what} name {n:?} must be 1-{MAX_NAME} characters of a-z, 0-9 and '-', starting with a letter"),
+            format!(
+                "{what} name {n:?} must be 1-{MAX_NAME} characters of a-z, 0-9 and '-', starting with a letter"
+            ),
         )
     }
 }
 
-fn bounded(value: Option<&Spanned<i64>>, default: i64, min: i64, max: i64, what: &str) -> Result<u32, Invalid> {
+fn bounded(
+    value: Option<&Spanned<i64>>,
+    default: i64,
+    min: i64,
+    max: i64,
+    what: &str,
+) -> Result<u32, Invalid> {
     let (v, span) = value.map_or((default, 0..0), |v| (*v.get_ref(), v.span()));
     if (min..=max).contains(&v) {
-        u32::try_from(v).map_err(|_| Invalid { span, reason: format!("{what} is out of range") })
+        u32::try_from(v).map_err(|_| Invalid {
+            span,
+            reason: format!("{what} is out of range"),
+        })
     } else {
-        err(span, format!("{what} = {v} is out of range {min} ..= {max}"))
+        err(
+            span,
+            format!("{what} = {v} is out of range {min} ..= {max}"),
+        )
     }
 }
 
@@ -373,7 +517,10 @@ enum Kind {
 impl Names {
     fn add(&mut self, name: String, kind: Kind, span: Range<usize>) -> Result<(), Invalid> {
         if !self.all.insert(name.clone()) {
-            return err(span, format!("two nodes would be named {name:?}; rename a site or public group"));
+            return err(
+                span,
+                format!("two nodes would be named {name:?}; rename a site or public group"),
+            );
         }
         if kind != Kind::Router {
             self.hosts.insert(name.clone());
