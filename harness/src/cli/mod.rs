@@ -1,0 +1,60 @@
+//! The `wow-bench` command line. Each subcommand is a module with its own clap `Args`
+//! and a `run` function; later subcommands (`run`, `list`, `plot`, `deploy`) slot in
+//! the same way.
+
+mod clean;
+mod emulate;
+mod probe;
+mod topo;
+
+use clap::{Parser, Subcommand};
+
+/// Testbed and benchmark harness for the IPOP/WOW re-implementation.
+#[derive(Debug, Parser)]
+#[command(name = "wow-bench", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build, inspect, use and remove namespace testbeds from topology files.
+    #[command(subcommand)]
+    Topo(topo::Command),
+    /// Remove leftovers of crashed runs (namespaces, processes, /etc/netns folders).
+    Clean(clean::Args),
+    /// Classify a NAT with a STUN-like probe (server on a public host, client behind).
+    #[command(subcommand)]
+    Probe(probe::Command),
+    /// The link emulator process that `topo up` starts (not for direct use).
+    #[command(name = "__emulate", hide = true)]
+    Emulate(emulate::Args),
+}
+
+/// Runs the command line; the binary's `main` calls this.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Topo(c) => topo::run(c),
+        Command::Clean(a) => clean::run(a),
+        Command::Probe(c) => probe::run(c),
+        Command::Emulate(a) => emulate::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wow-bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Refuses early, with advice, when not root.
+fn require_root() -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        anyhow::bail!("this needs root (network namespaces, iptables): run it with sudo");
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! `wow-bench`: see `wow_harness::cli`.
+
+fn main() -> std::process::ExitCode {
+    wow_harness::cli::main()
+}

@@ -1,0 +1,140 @@
+//! Nothing of the project is left behind: after a dropped or panicking testbed, and
+//! after a killed `wow-bench topo up` followed by `wow-bench clean`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use wow_harness::{Cmd, Host};
+use wow_netns::RunPrefix;
+use wow_netns::cleanup::{Scope, leftovers};
+use wow_netns::state::RunDir;
+
+use super::{WOW_BENCH, host, parse, up};
+
+const SMALL: &str = "name = \"c\"\n[[site]]\nname = \"s\"\nhosts = 2\nnat = \"symmetric\"\n\
+                     [[public]]\nname = \"public\"\n[[wan]]\nsite = \"s\"\ndelay_ms = 1\n";
+
+fn ip_netns_list() -> String {
+    String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned()
+}
+
+#[test]
+fn netns_cleanup_on_drop_and_panic() {
+    let bed = up(&parse(SMALL));
+    let prefix = bed.prefix().clone();
+    let emulator = bed.record().emulator.expect("the topology has a WAN link");
+    let sleeper = host(&bed, "s-0")
+        .spawn(&Cmd::new("sleep").arg("600"))
+        .unwrap();
+    let pid = sleeper.pid();
+    std::mem::forget(sleeper); // as if the harness lost track of it
+    assert!(ip_netns_list().contains(&prefix.namespace("s-0")));
+    drop(bed);
+    assert!(
+        leftovers(&Scope::Run(prefix.clone())).is_empty(),
+        "{:?}",
+        leftovers(&Scope::Run(prefix.clone()))
+    );
+    assert!(!emulator.is_alive(), "the emulator was stopped");
+    let stopped = wow_netns::state::ProcessRecord::of(pid).is_none_or(|p| !p.is_alive());
+    assert!(stopped, "the host process was stopped");
+
+    let seen = std::sync::Mutex::new(None);
+    let result = std::panic::catch_unwind(|| {
+        let bed = up(&parse(SMALL));
+        *seen.lock().unwrap() = Some(bed.prefix().clone());
+        panic!("test panic with run {} up", bed.prefix());
+    });
+    assert!(result.is_err());
+    let prefix = seen
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the testbed came up before the panic");
+    assert!(
+        leftovers(&Scope::Run(prefix.clone())).is_empty(),
+        "{:?}",
+        leftovers(&Scope::Run(prefix))
+    );
+}
+
+#[test]
+fn netns_cleanup_after_killed_topo_up() {
+    let prefix = RunPrefix::unique();
+    // A run killed while it builds...
+    let mut child = Command::new(WOW_BENCH)
+        .args([
+            "topo",
+            "up",
+            "../topologies/planetlab-118.toml",
+            "--prefix",
+            prefix.as_str(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !leftovers(&Scope::Run(prefix.clone())).is_empty(),
+        "the killed run left something to clean"
+    );
+    let status = Command::new(WOW_BENCH)
+        .args(["clean", "--prefix", prefix.as_str()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        leftovers(&Scope::Run(prefix.clone())).is_empty(),
+        "{:?}",
+        leftovers(&Scope::Run(prefix.clone()))
+    );
+
+    // ...and a finished `topo up` whose shell went away, with a process on a host.
+    let status = Command::new(WOW_BENCH)
+        .args([
+            "topo",
+            "up",
+            "nat-matrix:symmetric,firewall",
+            "--prefix",
+            prefix.as_str(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut exec = Command::new(WOW_BENCH)
+        .args([
+            "topo",
+            "exec",
+            "--prefix",
+            prefix.as_str(),
+            "a-0",
+            "--",
+            "sleep",
+            "600",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    exec.kill().unwrap();
+    exec.wait().unwrap();
+    let record = RunDir::of(&prefix).load().unwrap();
+    assert!(ip_netns_list().contains(&prefix.namespace("a-0")));
+    let status = Command::new(WOW_BENCH)
+        .args(["clean", "--prefix", prefix.as_str()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(leftovers(&Scope::Run(prefix.clone())).is_empty());
+    assert!(!ip_netns_list().contains(&prefix.namespace_prefix()));
+    assert!(record.emulator.is_none_or(|p| !p.is_alive()));
+}

@@ -1,0 +1,51 @@
+//! Integration tests that need root: they build namespace testbeds. Every test name
+//! starts with `netns_`; each test allocates its own run prefix, so they run in
+//! parallel, and every testbed is removed when its guard drops.
+
+mod cleanup;
+mod host;
+mod nat;
+mod wan;
+
+use std::time::Duration;
+
+use wow_harness::{Cmd, Host, NetnsHost};
+use wow_netns::{Launcher, Options, RunPrefix, Testbed, Topology};
+
+/// The `wow-bench` binary built with these tests.
+const WOW_BENCH: &str = env!("CARGO_BIN_EXE_wow-bench");
+
+/// Builds `topology` under a fresh prefix, with the emulator as a child process.
+fn up(topology: &Topology) -> Testbed {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "netns_ tests need root (network namespaces, iptables)"
+    );
+    let options = Options {
+        prefix: RunPrefix::unique(),
+        emulator: Some(Launcher {
+            program: WOW_BENCH.into(),
+            args: vec!["__emulate".into()],
+            detach: false,
+        }),
+    };
+    Testbed::up(topology, &options).unwrap_or_else(|e| panic!("bringing up {}: {e}", topology.name))
+}
+
+fn parse(text: &str) -> Topology {
+    Topology::parse(text, "test").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn host(bed: &Testbed, name: &str) -> NetnsHost {
+    NetnsHost::new(bed, name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `cmd` on `host` and returns its stdout, failing the test on a non-zero exit.
+fn check(host: &NetnsHost, cmd: Cmd, timeout: Duration) -> String {
+    match host.check(&cmd, timeout) {
+        Ok(out) => out.stdout_text(),
+        Err(e) => panic!("{e}"),
+    }
+}
