@@ -7,6 +7,8 @@ cd "$(dirname "$0")"
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The fuzz crate lives outside the workspace; make sure its targets still compile.
+cargo build --locked --manifest-path fuzz/Cargo.toml --bins
 cargo build --release --workspace --locked
 
 if cargo nextest --version >/dev/null 2>&1; then
