@@ -9,6 +9,7 @@
 //! between thousands of nodes in virtual time.
 
 pub mod address;
+pub mod dht;
 pub mod overlay;
 pub mod sim;
 pub mod transport;

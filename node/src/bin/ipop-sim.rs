@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, ensure};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use ipop_core::sim::{Network, Phase, Report, Scenario};
+use ipop_core::sim::{DhtReport, Network, Phase, Report, Scenario};
 use serde_json::{Value, json};
 
 /// Simulate an IPOP overlay of many nodes in virtual time (deterministic per seed).
@@ -38,8 +38,11 @@ struct Args {
     #[arg(long, default_value_t = 0.0)]
     join: f64,
     /// Virtual seconds over which churn is spread.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 300.0)]
     churn_window_s: f64,
+    /// DHT keys created before churn and checked after it.
+    #[arg(long, default_value_t = 0)]
+    dht_keys: usize,
     /// Nodes started per virtual second.
     #[arg(long, default_value_t = 100.0)]
     join_rate: f64,
@@ -79,6 +82,7 @@ fn main() -> Result<()> {
         leave: args.leave,
         join: args.join,
         churn_window: Duration::from_secs_f64(args.churn_window_s),
+        dht_keys: args.dht_keys,
         join_rate: args.join_rate,
         settle: Duration::from_secs_f64(args.settle_s),
         warmup: Duration::from_secs_f64(args.warmup_s),
@@ -127,9 +131,30 @@ fn phase_json(p: &Phase) -> Value {
     })
 }
 
+fn dht_json(d: &DhtReport) -> Value {
+    json!({
+        "dht_keys": d.keys,
+        "dht_keys_found": d.found,
+        "dht_keys_live": d.live,
+        "dht_create_failures": d.create_failures,
+        "dht_get_failures": d.get_failures,
+        "dht_keys_expired": d.expired,
+        "dht_expired_gone": d.expired_gone,
+        "dht_duplicate_winners": d.duplicate_winners,
+        "dht_races": d.races,
+        "dht_races_without_winner": d.no_winner,
+        "dht_second_creates_refused": d.second_creates.1,
+        "dht_second_creates_tried": d.second_creates.0,
+        "dht_wrong_password_deletes_refused": d.wrong_password_deletes.1,
+        "dht_wrong_password_deletes_tried": d.wrong_password_deletes.0,
+        "dht_get_ms_p50": d.get_ms_p50,
+        "dht_get_ms_p99": d.get_ms_p99,
+    })
+}
+
 fn to_json(args: &Args, r: &Report, wall_s: f64, rss: Option<f64>) -> Value {
     let last = r.after_churn.as_ref().unwrap_or(&r.after_join);
-    json!({
+    let mut out = json!({
         "nodes": r.nodes,
         "seed": args.seed,
         "latency_ms": args.latency_ms,
@@ -156,7 +181,13 @@ fn to_json(args: &Args, r: &Report, wall_s: f64, rss: Option<f64>) -> Value {
         "datagrams_lost": r.lost,
         "wall_s": wall_s,
         "peak_rss_mib": rss,
-    })
+    });
+    if let (Some(d), Value::Object(map)) = (&r.dht, &mut out) {
+        if let Value::Object(fields) = dht_json(d) {
+            map.extend(fields);
+        }
+    }
+    out
 }
 
 fn print_phase(title: &str, p: &Phase) {
@@ -191,6 +222,31 @@ fn print_summary(r: &Report, wall_s: f64, rss: Option<f64>) {
             r.crashed, r.left, r.joined_during_churn
         );
         print_phase("after churn:", p);
+    }
+    if let Some(d) = &r.dht {
+        println!(
+            "dht: {} keys created ({} failed); {} / {} live keys found, {} / {} expired keys gone, {} gets failed",
+            d.keys - d.create_failures,
+            d.create_failures,
+            d.found,
+            d.live,
+            d.expired_gone,
+            d.expired,
+            d.get_failures
+        );
+        println!(
+            "  get latency p50 {:.0} ms, p99 {:.0} ms; second creates refused {}/{}; wrong-password deletes refused {}/{}",
+            d.get_ms_p50,
+            d.get_ms_p99,
+            d.second_creates.1,
+            d.second_creates.0,
+            d.wrong_password_deletes.1,
+            d.wrong_password_deletes.0
+        );
+        println!(
+            "  {} raced keys: {} with two winners, {} with none",
+            d.races, d.duplicate_winners, d.no_winner
+        );
     }
     println!(
         "{:.1} virtual s, {} datagrams ({} lost); wall {:.1} s, peak RSS {}",

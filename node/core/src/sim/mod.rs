@@ -6,6 +6,7 @@
 //! randomness comes from one seeded generator and no hash map is ever iterated, so the
 //! same seed gives the same run, event for event.
 
+mod dht_check;
 mod scenario;
 
 use std::cmp::Reverse;
@@ -16,9 +17,11 @@ use std::time::{Duration, Instant};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{Rng, RngExt, SeedableRng};
 
+pub use dht_check::DhtReport;
 pub use scenario::{Phase, Report, Scenario, describe_ring_errors, percentile};
 
 use crate::address::Address;
+use crate::dht::{self, Dht, DhtError, Outcome, RequestId};
 use crate::overlay::{Config, Event, Handled, Node};
 use crate::transport::TransportAddr;
 use crate::wire::RoutedHeader;
@@ -59,8 +62,10 @@ pub struct NetStats {
 /// A simulated node and its bookkeeping.
 #[derive(Debug)]
 pub struct SimNode {
-    /// The protocol state machine.
+    /// The overlay state machine.
     pub node: Node,
+    /// The DHT layer on top of it.
+    pub dht: Dht,
     /// Its transport address on the simulated network.
     pub transport: TransportAddr,
     /// Started and neither crashed nor departed.
@@ -108,6 +113,19 @@ impl Ord for Scheduled {
     }
 }
 
+/// A finished DHT operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhtResult {
+    /// The node that asked.
+    pub node: usize,
+    /// The operation.
+    pub id: RequestId,
+    /// Its result.
+    pub result: Result<Outcome, DhtError>,
+    /// When it finished.
+    pub at: Instant,
+}
+
 /// Something a node reported that the simulation keeps for the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
@@ -126,6 +144,7 @@ pub struct Sim {
     rng: Xoshiro256PlusPlus,
     net: Network,
     config: Config,
+    dht_config: dht::Config,
     queue: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
     nodes: Vec<SimNode>,
@@ -133,6 +152,7 @@ pub struct Sim {
     pool: Vec<Vec<u8>>,
     observed: Vec<Observed>,
     deliveries: Vec<(usize, RoutedHeader, Vec<u8>)>,
+    dht_results: Vec<DhtResult>,
     stats: NetStats,
 }
 
@@ -147,6 +167,7 @@ impl Sim {
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             net,
             config,
+            dht_config: dht::Config::default(),
             queue: BinaryHeap::new(),
             seq: 0,
             nodes: Vec::new(),
@@ -154,8 +175,14 @@ impl Sim {
             pool: Vec::new(),
             observed: Vec::new(),
             deliveries: Vec::new(),
+            dht_results: Vec::new(),
             stats: NetStats::default(),
         }
+    }
+
+    /// Sets the DHT parameters of nodes added from now on.
+    pub fn set_dht_config(&mut self, config: dht::Config) {
+        self.dht_config = config;
     }
 
     /// The current virtual time.
@@ -214,9 +241,11 @@ impl Sim {
         let seed = self.seed ^ self.rng.next_u64();
         let mut node = Node::new(self.config.clone(), address, seed, self.now);
         node.add_local_transport(transport);
+        let dht = Dht::new(self.dht_config.clone(), seed.rotate_left(17), self.now);
         self.by_addr.insert(transport.addr, i);
         self.nodes.push(SimNode {
             node,
+            dht,
             transport,
             alive: false,
             started: None,
@@ -259,6 +288,20 @@ impl Sim {
         r
     }
 
+    /// Calls `f` on node `i`'s DHT layer (e.g. to start an operation), then moves what
+    /// it queued onto the network.
+    pub fn act_dht<R>(&mut self, i: usize, f: impl FnOnce(&mut Dht, &mut Node, Instant) -> R) -> R {
+        let n = &mut self.nodes[i];
+        let r = f(&mut n.dht, &mut n.node, self.now);
+        self.drain(i);
+        r
+    }
+
+    /// Takes the DHT results since the last call.
+    pub fn take_dht_results(&mut self) -> Vec<DhtResult> {
+        std::mem::take(&mut self.dht_results)
+    }
+
     /// Takes the events nodes reported since the last call.
     pub fn take_observed(&mut self) -> Vec<Observed> {
         std::mem::take(&mut self.observed)
@@ -287,6 +330,7 @@ impl Sim {
                     if n.alive && n.timer == Some(ev.at) {
                         n.timer = None;
                         n.node.handle_timeout(self.now);
+                        n.dht.handle_timeout(self.now, &mut n.node);
                         self.drain(node);
                     }
                 }
@@ -315,8 +359,11 @@ impl Sim {
                 self.send(src, t.dst, data);
             }
             Handled::Deliver(d) => {
-                let payload = data[d.payload].to_vec();
-                self.deliveries.push((to, d.header, payload));
+                let n = &mut self.nodes[to];
+                let payload = &data[d.payload];
+                if !n.dht.handle_delivery(now, &mut n.node, &d.header, payload) {
+                    self.deliveries.push((to, d.header, payload.to_vec()));
+                }
                 self.pool.push(data);
             }
             Handled::Done => self.pool.push(data),
@@ -328,29 +375,57 @@ impl Sim {
     /// re-arms its timer.
     fn drain(&mut self, i: usize) {
         let src = self.nodes[i].transport;
+        let now = self.now;
         loop {
-            let mut buf = self.pool.pop().unwrap_or_default();
-            let Some(dst) = self.nodes[i].node.poll_transmit(&mut buf) else {
-                self.pool.push(buf);
+            // Deliveries to this node's own layers can queue more datagrams, so loop
+            // until the node is quiet.
+            let n = &mut self.nodes[i];
+            if n.node.is_correctly_connected() && n.dht.has_waiting() {
+                n.dht.handle_timeout(now, &mut n.node);
+            }
+            while let Some((header, payload)) = n.node.poll_delivery() {
+                if !n.dht.handle_delivery(now, &mut n.node, &header, &payload) {
+                    self.deliveries.push((i, header, payload));
+                }
+            }
+            let mut sent = false;
+            loop {
+                let mut buf = self.pool.pop().unwrap_or_default();
+                let Some(dst) = self.nodes[i].node.poll_transmit(&mut buf) else {
+                    self.pool.push(buf);
+                    break;
+                };
+                sent = true;
+                self.send(src, dst, buf);
+            }
+            if !sent {
                 break;
-            };
-            self.send(src, dst, buf);
+            }
         }
-        while let Some(event) = self.nodes[i].node.poll_event() {
-            if event == Event::CorrectlyConnected && self.nodes[i].connected_at.is_none() {
-                self.nodes[i].connected_at = Some(self.now);
+        let n = &mut self.nodes[i];
+        while let Some(event) = n.node.poll_event() {
+            if event == Event::CorrectlyConnected && n.connected_at.is_none() {
+                n.connected_at = Some(now);
             }
             self.observed.push(Observed { node: i, event });
         }
-        while let Some((header, payload)) = self.nodes[i].node.poll_delivery() {
-            self.deliveries.push((i, header, payload));
+        while let Some((id, result)) = n.dht.poll_result() {
+            self.dht_results.push(DhtResult {
+                node: i,
+                id,
+                result,
+                at: now,
+            });
         }
-        let n = &mut self.nodes[i];
         if !n.alive {
             return;
         }
-        if let Some(t) = n.node.poll_timeout() {
-            let t = t.max(self.now);
+        let next = [n.node.poll_timeout(), n.dht.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(t) = next {
+            let t = t.max(now);
             if n.timer.is_none_or(|cur| t < cur) {
                 n.timer = Some(t);
                 self.seq += 1;

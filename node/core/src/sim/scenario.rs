@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rand::RngExt;
 
+use super::dht_check::{self, DhtReport};
 use super::{Network, Sim};
 use crate::overlay::{Config, Event};
 use crate::transport::TransportAddr;
@@ -41,6 +42,8 @@ pub struct Scenario {
     pub join: f64,
     /// Virtual time over which churn events are spread.
     pub churn_window: Duration,
+    /// DHT keys created before churn and checked after it (0: no DHT checks).
+    pub dht_keys: usize,
 }
 
 impl Default for Scenario {
@@ -58,7 +61,8 @@ impl Default for Scenario {
             crash: 0.0,
             leave: 0.0,
             join: 0.0,
-            churn_window: Duration::from_secs(30),
+            churn_window: Duration::from_secs(300),
+            dht_keys: 0,
         }
     }
 }
@@ -129,6 +133,8 @@ pub struct Report {
     pub datagrams: u64,
     /// Datagrams lost.
     pub lost: u64,
+    /// The DHT checks, if any.
+    pub dht: Option<DhtReport>,
 }
 
 /// Nearest-rank percentile of sorted values (`p` in 0..=100); 0 for no values.
@@ -175,9 +181,26 @@ impl Scenario {
         report.join_s_p99 = percentile(&join_s, 99.0);
         report.join_s_max = join_s.last().copied().unwrap_or(0.0);
 
+        let mut dht = DhtReport::default();
+        let mut keys = Vec::new();
+        if self.dht_keys > 0 {
+            progress("dht", 0.0);
+            dht_check::race(&mut sim, 50, 3, &mut dht);
+            // A fifth of the keys expire during churn, the rest outlive the run.
+            let short = self.churn_window / 2 + Duration::from_secs(10);
+            let (created, failures) = dht_check::populate(&mut sim, self.dht_keys, short);
+            dht.keys = self.dht_keys;
+            dht.create_failures = failures;
+            keys = created;
+        }
         if self.has_churn() {
             self.churn(&mut sim, &bootstrap, &mut report, progress);
             report.after_churn = Some(self.settle_and_check(&mut sim, 1, progress));
+        }
+        if self.dht_keys > 0 {
+            progress("dht", 0.5);
+            dht_check::verify(&mut sim, &keys, &mut dht);
+            report.dht = Some(dht);
         }
         report.after_join = after_join;
         report.virtual_s = sim.elapsed().as_secs_f64();

@@ -36,6 +36,12 @@ impl<'a> Reader<'a> {
         Ok(u16::from_be_bytes([b[0], b[1]]))
     }
 
+    pub(crate) fn u32(&mut self) -> Result<u32, Error> {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(self.bytes(4)?);
+        Ok(u32::from_be_bytes(a))
+    }
+
     pub(crate) fn u64(&mut self) -> Result<u64, Error> {
         let mut a = [0u8; 8];
         a.copy_from_slice(self.bytes(8)?);
@@ -155,6 +161,10 @@ impl<'a> Writer<'a> {
     }
 
     pub(crate) fn u16(&mut self, v: u16) -> Result<(), Error> {
+        self.bytes(&v.to_be_bytes())
+    }
+
+    pub(crate) fn u32(&mut self, v: u32) -> Result<(), Error> {
         self.bytes(&v.to_be_bytes())
     }
 

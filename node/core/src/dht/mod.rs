@@ -1,0 +1,613 @@
+//! A replicated soft-state DHT on the overlay (the WOW DHCP paper, section 4).
+//!
+//! API: [`Dht::create`], [`Dht::delete`], [`Dht::recreate`], [`Dht::get`]. Each
+//! application key is re-mapped to `n` sub-keys (`SHA-1(key ‖ i)`, default 5) around the
+//! ring; each sub-key is stored on the two nodes immediately left and right of it. An
+//! operation succeeds when a majority (default 3) of its sub-keys succeed, and a get
+//! returns the value the majority agrees on. Values are soft state and vanish at their
+//! TTL unless recreated; replicas keep only a salted hash of the password.
+//!
+//! Writes go to the node nearest a sub-key, which decides and copies the record (with a
+//! revision) to the other replica. Reads ask both replicas. When the ring changes,
+//! replicas copy records to their new partner and hand off records they are no longer
+//! responsible for, so keys follow joins, leaves and crashes. A node starts operations
+//! only once it is correctly connected. Like the overlay, this is a sans-IO state
+//! machine: it sends through the [`Node`] it is given and reports results through
+//! [`Dht::poll_result`].
+
+mod client;
+mod store;
+pub mod wire;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{Rng, SeedableRng};
+
+use crate::address::Address;
+use crate::overlay::Node;
+use crate::wire::{Mode, RoutedHeader};
+use client::Operation;
+use store::{Limits, Store};
+use wire::{MAX_KEY, MAX_PASSWORD, MAX_VALUE, Op, RecordRepr, Reply, Request, Status};
+
+/// DHT parameters.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Sub-keys per application key.
+    pub sub_keys: usize,
+    /// Sub-keys that must agree for an operation to succeed.
+    pub majority: usize,
+    /// Wait this long for a reply before retransmitting a request.
+    pub request_timeout: Duration,
+    /// Requests per sub-key before it counts as failed.
+    pub attempts: u32,
+    /// After one replica answered a read, wait this long for the other.
+    pub read_grace: Duration,
+    /// An operation that cannot start within this time (the node is not correctly
+    /// connected) fails.
+    pub start_timeout: Duration,
+    /// Every this often, replicas copy all their records to their partners again.
+    pub resync: Duration,
+    /// Period of expiry and migration checks.
+    pub tick: Duration,
+    /// Most records a node stores for one creator.
+    pub max_records_per_creator: usize,
+    /// Most records a node stores.
+    pub max_records: usize,
+    /// Longest TTL a node grants.
+    pub max_ttl: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sub_keys: 5,
+            majority: 3,
+            request_timeout: Duration::from_secs(2),
+            attempts: 3,
+            read_grace: Duration::from_millis(300),
+            start_timeout: Duration::from_secs(60),
+            resync: Duration::from_secs(60),
+            tick: Duration::from_secs(1),
+            max_records_per_creator: 4096,
+            max_records: 1 << 20,
+            max_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// What a replica holds for one sub-key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordInfo {
+    /// The sub-key address.
+    pub sub_key: Address,
+    /// The application key.
+    pub key: Vec<u8>,
+    /// Which sub-key of it.
+    pub sub: u8,
+    /// Revision.
+    pub rev: u64,
+    /// Deleted (kept until its TTL so that stale copies cannot come back).
+    pub deleted: bool,
+    /// Time left to live.
+    pub ttl_left: Duration,
+    /// Length of the value.
+    pub value_len: usize,
+}
+
+/// Identifies an operation; results carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// A successful operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The key was created.
+    Created,
+    /// The key was deleted.
+    Deleted,
+    /// The key was replaced.
+    Recreated,
+    /// The live values of the key (empty if none).
+    Values(Vec<Vec<u8>>),
+}
+
+/// Why an operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum DhtError {
+    /// Create: the key exists.
+    #[error("the key exists")]
+    KeyExists,
+    /// Delete: the key does not exist.
+    #[error("the key does not exist")]
+    NotFound,
+    /// Delete/recreate: wrong password.
+    #[error("wrong password")]
+    BadPassword,
+    /// The replicas refuse more entries from this node.
+    #[error("the replicas hold too many entries from this node")]
+    Quota,
+    /// Too few sub-keys answered alike.
+    #[error("no majority of sub-keys agreed")]
+    NoMajority,
+    /// The node was not correctly connected within the start timeout.
+    #[error("the node did not become correctly connected in time")]
+    NotConnected,
+    /// The key is longer than 255 bytes.
+    #[error("key longer than {MAX_KEY} bytes")]
+    KeyTooLong,
+    /// The value is longer than 1024 bytes.
+    #[error("value longer than {MAX_VALUE} bytes")]
+    ValueTooLong,
+    /// A password is longer than 64 bytes.
+    #[error("password longer than {MAX_PASSWORD} bytes")]
+    PasswordTooLong,
+}
+
+/// The DHT layer of one node (client and replica).
+#[derive(Debug)]
+pub struct Dht {
+    config: Config,
+    rng: Xoshiro256PlusPlus,
+    store: Store,
+    ops: Vec<Operation>,
+    results: VecDeque<(RequestId, Result<Outcome, DhtError>)>,
+    next_id: u64,
+    next_tick: Instant,
+    next_resync: Instant,
+    last_view: (Option<Address>, Option<Address>),
+}
+
+/// The address of sub-key `i` of `key`.
+pub fn sub_key(key: &[u8], i: u8) -> Address {
+    let mut data = Vec::with_capacity(key.len() + 1);
+    data.extend_from_slice(key);
+    data.push(i);
+    Address::sha1(&data)
+}
+
+impl Dht {
+    /// A DHT layer; `seed` drives its random choices (operation ids, salts).
+    pub fn new(config: Config, seed: u64, now: Instant) -> Self {
+        Dht {
+            next_resync: now + config.resync,
+            config,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            store: Store::default(),
+            ops: Vec::new(),
+            results: VecDeque::new(),
+            next_id: 1,
+            next_tick: now,
+            last_view: (None, None),
+        }
+    }
+
+    /// Inserts `value` under `key` for `ttl` if the key does not exist.
+    pub fn create(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        key: &[u8],
+        password: &[u8],
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<RequestId, DhtError> {
+        self.start(now, node, Op::Create, key, password, b"", value, ttl)
+    }
+
+    /// Deletes `key` given its password.
+    pub fn delete(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        key: &[u8],
+        password: &[u8],
+    ) -> Result<RequestId, DhtError> {
+        self.start(
+            now,
+            node,
+            Op::Delete,
+            key,
+            password,
+            b"",
+            b"",
+            Duration::ZERO,
+        )
+    }
+
+    /// Deletes `key` (given `old_password`, if it exists) and creates it with
+    /// `new_password`, `value` and `ttl`, atomically at each replica.
+    #[allow(clippy::too_many_arguments)]
+    pub fn recreate(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        key: &[u8],
+        old_password: &[u8],
+        new_password: &[u8],
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<RequestId, DhtError> {
+        self.start(
+            now,
+            node,
+            Op::Recreate,
+            key,
+            old_password,
+            new_password,
+            value,
+            ttl,
+        )
+    }
+
+    /// All live values of `key`.
+    pub fn get(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        key: &[u8],
+    ) -> Result<RequestId, DhtError> {
+        self.start(now, node, Op::Get, key, b"", b"", b"", Duration::ZERO)
+    }
+
+    /// The next finished operation.
+    pub fn poll_result(&mut self) -> Option<(RequestId, Result<Outcome, DhtError>)> {
+        self.results.pop_front()
+    }
+
+    /// Records this node holds as a replica.
+    pub fn stored_records(&self) -> usize {
+        self.store.len()
+    }
+
+    /// The records this node holds as a replica (for status output and diagnosis).
+    pub fn records(&self, now: Instant) -> Vec<RecordInfo> {
+        self.store
+            .keys()
+            .into_iter()
+            .filter_map(|k| {
+                let r = self.store.get(&k)?;
+                Some(RecordInfo {
+                    sub_key: k,
+                    key: r.key.clone(),
+                    sub: r.sub,
+                    rev: r.rev,
+                    deleted: r.tombstone,
+                    ttl_left: r.expires.saturating_duration_since(now),
+                    value_len: r.value.len(),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether operations wait for the node to become correctly connected.
+    pub fn has_waiting(&self) -> bool {
+        self.ops.iter().any(|o| !o.started)
+    }
+
+    /// When [`Dht::handle_timeout`] should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let grace = self.config.read_grace;
+        let ops = self.ops.iter().filter_map(|o| o.next_deadline(grace));
+        Some(ops.fold(self.next_tick, Instant::min))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        op: Op,
+        key: &[u8],
+        password: &[u8],
+        new_password: &[u8],
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<RequestId, DhtError> {
+        if key.len() > MAX_KEY {
+            return Err(DhtError::KeyTooLong);
+        }
+        if value.len() > MAX_VALUE {
+            return Err(DhtError::ValueTooLong);
+        }
+        if password.len() > MAX_PASSWORD || new_password.len() > MAX_PASSWORD {
+            return Err(DhtError::PasswordTooLong);
+        }
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        let subs = (0..self.config.sub_keys)
+            .map(|i| sub_key(key, i as u8))
+            .collect();
+        let ttl_s = u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX);
+        let op_id = self.rng.next_u64();
+        let deadline = now + self.config.start_timeout;
+        self.ops.push(Operation::new(
+            id,
+            op,
+            op_id,
+            key,
+            subs,
+            password,
+            new_password,
+            value,
+            ttl_s,
+            now,
+            deadline,
+        ));
+        self.drive(now, node);
+        Ok(id)
+    }
+
+    /// Handles a routed message for the DHT; returns false if it was not one.
+    pub fn handle_delivery(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        header: &RoutedHeader,
+        payload: &[u8],
+    ) -> bool {
+        match header.kind {
+            wire::REQUEST => {
+                if let Ok(req) = Request::parse(payload) {
+                    self.serve(now, node, header, &req);
+                }
+            }
+            wire::REPLY => {
+                if let Ok(reply) = Reply::parse(payload) {
+                    if let Some(op) = self.ops.iter_mut().find(|o| o.op_id == reply.op_id) {
+                        op.on_reply(now, &reply);
+                    }
+                    self.drive(now, node);
+                }
+            }
+            wire::REPLICATE => {
+                if let Ok(rec) = RecordRepr::parse(payload) {
+                    let limits = self.limits();
+                    self.store.merge(now, &rec, &limits);
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Runs retransmissions, completes operations, expires records, and moves records
+    /// when the ring changed.
+    pub fn handle_timeout(&mut self, now: Instant, node: &mut Node) {
+        self.drive(now, node);
+        if now < self.next_tick {
+            return;
+        }
+        self.next_tick = now + self.config.tick;
+        self.store.purge(now);
+        if node.is_correctly_connected() {
+            self.migrate(now, node);
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            per_creator: self.config.max_records_per_creator,
+            total: self.config.max_records,
+            max_ttl: self.config.max_ttl,
+        }
+    }
+
+    /// Sends what is due for every operation and reports those that finished.
+    fn drive(&mut self, now: Instant, node: &mut Node) {
+        let correct = node.is_correctly_connected();
+        let mut i = 0;
+        while i < self.ops.len() {
+            let op = &mut self.ops[i];
+            if !op.started {
+                if correct {
+                    op.started = true;
+                } else if now >= op.start_deadline {
+                    let op = self.ops.swap_remove(i);
+                    self.results.push_back((op.id, Err(DhtError::NotConnected)));
+                    continue;
+                } else {
+                    i += 1;
+                    continue;
+                }
+            }
+            let mut send: Vec<usize> = op.due(now, self.config.attempts, self.config.read_grace);
+            if op.lock_refused().is_none() {
+                send.extend(op.releasable().collect::<Vec<_>>());
+            }
+            for s in send {
+                let sub = &mut self.ops[i].subs[s];
+                sub.sent = true;
+                sub.attempts += 1;
+                sub.next_send = now + self.config.request_timeout;
+                self.send_request(now, node, i, s);
+            }
+            let op = &mut self.ops[i];
+            if !op.reported && op.is_done(self.config.majority) {
+                op.reported = true;
+                let (result, rollback) = op.outcome(self.config.majority);
+                let op = op.clone();
+                for s in rollback {
+                    self.send_rollback(now, node, &op, s);
+                }
+                self.results.push_back((op.id, result));
+            }
+            let op = &self.ops[i];
+            let finished = op.is_finished() || op.lock_refused().is_some();
+            if op.reported && (finished || op.op == Op::Get) {
+                self.ops.swap_remove(i);
+                continue;
+            }
+            i += 1;
+        }
+    }
+
+    fn send_request(&self, now: Instant, node: &mut Node, op: usize, sub: usize) {
+        let o = &self.ops[op];
+        let req = Request {
+            op: o.op,
+            op_id: o.op_id,
+            sub: sub as u8,
+            key: &o.key,
+            password: &o.password,
+            new_password: &o.new_password,
+            value: &o.value,
+            ttl_s: o.ttl_s,
+        };
+        // Reads ask both replicas; writes go to the one nearest the sub-key.
+        let mode = if o.op == Op::Get {
+            Mode::Pair
+        } else {
+            Mode::Nearest
+        };
+        send(now, node, o.subs[sub].addr, mode, wire::REQUEST, |b| {
+            req.emit(b)
+        });
+    }
+
+    fn send_rollback(&mut self, now: Instant, node: &mut Node, op: &Operation, sub: usize) {
+        let req = Request {
+            op: Op::Delete,
+            op_id: self.rng.next_u64(),
+            sub: sub as u8,
+            key: &op.key,
+            password: &op.password,
+            new_password: b"",
+            value: b"",
+            ttl_s: 0,
+        };
+        send(
+            now,
+            node,
+            op.subs[sub].addr,
+            Mode::Nearest,
+            wire::REQUEST,
+            |b| req.emit(b),
+        );
+    }
+
+    /// A request reached this node as a replica of its sub-key.
+    fn serve(&mut self, now: Instant, node: &mut Node, header: &RoutedHeader, req: &Request<'_>) {
+        let sub_key = sub_key(req.key, req.sub);
+        if sub_key != header.dst {
+            return; // not the sub-key it claims to be
+        }
+        let (status, rev, ttl_left_s, value) = if req.op == Op::Get {
+            match self.store.get(&sub_key) {
+                Some(r) if !r.tombstone && r.expires > now => {
+                    (Status::Ok, r.rev, r.ttl_left_s(now), r.value.clone())
+                }
+                Some(r) => (Status::NotFound, r.rev, 0, Vec::new()),
+                None => (Status::NotFound, 0, 0, Vec::new()),
+            }
+        } else {
+            let limits = self.limits();
+            let status = self
+                .store
+                .apply(now, sub_key, header.src, req, &limits, &mut self.rng);
+            if status == Status::Ok {
+                self.replicate_to_partner(now, node, sub_key);
+            }
+            let rev = self.store.get(&sub_key).map_or(0, |r| r.rev);
+            (status, rev, 0, Vec::new())
+        };
+        let reply = Reply {
+            op_id: req.op_id,
+            sub: req.sub,
+            status,
+            rev,
+            ttl_left_s,
+            value: &value,
+        };
+        send(now, node, header.src, Mode::Exact, wire::REPLY, |b| {
+            reply.emit(b)
+        });
+    }
+
+    /// Copies a record to the other replica of its sub-key.
+    fn replicate_to_partner(&mut self, now: Instant, node: &mut Node, sub_key: Address) {
+        let Some(partner) = partner(node, sub_key) else {
+            return;
+        };
+        if let Some(rec) = self.store.get(&sub_key) {
+            let repr = rec.repr(sub_key, now);
+            send(now, node, partner, Mode::Exact, wire::REPLICATE, |b| {
+                repr.emit(b)
+            });
+        }
+        for (k, rec) in self.store.iter_mut() {
+            if *k == sub_key {
+                rec.pushed_to = Some(partner);
+            }
+        }
+    }
+
+    /// After the ring changed (or every `resync`): copy records to the current partner,
+    /// and hand off those this node is no longer responsible for.
+    fn migrate(&mut self, now: Instant, node: &mut Node) {
+        let view = node.ring_neighbors();
+        let resync = now >= self.next_resync;
+        if view == self.last_view && !resync {
+            return;
+        }
+        self.last_view = view;
+        if resync {
+            self.next_resync = now + self.config.resync;
+        }
+        for key in self.store.keys() {
+            if responsible(node, key) {
+                let partner = partner(node, key);
+                let pushed = self.store.get(&key).and_then(|r| r.pushed_to);
+                if partner.is_some() && (partner != pushed || resync) {
+                    self.replicate_to_partner(now, node, key);
+                }
+            } else if let Some(rec) = self.store.remove(&key) {
+                let repr = rec.repr(key, now);
+                send(now, node, key, Mode::Pair, wire::REPLICATE, |b| {
+                    repr.emit(b)
+                });
+            }
+        }
+    }
+}
+
+/// Sends a DHT message built by `emit` (drops it if the node cannot route it; the
+/// requester's retransmissions and the replicas' resyncs cover losses).
+fn send(
+    now: Instant,
+    node: &mut Node,
+    dst: Address,
+    mode: Mode,
+    kind: u8,
+    emit: impl FnOnce(&mut [u8]) -> Result<usize, crate::wire::Error>,
+) {
+    let mut buf = [0u8; wire::MAX_MESSAGE];
+    if let Ok(n) = emit(&mut buf) {
+        let _ = node.send_routed(now, dst, mode, kind, &buf[..n]);
+    }
+}
+
+/// The other node of the pair adjacent to `key`, as this node sees the ring.
+fn partner(node: &Node, key: Address) -> Option<Address> {
+    let me = node.address();
+    match node.ring_neighbors() {
+        (_, Some(r)) if key.in_cw_arc(me, r) => Some(r),
+        (Some(l), _) if key.in_cw_arc(l, me) => Some(l),
+        _ => None,
+    }
+}
+
+/// Whether this node is one of the two nodes adjacent to `key`.
+fn responsible(node: &Node, key: Address) -> bool {
+    let me = node.address();
+    match node.ring_neighbors() {
+        (Some(l), Some(r)) => key.in_cw_arc(l, me) || key.in_cw_arc(me, r) || key == me,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests;

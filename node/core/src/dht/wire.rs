@@ -1,0 +1,367 @@
+//! DHT messages, carried as routed payloads of kinds [`REQUEST`], [`REPLY`] and
+//! [`REPLICATE`]. Parsers never panic and bound every length.
+
+use crate::address::Address;
+use crate::wire::{Error, Reader, Writer, kind};
+
+/// Routed kind of a request to the node(s) responsible for a sub-key.
+pub const REQUEST: u8 = kind::FIRST_APP;
+/// Routed kind of the answer to a request.
+pub const REPLY: u8 = kind::FIRST_APP + 1;
+/// Routed kind of a record copied to another replica.
+pub const REPLICATE: u8 = kind::FIRST_APP + 2;
+
+/// Longest application key.
+pub const MAX_KEY: usize = 255;
+/// Longest value.
+pub const MAX_VALUE: usize = 1024;
+/// Longest password.
+pub const MAX_PASSWORD: usize = 64;
+
+/// A DHT operation on one sub-key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Insert if absent.
+    Create,
+    /// Remove, given the password.
+    Delete,
+    /// Replace (delete then create), given the old password.
+    Recreate,
+    /// Read.
+    Get,
+}
+
+impl Op {
+    fn to_u8(self) -> u8 {
+        match self {
+            Op::Create => 1,
+            Op::Delete => 2,
+            Op::Recreate => 3,
+            Op::Get => 4,
+        }
+    }
+
+    fn from_u8(v: u8) -> Result<Self, Error> {
+        Ok(match v {
+            1 => Op::Create,
+            2 => Op::Delete,
+            3 => Op::Recreate,
+            4 => Op::Get,
+            _ => return Err(Error::BadValue),
+        })
+    }
+}
+
+/// A request for one sub-key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// The operation.
+    pub op: Op,
+    /// Chosen by the requester for the whole operation; echoed in replies, and what
+    /// makes a retransmitted request idempotent.
+    pub op_id: u64,
+    /// Which of the key's sub-keys.
+    pub sub: u8,
+    /// The application key.
+    pub key: &'a [u8],
+    /// The password (create, delete) or old password (recreate).
+    pub password: &'a [u8],
+    /// The new password (recreate).
+    pub new_password: &'a [u8],
+    /// The value (create, recreate).
+    pub value: &'a [u8],
+    /// Time to live in seconds (create, recreate).
+    pub ttl_s: u32,
+}
+
+/// The outcome of a request at one replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Done (or, for a get, the value follows).
+    Ok,
+    /// Create: the key exists.
+    Exists,
+    /// Delete/get: no live value.
+    NotFound,
+    /// The password does not match.
+    BadPassword,
+    /// The replica holds too many entries (from this requester, or in total).
+    Quota,
+}
+
+impl Status {
+    fn to_u8(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Exists => 1,
+            Status::NotFound => 2,
+            Status::BadPassword => 3,
+            Status::Quota => 4,
+        }
+    }
+
+    fn from_u8(v: u8) -> Result<Self, Error> {
+        Ok(match v {
+            0 => Status::Ok,
+            1 => Status::Exists,
+            2 => Status::NotFound,
+            3 => Status::BadPassword,
+            4 => Status::Quota,
+            _ => return Err(Error::BadValue),
+        })
+    }
+}
+
+/// The answer of one replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply<'a> {
+    /// The request's operation id.
+    pub op_id: u64,
+    /// The request's sub-key index.
+    pub sub: u8,
+    /// The outcome.
+    pub status: Status,
+    /// Revision of the replica's record (0 if it has none); later writes have higher
+    /// revisions, so a reader can tell a stale replica from a current one.
+    pub rev: u64,
+    /// Seconds the value has left to live (gets).
+    pub ttl_left_s: u32,
+    /// The value (gets that found one).
+    pub value: &'a [u8],
+}
+
+/// A record as replicas copy it to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRepr<'a> {
+    /// The sub-key address.
+    pub sub_key: Address,
+    /// Which sub-key of the application key it is.
+    pub sub: u8,
+    /// The application key.
+    pub key: &'a [u8],
+    /// Revision.
+    pub rev: u64,
+    /// Deleted: the record only remembers its revision until it expires.
+    pub tombstone: bool,
+    /// Salt of the password hash.
+    pub salt: [u8; 16],
+    /// SHA-256 of salt and password.
+    pub hash: [u8; 32],
+    /// The node that created it (entry quotas count per creator).
+    pub creator: Address,
+    /// The operation that last wrote it.
+    pub op_id: u64,
+    /// Milliseconds it has left to live.
+    pub ttl_left_ms: u32,
+    /// The value.
+    pub value: &'a [u8],
+}
+
+fn short_bytes<'a>(r: &mut Reader<'a>, max: usize) -> Result<&'a [u8], Error> {
+    let n = usize::from(r.u8()?);
+    if n > max {
+        return Err(Error::TooLong);
+    }
+    r.bytes(n)
+}
+
+fn value_bytes<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], Error> {
+    let n = usize::from(r.u16()?);
+    if n > MAX_VALUE {
+        return Err(Error::TooLong);
+    }
+    r.bytes(n)
+}
+
+fn put_short(w: &mut Writer<'_>, b: &[u8], max: usize) -> Result<(), Error> {
+    if b.len() > max {
+        return Err(Error::TooLong);
+    }
+    w.u8(b.len() as u8)?;
+    w.bytes(b)
+}
+
+fn put_value(w: &mut Writer<'_>, b: &[u8]) -> Result<(), Error> {
+    if b.len() > MAX_VALUE {
+        return Err(Error::TooLong);
+    }
+    w.u16(b.len() as u16)?;
+    w.bytes(b)
+}
+
+impl<'a> Request<'a> {
+    /// Parses a request payload.
+    pub fn parse(buf: &'a [u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(buf);
+        let req = Request {
+            op: Op::from_u8(r.u8()?)?,
+            op_id: r.u64()?,
+            sub: r.u8()?,
+            key: short_bytes(&mut r, MAX_KEY)?,
+            password: short_bytes(&mut r, MAX_PASSWORD)?,
+            new_password: short_bytes(&mut r, MAX_PASSWORD)?,
+            value: value_bytes(&mut r)?,
+            ttl_s: r.u32()?,
+        };
+        r.finish()?;
+        Ok(req)
+    }
+
+    /// Writes the request, returning its length.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        let mut w = Writer::new(buf);
+        w.u8(self.op.to_u8())?;
+        w.u64(self.op_id)?;
+        w.u8(self.sub)?;
+        put_short(&mut w, self.key, MAX_KEY)?;
+        put_short(&mut w, self.password, MAX_PASSWORD)?;
+        put_short(&mut w, self.new_password, MAX_PASSWORD)?;
+        put_value(&mut w, self.value)?;
+        w.u32(self.ttl_s)?;
+        Ok(w.len())
+    }
+}
+
+impl<'a> Reply<'a> {
+    /// Parses a reply payload.
+    pub fn parse(buf: &'a [u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(buf);
+        let reply = Reply {
+            op_id: r.u64()?,
+            sub: r.u8()?,
+            status: Status::from_u8(r.u8()?)?,
+            rev: r.u64()?,
+            ttl_left_s: r.u32()?,
+            value: value_bytes(&mut r)?,
+        };
+        r.finish()?;
+        Ok(reply)
+    }
+
+    /// Writes the reply, returning its length.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        let mut w = Writer::new(buf);
+        w.u64(self.op_id)?;
+        w.u8(self.sub)?;
+        w.u8(self.status.to_u8())?;
+        w.u64(self.rev)?;
+        w.u32(self.ttl_left_s)?;
+        put_value(&mut w, self.value)?;
+        Ok(w.len())
+    }
+}
+
+impl<'a> RecordRepr<'a> {
+    /// Parses a replicated record.
+    pub fn parse(buf: &'a [u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(buf);
+        let sub_key = r.address()?;
+        let sub = r.u8()?;
+        let key = short_bytes(&mut r, MAX_KEY)?;
+        let rev = r.u64()?;
+        let flags = r.u8()?;
+        if flags & !1 != 0 {
+            return Err(Error::BadValue);
+        }
+        let mut salt = [0u8; 16];
+        salt.copy_from_slice(r.bytes(16)?);
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(r.bytes(32)?);
+        let rec = RecordRepr {
+            sub_key,
+            sub,
+            key,
+            rev,
+            tombstone: flags & 1 != 0,
+            salt,
+            hash,
+            creator: r.address()?,
+            op_id: r.u64()?,
+            ttl_left_ms: r.u32()?,
+            value: value_bytes(&mut r)?,
+        };
+        r.finish()?;
+        Ok(rec)
+    }
+
+    /// Writes the record, returning its length.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        let mut w = Writer::new(buf);
+        w.address(&self.sub_key)?;
+        w.u8(self.sub)?;
+        put_short(&mut w, self.key, MAX_KEY)?;
+        w.u64(self.rev)?;
+        w.u8(u8::from(self.tombstone))?;
+        w.bytes(&self.salt)?;
+        w.bytes(&self.hash)?;
+        w.address(&self.creator)?;
+        w.u64(self.op_id)?;
+        w.u32(self.ttl_left_ms)?;
+        put_value(&mut w, self.value)?;
+        Ok(w.len())
+    }
+}
+
+/// Largest encoded DHT message.
+pub const MAX_MESSAGE: usize =
+    20 + 1 + 1 + MAX_KEY + 8 + 1 + 16 + 32 + 20 + 8 + 4 + 2 + MAX_VALUE + 2 * (1 + MAX_PASSWORD);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn requests_round_trip(op in 1u8..=4, op_id: u64, sub: u8,
+            key in proptest::collection::vec(any::<u8>(), 0..=MAX_KEY),
+            pw in proptest::collection::vec(any::<u8>(), 0..=MAX_PASSWORD),
+            value in proptest::collection::vec(any::<u8>(), 0..=MAX_VALUE), ttl_s: u32) {
+            let req = Request { op: Op::from_u8(op).unwrap(), op_id, sub, key: &key, password: &pw,
+                new_password: &pw[..pw.len() / 2], value: &value, ttl_s };
+            let mut buf = vec![0u8; MAX_MESSAGE];
+            let n = req.emit(&mut buf).unwrap();
+            prop_assert_eq!(Request::parse(&buf[..n]).unwrap(), req);
+        }
+
+        #[test]
+        fn replies_and_records_round_trip(op_id: u64, sub: u8, status in 0u8..=4, rev: u64,
+            ttl: u32, tomb: bool, salt: [u8; 16], creator: [u8; 20],
+            value in proptest::collection::vec(any::<u8>(), 0..=MAX_VALUE)) {
+            let reply = Reply { op_id, sub, status: Status::from_u8(status).unwrap(), rev,
+                ttl_left_s: ttl, value: &value };
+            let mut buf = vec![0u8; MAX_MESSAGE];
+            let n = reply.emit(&mut buf).unwrap();
+            prop_assert_eq!(Reply::parse(&buf[..n]).unwrap(), reply);
+            let rec = RecordRepr { sub_key: Address::from_bytes(creator), sub, key: b"k", rev,
+                tombstone: tomb, salt, hash: [7; 32], creator: Address::from_bytes(creator),
+                op_id, ttl_left_ms: ttl, value: &value };
+            let n = rec.emit(&mut buf).unwrap();
+            prop_assert_eq!(RecordRepr::parse(&buf[..n]).unwrap(), rec);
+        }
+
+        #[test]
+        fn parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = Request::parse(&bytes);
+            let _ = Reply::parse(&bytes);
+            let _ = RecordRepr::parse(&bytes);
+        }
+    }
+
+    #[test]
+    fn oversized_fields_are_refused() {
+        let big = vec![0u8; MAX_VALUE + 1];
+        let req = Request {
+            op: Op::Create,
+            op_id: 1,
+            sub: 0,
+            key: b"k",
+            password: b"p",
+            new_password: b"",
+            value: &big,
+            ttl_s: 1,
+        };
+        let mut buf = vec![0u8; MAX_MESSAGE + 10];
+        assert_eq!(req.emit(&mut buf), Err(Error::TooLong));
+    }
+}
