@@ -7,7 +7,9 @@
 
 pub mod cli;
 pub mod host;
+pub mod natmatrix;
 mod netns_host;
+pub mod nodes;
 
 pub use host::{Cmd, Host, HostError, Output, Process};
 pub use netns_host::NetnsHost;

@@ -4,4 +4,10 @@
 //! The driver moves bytes and timers between real sockets and the core; all protocol
 //! decisions are made in `ipop-core`.
 
+pub mod config;
+pub mod control;
+pub mod driver;
+pub mod identity;
+pub mod status;
 pub mod sysinfo;
+pub mod transport;

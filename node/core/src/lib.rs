@@ -12,8 +12,10 @@ pub mod address;
 pub mod dht;
 pub mod overlay;
 pub mod sim;
+pub mod stack;
 pub mod transport;
 pub mod wire;
 
 pub use address::Address;
+pub use stack::Stack;
 pub use transport::{Proto, TransportAddr};

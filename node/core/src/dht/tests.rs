@@ -99,7 +99,11 @@ fn values_vanish_at_their_ttl() {
     );
     sim.run_for(Duration::from_secs(25));
     assert_eq!(run(&mut sim, 7, get), Ok(Outcome::Values(vec![])));
-    let total: usize = sim.nodes().iter().map(|n| n.dht.stored_records()).sum();
+    let total: usize = sim
+        .nodes()
+        .iter()
+        .map(|n| n.stack.dht.stored_records())
+        .sum();
     assert_eq!(total, 0, "expired records are purged everywhere");
 }
 
@@ -109,7 +113,11 @@ fn records_live_on_two_replicas_per_sub_key() {
     let put = |d: &mut Dht, n: &mut Node, t| d.create(t, n, b"k", b"pw", b"v", HOUR);
     assert_eq!(run(&mut sim, 1, put), Ok(Outcome::Created));
     sim.run_for(Duration::from_secs(2));
-    let total: usize = sim.nodes().iter().map(|n| n.dht.stored_records()).sum();
+    let total: usize = sim
+        .nodes()
+        .iter()
+        .map(|n| n.stack.dht.stored_records())
+        .sum();
     assert_eq!(total, 2 * Config::default().sub_keys);
 }
 
@@ -149,7 +157,7 @@ fn operations_wait_until_the_node_is_correctly_connected() {
     let late = sim.add_node();
     let boot = [sim.node(0).transport];
     sim.start(late, &boot);
-    assert!(!sim.node(late).node.is_correctly_connected());
+    assert!(!sim.node(late).stack.node.is_correctly_connected());
     let put = |d: &mut Dht, n: &mut Node, t| d.create(t, n, b"early", b"pw", b"v", HOUR);
     assert_eq!(run(&mut sim, late, put), Ok(Outcome::Created));
 }

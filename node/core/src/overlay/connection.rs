@@ -51,6 +51,10 @@ pub struct Connection {
     pub peer_right: Vec<Address>,
     /// Bytes and datagrams sent and received on this connection.
     pub counters: Counters,
+    /// For a relayed connection: the peer's own transports, to retry a direct edge.
+    pub(crate) direct_candidates: Vec<TransportAddr>,
+    /// For a relayed connection: when a direct edge was last tried.
+    pub(crate) last_upgrade: Instant,
     /// Token of the link attempt that formed it (duplicate requests carry the same).
     pub(crate) token: u64,
     pub(crate) last_ping: Option<Instant>,
@@ -85,6 +89,8 @@ impl Connection {
             peer_left: Vec::new(),
             peer_right: Vec::new(),
             counters: Counters::default(),
+            direct_candidates: Vec::new(),
+            last_upgrade: now,
             token,
             last_ping: None,
             ping_nonce: 0,
@@ -150,6 +156,24 @@ impl Table {
 
     pub(crate) fn get_mut(&mut self, peer: Address) -> Option<&mut Connection> {
         self.conns.iter_mut().find(|c| c.peer == peer)
+    }
+
+    /// Direct connections, nearest neighbours first, then bootstrap and far ones (up to
+    /// `max`): the relays this node offers in its CTMs.
+    pub(crate) fn direct_peers(&self, max: usize) -> Vec<Address> {
+        let mut direct: Vec<&Connection> = self
+            .conns
+            .iter()
+            .filter(|c| matches!(c.edge, Edge::Direct(_)))
+            .collect();
+        direct.sort_by_key(|c| {
+            (
+                !c.roles.contains(Roles::NEAR),
+                !c.roles.contains(Roles::LEAF),
+                c.peer,
+            )
+        });
+        direct.into_iter().take(max).map(|c| c.peer).collect()
     }
 
     pub(crate) fn by_transport_mut(&mut self, t: TransportAddr) -> Option<&mut Connection> {

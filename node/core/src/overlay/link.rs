@@ -11,7 +11,7 @@ use std::time::Instant;
 use super::connection::Connection;
 use super::{DisconnectReason, Edge, Event, Node, Source};
 use crate::address::Address;
-use crate::transport::Proto;
+use crate::transport::{Proto, TransportAddr};
 use crate::wire::{self, LinkRequest, LinkResponse, LinkStatus, Message, Roles, TransportList};
 
 /// An attempt to link to a peer (or, when bootstrapping, to whoever answers).
@@ -28,6 +28,8 @@ pub(crate) struct Attempt {
     sends: u32,
     /// The peer said it is linking to us; stop sending, wait for its request.
     waiting: bool,
+    /// Tries a direct edge for a connection that is relayed now.
+    upgrade: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,14 @@ impl Node {
                 return;
             }
             if let Some(conn) = self.table.get_mut(p) {
+                // Remember its direct transports, should the connection be relayed.
+                for e in candidates {
+                    if let Edge::Direct(t) = e {
+                        if !conn.direct_candidates.contains(&t) {
+                            conn.direct_candidates.push(t);
+                        }
+                    }
+                }
                 if !conn.roles.contains(roles) {
                     conn.roles |= roles;
                     conn.status_due = true;
@@ -94,6 +104,38 @@ impl Node {
             next_send: now,
             sends: 0,
             waiting: false,
+            upgrade: false,
+        });
+    }
+
+    /// Tries a direct edge for the relayed connection to `peer` (the connection stays on
+    /// its relay until a direct one answers).
+    pub(crate) fn start_upgrade(
+        &mut self,
+        now: Instant,
+        peer: Address,
+        direct: Vec<TransportAddr>,
+    ) {
+        if self.linking_to(peer) || direct.is_empty() {
+            return;
+        }
+        let token = rand::Rng::next_u64(&mut self.rng);
+        self.attempts.push(Attempt {
+            token,
+            peer: Some(peer),
+            candidates: direct
+                .into_iter()
+                .map(|t| Candidate {
+                    edge: Edge::Direct(t),
+                    dead: false,
+                })
+                .collect(),
+            roles: Roles::NONE,
+            started: now,
+            next_send: now,
+            sends: 0,
+            waiting: false,
+            upgrade: true,
         });
     }
 
@@ -106,7 +148,7 @@ impl Node {
                 || a.candidates.iter().all(|c| c.dead);
             if expired {
                 let a = self.attempts.swap_remove(i);
-                if a.peer.is_some() {
+                if a.peer.is_some() && !a.upgrade {
                     self.stats.link_failures += 1;
                 }
                 continue;
@@ -121,10 +163,21 @@ impl Node {
     fn send_link_requests(&mut self, now: Instant, i: usize) {
         let transports = self.nat.advertised();
         let a = &mut self.attempts[i];
-        let tcp_ok = now.saturating_duration_since(a.started) >= self.config.tcp_delay
-            || a.candidates
-                .iter()
-                .all(|c| c.dead || matches!(c.edge, Edge::Direct(t) if t.proto == Proto::Tcp));
+        let age = now.saturating_duration_since(a.started);
+        let live = |c: &&Candidate| !c.dead;
+        let udp_left = a
+            .candidates
+            .iter()
+            .filter(live)
+            .any(|c| matches!(c.edge, Edge::Direct(t) if t.proto == Proto::Udp));
+        let direct_left = a
+            .candidates
+            .iter()
+            .filter(live)
+            .any(|c| matches!(c.edge, Edge::Direct(_)));
+        // UDP first; TCP after `tcp_delay`; relays after `relay_delay`.
+        let tcp_ok = age >= self.config.tcp_delay || !udp_left;
+        let relay_ok = age >= self.config.relay_delay || !direct_left;
         let backoff = self
             .config
             .link_retry
@@ -141,7 +194,10 @@ impl Node {
             .iter()
             .filter(|c| !c.dead)
             .map(|c| c.edge)
-            .filter(|e| tcp_ok || !matches!(e, Edge::Direct(t) if t.proto == Proto::Tcp))
+            .filter(|e| match e {
+                Edge::Direct(t) => t.proto == Proto::Udp || tcp_ok,
+                Edge::Relay { .. } => relay_ok,
+            })
             .collect();
         if peer.is_none() && !edges.is_empty() {
             // Bootstrapping: one bootstrap node per round, so that only one of them
@@ -237,6 +293,7 @@ impl Node {
             let mut conn = Connection::new(peer, src.edge, req.token, now);
             conn.roles = roles;
             conn.peer_roles = req.roles;
+            conn.direct_candidates = req.transports.iter().collect();
             self.table.insert(conn);
         }
         // The response goes out before anything the new connection triggers (status
@@ -265,7 +322,9 @@ impl Node {
                     return;
                 }
                 let a = self.attempts.swap_remove(i);
-                if let Some(observed) = resp.observed {
+                // The address a peer sees for an outgoing TCP stream is an ephemeral
+                // port nobody can connect to: only UDP mappings are worth advertising.
+                if let Some(observed) = resp.observed.filter(|t| t.proto == Proto::Udp) {
                     if self.nat.observe(now, observed) {
                         self.events.push_back(Event::LearnedAddress(observed));
                     }
@@ -290,6 +349,14 @@ impl Node {
                 let mut conn = Connection::new(peer, src.edge, a.token, now);
                 conn.roles = a.roles;
                 conn.peer_roles = resp.roles;
+                conn.direct_candidates = a
+                    .candidates
+                    .iter()
+                    .filter_map(|c| match c.edge {
+                        Edge::Direct(t) => Some(t),
+                        Edge::Relay { .. } => None,
+                    })
+                    .collect();
                 self.table.insert(conn);
                 self.events.push_back(Event::Connected {
                     peer,

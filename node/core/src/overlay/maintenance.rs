@@ -98,6 +98,7 @@ impl Node {
         self.recently_gone
             .retain(|(_, t)| now.saturating_duration_since(*t) < horizon);
         self.check_liveness(now);
+        self.upgrade_relays(now);
         self.maintain_bootstrap(now);
         self.maintain_near(now);
         self.maintain_far(now);
@@ -125,6 +126,25 @@ impl Node {
         }
         for peer in dead {
             self.drop_connection(now, peer, DisconnectReason::Timeout);
+        }
+    }
+
+    /// Every `relay_upgrade`, a relayed connection tries a direct edge again (networks
+    /// change; a NAT binding may now allow what failed before).
+    fn upgrade_relays(&mut self, now: Instant) {
+        let every = self.config.relay_upgrade;
+        let due: Vec<(Address, Vec<crate::transport::TransportAddr>)> = self
+            .table
+            .iter_mut()
+            .filter(|c| matches!(c.edge, super::Edge::Relay { .. }))
+            .filter(|c| now.saturating_duration_since(c.last_upgrade) >= every)
+            .map(|c| {
+                c.last_upgrade = now;
+                (c.peer, c.direct_candidates.clone())
+            })
+            .collect();
+        for (peer, direct) in due {
+            self.start_upgrade(now, peer, direct);
         }
     }
 
@@ -278,6 +298,26 @@ impl Node {
             .table
             .ring_view(self.address, self.config.near_per_side);
         let view_changed = view != self.view;
+        // A connection that carries relay edges of ours is needed for them.
+        let vias: Vec<Address> = self
+            .table
+            .iter()
+            .filter_map(|c| match c.edge {
+                super::Edge::Relay { via } => Some(via),
+                super::Edge::Direct(_) => None,
+            })
+            .collect();
+        for c in self.table.iter_mut() {
+            let relay = vias.contains(&c.peer);
+            if relay != c.roles.contains(Roles::RELAY) {
+                c.roles = if relay {
+                    c.roles | Roles::RELAY
+                } else {
+                    c.roles.without(Roles::RELAY)
+                };
+                c.status_due = true;
+            }
+        }
         let lost_near = self
             .view
             .left

@@ -58,6 +58,10 @@ pub struct Config {
     pub link_timeout: Duration,
     /// TCP candidates of a link attempt are tried only after UDP had this long.
     pub tcp_delay: Duration,
+    /// Relay candidates are tried only after direct ones had this long.
+    pub relay_delay: Duration,
+    /// How often a relayed connection tries to become direct.
+    pub relay_upgrade: Duration,
     /// How long to wait for CTM replies before asking again.
     pub ctm_timeout: Duration,
     /// How often a correctly connected node re-checks its ring position.
@@ -83,6 +87,8 @@ impl Default for Config {
             link_retry_max: Duration::from_secs(2),
             link_timeout: Duration::from_secs(10),
             tcp_delay: Duration::from_millis(1500),
+            relay_delay: Duration::from_secs(4),
+            relay_upgrade: Duration::from_secs(60),
             ctm_timeout: Duration::from_secs(3),
             ring_check: Duration::from_secs(30),
             close_grace: Duration::from_secs(3),
@@ -353,6 +359,11 @@ impl Node {
         self.nat.advertised()
     }
 
+    /// Transport addresses this node listens on.
+    pub fn local_transports(&self) -> &[TransportAddr] {
+        self.nat.local()
+    }
+
     /// Public addresses peers observed for this node, most recent first.
     pub fn learned_addresses(&self) -> &[LearnedAddress] {
         self.nat.learned()
@@ -494,6 +505,16 @@ impl Node {
     }
 
     fn drop_connection(&mut self, now: Instant, peer: Address, reason: DisconnectReason) {
+        // Relay edges through this peer go with it.
+        let relayed: Vec<Address> = self
+            .table
+            .iter()
+            .filter(|c| c.edge == Edge::Relay { via: peer })
+            .map(|c| c.peer)
+            .collect();
+        for p in relayed {
+            self.drop_connection(now, p, reason);
+        }
         if let Some(conn) = self.table.remove(peer) {
             self.closed_edge(conn.edge);
             self.events.push_back(Event::Disconnected { peer, reason });

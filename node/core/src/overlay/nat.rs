@@ -62,6 +62,10 @@ impl NatView {
         !self.local.contains(&t)
     }
 
+    pub(crate) fn local(&self) -> &[TransportAddr] {
+        &self.local
+    }
+
     pub(crate) fn learned(&self) -> &[LearnedAddress] {
         &self.learned
     }

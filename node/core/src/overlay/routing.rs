@@ -12,8 +12,8 @@ use std::time::Instant;
 use super::{Delivery, Edge, Event, Handled, Node, Source, Transmit};
 use crate::address::{Address, Distance};
 use crate::wire::{
-    self, CtmReply, CtmRequest, Message, Mode, OverlayPayload, Probe, Roles, Routed, RoutedFlags,
-    RoutedHeader, TransportList, kind,
+    self, AddressList, CtmReply, CtmRequest, MAX_NEIGHBORS, Message, Mode, OverlayPayload, Probe,
+    Roles, Routed, RoutedFlags, RoutedHeader, TransportList, kind,
 };
 
 /// A CTM request waiting for replies.
@@ -253,22 +253,41 @@ impl Node {
         }
     }
 
+    /// Candidate edges to a CTM peer: its transports, then (tried later) relays through
+    /// peers both of us have direct edges to.
+    fn ctm_candidates(
+        &self,
+        peer: Address,
+        transports: TransportList<'_>,
+        relays: AddressList<'_>,
+    ) -> Vec<Edge> {
+        let mut edges: Vec<Edge> = transports.iter().map(Edge::Direct).collect();
+        for r in relays.iter() {
+            let direct = self
+                .table
+                .get(r)
+                .is_some_and(|c| matches!(c.edge, Edge::Direct(_)));
+            if direct && r != peer && r != self.address {
+                edges.push(Edge::Relay { via: r });
+            }
+        }
+        edges
+    }
+
     fn on_ctm_request(&mut self, now: Instant, header: &RoutedHeader, req: &CtmRequest<'_>) {
         let requester = header.src;
         if requester == self.address {
             return;
         }
-        self.start_link(
-            now,
-            Some(requester),
-            req.transports.iter().map(Edge::Direct),
-            Roles::NONE,
-        );
+        let candidates = self.ctm_candidates(requester, req.transports, req.relays);
+        self.start_link(now, Some(requester), candidates, Roles::NONE);
         let transports = self.nat.advertised();
+        let relays = self.table.direct_peers(MAX_NEIGHBORS);
         let reply = OverlayPayload::CtmReply(CtmReply {
             token: req.token,
             roles: req.roles,
             transports: TransportList::Slice(&transports),
+            relays: AddressList::Slice(&relays),
         });
         let h = self.header(requester, Mode::Exact, kind::CTM_REPLY, req.reply_via);
         let _ = self.originate(now, h, &reply);
@@ -279,12 +298,8 @@ impl Node {
             return;
         };
         let roles = pending.roles;
-        self.start_link(
-            now,
-            Some(header.src),
-            rep.transports.iter().map(Edge::Direct),
-            roles,
-        );
+        let candidates = self.ctm_candidates(header.src, rep.transports, rep.relays);
+        self.start_link(now, Some(header.src), candidates, roles);
     }
 
     fn on_probe(&mut self, now: Instant, header: &RoutedHeader, p: Probe) {
@@ -338,11 +353,13 @@ impl Node {
         };
         let token = rand::Rng::next_u64(&mut self.rng);
         let transports = self.nat.advertised();
+        let relays = self.table.direct_peers(MAX_NEIGHBORS);
         let req = OverlayPayload::CtmRequest(CtmRequest {
             token,
             roles,
             reply_via: Some(first_hop),
             transports: TransportList::Slice(&transports),
+            relays: AddressList::Slice(&relays),
         });
         if self.emit(now, h, &req, decision).is_err() {
             return false;

@@ -21,7 +21,7 @@ fn a_lone_seed_node_is_correctly_connected() {
     let mut sim = Sim::new(1, Network::default(), Config::default());
     let a = sim.add_node();
     sim.start(a, &[]);
-    assert!(sim.node(a).node.is_correctly_connected());
+    assert!(sim.node(a).stack.node.is_correctly_connected());
 }
 
 #[test]
@@ -34,13 +34,13 @@ fn two_nodes_link_and_agree() {
     sim.start(b, &boot);
     sim.run_for(Duration::from_secs(3));
     for i in [a, b] {
-        let n = &sim.node(i).node;
+        let n = &sim.node(i).stack.node;
         assert!(n.is_correctly_connected(), "node {i}");
         assert_eq!(n.connections().count(), 1);
     }
-    let addr_b = sim.node(b).node.address();
+    let addr_b = sim.node(b).stack.node.address();
     assert_eq!(
-        sim.node(a).node.ring_neighbors(),
+        sim.node(a).stack.node.ring_neighbors(),
         (Some(addr_b), Some(addr_b))
     );
 }
@@ -67,7 +67,10 @@ fn simultaneous_links_settle_on_one_connection() {
     let a = sim.add_node();
     let b = sim.add_node();
     let (ta, tb) = (sim.node(a).transport, sim.node(b).transport);
-    let (addr_a, addr_b) = (sim.node(a).node.address(), sim.node(b).node.address());
+    let (addr_a, addr_b) = (
+        sim.node(a).stack.node.address(),
+        sim.node(b).stack.node.address(),
+    );
     sim.start(a, &[]);
     sim.start(b, &[]);
     // Both link to each other at the same instant, as after a CTM.
@@ -79,11 +82,11 @@ fn simultaneous_links_settle_on_one_connection() {
     });
     sim.run_for(Duration::from_secs(2));
     for (i, peer) in [(a, addr_b), (b, addr_a)] {
-        let conns: Vec<_> = sim.node(i).node.connections().collect();
+        let conns: Vec<_> = sim.node(i).stack.node.connections().collect();
         assert_eq!(conns.len(), 1, "node {i}: {conns:?}");
         assert_eq!(conns[0].peer, peer);
     }
-    assert_eq!(sim.node(a).node.stats().link_failures, 0);
+    assert_eq!(sim.node(a).stack.node.stats().link_failures, 0);
 }
 
 #[test]
@@ -114,5 +117,62 @@ fn link_requests_are_refused_for_wrong_overlay_and_self() {
         panic!("no link response")
     };
     assert_eq!(r.status, LinkStatus::OverlayMismatch);
-    assert_eq!(sim.node(a).node.connections().count(), 0);
+    assert_eq!(sim.node(a).stack.node.connections().count(), 0);
+}
+
+#[test]
+fn blocked_peers_link_through_a_relay_and_upgrade_when_they_can() {
+    let mut sim = Sim::new(8, Network::default(), Config::default());
+    let (c, a, b) = (sim.add_node(), sim.add_node(), sim.add_node());
+    let boot = [sim.node(c).transport];
+    sim.block_pair(a, b);
+    sim.start(c, &boot);
+    sim.start(a, &boot);
+    sim.start(b, &boot);
+    sim.run_for(Duration::from_secs(20));
+    let (addr_b, addr_c) = (
+        sim.node(b).stack.node.address(),
+        sim.node(c).stack.node.address(),
+    );
+    let edge = |sim: &Sim| {
+        sim.node(a)
+            .stack
+            .node
+            .connections()
+            .find(|x| x.peer == addr_b)
+            .map(|x| x.edge)
+    };
+    assert_eq!(edge(&sim), Some(Edge::Relay { via: addr_c }));
+    for i in [a, b, c] {
+        assert!(sim.node(i).stack.node.is_correctly_connected(), "node {i}");
+    }
+    // The relay keeps its two connections for the relayed edge.
+    let relay_roles = sim
+        .node(a)
+        .stack
+        .node
+        .connections()
+        .find(|x| x.peer == addr_c)
+        .unwrap()
+        .roles;
+    assert!(relay_roles.contains(Roles::RELAY), "{relay_roles:?}");
+    // Traffic crosses the relay edge.
+    sim.take_observed();
+    sim.act(a, |n, now| n.send_probe(now, addr_b, 77, true))
+        .unwrap();
+    sim.run_for(Duration::from_secs(1));
+    let replies: Vec<_> = sim
+        .take_observed()
+        .into_iter()
+        .filter(|o| matches!(o.event, Event::ProbeReply { id: 77, .. }))
+        .collect();
+    assert_eq!(replies.len(), 1);
+    // Once the direct path opens, the next upgrade attempt moves the edge onto it.
+    sim.unblock_pair(a, b);
+    sim.run_for(Config::default().relay_upgrade + Duration::from_secs(5));
+    assert!(
+        matches!(edge(&sim), Some(Edge::Direct(_))),
+        "{:?}",
+        edge(&sim)
+    );
 }

@@ -22,7 +22,9 @@ pub use scenario::{Phase, Report, Scenario, describe_ring_errors, percentile};
 
 use crate::address::Address;
 use crate::dht::{self, Dht, DhtError, Outcome, RequestId};
+
 use crate::overlay::{Config, Event, Handled, Node};
+use crate::stack::Stack;
 use crate::transport::TransportAddr;
 use crate::wire::RoutedHeader;
 
@@ -57,15 +59,15 @@ pub struct NetStats {
     pub lost: u64,
     /// Datagrams addressed to a crashed, departed or unknown node.
     pub undeliverable: u64,
+    /// Datagrams dropped between a blocked pair of nodes.
+    pub blocked: u64,
 }
 
 /// A simulated node and its bookkeeping.
 #[derive(Debug)]
 pub struct SimNode {
-    /// The overlay state machine.
-    pub node: Node,
-    /// The DHT layer on top of it.
-    pub dht: Dht,
+    /// The node's protocol layers.
+    pub stack: Stack,
     /// Its transport address on the simulated network.
     pub transport: TransportAddr,
     /// Started and neither crashed nor departed.
@@ -153,6 +155,7 @@ pub struct Sim {
     observed: Vec<Observed>,
     deliveries: Vec<(usize, RoutedHeader, Vec<u8>)>,
     dht_results: Vec<DhtResult>,
+    blocked: std::collections::BTreeSet<(usize, usize)>,
     stats: NetStats,
 }
 
@@ -176,8 +179,20 @@ impl Sim {
             observed: Vec::new(),
             deliveries: Vec::new(),
             dht_results: Vec::new(),
+            blocked: std::collections::BTreeSet::new(),
             stats: NetStats::default(),
         }
+    }
+
+    /// Drops every datagram between nodes `a` and `b` (as between two symmetric NATs):
+    /// they can only talk through a third node.
+    pub fn block_pair(&mut self, a: usize, b: usize) {
+        self.blocked.insert((a.min(b), a.max(b)));
+    }
+
+    /// Lets nodes `a` and `b` exchange datagrams again.
+    pub fn unblock_pair(&mut self, a: usize, b: usize) {
+        self.blocked.remove(&(a.min(b), a.max(b)));
     }
 
     /// Sets the DHT parameters of nodes added from now on.
@@ -220,9 +235,9 @@ impl Sim {
         &self.nodes[i]
     }
 
-    /// One node, mutably (to call its API, e.g. to send).
+    /// One node's overlay, mutably (to call its API, e.g. to send).
     pub fn node_mut(&mut self, i: usize) -> &mut Node {
-        &mut self.nodes[i].node
+        &mut self.nodes[i].stack.node
     }
 
     /// Adds a node with a random address (not started yet); returns its index.
@@ -239,13 +254,17 @@ impl Sim {
         let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + host);
         let transport = TransportAddr::udp(SocketAddr::new(ip.into(), 4000));
         let seed = self.seed ^ self.rng.next_u64();
-        let mut node = Node::new(self.config.clone(), address, seed, self.now);
-        node.add_local_transport(transport);
-        let dht = Dht::new(self.dht_config.clone(), seed.rotate_left(17), self.now);
+        let mut stack = Stack::new(
+            self.config.clone(),
+            self.dht_config.clone(),
+            address,
+            seed,
+            self.now,
+        );
+        stack.node.add_local_transport(transport);
         self.by_addr.insert(transport.addr, i);
         self.nodes.push(SimNode {
-            node,
-            dht,
+            stack,
             transport,
             alive: false,
             started: None,
@@ -261,7 +280,7 @@ impl Sim {
         let n = &mut self.nodes[i];
         n.alive = true;
         n.started = Some(now);
-        n.node.join(now, bootstrap);
+        n.stack.node.join(now, bootstrap);
         self.drain(i);
     }
 
@@ -274,7 +293,7 @@ impl Sim {
 
     /// Node `i` leaves gracefully (its Close messages still go out).
     pub fn leave(&mut self, i: usize) {
-        self.nodes[i].node.leave();
+        self.nodes[i].stack.node.leave();
         self.drain(i);
         self.nodes[i].alive = false;
         self.nodes[i].timer = None;
@@ -283,7 +302,7 @@ impl Sim {
     /// Calls `f` on node `i` with the current time (e.g. to send something), then moves what it queued onto
     /// the network.
     pub fn act<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, Instant) -> R) -> R {
-        let r = f(&mut self.nodes[i].node, self.now);
+        let r = f(&mut self.nodes[i].stack.node, self.now);
         self.drain(i);
         r
     }
@@ -291,8 +310,8 @@ impl Sim {
     /// Calls `f` on node `i`'s DHT layer (e.g. to start an operation), then moves what
     /// it queued onto the network.
     pub fn act_dht<R>(&mut self, i: usize, f: impl FnOnce(&mut Dht, &mut Node, Instant) -> R) -> R {
-        let n = &mut self.nodes[i];
-        let r = f(&mut n.dht, &mut n.node, self.now);
+        let now = self.now;
+        let r = self.nodes[i].stack.dht_op(now, |d, n| f(d, n, now));
         self.drain(i);
         r
     }
@@ -329,8 +348,7 @@ impl Sim {
                     let n = &mut self.nodes[node];
                     if n.alive && n.timer == Some(ev.at) {
                         n.timer = None;
-                        n.node.handle_timeout(self.now);
-                        n.dht.handle_timeout(self.now, &mut n.node);
+                        n.stack.handle_timeout(self.now);
                         self.drain(node);
                     }
                 }
@@ -352,18 +370,15 @@ impl Sim {
             return;
         }
         let now = self.now;
-        match self.nodes[to].node.handle_datagram(now, from, &mut data) {
+        match self.nodes[to].stack.handle_datagram(now, from, &mut data) {
             Handled::Forward(t) => {
                 data.truncate(t.len);
                 let src = self.nodes[to].transport;
                 self.send(src, t.dst, data);
             }
             Handled::Deliver(d) => {
-                let n = &mut self.nodes[to];
-                let payload = &data[d.payload];
-                if !n.dht.handle_delivery(now, &mut n.node, &d.header, payload) {
-                    self.deliveries.push((to, d.header, payload.to_vec()));
-                }
+                self.deliveries
+                    .push((to, d.header, data[d.payload].to_vec()));
                 self.pool.push(data);
             }
             Handled::Done => self.pool.push(data),
@@ -377,39 +392,24 @@ impl Sim {
         let src = self.nodes[i].transport;
         let now = self.now;
         loop {
-            // Deliveries to this node's own layers can queue more datagrams, so loop
-            // until the node is quiet.
-            let n = &mut self.nodes[i];
-            if n.node.is_correctly_connected() && n.dht.has_waiting() {
-                n.dht.handle_timeout(now, &mut n.node);
-            }
-            while let Some((header, payload)) = n.node.poll_delivery() {
-                if !n.dht.handle_delivery(now, &mut n.node, &header, &payload) {
-                    self.deliveries.push((i, header, payload));
-                }
-            }
-            let mut sent = false;
-            loop {
-                let mut buf = self.pool.pop().unwrap_or_default();
-                let Some(dst) = self.nodes[i].node.poll_transmit(&mut buf) else {
-                    self.pool.push(buf);
-                    break;
-                };
-                sent = true;
-                self.send(src, dst, buf);
-            }
-            if !sent {
+            let mut buf = self.pool.pop().unwrap_or_default();
+            let Some(dst) = self.nodes[i].stack.poll_transmit(&mut buf) else {
+                self.pool.push(buf);
                 break;
-            }
+            };
+            self.send(src, dst, buf);
         }
         let n = &mut self.nodes[i];
-        while let Some(event) = n.node.poll_event() {
+        while let Some((header, payload)) = n.stack.poll_delivery() {
+            self.deliveries.push((i, header, payload));
+        }
+        while let Some(event) = n.stack.poll_event() {
             if event == Event::CorrectlyConnected && n.connected_at.is_none() {
                 n.connected_at = Some(now);
             }
             self.observed.push(Observed { node: i, event });
         }
-        while let Some((id, result)) = n.dht.poll_result() {
+        while let Some((id, result)) = n.stack.poll_dht_result() {
             self.dht_results.push(DhtResult {
                 node: i,
                 id,
@@ -420,11 +420,7 @@ impl Sim {
         if !n.alive {
             return;
         }
-        let next = [n.node.poll_timeout(), n.dht.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
-        if let Some(t) = next {
+        if let Some(t) = n.stack.poll_timeout() {
             let t = t.max(now);
             if n.timer.is_none_or(|cur| t < cur) {
                 n.timer = Some(t);
@@ -451,6 +447,11 @@ impl Sim {
             return;
         }
         let from = self.by_addr[&src.addr];
+        if self.blocked.contains(&(from.min(to), from.max(to))) {
+            self.stats.blocked += 1;
+            self.pool.push(data);
+            return;
+        }
         let delay = self.latency(from, to) + self.jitter();
         self.seq += 1;
         self.queue.push(Reverse(Scheduled {

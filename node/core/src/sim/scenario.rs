@@ -326,7 +326,7 @@ impl Scenario {
             while b == a {
                 b = live[sim.rng().random_range(0..live.len())];
             }
-            let dst = sim.node(b).node.address();
+            let dst = sim.node(b).stack.node.address();
             let sent = sim.act(a, |node, now| {
                 node.send_probe(now, dst, id_base + k as u64, false)
             });
@@ -373,14 +373,14 @@ pub fn describe_ring_errors(sim: &Sim, max: usize) -> String {
         .iter()
         .enumerate()
         .filter(|(_, n)| n.alive)
-        .map(|(i, n)| (n.node.address(), i))
+        .map(|(i, n)| (n.stack.node.address(), i))
         .collect();
     live.sort();
     let count = live.len();
     let mut out = String::new();
     let mut shown = 0;
     for (k, &(addr, i)) in live.iter().enumerate() {
-        let node = &sim.node(i).node;
+        let node = &sim.node(i).stack.node;
         let truth = (live[(k + count - 1) % count].0, live[(k + 1) % count].0);
         let view = node.ring_neighbors();
         if view == (Some(truth.0), Some(truth.1)) && node.is_correctly_connected() {
@@ -427,7 +427,7 @@ fn check_ring(sim: &Sim) -> Phase {
         .iter()
         .enumerate()
         .filter(|(_, n)| n.alive)
-        .map(|(i, n)| (n.node.address(), i))
+        .map(|(i, n)| (n.stack.node.address(), i))
         .collect();
     live.sort();
     let count = live.len();
@@ -435,7 +435,7 @@ fn check_ring(sim: &Sim) -> Phase {
     let mut correct = 0;
     let (mut conns, mut far, mut size) = (0usize, 0usize, 0.0);
     for (k, &(_, i)) in live.iter().enumerate() {
-        let node = &sim.node(i).node;
+        let node = &sim.node(i).stack.node;
         conns += node.connections().count();
         far += node
             .connections()

@@ -20,7 +20,9 @@ impl Roles {
     pub const FAR: Roles = Roles(4);
     /// A direct edge to a busy traffic peer.
     pub const SHORTCUT: Roles = Roles(8);
-    const ALL: u8 = 0x0f;
+    /// The edge carries a relay edge of this node to a third node.
+    pub const RELAY: Roles = Roles(16);
+    const ALL: u8 = 0x1f;
     /// Roles whose connections carry routed traffic.
     pub const STRUCTURED: Roles = Roles(2 | 4 | 8);
 
@@ -61,6 +63,7 @@ impl Roles {
             (Roles::NEAR, "near"),
             (Roles::FAR, "far"),
             (Roles::SHORTCUT, "shortcut"),
+            (Roles::RELAY, "relay"),
         ]
         .iter()
         .filter(|(r, _)| self.contains(*r))

@@ -1,8 +1,8 @@
 //! Payloads of routed messages that the overlay itself handles: connect-to-me (CTM)
 //! requests and replies, probes, and tunnelled edge traffic of relay edges.
 
-use super::codec::{Reader, TransportList, Writer};
-use super::{Error, MAX_TRANSPORTS, Roles};
+use super::codec::{AddressList, Reader, TransportList, Writer};
+use super::{Error, MAX_NEIGHBORS, MAX_TRANSPORTS, Roles};
 use crate::address::Address;
 
 /// Payload kinds of routed messages.
@@ -32,6 +32,9 @@ pub struct CtmRequest<'a> {
     pub reply_via: Option<Address>,
     /// Where the requester can be reached (local and learned public addresses).
     pub transports: TransportList<'a>,
+    /// Peers the requester has direct edges to: relays for an edge when no direct one
+    /// can be made.
+    pub relays: AddressList<'a>,
 }
 
 /// The answer to a CTM: where the responder can be reached.
@@ -43,6 +46,8 @@ pub struct CtmReply<'a> {
     pub roles: Roles,
     /// Where the responder can be reached.
     pub transports: TransportList<'a>,
+    /// Peers the responder has direct edges to (possible relays).
+    pub relays: AddressList<'a>,
 }
 
 /// An overlay-level echo (route tests, reachability checks).
@@ -87,17 +92,20 @@ impl<'a> OverlayPayload<'a> {
                     None
                 };
                 let transports = r.transport_list(MAX_TRANSPORTS)?;
+                let relays = r.address_list(MAX_NEIGHBORS)?;
                 OverlayPayload::CtmRequest(CtmRequest {
                     token,
                     roles,
                     reply_via,
                     transports,
+                    relays,
                 })
             }
             kind::CTM_REPLY => OverlayPayload::CtmReply(CtmReply {
                 token: r.u64()?,
                 roles: Roles::from_bits(r.u8()?),
                 transports: r.transport_list(MAX_TRANSPORTS)?,
+                relays: r.address_list(MAX_NEIGHBORS)?,
             }),
             kind::PROBE => {
                 let id = r.u64()?;
@@ -140,8 +148,11 @@ impl<'a> OverlayPayload<'a> {
                         0
                     }
                     + m.transports.encoded_len()
+                    + m.relays.encoded_len()
             }
-            OverlayPayload::CtmReply(m) => 8 + 1 + m.transports.encoded_len(),
+            OverlayPayload::CtmReply(m) => {
+                8 + 1 + m.transports.encoded_len() + m.relays.encoded_len()
+            }
             OverlayPayload::Probe(_) => 9,
             OverlayPayload::Tunnel(b) => b.len(),
         }
@@ -159,11 +170,13 @@ impl<'a> OverlayPayload<'a> {
                     w.address(via)?;
                 }
                 w.transport_list(&m.transports, MAX_TRANSPORTS)?;
+                w.address_list(&m.relays, MAX_NEIGHBORS)?;
             }
             OverlayPayload::CtmReply(m) => {
                 w.u64(m.token)?;
                 w.u8(m.roles.bits())?;
                 w.transport_list(&m.transports, MAX_TRANSPORTS)?;
+                w.address_list(&m.relays, MAX_NEIGHBORS)?;
             }
             OverlayPayload::Probe(p) => {
                 w.u64(p.id)?;

@@ -24,7 +24,7 @@ fn arb_transport() -> impl Strategy<Value = TransportAddr> {
 }
 
 fn arb_roles() -> impl Strategy<Value = Roles> {
-    (0u8..16).prop_map(Roles::from_bits)
+    (0u8..32).prop_map(Roles::from_bits)
 }
 
 /// Owned data from which a borrowed `Message` is built.
@@ -223,14 +223,23 @@ fn arb_owned() -> impl Strategy<Value = Owned> {
     ]
 }
 
-fn arb_payload_owned()
--> impl Strategy<Value = (u8, u64, Roles, Option<Address>, Vec<TransportAddr>)> {
+type PayloadParts = (
+    u8,
+    u64,
+    Roles,
+    Option<Address>,
+    Vec<TransportAddr>,
+    Vec<Address>,
+);
+
+fn arb_payload_owned() -> impl Strategy<Value = PayloadParts> {
     (
         1u8..=4,
         any::<u64>(),
         arb_roles(),
         proptest::option::of(arb_address()),
         proptest::collection::vec(arb_transport(), 0..=MAX_TRANSPORTS),
+        proptest::collection::vec(arb_address(), 0..=MAX_NEIGHBORS),
     )
 }
 
@@ -244,13 +253,15 @@ proptest! {
     }
 
     #[test]
-    fn every_overlay_payload_round_trips((k, token, roles, via, ts) in arb_payload_owned()) {
+    fn every_overlay_payload_round_trips((k, token, roles, via, ts, relays) in arb_payload_owned()) {
         let bytes_for_tunnel = token.to_be_bytes();
         let p = match k {
             1 => OverlayPayload::CtmRequest(CtmRequest {
                 token, roles, reply_via: via, transports: TransportList::Slice(&ts),
+                relays: AddressList::Slice(&relays),
             }),
-            2 => OverlayPayload::CtmReply(CtmReply { token, roles, transports: TransportList::Slice(&ts) }),
+            2 => OverlayPayload::CtmReply(CtmReply { token, roles, transports: TransportList::Slice(&ts),
+                relays: AddressList::Slice(&relays) }),
             3 => OverlayPayload::Probe(Probe { id: token, echo_request: via.is_some(), echo_reply: ts.is_empty() }),
             _ => OverlayPayload::Tunnel(&bytes_for_tunnel),
         };

@@ -1,0 +1,216 @@
+//! The NAT matrix: for a pair of site profiles (NATs, a firewall, blocked UDP), two
+//! sites with one `ipop-node` each join through a public bootstrap node. The outcome is
+//! whether the two nodes formed a connection to each other, over which edge (direct
+//! UDP, direct TCP, or a relay through a third node), and how long it took.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use wow_netns::topology::{MatrixProfile, NatProfile, nat_matrix};
+use wow_netns::{Options, RunPrefix, Testbed};
+
+use crate::NetnsHost;
+use crate::nodes::{NodeOptions, RunningNode, address, connection_to, wait_for};
+
+/// What happened for one pair.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairOutcome {
+    /// Profile of site `a`.
+    pub a: String,
+    /// Profile of site `b`.
+    pub b: String,
+    /// The two nodes formed a connection to each other.
+    pub connected: bool,
+    /// `udp`, `tcp` or `relay` (the edge `a` uses).
+    pub edge: Option<String>,
+    /// Seconds from the nodes' start until both had the connection.
+    pub seconds: Option<f64>,
+    /// Why the pair could not be measured, if it could not.
+    pub error: Option<String>,
+    /// Whether the pair cannot hole-punch (TESTBED-NOTES), so a relay is the right edge.
+    pub relay_expected: bool,
+}
+
+/// Pairs no simultaneous open can connect directly: a symmetric NAT against another
+/// symmetric NAT, a port-restricted NAT, or a stateful firewall.
+pub fn relay_expected(a: MatrixProfile, b: MatrixProfile) -> bool {
+    use MatrixProfile::{Firewall, Nat};
+    let sym = Nat(NatProfile::Symmetric);
+    let hard = [sym, Nat(NatProfile::PortRestricted), Firewall];
+    (a == sym && hard.contains(&b)) || (b == sym && hard.contains(&a))
+}
+
+/// Every unordered pair of profiles, in table order.
+pub fn pairs() -> Vec<(MatrixProfile, MatrixProfile)> {
+    let all = MatrixProfile::ALL;
+    let mut out = Vec::new();
+    for (i, a) in all.iter().enumerate() {
+        for b in &all[i..] {
+            out.push((*a, *b));
+        }
+    }
+    out
+}
+
+/// Runs one pair; waits at most `timeout` for the connection.
+pub fn run_pair(
+    a: MatrixProfile,
+    b: MatrixProfile,
+    binary: &Path,
+    timeout: Duration,
+) -> PairOutcome {
+    let mut outcome = PairOutcome {
+        a: a.to_string(),
+        b: b.to_string(),
+        connected: false,
+        edge: None,
+        seconds: None,
+        error: None,
+        relay_expected: relay_expected(a, b),
+    };
+    if let Err(e) = measure(a, b, binary, timeout, &mut outcome) {
+        outcome.error = Some(format!("{e:#}"));
+    }
+    outcome
+}
+
+fn measure(
+    a: MatrixProfile,
+    b: MatrixProfile,
+    binary: &Path,
+    timeout: Duration,
+    out: &mut PairOutcome,
+) -> Result<()> {
+    let options = Options {
+        prefix: RunPrefix::unique(),
+        emulator: None,
+    };
+    let bed = Testbed::up(&nat_matrix(a, b), &options).context("bringing up the testbed")?;
+    let public = NetnsHost::new(&bed, "public-0")?;
+    let host_a = NetnsHost::new(&bed, "a-0")?;
+    let host_b = NetnsHost::new(&bed, "b-0")?;
+    let mut nodes = Vec::new();
+    let result = (|| {
+        let seed = RunningNode::start(&public, binary, &NodeOptions::default())?;
+        let seed_up = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+            seed.status(&public).ok()
+        });
+        nodes.push(seed);
+        seed_up.context("the bootstrap node did not come up")?;
+        let t0 = Instant::now();
+        nodes.push(RunningNode::start(
+            &host_a,
+            binary,
+            &NodeOptions::joining(&public),
+        )?);
+        nodes.push(RunningNode::start(
+            &host_b,
+            binary,
+            &NodeOptions::joining(&public),
+        )?);
+        let (na, nb) = (&nodes[1], &nodes[2]);
+        let addrs = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+            Some((
+                address(&na.status(&host_a).ok()?).ok()?,
+                address(&nb.status(&host_b).ok()?).ok()?,
+            ))
+        })
+        .context("the site nodes did not come up")?;
+        let linked = wait_for(timeout, Duration::from_millis(200), || {
+            let sa = na.status(&host_a).ok()?;
+            let sb = nb.status(&host_b).ok()?;
+            let ab = connection_to(&sa, &addrs.1)?;
+            let ba = connection_to(&sb, &addrs.0)?;
+            // Traffic flowed both ways on it (the handshake and status pings).
+            let used = |c: &serde_json::Value| c["rx_packets"].as_u64().unwrap_or(0) > 0;
+            (used(ab) && used(ba)).then(|| ab["transport"].as_str().unwrap_or("?").to_owned())
+        });
+        if let Some(edge) = linked {
+            out.connected = true;
+            out.edge = Some(edge);
+            out.seconds = Some(t0.elapsed().as_secs_f64());
+        }
+        Ok(())
+    })();
+    for n in &mut nodes {
+        let _ = n.stop(Duration::from_secs(2));
+    }
+    drop(bed);
+    result
+}
+
+/// Runs every pair in turn; `progress` sees each outcome as it comes.
+pub fn run_matrix(
+    binary: &Path,
+    timeout: Duration,
+    mut progress: impl FnMut(&PairOutcome),
+) -> Vec<PairOutcome> {
+    pairs()
+        .into_iter()
+        .map(|(a, b)| {
+            let o = run_pair(a, b, binary, timeout);
+            progress(&o);
+            o
+        })
+        .collect()
+}
+
+/// Whether an outcome is what the matrix requires: connected, and on a direct edge
+/// where hole punching can work.
+pub fn acceptable(o: &PairOutcome) -> bool {
+    o.connected && (o.relay_expected || o.edge.as_deref() != Some("relay"))
+}
+
+/// A table a person can read.
+pub fn table(outcomes: &[PairOutcome]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<20} {:<20} {:<10} {:<6} {:>8}  note",
+        "a", "b", "connected", "edge", "seconds"
+    );
+    for o in outcomes {
+        let note = match (&o.error, acceptable(o), o.relay_expected) {
+            (Some(e), _, _) => format!("error: {e}"),
+            (None, false, _) => "FAIL".to_owned(),
+            (None, true, true) => "cannot hole-punch: relay expected".to_owned(),
+            (None, true, false) => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "{:<20} {:<20} {:<10} {:<6} {:>8}  {note}",
+            o.a,
+            o.b,
+            if o.connected { "yes" } else { "NO" },
+            o.edge.as_deref().unwrap_or("-"),
+            o.seconds.map_or("-".to_owned(), |t| format!("{t:.2}")),
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_relay_cells_match_the_hole_punching_table() {
+        let relays: Vec<String> = pairs()
+            .into_iter()
+            .filter(|(a, b)| relay_expected(*a, *b))
+            .map(|(a, b)| format!("{a}/{b}"))
+            .collect();
+        assert_eq!(
+            relays,
+            [
+                "port-restricted/symmetric",
+                "symmetric/symmetric",
+                "symmetric/firewall"
+            ]
+        );
+        assert_eq!(pairs().len(), 28);
+    }
+}

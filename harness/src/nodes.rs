@@ -1,0 +1,181 @@
+//! Running `ipop-node` on hosts and reading its status, through the [`Host`] interface
+//! only: the node is started as a process and observed through its control socket
+//! (`ipop-node status --json`), never through its logs.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::host::{Cmd, Host, Output, Process};
+
+/// Where the node keeps its files on a host (`/run` is private to each namespace host).
+pub const STATE_DIR: &str = "/run/ipop";
+/// The node's control socket on a host.
+pub const CONTROL_SOCKET: &str = "/run/ipop/ipop.sock";
+
+/// The `ipop-node` binary: `$IPOP_NODE`, else next to this executable (or its parent
+/// folder, for test executables under `target/*/deps`), else `ipop-node` on `PATH`.
+pub fn node_binary() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("IPOP_NODE") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    for dir in exe.ancestors().skip(1).take(2) {
+        let candidate = dir.join("ipop-node");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Ok(PathBuf::from("ipop-node"))
+}
+
+/// How to start a node.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Bootstrap URIs.
+    pub bootstrap: Vec<String>,
+    /// UDP listen address (`IP:PORT` or `off`).
+    pub udp_listen: String,
+    /// TCP listen address (`IP:PORT` or `off`).
+    pub tcp_listen: String,
+    /// Log filter.
+    pub log_level: String,
+    /// Further `ipop-node` arguments.
+    pub extra: Vec<String>,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            bootstrap: Vec::new(),
+            udp_listen: "0.0.0.0:4000".into(),
+            tcp_listen: "0.0.0.0:4000".into(),
+            log_level: "info".into(),
+            extra: Vec::new(),
+        }
+    }
+}
+
+impl NodeOptions {
+    /// Options to join through `host`'s first address on UDP and TCP port 4000.
+    pub fn joining(bootstrap: &dyn Host) -> NodeOptions {
+        let ip = bootstrap
+            .addresses()
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        NodeOptions {
+            bootstrap: vec![format!("udp://{ip}:4000"), format!("tcp://{ip}:4000")],
+            ..NodeOptions::default()
+        }
+    }
+}
+
+/// A node process on a host.
+#[derive(Debug)]
+pub struct RunningNode {
+    /// The host's name.
+    pub host: String,
+    /// When it was started.
+    pub started: Instant,
+    process: Box<dyn Process>,
+    binary: PathBuf,
+}
+
+impl RunningNode {
+    /// Starts `ipop-node` on `host`.
+    pub fn start(host: &dyn Host, binary: &Path, opts: &NodeOptions) -> Result<RunningNode> {
+        let mut cmd = Cmd::new(binary.display().to_string()).args([
+            "--udp-listen",
+            &opts.udp_listen,
+            "--tcp-listen",
+            &opts.tcp_listen,
+            "--address-file",
+            &format!("{STATE_DIR}/address"),
+            "--control-socket",
+            CONTROL_SOCKET,
+            "--log-level",
+            &opts.log_level,
+        ]);
+        for b in &opts.bootstrap {
+            cmd = cmd.args(["--bootstrap", b]);
+        }
+        cmd = cmd.args(opts.extra.iter().cloned());
+        let process = host.spawn(&cmd)?;
+        Ok(RunningNode {
+            host: host.name().to_owned(),
+            started: Instant::now(),
+            process,
+            binary: binary.to_owned(),
+        })
+    }
+
+    /// The node's status (`ipop-node status --json`).
+    pub fn status(&self, host: &dyn Host) -> Result<Value> {
+        status(host, &self.binary)
+    }
+
+    /// Whether the process still runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.process.try_wait(), Ok(None))
+    }
+
+    /// Graceful stop: SIGTERM (the node leaves the overlay), SIGKILL after `grace`.
+    pub fn stop(&mut self, grace: Duration) -> Result<Output> {
+        Ok(self.process.stop(grace)?)
+    }
+
+    /// Crash: SIGKILL at once, no goodbye to anyone.
+    pub fn kill(&mut self) -> Result<Output> {
+        Ok(self.process.stop(Duration::ZERO)?)
+    }
+}
+
+/// The status of the node on `host`, through its control socket.
+pub fn status(host: &dyn Host, binary: &Path) -> Result<Value> {
+    let cmd = Cmd::new(binary.display().to_string()).args([
+        "status",
+        "--json",
+        "--socket",
+        CONTROL_SOCKET,
+    ]);
+    let out = host.check(&cmd, Duration::from_secs(5))?;
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("{}: status is not JSON", host.name()))
+}
+
+/// Polls `probe` every `every` until it returns `Some`, or fails after `timeout`.
+pub fn wait_for<T>(
+    timeout: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// The connection to `peer` in a status, if there is one.
+pub fn connection_to<'a>(status: &'a Value, peer: &str) -> Option<&'a Value> {
+    status["connections"]
+        .as_array()?
+        .iter()
+        .find(|c| c["peer"] == peer)
+}
+
+/// A node's P2P address from its status.
+pub fn address(status: &Value) -> Result<String> {
+    match status["address"].as_str() {
+        Some(a) => Ok(a.to_owned()),
+        None => bail!("status without an address: {status}"),
+    }
+}

@@ -1,0 +1,313 @@
+//! `ipop-node`: runs an IPOP overlay node, and talks to a running one.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use ipop_node::config::{Config, Listen, LogLevel, Uri};
+use ipop_node::{control, driver, identity};
+use serde_json::{Value, json};
+
+/// An IPOP node: joins a self-configuring P2P overlay (UDP and TCP edges, NAT traversal)
+/// that carries a virtual IP network.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ipop-node",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the node (the default).
+    Run(RunArgs),
+    /// Show a running node's status.
+    Status {
+        /// Print the full status as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// List a running node's connections.
+    Connections {
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Make a running node leave the overlay gracefully and exit.
+    Leave {
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Use the DHT through a running node.
+    #[command(subcommand)]
+    Dht(DhtCommand),
+    /// Print the example configuration: every field with its default.
+    ConfigExample,
+}
+
+#[derive(Debug, Subcommand)]
+enum DhtCommand {
+    /// Print the live values of a key.
+    Get {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Create a key if it does not exist.
+    Create {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// The password that delete and recreate will need.
+        #[arg(long)]
+        password: String,
+        /// Time to live in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+}
+
+/// Where the running node's control socket is.
+#[derive(Debug, Args)]
+struct SocketArgs {
+    /// The control socket (default: the one in --config, or /run/ipop/ipop.sock).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// The node's configuration file, to find its control socket.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl SocketArgs {
+    fn path(&self) -> Result<PathBuf> {
+        if let Some(s) = &self.socket {
+            return Ok(s.clone());
+        }
+        Ok(match &self.config {
+            Some(c) => Config::load(c)?.control_socket,
+            None => Config::default().control_socket,
+        })
+    }
+
+    fn request(&self, request: Value) -> Result<Value> {
+        control::request(&self.path()?, &request, Duration::from_secs(60))
+    }
+}
+
+#[derive(Debug, Args, Default)]
+struct RunArgs {
+    /// Configuration file (TOML); see `ipop-node config-example`.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Overlay name.
+    #[arg(long)]
+    overlay: Option<String>,
+    /// UDP listen address, or "off".
+    #[arg(long)]
+    udp_listen: Option<String>,
+    /// TCP listen address, or "off".
+    #[arg(long)]
+    tcp_listen: Option<String>,
+    /// A bootstrap URI (repeatable); replaces the file's list.
+    #[arg(long)]
+    bootstrap: Vec<String>,
+    /// An extra transport URI to advertise (repeatable); replaces the file's list.
+    #[arg(long)]
+    advertise: Vec<String>,
+    /// File holding the node's P2P address.
+    #[arg(long)]
+    address_file: Option<PathBuf>,
+    /// Control socket path.
+    #[arg(long)]
+    control_socket: Option<PathBuf>,
+    /// Log filter (error, warn, info, debug, trace, or directives).
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+impl RunArgs {
+    /// The configuration: the file (or defaults) with flags applied over it.
+    fn config(&self) -> Result<Config> {
+        let mut c = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        let uri = |s: &String| s.parse().map(Uri).with_context(|| format!("bad URI {s:?}"));
+        if let Some(o) = &self.overlay {
+            c.overlay.clone_from(o);
+        }
+        if let Some(l) = &self.udp_listen {
+            c.udp_listen = l.parse::<Listen>().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(l) = &self.tcp_listen {
+            c.tcp_listen = l.parse::<Listen>().map_err(anyhow::Error::msg)?;
+        }
+        if !self.bootstrap.is_empty() {
+            c.bootstrap = self.bootstrap.iter().map(uri).collect::<Result<_>>()?;
+        }
+        if !self.advertise.is_empty() {
+            c.advertise = self.advertise.iter().map(uri).collect::<Result<_>>()?;
+        }
+        if let Some(p) = &self.address_file {
+            c.address_file.clone_from(p);
+        }
+        if let Some(p) = &self.control_socket {
+            c.control_socket.clone_from(p);
+        }
+        if let Some(l) = &self.log_level {
+            tracing_subscriber::EnvFilter::try_new(l)
+                .with_context(|| format!("bad --log-level {l:?}"))?;
+            c.log_level = LogLevel(l.clone());
+        }
+        c.check().map_err(anyhow::Error::msg)?;
+        Ok(c)
+    }
+}
+
+fn run_node(args: &RunArgs) -> Result<()> {
+    let config = args.config()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log_level.0))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    let address = identity::load_or_create(&config.address_file)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(driver::run(config, address))
+}
+
+fn print_connections(status: &Value) {
+    let empty = Vec::new();
+    let conns = status["connections"].as_array().unwrap_or(&empty);
+    println!(
+        "{:<10} {:<14} {:<14} {:<30} {:>8} {:>10} {:>10}",
+        "peer", "roles", "peer roles", "edge", "rtt ms", "tx bytes", "rx bytes"
+    );
+    for c in conns {
+        let peer = c["peer"].as_str().unwrap_or("");
+        println!(
+            "{:<10} {:<14} {:<14} {:<30} {:>8} {:>10} {:>10}",
+            &peer[..peer.len().min(8)],
+            c["roles"].as_str().unwrap_or(""),
+            c["peer_roles"].as_str().unwrap_or(""),
+            c["edge"].as_str().unwrap_or(""),
+            c["rtt_ms"]
+                .as_f64()
+                .map_or("-".to_owned(), |r| format!("{r:.1}")),
+            c["tx_bytes"],
+            c["rx_bytes"],
+        );
+    }
+}
+
+fn print_status(s: &Value) {
+    println!(
+        "address             {}",
+        s["address"].as_str().unwrap_or("?")
+    );
+    println!(
+        "overlay             {}",
+        s["overlay"].as_str().unwrap_or("?")
+    );
+    println!("correctly connected {}", s["correctly_connected"]);
+    println!(
+        "ring                left {}  right {}",
+        s["ring"]["left"], s["ring"]["right"]
+    );
+    println!(
+        "size estimate       {:.0}",
+        s["ring"]["size_estimate"].as_f64().unwrap_or(0.0)
+    );
+    println!("local transports    {}", s["transports"]["local"]);
+    println!("learned addresses   {}", s["transports"]["learned"]);
+    println!("nat                 {}", s["nat"]);
+    println!("dht records         {}", s["dht"]["records"]);
+    println!();
+    print_connections(s);
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if !matches!(cli.command, None | Some(Command::Run(_))) {
+        // A client that prints: end quietly when the reader goes away (`| head`), like
+        // other command-line tools. The node itself keeps ignoring SIGPIPE.
+        // SAFETY: setting a signal disposition to its default has no preconditions.
+        let _ = unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        };
+    }
+    let result = match &cli.command {
+        None => run_node(&cli.run),
+        Some(Command::Run(args)) => run_node(args),
+        Some(Command::ConfigExample) => {
+            print!("{}", ipop_node::config::EXAMPLE);
+            Ok(())
+        }
+        Some(Command::Status { json, socket }) => socket.request(json!({"command": "status"})).map(|s| {
+            if *json {
+                println!("{s}");
+            } else {
+                print_status(&s);
+            }
+        }),
+        Some(Command::Connections { socket }) => {
+            socket.request(json!({"command": "status"})).map(|s| print_connections(&s))
+        }
+        Some(Command::Leave { socket }) => socket.request(json!({"command": "leave"})).map(|_| ()),
+        Some(Command::Dht(DhtCommand::Get { key, socket })) => socket
+            .request(json!({"command": "dht_get", "key": key}))
+            .map(|v| println!("{v}")),
+        Some(Command::Dht(DhtCommand::Create { key, value, password, ttl, socket })) => socket
+            .request(json!({"command": "dht_create", "key": key, "value": value, "password": password, "ttl_s": ttl}))
+            .map(|v| println!("{v}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipop-node: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file() {
+        let args = RunArgs {
+            bootstrap: vec!["tcp://198.18.0.1:4001".into()],
+            udp_listen: Some("off".into()),
+            ..RunArgs::default()
+        };
+        let c = args.config().unwrap();
+        assert_eq!(c.udp_listen, Listen(None));
+        assert_eq!(c.bootstrap[0].0.to_string(), "tcp://198.18.0.1:4001");
+        let bad = RunArgs {
+            bootstrap: vec!["198.18.0.1".into()],
+            ..RunArgs::default()
+        };
+        assert!(bad.config().unwrap_err().to_string().contains("bad URI"));
+    }
+}

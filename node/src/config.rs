@@ -1,0 +1,263 @@
+//! The node's configuration file (TOML). Every field is optional and has the default
+//! shown in `node.example.toml`; command-line flags override the file. A bad file is
+//! refused with its name, the line, and the reason.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipop_core::TransportAddr;
+use serde::{Deserialize, Deserializer};
+
+/// The commented example configuration: every field with its default.
+pub const EXAMPLE: &str = include_str!("../node.example.toml");
+
+/// A transport URI in the config (`udp://IP:PORT` or `tcp://IP:PORT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uri(pub TransportAddr);
+
+impl<'de> Deserialize<'de> for Uri {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map(Uri).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A listen address, or `"off"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(pub Option<SocketAddr>);
+
+impl FromStr for Listen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim() == "off" {
+            return Ok(Listen(None));
+        }
+        s.trim()
+            .parse()
+            .map(|a| Listen(Some(a)))
+            .map_err(|_| format!("{s:?} is not IP:PORT or \"off\""))
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A log filter (`error`, `warn`, `info`, `debug`, `trace`, or `tracing` directives).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLevel(pub String);
+
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        tracing_subscriber::EnvFilter::try_new(&s)
+            .map_err(|e| serde::de::Error::custom(format!("bad log level {s:?}: {e}")))?;
+        Ok(LogLevel(s))
+    }
+}
+
+/// Protocol timers and sizes (the `[protocol]` table).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Protocol {
+    /// Ping a connection silent this long (seconds).
+    pub keepalive_s: f64,
+    /// Consider a connection dead after this long without a datagram (seconds).
+    pub edge_timeout_s: f64,
+    /// Structured near connections per side of the ring.
+    pub near_per_side: usize,
+    /// Keep structured far (Kleinberg) connections.
+    pub far_connections: bool,
+    /// Most connections accepted.
+    pub max_connections: usize,
+}
+
+impl Default for Protocol {
+    fn default() -> Self {
+        let d = ipop_core::overlay::Config::default();
+        Protocol {
+            keepalive_s: d.keepalive.as_secs_f64(),
+            edge_timeout_s: d.edge_timeout.as_secs_f64(),
+            near_per_side: d.near_per_side,
+            far_connections: d.far_connections,
+            max_connections: d.max_connections,
+        }
+    }
+}
+
+/// The node configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Name of the overlay; nodes of different overlays refuse to link.
+    pub overlay: String,
+    /// UDP edges listen here.
+    pub udp_listen: Listen,
+    /// TCP edges listen here.
+    pub tcp_listen: Listen,
+    /// Nodes to join through.
+    pub bootstrap: Vec<Uri>,
+    /// Extra transport addresses to advertise (e.g. a port forwarded to this node).
+    pub advertise: Vec<Uri>,
+    /// Holds the node's P2P address; created with a random address on first start.
+    pub address_file: PathBuf,
+    /// The control socket (`ipop-node status` talks to it).
+    pub control_socket: PathBuf,
+    /// Log filter.
+    pub log_level: LogLevel,
+    /// Protocol timers and sizes.
+    pub protocol: Protocol,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let any4 = |port| Listen(Some(SocketAddr::from(([0, 0, 0, 0], port))));
+        Config {
+            overlay: "wow".to_owned(),
+            udp_listen: any4(4000),
+            tcp_listen: any4(4000),
+            bootstrap: Vec::new(),
+            advertise: Vec::new(),
+            address_file: PathBuf::from("/var/lib/ipop/address"),
+            control_socket: PathBuf::from("/run/ipop/ipop.sock"),
+            log_level: LogLevel("info".to_owned()),
+            protocol: Protocol::default(),
+        }
+    }
+}
+
+/// A configuration file that could not be used.
+#[derive(Debug)]
+pub struct ConfigError {
+    file: PathBuf,
+    line: Option<usize>,
+    reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file.display(), line, self.reason),
+            None => write!(f, "{}: {}", self.file.display(), self.reason),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            line: None,
+            reason: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and checks configuration text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            line: e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1)),
+            reason: e.message().trim().to_owned(),
+        })?;
+        config.check().map_err(|reason| ConfigError {
+            file: path.to_owned(),
+            line: None,
+            reason,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks relations between fields.
+    pub fn check(&self) -> Result<(), String> {
+        if self.overlay.trim().is_empty() {
+            return Err("overlay: the overlay name must not be empty".to_owned());
+        }
+        if self.udp_listen.0.is_none() && self.tcp_listen.0.is_none() {
+            return Err(
+                "udp_listen and tcp_listen are both \"off\": the node needs one".to_owned(),
+            );
+        }
+        let p = &self.protocol;
+        if !(p.keepalive_s > 0.0 && p.edge_timeout_s > p.keepalive_s) {
+            return Err(
+                "protocol: keepalive_s must be positive and below edge_timeout_s".to_owned(),
+            );
+        }
+        if p.near_per_side == 0 || p.near_per_side > 8 {
+            return Err("protocol.near_per_side must be between 1 and 8".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The overlay protocol parameters this configuration asks for.
+    pub fn overlay_config(&self) -> ipop_core::overlay::Config {
+        let p = &self.protocol;
+        ipop_core::overlay::Config {
+            overlay_id: ipop_core::overlay::Config::overlay_id_of(&self.overlay),
+            keepalive: Duration::from_secs_f64(p.keepalive_s),
+            edge_timeout: Duration::from_secs_f64(p.edge_timeout_s),
+            near_per_side: p.near_per_side,
+            far_connections: p.far_connections,
+            max_connections: p.max_connections,
+            ..ipop_core::overlay::Config::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("node.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_example_documents_exactly_the_defaults() {
+        assert_eq!(parse(EXAMPLE).unwrap(), Config::default());
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn fields_parse() {
+        let c = parse(
+            "overlay = \"grid\"\nudp_listen = \"198.18.0.2:4500\"\ntcp_listen = \"off\"\n\
+             bootstrap = [\"udp://198.18.0.1:4000\", \"tcp://198.18.0.1:4000\"]\n\
+             [protocol]\nkeepalive_s = 2\nedge_timeout_s = 6\n",
+        )
+        .unwrap();
+        assert_eq!(c.overlay, "grid");
+        assert_eq!(c.tcp_listen, Listen(None));
+        assert_eq!(c.bootstrap.len(), 2);
+        assert_eq!(c.overlay_config().edge_timeout, Duration::from_secs(6));
+    }
+
+    #[test]
+    fn bad_files_name_the_line_and_reason() {
+        let e = parse("overlay = \"x\"\n\nbootstrap = [\"http://1.2.3.4:5\"]\n").unwrap_err();
+        assert!(e.starts_with("node.toml:3:"), "{e}");
+        assert!(e.contains("udp://"), "{e}");
+        let e = parse("overlay = \"x\"\nlisten = \"1.2.3.4:5\"\n").unwrap_err();
+        assert!(e.starts_with("node.toml:2:") && e.contains("listen"), "{e}");
+        let e = parse("udp_listen = \"nowhere\"\n").unwrap_err();
+        assert!(e.starts_with("node.toml:1:") && e.contains("off"), "{e}");
+        let e = parse("log_level = \"loud[\"\n").unwrap_err();
+        assert!(e.contains("log level"), "{e}");
+        let e = parse("udp_listen = \"off\"\ntcp_listen = \"off\"\n").unwrap_err();
+        assert!(e.contains("needs one"), "{e}");
+    }
+}

@@ -1,0 +1,296 @@
+//! The driver: one tokio task that owns the protocol [`Stack`] and moves bytes and timers
+//! between it and the sockets. It makes no protocol decision of its own.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use ipop_core::dht::{self, Outcome, RequestId};
+use ipop_core::overlay::{Event, Handled};
+use ipop_core::{Address, Proto, Stack, TransportAddr};
+use rand::TryRng;
+use serde_json::{Value, json};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::control::{self, Pending, Request};
+use crate::status::{self, DriverFacts};
+use crate::transport::reachable_at;
+use crate::transport::tcp::{TcpEdges, TcpEvent};
+use crate::transport::udp::{RecvBufs, UdpEdge};
+
+/// Batches of UDP datagrams handled per wake-up before other work gets a turn.
+const UDP_BATCHES_PER_WAKE: usize = 8;
+
+struct Driver {
+    config: Config,
+    stack: Stack,
+    udp: Option<UdpEdge>,
+    bufs: RecvBufs,
+    tcp: Option<TcpEdges>,
+    tcp_events: mpsc::Receiver<TcpEvent>,
+    control: mpsc::Receiver<Pending>,
+    out: Vec<u8>,
+    facts: DriverFacts,
+    waiting: HashMap<RequestId, oneshot::Sender<Value>>,
+}
+
+/// Runs a node with `config` and P2P address `address` until it leaves (SIGTERM,
+/// SIGINT, or `ipop-node leave`).
+pub async fn run(config: Config, address: Address) -> Result<()> {
+    let now = Instant::now();
+    let mut seed = [0u8; 8];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut seed)
+        .context("no operating-system randomness")?;
+    let mut stack = Stack::new(
+        config.overlay_config(),
+        dht::Config::default(),
+        address,
+        u64::from_le_bytes(seed),
+        now,
+    );
+    let udp = match config.udp_listen.0 {
+        Some(a) => Some(UdpEdge::bind(a).with_context(|| format!("cannot bind UDP {a}"))?),
+        None => None,
+    };
+    let (tcp_tx, tcp_events) = mpsc::channel(1024);
+    let tcp = match config.tcp_listen.0 {
+        Some(a) => Some(
+            TcpEdges::bind(a, tcp_tx)
+                .await
+                .with_context(|| format!("cannot bind TCP {a}"))?,
+        ),
+        None => None,
+    };
+    if let Some(u) = &udp {
+        for a in reachable_at(u.local_addr()?) {
+            stack.node.add_local_transport(TransportAddr::udp(a));
+        }
+    }
+    if let Some(t) = &tcp {
+        for a in reachable_at(t.local_addr()) {
+            stack.node.add_local_transport(TransportAddr::tcp(a));
+        }
+    }
+    for a in &config.advertise {
+        stack.node.add_local_transport(a.0);
+    }
+    let control = control::serve(&config.control_socket)?;
+    let bootstrap: Vec<TransportAddr> = config.bootstrap.iter().map(|u| u.0).collect();
+    info!(
+        address = %address,
+        overlay = %config.overlay,
+        local = ?stack.node.local_transports().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        bootstrap = ?bootstrap.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "starting"
+    );
+    stack.node.join(now, &bootstrap);
+    let mut driver = Driver {
+        config,
+        stack,
+        udp,
+        bufs: RecvBufs::default(),
+        tcp,
+        tcp_events,
+        control,
+        out: Vec::new(),
+        facts: DriverFacts {
+            started: now,
+            connected_at: None,
+            udp_send_drops: 0,
+            tcp_send_drops: 0,
+        },
+        waiting: HashMap::new(),
+    };
+    let result = driver.run().await;
+    let _ = std::fs::remove_file(&driver.config.control_socket);
+    result
+}
+
+/// Sends a datagram over the right transport.
+fn send_to(udp: &Option<UdpEdge>, tcp: &mut Option<TcpEdges>, dst: TransportAddr, data: &[u8]) {
+    match (dst.proto, udp, tcp) {
+        (Proto::Udp, Some(u), _) => u.send(dst.addr, data),
+        (Proto::Tcp, _, Some(t)) => t.send(dst.addr, data),
+        _ => debug!(%dst, "no socket for this transport; datagram dropped"),
+    }
+}
+
+async fn readable(udp: &Option<UdpEdge>) -> std::io::Result<()> {
+    match udp {
+        Some(u) => u.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Driver {
+    async fn run(&mut self) -> Result<()> {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        loop {
+            self.flush();
+            let Some(deadline) = self.stack.poll_timeout() else {
+                break; // the node left
+            };
+            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
+            tokio::select! {
+                r = readable(&self.udp) => {
+                    r.context("UDP socket failed")?;
+                    self.on_udp();
+                }
+                Some(ev) = self.tcp_events.recv() => self.on_tcp(ev),
+                Some(p) = self.control.recv() => self.on_control(p),
+                () = sleep => self.stack.handle_timeout(Instant::now()),
+                _ = term.recv() => self.leave("SIGTERM"),
+                _ = int.recv() => self.leave("SIGINT"),
+            }
+        }
+        // Let the Close messages of the graceful leave reach the wire.
+        self.flush();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        info!("left the overlay");
+        Ok(())
+    }
+
+    fn leave(&mut self, why: &str) {
+        info!("{why}: leaving the overlay");
+        self.stack.node.leave();
+    }
+
+    fn on_udp(&mut self) {
+        let Driver {
+            stack,
+            udp,
+            tcp,
+            bufs,
+            ..
+        } = self;
+        let Some(u) = udp.as_ref() else {
+            return;
+        };
+        for _ in 0..UDP_BATCHES_PER_WAKE {
+            let now = Instant::now();
+            let res = u.recv_batch(bufs, |from, buf| {
+                if let Handled::Forward(t) =
+                    stack.handle_datagram(now, TransportAddr::udp(from), buf)
+                {
+                    send_to(udp, tcp, t.dst, &buf[..t.len]);
+                }
+            });
+            if !matches!(res, Ok(n) if n > 0) {
+                break;
+            }
+        }
+    }
+
+    fn on_tcp(&mut self, ev: TcpEvent) {
+        let now = Instant::now();
+        let Some(tcp) = self.tcp.as_mut() else {
+            return;
+        };
+        match ev {
+            TcpEvent::Accepted { peer, writer } => tcp.accepted(peer, writer),
+            TcpEvent::Closed(peer) => {
+                tcp.closed(peer);
+                self.stack
+                    .node
+                    .handle_transport_closed(now, TransportAddr::tcp(peer));
+            }
+            TcpEvent::Frame { from, mut data } => {
+                if let Handled::Forward(t) =
+                    self.stack
+                        .handle_datagram(now, TransportAddr::tcp(from), &mut data)
+                {
+                    send_to(&self.udp, &mut self.tcp, t.dst, &data[..t.len]);
+                }
+            }
+        }
+    }
+
+    fn on_control(&mut self, p: Pending) {
+        let now = Instant::now();
+        let started = match p.request {
+            Request::Status => {
+                self.refresh_facts();
+                let s = status::status(&self.stack, &self.config.overlay, &self.facts, now);
+                let _ = p.reply.send(s);
+                return;
+            }
+            Request::Leave => {
+                self.leave("leave requested");
+                let _ = p.reply.send(json!({ "left": true }));
+                return;
+            }
+            Request::DhtGet { key } => self.stack.dht_get(now, key.as_bytes()),
+            Request::DhtCreate {
+                key,
+                value,
+                password,
+                ttl_s,
+            } => self.stack.dht_create(
+                now,
+                key.as_bytes(),
+                password.as_bytes(),
+                value.as_bytes(),
+                Duration::from_secs(ttl_s),
+            ),
+        };
+        match started {
+            Ok(id) => {
+                self.waiting.insert(id, p.reply);
+            }
+            Err(e) => {
+                let _ = p.reply.send(json!({ "error": e.to_string() }));
+            }
+        }
+    }
+
+    fn refresh_facts(&mut self) {
+        self.facts.udp_send_drops = self.udp.as_ref().map_or(0, |u| u.send_drops());
+        self.facts.tcp_send_drops = self.tcp.as_ref().map_or(0, |t| t.send_drops);
+    }
+
+    /// Sends what the stack queued and handles its events and results.
+    fn flush(&mut self) {
+        while let Some(dst) = self.stack.poll_transmit(&mut self.out) {
+            send_to(&self.udp, &mut self.tcp, dst, &self.out);
+        }
+        while let Some(event) = self.stack.poll_event() {
+            match &event {
+                Event::CorrectlyConnected => {
+                    if self.facts.connected_at.is_none() {
+                        self.facts.connected_at = Some(Instant::now());
+                    }
+                    info!("correctly connected");
+                }
+                Event::NotCorrectlyConnected => warn!("no longer correctly connected"),
+                Event::Connected { peer, edge } => debug!(peer = %peer.short(), %edge, "connected"),
+                Event::Disconnected { peer, reason } => {
+                    debug!(peer = %peer.short(), ?reason, "disconnected");
+                }
+                Event::LearnedAddress(t) => info!(addr = %t, "a peer sees this node at"),
+                Event::EdgeClosed(t) => {
+                    if let (Proto::Tcp, Some(tcp)) = (t.proto, self.tcp.as_mut()) {
+                        tcp.close(t.addr);
+                    }
+                }
+                Event::ProbeReceived { .. } | Event::ProbeReply { .. } => {}
+            }
+        }
+        while let Some((id, result)) = self.stack.poll_dht_result() {
+            let value = match result {
+                Ok(Outcome::Values(v)) => json!({
+                    "values": v.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect::<Vec<_>>(),
+                }),
+                Ok(done) => json!({ "ok": format!("{done:?}").to_lowercase() }),
+                Err(e) => json!({ "error": e.to_string() }),
+            };
+            if let Some(reply) = self.waiting.remove(&id) {
+                let _ = reply.send(value);
+            }
+        }
+    }
+}

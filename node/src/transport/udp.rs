@@ -1,0 +1,115 @@
+//! UDP edges: one socket, batched receives (`recvmmsg`, and GRO where the kernel offers
+//! it) through `quinn-udp`.
+
+use std::cell::Cell;
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+/// Largest datagram handled.
+pub const MAX_DATAGRAM: usize = 65_535;
+
+/// Datagrams read per system call at most.
+pub const BATCH: usize = 16;
+
+/// A bound UDP socket.
+#[derive(Debug)]
+pub struct UdpEdge {
+    socket: UdpSocket,
+    state: UdpSocketState,
+    /// Datagrams the kernel would not take (full buffer); UDP drops are the protocol's
+    /// to recover from, like losses on the wire.
+    send_drops: Cell<u64>,
+}
+
+/// Receive buffers for [`UdpEdge::recv_batch`], owned by the caller so that a received
+/// datagram can be forwarded in place while the socket is borrowed for sending.
+#[derive(Debug)]
+pub struct RecvBufs {
+    bufs: Vec<Vec<u8>>,
+    meta: Vec<RecvMeta>,
+}
+
+impl Default for RecvBufs {
+    fn default() -> Self {
+        RecvBufs {
+            bufs: vec![vec![0u8; MAX_DATAGRAM]; BATCH],
+            meta: vec![RecvMeta::default(); BATCH],
+        }
+    }
+}
+
+impl UdpEdge {
+    /// Binds `addr`.
+    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+        let std = std::net::UdpSocket::bind(addr)?;
+        std.set_nonblocking(true)?;
+        let state = UdpSocketState::new((&std).into())?;
+        Ok(UdpEdge {
+            socket: UdpSocket::from_std(std)?,
+            state,
+            send_drops: Cell::new(0),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Waits until datagrams can be read.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.socket.readable().await
+    }
+
+    /// Reads the datagrams waiting (without blocking) into `bufs` and calls `each` with
+    /// the source and the datagram (mutable, for in-place forwarding) for every one of
+    /// them, GRO-coalesced ones split apart. Returns how many there were.
+    pub fn recv_batch(
+        &self,
+        bufs: &mut RecvBufs,
+        mut each: impl FnMut(SocketAddr, &mut [u8]),
+    ) -> io::Result<usize> {
+        let n = {
+            let mut slices: Vec<IoSliceMut<'_>> =
+                bufs.bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+            let meta = &mut bufs.meta;
+            self.socket.try_io(Interest::READABLE, || {
+                self.state.recv((&self.socket).into(), &mut slices, meta)
+            })?
+        };
+        let mut count = 0;
+        for (buf, meta) in bufs.bufs.iter_mut().zip(&bufs.meta).take(n) {
+            let stride = meta.stride.max(1);
+            for chunk in buf[..meta.len].chunks_mut(stride) {
+                each(meta.addr, chunk);
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Datagrams dropped because the socket buffer was full.
+    pub fn send_drops(&self) -> u64 {
+        self.send_drops.get()
+    }
+
+    /// Sends one datagram; a full socket buffer drops it (counted).
+    pub fn send(&self, to: SocketAddr, data: &[u8]) {
+        let transmit = Transmit {
+            destination: to,
+            ecn: None,
+            contents: data,
+            segment_size: None,
+            src_ip: None,
+        };
+        // The socket is non-blocking; a UDP send needs no readiness tracking (and tokio's
+        // `try_io` would refuse to even try before it has seen the socket writable).
+        if self.state.send((&self.socket).into(), &transmit).is_err() {
+            self.send_drops.set(self.send_drops.get() + 1);
+        }
+    }
+}
