@@ -93,6 +93,74 @@ impl Default for Protocol {
     }
 }
 
+/// The virtual network (the `[ipop]` table). Without a namespace there is no TAP.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ipop {
+    /// The namespace to join (32 hex digits, from `ipop-node namespace create`).
+    pub namespace: Option<NamespaceArg>,
+    /// Name of the TAP device the node creates.
+    pub tap: String,
+    /// How virtual IPs map to nodes: "dht" (Brunet-ARP) or "hash" (SHA-1 of the IP).
+    pub mapping: MappingArg,
+    /// Addresses this node holds without DHCP (registered in the DHT the same way).
+    pub static_addresses: Vec<std::net::Ipv4Addr>,
+    /// Holds the lease passwords, so a restarted or moved node keeps its addresses.
+    pub lease_file: PathBuf,
+    /// Messages to one node within 10 s that make a shortcut to it (0: never).
+    pub shortcut_threshold: u32,
+}
+
+impl Default for Ipop {
+    fn default() -> Self {
+        Ipop {
+            namespace: None,
+            tap: "ipop0".to_owned(),
+            mapping: MappingArg(ipop_core::ipop::Mapping::Dht),
+            static_addresses: Vec::new(),
+            lease_file: PathBuf::from("/var/lib/ipop/leases"),
+            shortcut_threshold: ipop_core::overlay::Config::default().shortcut_threshold,
+        }
+    }
+}
+
+/// A namespace id in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NamespaceArg(pub ipop_core::ipop::NamespaceId);
+
+impl<'de> Deserialize<'de> for NamespaceArg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map(NamespaceArg)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// "dht" or "hash".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MappingArg(pub ipop_core::ipop::Mapping);
+
+impl FromStr for MappingArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "dht" => Ok(MappingArg(ipop_core::ipop::Mapping::Dht)),
+            "hash" => Ok(MappingArg(ipop_core::ipop::Mapping::Hash)),
+            other => Err(format!("mapping {other:?}: expected \"dht\" or \"hash\"")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MappingArg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// The node configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -115,6 +183,8 @@ pub struct Config {
     pub log_level: LogLevel,
     /// Protocol timers and sizes.
     pub protocol: Protocol,
+    /// The virtual network.
+    pub ipop: Ipop,
 }
 
 impl Default for Config {
@@ -130,6 +200,7 @@ impl Default for Config {
             control_socket: PathBuf::from("/run/ipop/ipop.sock"),
             log_level: LogLevel("info".to_owned()),
             protocol: Protocol::default(),
+            ipop: Ipop::default(),
         }
     }
 }
@@ -170,7 +241,7 @@ impl Config {
             file: path.to_owned(),
             line: e
                 .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1)),
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
             reason: e.message().trim().to_owned(),
         })?;
         config.check().map_err(|reason| ConfigError {
@@ -200,6 +271,16 @@ impl Config {
         if p.near_per_side == 0 || p.near_per_side > 8 {
             return Err("protocol.near_per_side must be between 1 and 8".to_owned());
         }
+        let i = &self.ipop;
+        if i.tap.is_empty() || i.tap.len() > 15 {
+            return Err(format!(
+                "ipop.tap {:?}: a device name is 1 to 15 characters",
+                i.tap
+            ));
+        }
+        if i.mapping.0 == ipop_core::ipop::Mapping::Hash && i.static_addresses.len() != 1 {
+            return Err("ipop.mapping = \"hash\" needs exactly one static address (the node's address is the hash of it)".to_owned());
+        }
         Ok(())
     }
 
@@ -213,6 +294,7 @@ impl Config {
             near_per_side: p.near_per_side,
             far_connections: p.far_connections,
             max_connections: p.max_connections,
+            shortcut_threshold: self.ipop.shortcut_threshold,
             ..ipop_core::overlay::Config::default()
         }
     }
@@ -259,5 +341,12 @@ mod tests {
         assert!(e.contains("log level"), "{e}");
         let e = parse("udp_listen = \"off\"\ntcp_listen = \"off\"\n").unwrap_err();
         assert!(e.contains("needs one"), "{e}");
+        let e = parse("[ipop]\nnamespace = \"abc\"\n").unwrap_err();
+        assert!(
+            e.starts_with("node.toml:2:") && e.contains("32 hexadecimal"),
+            "{e}"
+        );
+        let e = parse("[ipop]\nmapping = \"arp\"\n").unwrap_err();
+        assert!(e.contains("\"dht\" or \"hash\""), "{e}");
     }
 }

@@ -20,6 +20,24 @@ pub enum Request {
     Status,
     /// Leave the overlay gracefully and exit.
     Leave,
+    /// Create a namespace record under a new random identifier.
+    NamespaceCreate {
+        /// A name for people.
+        name: String,
+        /// The virtual IP range, e.g. 10.128.0.0/12.
+        range: String,
+        /// DHCP lease time in seconds.
+        lease_s: u64,
+        /// MTU handed to DHCP clients.
+        mtu: u16,
+        /// DNS server handed to DHCP clients.
+        dns: Option<std::net::Ipv4Addr>,
+    },
+    /// Read a namespace record.
+    NamespaceShow {
+        /// The namespace identifier.
+        id: String,
+    },
     /// Get a DHT key (text).
     DhtGet {
         /// The key.

@@ -18,6 +18,23 @@ use crate::config::Config;
 use crate::control::{self, Pending, Request};
 use crate::status::{self, DriverFacts};
 use crate::transport::reachable_at;
+use crate::vnet::{self, Vnet};
+
+/// How often the node re-creates the namespace records it created.
+const KEEP_NAMESPACES: Duration = Duration::from_secs(600);
+/// TTL of a namespace record (members renew it too).
+const NAMESPACE_TTL: Duration = Duration::from_secs(3600);
+
+/// Who waits for a DHT operation started from the control socket.
+enum Waiter {
+    Reply(oneshot::Sender<Value>),
+    CreateNamespace {
+        reply: oneshot::Sender<Value>,
+        id: ipop_core::ipop::NamespaceId,
+        record: ipop_core::ipop::NamespaceRecord,
+        tries: u32,
+    },
+}
 use crate::transport::tcp::{TcpEdges, TcpEvent};
 use crate::transport::udp::{RecvBufs, UdpEdge};
 
@@ -34,7 +51,14 @@ struct Driver {
     control: mpsc::Receiver<Pending>,
     out: Vec<u8>,
     facts: DriverFacts,
-    waiting: HashMap<RequestId, oneshot::Sender<Value>>,
+    waiting: HashMap<RequestId, Waiter>,
+    vnet: Option<Vnet>,
+    tap_buf: Vec<u8>,
+    kept: Vec<(
+        ipop_core::ipop::NamespaceId,
+        ipop_core::ipop::NamespaceRecord,
+    )>,
+    keep_at: Instant,
 }
 
 /// Runs a node with `config` and P2P address `address` until it leaves (SIGTERM,
@@ -78,6 +102,7 @@ pub async fn run(config: Config, address: Address) -> Result<()> {
     for a in &config.advertise {
         stack.node.add_local_transport(a.0);
     }
+    let vnet = Vnet::start(&config, &mut stack, now)?;
     let control = control::serve(&config.control_socket)?;
     let bootstrap: Vec<TransportAddr> = config.bootstrap.iter().map(|u| u.0).collect();
     info!(
@@ -104,6 +129,10 @@ pub async fn run(config: Config, address: Address) -> Result<()> {
             tcp_send_drops: 0,
         },
         waiting: HashMap::new(),
+        vnet,
+        tap_buf: vec![0u8; 65_536],
+        kept: Vec::new(),
+        keep_at: now + KEEP_NAMESPACES,
     };
     let result = driver.run().await;
     let _ = std::fs::remove_file(&driver.config.control_socket);
@@ -116,6 +145,13 @@ fn send_to(udp: &Option<UdpEdge>, tcp: &mut Option<TcpEdges>, dst: TransportAddr
         (Proto::Udp, Some(u), _) => u.send(dst.addr, data),
         (Proto::Tcp, _, Some(t)) => t.send(dst.addr, data),
         _ => debug!(%dst, "no socket for this transport; datagram dropped"),
+    }
+}
+
+async fn tap_readable(vnet: &Option<Vnet>) -> std::io::Result<()> {
+    match vnet {
+        Some(v) => v.tap.readable().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -132,6 +168,7 @@ impl Driver {
         let mut int = signal(SignalKind::interrupt())?;
         loop {
             self.flush();
+            self.flush_tap().await;
             let Some(deadline) = self.stack.poll_timeout() else {
                 break; // the node left
             };
@@ -140,6 +177,10 @@ impl Driver {
                 r = readable(&self.udp) => {
                     r.context("UDP socket failed")?;
                     self.on_udp();
+                }
+                r = tap_readable(&self.vnet) => {
+                    r.context("TAP device failed")?;
+                    self.on_tap();
                 }
                 Some(ev) = self.tcp_events.recv() => self.on_tcp(ev),
                 Some(p) = self.control.recv() => self.on_control(p),
@@ -186,6 +227,41 @@ impl Driver {
         }
     }
 
+    /// Reads the frames waiting on the TAP (a bounded batch per wake-up).
+    fn on_tap(&mut self) {
+        let Some(v) = self.vnet.as_mut() else {
+            return;
+        };
+        for _ in 0..64 {
+            match v.tap.try_recv(&mut self.tap_buf) {
+                Ok(n) => {
+                    v.frames_in += 1;
+                    self.stack
+                        .handle_tap_frame(Instant::now(), &self.tap_buf[..n]);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Writes the frames IPOP produced to the TAP.
+    async fn flush_tap(&mut self) {
+        let Some(v) = self.vnet.as_mut() else {
+            return;
+        };
+        while self.stack.poll_tap(&mut self.tap_buf) {
+            let sent = match v.tap.try_send(&self.tap_buf) {
+                Ok(_) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    v.tap.send(&self.tap_buf).await.is_ok()
+                }
+                Err(_) => false,
+            };
+            v.frames_out += u64::from(sent);
+        }
+        self.tap_buf.resize(65_536, 0);
+    }
+
     fn on_tcp(&mut self, ev: TcpEvent) {
         let now = Instant::now();
         let Some(tcp) = self.tcp.as_mut() else {
@@ -215,7 +291,10 @@ impl Driver {
         let started = match p.request {
             Request::Status => {
                 self.refresh_facts();
-                let s = status::status(&self.stack, &self.config.overlay, &self.facts, now);
+                let mut s = status::status(&self.stack, &self.config.overlay, &self.facts, now);
+                if let (Some(v), Value::Object(map)) = (&self.vnet, &mut s) {
+                    map.insert("ipop".into(), v.status(&self.stack));
+                }
                 let _ = p.reply.send(s);
                 return;
             }
@@ -224,6 +303,28 @@ impl Driver {
                 let _ = p.reply.send(json!({ "left": true }));
                 return;
             }
+            Request::NamespaceCreate {
+                name,
+                range,
+                lease_s,
+                mtu,
+                dns,
+            } => {
+                match vnet::record(&name, &range, lease_s, mtu, dns) {
+                    Ok(record) => self.create_namespace(now, p.reply, record, 0),
+                    Err(e) => {
+                        let _ = p.reply.send(json!({ "error": e }));
+                    }
+                }
+                return;
+            }
+            Request::NamespaceShow { id } => match id.parse::<ipop_core::ipop::NamespaceId>() {
+                Ok(id) => self.stack.dht_get(now, &id.record_key()),
+                Err(e) => {
+                    let _ = p.reply.send(json!({ "error": e }));
+                    return;
+                }
+            },
             Request::DhtGet { key } => self.stack.dht_get(now, key.as_bytes()),
             Request::DhtCreate {
                 key,
@@ -240,10 +341,53 @@ impl Driver {
         };
         match started {
             Ok(id) => {
-                self.waiting.insert(id, p.reply);
+                self.waiting.insert(id, Waiter::Reply(p.reply));
             }
             Err(e) => {
                 let _ = p.reply.send(json!({ "error": e.to_string() }));
+            }
+        }
+    }
+
+    /// Creates a namespace record under a fresh random identifier.
+    fn create_namespace(
+        &mut self,
+        now: Instant,
+        reply: oneshot::Sender<Value>,
+        record: ipop_core::ipop::NamespaceRecord,
+        tries: u32,
+    ) {
+        let id = match vnet::new_namespace_id() {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = reply.send(json!({ "error": format!("{e:#}") }));
+                return;
+            }
+        };
+        let started = self.stack.dht_op(now, |d, n| {
+            d.create(
+                now,
+                n,
+                &id.record_key(),
+                &id.record_password(),
+                &record.encode(),
+                NAMESPACE_TTL,
+            )
+        });
+        match started {
+            Ok(rid) => {
+                self.waiting.insert(
+                    rid,
+                    Waiter::CreateNamespace {
+                        reply,
+                        id,
+                        record,
+                        tries,
+                    },
+                );
+            }
+            Err(e) => {
+                let _ = reply.send(json!({ "error": e.to_string() }));
             }
         }
     }
@@ -280,16 +424,59 @@ impl Driver {
                 Event::ProbeReceived { .. } | Event::ProbeReply { .. } => {}
             }
         }
+        while let Some(e) = self.stack.poll_ipop_event() {
+            if let Some(v) = self.vnet.as_mut() {
+                v.on_event(e);
+            }
+        }
+        if let Some(v) = self.vnet.as_mut() {
+            v.apply_mtu(&self.stack);
+        }
         while let Some((id, result)) = self.stack.poll_dht_result() {
-            let value = match result {
-                Ok(Outcome::Values(v)) => json!({
-                    "values": v.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect::<Vec<_>>(),
-                }),
-                Ok(done) => json!({ "ok": format!("{done:?}").to_lowercase() }),
-                Err(e) => json!({ "error": e.to_string() }),
-            };
-            if let Some(reply) = self.waiting.remove(&id) {
-                let _ = reply.send(value);
+            match self.waiting.remove(&id) {
+                Some(Waiter::Reply(reply)) => {
+                    let value = match result {
+                        Ok(Outcome::Values(v)) => json!({
+                            "values": v.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect::<Vec<_>>(),
+                        }),
+                        Ok(done) => json!({ "ok": format!("{done:?}").to_lowercase() }),
+                        Err(e) => json!({ "error": e.to_string() }),
+                    };
+                    let _ = reply.send(value);
+                }
+                Some(Waiter::CreateNamespace {
+                    reply,
+                    id,
+                    record,
+                    tries,
+                }) => match result {
+                    Ok(_) => {
+                        info!(namespace = %id, range = %record.range, "namespace created");
+                        let _ = reply.send(json!({ "namespace": id.to_string() }));
+                        self.kept.push((id, record));
+                    }
+                    // Taken (or no majority): another identifier.
+                    Err(_) if tries < 5 => {
+                        self.create_namespace(Instant::now(), reply, record, tries + 1)
+                    }
+                    Err(e) => {
+                        let _ = reply
+                            .send(json!({ "error": format!("cannot create the namespace: {e}") }));
+                    }
+                },
+                None => {}
+            }
+        }
+        let now = Instant::now();
+        if now >= self.keep_at {
+            self.keep_at = now + KEEP_NAMESPACES;
+            for (id, record) in &self.kept {
+                let pw = id.record_password();
+                let key = id.record_key();
+                let value = record.encode();
+                let _ = self.stack.dht_op(now, |d, n| {
+                    d.recreate(now, n, &key, &pw, &pw, &value, NAMESPACE_TTL)
+                });
             }
         }
     }

@@ -10,6 +10,7 @@
 
 pub mod address;
 pub mod dht;
+pub mod ipop;
 pub mod overlay;
 pub mod sim;
 pub mod stack;

@@ -1,11 +1,14 @@
-//! A node's protocol layers put together: the overlay [`Node`] and the [`Dht`] on top of
-//! it. The simulator and the real driver both run a `Stack`, so the glue between the
-//! layers (who gets which routed message, whose timer fires) exists once.
+//! A node's protocol layers put together: the overlay [`Node`], the [`Dht`] on top of
+//! it, and optionally the [`Ipop`] virtual network. The simulator and the real driver
+//! both run a `Stack`, so the glue between the layers (who gets which routed message or
+//! DHT result, whose timer fires) exists once.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::address::Address;
 use crate::dht::{self, Dht, DhtError, Outcome, RequestId};
+use crate::ipop::{self, Ipop};
 use crate::overlay::{self, Event, Handled, Node};
 use crate::transport::TransportAddr;
 use crate::wire::RoutedHeader;
@@ -17,7 +20,10 @@ pub struct Stack {
     pub node: Node,
     /// The DHT.
     pub dht: Dht,
-    app: Vec<(RoutedHeader, Vec<u8>)>,
+    /// The virtual IP network, if this node has a TAP.
+    pub ipop: Option<Ipop>,
+    app: VecDeque<(RoutedHeader, Vec<u8>)>,
+    results: VecDeque<(RequestId, Result<Outcome, DhtError>)>,
 }
 
 impl Stack {
@@ -32,8 +38,33 @@ impl Stack {
         Stack {
             node: Node::new(overlay, address, seed, now),
             dht: Dht::new(dht, seed.rotate_left(17), now),
-            app: Vec::new(),
+            ipop: None,
+            app: VecDeque::new(),
+            results: VecDeque::new(),
         }
+    }
+
+    /// Adds the virtual IP network layer.
+    pub fn enable_ipop(&mut self, config: ipop::Config, seed: u64, now: Instant) {
+        self.ipop = Some(Ipop::new(config, seed, now));
+    }
+
+    /// Handles a frame the host wrote to the TAP (nothing without the IPOP layer).
+    pub fn handle_tap_frame(&mut self, now: Instant, frame: &[u8]) {
+        if let Some(ipop) = self.ipop.as_mut() {
+            ipop.handle_tap_frame(now, &mut self.node, &mut self.dht, frame);
+        }
+        self.pump(now);
+    }
+
+    /// The next frame to write to the TAP, swapped into `buf`.
+    pub fn poll_tap(&mut self, buf: &mut Vec<u8>) -> bool {
+        self.ipop.as_mut().is_some_and(|i| i.poll_tap(buf))
+    }
+
+    /// The next event of the IPOP layer.
+    pub fn poll_ipop_event(&mut self) -> Option<ipop::Event> {
+        self.ipop.as_mut()?.poll_event()
     }
 
     /// Handles one received datagram (see [`Node::handle_datagram`]); DHT messages are
@@ -46,11 +77,7 @@ impl Stack {
     ) -> Handled {
         let handled = match self.node.handle_datagram(now, from, buf) {
             Handled::Deliver(d) => {
-                let payload = &buf[d.payload.clone()];
-                if self
-                    .dht
-                    .handle_delivery(now, &mut self.node, &d.header, payload)
-                {
+                if self.deliver(now, &d.header, &buf[d.payload.clone()]) {
                     Handled::Done
                 } else {
                     Handled::Deliver(d)
@@ -62,10 +89,22 @@ impl Stack {
         handled
     }
 
+    /// Gives a routed message to the layer it is for; false if none took it.
+    fn deliver(&mut self, now: Instant, header: &RoutedHeader, payload: &[u8]) -> bool {
+        self.dht
+            .handle_delivery(now, &mut self.node, header, payload)
+            || self.ipop.as_mut().is_some_and(|i| {
+                i.handle_delivery(now, &mut self.node, &mut self.dht, header, payload)
+            })
+    }
+
     /// Runs due timers of every layer.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.node.handle_timeout(now);
         self.dht.handle_timeout(now, &mut self.node);
+        if let Some(ipop) = self.ipop.as_mut() {
+            ipop.handle_timeout(now, &mut self.node, &mut self.dht);
+        }
         self.pump(now);
     }
 
@@ -93,22 +132,33 @@ impl Stack {
         self.dht_op(now, |d, n| d.get(now, n, key))
     }
 
-    /// Moves messages the overlay delivered without a caller's buffer to the DHT, and
-    /// starts DHT operations that waited for the node to be correctly connected.
+    /// Moves messages the overlay delivered without a caller's buffer to their layer,
+    /// DHT results to the IPOP layer when they are its own, and starts DHT operations
+    /// that waited for the node to be correctly connected.
     fn pump(&mut self, now: Instant) {
         loop {
             if self.node.is_correctly_connected() && self.dht.has_waiting() {
                 self.dht.handle_timeout(now, &mut self.node);
             }
-            let Some((header, payload)) = self.node.poll_delivery() else {
-                break;
-            };
-            if !self
-                .dht
-                .handle_delivery(now, &mut self.node, &header, &payload)
-            {
-                self.app.push((header, payload));
+            if let Some((header, payload)) = self.node.poll_delivery() {
+                if !self.deliver(now, &header, &payload) {
+                    self.app.push_back((header, payload));
+                }
+                continue;
             }
+            if let Some((id, result)) = self.dht.poll_result() {
+                let taken = match self.ipop.as_mut() {
+                    Some(i) => {
+                        i.handle_dht_result(now, &mut self.node, &mut self.dht, id, result.clone())
+                    }
+                    None => false,
+                };
+                if !taken {
+                    self.results.push_back((id, result));
+                }
+                continue;
+            }
+            break;
         }
     }
 
@@ -124,21 +174,23 @@ impl Stack {
 
     /// The next finished DHT operation.
     pub fn poll_dht_result(&mut self) -> Option<(RequestId, Result<Outcome, DhtError>)> {
-        self.dht.poll_result()
+        self.results.pop_front()
     }
 
     /// The next application payload that did not arrive in a caller's buffer.
     pub fn poll_delivery(&mut self) -> Option<(RoutedHeader, Vec<u8>)> {
-        if self.app.is_empty() {
-            None
-        } else {
-            Some(self.app.remove(0))
-        }
+        self.app.pop_front()
     }
 
     /// When [`Stack::handle_timeout`] should be called next (None once the node left).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let node = self.node.poll_timeout()?;
-        Some(self.dht.poll_timeout().map_or(node, |d| d.min(node)))
+        let mut next = self.node.poll_timeout()?;
+        if let Some(d) = self.dht.poll_timeout() {
+            next = next.min(d);
+        }
+        if let Some(i) = &self.ipop {
+            next = next.min(i.poll_timeout());
+        }
+        Some(next)
     }
 }

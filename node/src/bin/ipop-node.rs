@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use ipop_node::config::{Config, Listen, LogLevel, Uri};
+use ipop_node::config::{Config, Listen, LogLevel, MappingArg, NamespaceArg, Uri};
 use ipop_node::{control, driver, identity};
 use serde_json::{Value, json};
 
@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the node (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show a running node's status.
     Status {
         /// Print the full status as JSON.
@@ -51,8 +51,44 @@ enum Command {
     /// Use the DHT through a running node.
     #[command(subcommand)]
     Dht(DhtCommand),
+    /// Create or show an IPOP namespace (a virtual IP network on the overlay).
+    #[command(subcommand)]
+    Namespace(NamespaceCommand),
     /// Print the example configuration: every field with its default.
     ConfigExample,
+}
+
+#[derive(Debug, Subcommand)]
+enum NamespaceCommand {
+    /// Create a namespace through a running node and print its identifier. The record
+    /// lives in the DHT; the nodes of the namespace (and the creating node, while it
+    /// runs) keep it alive.
+    Create {
+        /// The virtual IP range, e.g. 10.128.0.0/12.
+        #[arg(long)]
+        range: String,
+        /// DHCP lease time, e.g. 12h, 30m, 3600.
+        #[arg(long, default_value = "12h")]
+        lease: String,
+        /// A name for people.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// MTU handed to DHCP clients.
+        #[arg(long, default_value_t = ipop_node::vnet::DEFAULT_MTU)]
+        mtu: u16,
+        /// DNS server handed to DHCP clients.
+        #[arg(long)]
+        dns: Option<std::net::Ipv4Addr>,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Print a namespace's record.
+    Show {
+        /// The namespace identifier.
+        id: String,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +173,24 @@ struct RunArgs {
     /// Log filter (error, warn, info, debug, trace, or directives).
     #[arg(long)]
     log_level: Option<String>,
+    /// IPOP namespace to join (creates the TAP device).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// TAP device name.
+    #[arg(long)]
+    tap: Option<String>,
+    /// Virtual-IP mapping: dht or hash.
+    #[arg(long)]
+    mapping: Option<String>,
+    /// A static virtual address (repeatable); replaces the file's list.
+    #[arg(long)]
+    static_address: Vec<std::net::Ipv4Addr>,
+    /// The lease file.
+    #[arg(long)]
+    lease_file: Option<PathBuf>,
+    /// Shortcut threshold (messages in 10 s; 0: never).
+    #[arg(long)]
+    shortcut_threshold: Option<u32>,
 }
 
 impl RunArgs {
@@ -173,6 +227,24 @@ impl RunArgs {
                 .with_context(|| format!("bad --log-level {l:?}"))?;
             c.log_level = LogLevel(l.clone());
         }
+        if let Some(ns) = &self.namespace {
+            c.ipop.namespace = Some(NamespaceArg(ns.parse().map_err(anyhow::Error::msg)?));
+        }
+        if let Some(t) = &self.tap {
+            c.ipop.tap.clone_from(t);
+        }
+        if let Some(m) = &self.mapping {
+            c.ipop.mapping = m.parse::<MappingArg>().map_err(anyhow::Error::msg)?;
+        }
+        if !self.static_address.is_empty() {
+            c.ipop.static_addresses.clone_from(&self.static_address);
+        }
+        if let Some(p) = &self.lease_file {
+            c.ipop.lease_file.clone_from(p);
+        }
+        if let Some(t) = self.shortcut_threshold {
+            c.ipop.shortcut_threshold = t;
+        }
         c.check().map_err(anyhow::Error::msg)?;
         Ok(c)
     }
@@ -185,7 +257,11 @@ fn run_node(args: &RunArgs) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    let address = identity::load_or_create(&config.address_file)?;
+    // In hash mode the address is the hash of the node's one virtual address.
+    let address = match ipop_node::vnet::hashed_address(&config) {
+        Some(a) => a,
+        None => identity::load_or_create(&config.address_file)?,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -274,6 +350,23 @@ fn main() -> ExitCode {
             socket.request(json!({"command": "status"})).map(|s| print_connections(&s))
         }
         Some(Command::Leave { socket }) => socket.request(json!({"command": "leave"})).map(|_| ()),
+        Some(Command::Namespace(NamespaceCommand::Create { range, lease, name, mtu, dns, socket })) => {
+            ipop_node::vnet::parse_duration(lease)
+                .map_err(anyhow::Error::msg)
+                .and_then(|lease_s| {
+                    socket.request(json!({
+                        "command": "namespace_create", "name": name, "range": range,
+                        "lease_s": lease_s, "mtu": mtu, "dns": dns,
+                    }))
+                })
+                .map(|v| println!("{}", v["namespace"].as_str().unwrap_or_default()))
+        }
+        Some(Command::Namespace(NamespaceCommand::Show { id, socket })) => socket
+            .request(json!({"command": "namespace_show", "id": id}))
+            .map(|v| match v["values"].as_array().and_then(|a| a.first()).and_then(Value::as_str) {
+                Some(record) => print!("{record}"),
+                None => println!("no such namespace (or it expired)"),
+            }),
         Some(Command::Dht(DhtCommand::Get { key, socket })) => socket
             .request(json!({"command": "dht_get", "key": key}))
             .map(|v| println!("{v}")),

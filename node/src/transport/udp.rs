@@ -12,6 +12,9 @@ use tokio::net::UdpSocket;
 /// Largest datagram handled.
 pub const MAX_DATAGRAM: usize = 65_535;
 
+/// Socket send and receive buffer size asked for.
+const SOCKET_BUFFER: usize = 4 << 20;
+
 /// Datagrams read per system call at most.
 pub const BATCH: usize = 16;
 
@@ -47,6 +50,15 @@ impl UdpEdge {
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
         let std = std::net::UdpSocket::bind(addr)?;
         std.set_nonblocking(true)?;
+        // Room for bursts while the node is busy: one thread serves the whole overlay
+        // and the TAP. The forced variants pass the system limit when privileged.
+        use nix::sys::socket::{setsockopt, sockopt};
+        if setsockopt(&std, sockopt::RcvBufForce, &SOCKET_BUFFER).is_err() {
+            let _ = setsockopt(&std, sockopt::RcvBuf, &SOCKET_BUFFER);
+        }
+        if setsockopt(&std, sockopt::SndBufForce, &SOCKET_BUFFER).is_err() {
+            let _ = setsockopt(&std, sockopt::SndBuf, &SOCKET_BUFFER);
+        }
         let state = UdpSocketState::new((&std).into())?;
         Ok(UdpEdge {
             socket: UdpSocket::from_std(std)?,

@@ -55,6 +55,8 @@ pub struct Connection {
     pub(crate) direct_candidates: Vec<TransportAddr>,
     /// For a relayed connection: when a direct edge was last tried.
     pub(crate) last_upgrade: Instant,
+    /// When the layer above last sent traffic to the peer (shortcut expiry).
+    pub(crate) last_traffic: Instant,
     /// Token of the link attempt that formed it (duplicate requests carry the same).
     pub(crate) token: u64,
     pub(crate) last_ping: Option<Instant>,
@@ -91,6 +93,7 @@ impl Connection {
             counters: Counters::default(),
             direct_candidates: Vec::new(),
             last_upgrade: now,
+            last_traffic: now,
             token,
             last_ping: None,
             ping_nonce: 0,

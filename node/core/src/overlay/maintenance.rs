@@ -98,6 +98,7 @@ impl Node {
         self.recently_gone
             .retain(|(_, t)| now.saturating_duration_since(*t) < horizon);
         self.check_liveness(now);
+        self.expire_shortcuts(now);
         self.upgrade_relays(now);
         self.maintain_bootstrap(now);
         self.maintain_near(now);

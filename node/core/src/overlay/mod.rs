@@ -13,6 +13,7 @@ mod maintenance;
 mod nat;
 mod output;
 mod routing;
+mod traffic;
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -68,6 +69,13 @@ pub struct Config {
     pub ring_check: Duration,
     /// How long a connection no side needs is kept before it is closed.
     pub close_grace: Duration,
+    /// Messages to one node within `shortcut_window` that make a shortcut to it (0:
+    /// never).
+    pub shortcut_threshold: u32,
+    /// The window in which shortcut traffic is counted.
+    pub shortcut_window: Duration,
+    /// A shortcut without traffic this long loses its role.
+    pub shortcut_idle: Duration,
     /// Hop limit of routed messages.
     pub ttl: u8,
     /// Most connections a node accepts.
@@ -92,6 +100,9 @@ impl Default for Config {
             ctm_timeout: Duration::from_secs(3),
             ring_check: Duration::from_secs(30),
             close_grace: Duration::from_secs(3),
+            shortcut_threshold: 5,
+            shortcut_window: Duration::from_secs(10),
+            shortcut_idle: Duration::from_secs(60),
             ttl: 64,
             max_connections: 1024,
         }
@@ -254,6 +265,7 @@ pub struct Node {
     timers: Timers,
     correct: bool,
     recently_gone: Vec<(Address, Instant)>,
+    traffic: traffic::Traffic,
 }
 
 impl Node {
@@ -278,6 +290,7 @@ impl Node {
             stats: Stats::default(),
             correct: false,
             recently_gone: Vec::new(),
+            traffic: traffic::Traffic::default(),
         }
     }
 

@@ -223,6 +223,7 @@ impl Node {
                 let inner = inner.to_vec();
                 self.on_tunnel(now, &header, inner);
             }
+            OverlayPayload::Broadcast(b) => self.on_broadcast(&b),
         }
         Handled::Done
     }

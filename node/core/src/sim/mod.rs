@@ -155,6 +155,8 @@ pub struct Sim {
     observed: Vec<Observed>,
     deliveries: Vec<(usize, RoutedHeader, Vec<u8>)>,
     dht_results: Vec<DhtResult>,
+    tap_frames: Vec<(usize, Vec<u8>)>,
+    ipop_events: Vec<(usize, crate::ipop::Event)>,
     blocked: std::collections::BTreeSet<(usize, usize)>,
     stats: NetStats,
 }
@@ -179,6 +181,8 @@ impl Sim {
             observed: Vec::new(),
             deliveries: Vec::new(),
             dht_results: Vec::new(),
+            tap_frames: Vec::new(),
+            ipop_events: Vec::new(),
             blocked: std::collections::BTreeSet::new(),
             stats: NetStats::default(),
         }
@@ -316,6 +320,39 @@ impl Sim {
         r
     }
 
+    /// Gives node `i` a virtual network interface (the IPOP layer).
+    pub fn enable_ipop(&mut self, i: usize, config: crate::ipop::Config) {
+        let now = self.now;
+        let seed = self.rng.next_u64();
+        self.nodes[i].stack.enable_ipop(config, seed, now);
+    }
+
+    /// Node `i`'s IPOP layer (panics if it has none).
+    pub fn node_ipop(&mut self, i: usize) -> &mut crate::ipop::Ipop {
+        self.nodes[i]
+            .stack
+            .ipop
+            .as_mut()
+            .expect("IPOP enabled on this node")
+    }
+
+    /// Node `i`'s host writes `frame` to its TAP.
+    pub fn tap_write(&mut self, i: usize, frame: &[u8]) {
+        let now = self.now;
+        self.nodes[i].stack.handle_tap_frame(now, frame);
+        self.drain(i);
+    }
+
+    /// Takes the frames nodes wrote to their TAPs since the last call.
+    pub fn take_tap_frames(&mut self) -> Vec<(usize, Vec<u8>)> {
+        std::mem::take(&mut self.tap_frames)
+    }
+
+    /// Takes the IPOP events since the last call.
+    pub fn take_ipop_events(&mut self) -> Vec<(usize, crate::ipop::Event)> {
+        std::mem::take(&mut self.ipop_events)
+    }
+
     /// Takes the DHT results since the last call.
     pub fn take_dht_results(&mut self) -> Vec<DhtResult> {
         std::mem::take(&mut self.dht_results)
@@ -400,6 +437,13 @@ impl Sim {
             self.send(src, dst, buf);
         }
         let n = &mut self.nodes[i];
+        let mut frame = Vec::new();
+        while n.stack.poll_tap(&mut frame) {
+            self.tap_frames.push((i, std::mem::take(&mut frame)));
+        }
+        while let Some(e) = n.stack.poll_ipop_event() {
+            self.ipop_events.push((i, e));
+        }
         while let Some((header, payload)) = n.stack.poll_delivery() {
             self.deliveries.push((i, header, payload));
         }

@@ -12,7 +12,7 @@ mod routed;
 
 pub use codec::{AddressList, TransportList};
 pub use link::{Close, CloseReason, LinkRequest, LinkResponse, LinkStatus, Roles, Status};
-pub use payload::{CtmReply, CtmRequest, OverlayPayload, Probe, kind};
+pub use payload::{Broadcast, CtmReply, CtmRequest, OverlayPayload, Probe, kind};
 pub use routed::{Mode, Routed, RoutedFlags, RoutedHeader};
 
 pub(crate) use codec::{Reader, Writer};

@@ -15,6 +15,8 @@ pub mod kind {
     pub const PROBE: u8 = 3;
     /// A whole edge-level datagram carried over a relay edge.
     pub const TUNNEL: u8 = 4;
+    /// [`super::Broadcast`].
+    pub const BROADCAST: u8 = 5;
     /// Kinds from here on belong to the layers above the overlay (DHT, IPOP).
     pub const FIRST_APP: u8 = 16;
 }
@@ -61,6 +63,20 @@ pub struct Probe {
     pub echo_reply: bool,
 }
 
+/// A bounded broadcast: delivered to the receiver, which passes it on to its
+/// connections in the clockwise arc up to `end`, giving each a sub-arc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Broadcast<'a> {
+    /// The kind of the broadcast payload (a kind of the layers above).
+    pub kind: u8,
+    /// The node that broadcast it.
+    pub origin: Address,
+    /// The end of the arc this receiver covers (exclusive).
+    pub end: Address,
+    /// The payload.
+    pub payload: &'a [u8],
+}
+
 /// A routed payload the overlay handles itself.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum OverlayPayload<'a> {
@@ -72,6 +88,8 @@ pub enum OverlayPayload<'a> {
     Probe(Probe),
     /// An edge-level datagram carried over a relay edge.
     Tunnel(&'a [u8]),
+    /// A bounded broadcast.
+    Broadcast(Broadcast<'a>),
 }
 
 impl<'a> OverlayPayload<'a> {
@@ -120,6 +138,17 @@ impl<'a> OverlayPayload<'a> {
                 })
             }
             kind::TUNNEL => return Ok(OverlayPayload::Tunnel(r.rest())),
+            kind::BROADCAST => {
+                let kind = r.u8()?;
+                let origin = r.address()?;
+                let end = r.address()?;
+                return Ok(OverlayPayload::Broadcast(Broadcast {
+                    kind,
+                    origin,
+                    end,
+                    payload: r.rest(),
+                }));
+            }
             other => return Err(Error::UnknownKind(other)),
         };
         r.finish()?;
@@ -133,6 +162,7 @@ impl<'a> OverlayPayload<'a> {
             OverlayPayload::CtmReply(_) => kind::CTM_REPLY,
             OverlayPayload::Probe(_) => kind::PROBE,
             OverlayPayload::Tunnel(_) => kind::TUNNEL,
+            OverlayPayload::Broadcast(_) => kind::BROADCAST,
         }
     }
 
@@ -155,6 +185,7 @@ impl<'a> OverlayPayload<'a> {
             }
             OverlayPayload::Probe(_) => 9,
             OverlayPayload::Tunnel(b) => b.len(),
+            OverlayPayload::Broadcast(b) => 1 + 2 * Address::LEN + b.payload.len(),
         }
     }
 
@@ -183,6 +214,12 @@ impl<'a> OverlayPayload<'a> {
                 w.u8(u8::from(p.echo_request) | u8::from(p.echo_reply) << 1)?;
             }
             OverlayPayload::Tunnel(b) => w.bytes(b)?,
+            OverlayPayload::Broadcast(b) => {
+                w.u8(b.kind)?;
+                w.address(&b.origin)?;
+                w.address(&b.end)?;
+                w.bytes(b.payload)?;
+            }
         }
         Ok(w.len())
     }

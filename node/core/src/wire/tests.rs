@@ -234,7 +234,7 @@ type PayloadParts = (
 
 fn arb_payload_owned() -> impl Strategy<Value = PayloadParts> {
     (
-        1u8..=4,
+        1u8..=5,
         any::<u64>(),
         arb_roles(),
         proptest::option::of(arb_address()),
@@ -263,7 +263,11 @@ proptest! {
             2 => OverlayPayload::CtmReply(CtmReply { token, roles, transports: TransportList::Slice(&ts),
                 relays: AddressList::Slice(&relays) }),
             3 => OverlayPayload::Probe(Probe { id: token, echo_request: via.is_some(), echo_reply: ts.is_empty() }),
-            _ => OverlayPayload::Tunnel(&bytes_for_tunnel),
+            4 => OverlayPayload::Tunnel(&bytes_for_tunnel),
+            _ => OverlayPayload::Broadcast(Broadcast {
+                kind: roles.bits(), origin: via.unwrap_or_default(),
+                end: relays.first().copied().unwrap_or_default(), payload: &bytes_for_tunnel,
+            }),
         };
         let mut buf = vec![0u8; p.encoded_len()];
         let n = p.emit(&mut buf).unwrap();
@@ -274,7 +278,7 @@ proptest! {
     #[test]
     fn parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = parse(&bytes);
-        for k in 0..6 {
+        for k in 0..8 {
             let _ = OverlayPayload::parse(k, &bytes);
         }
     }

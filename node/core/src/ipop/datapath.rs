@@ -1,0 +1,231 @@
+//! The IP data path: packets from the host to the node owning the destination IP (after
+//! Brunet-ARP), and packets from the overlay to the host (after checking that the
+//! sending node owns the source IP).
+
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use super::resolver::Lookup;
+use super::{Ipop, KIND_IP, KIND_NOTICE, Mapping, Purpose, frame};
+use crate::address::Address;
+use crate::dht::Dht;
+use crate::overlay::Node;
+use crate::wire::{Mode, RoutedHeader};
+
+/// Most inbound packets held while their source is being verified.
+const HELD_LIMIT: usize = 256;
+
+impl Ipop {
+    /// The node that owns `ip` under hash mapping.
+    fn hashed_owner(ip: Ipv4Addr) -> Address {
+        Address::sha1(&ip.octets())
+    }
+
+    /// An IPv4 packet from the host for `dst`.
+    pub(super) fn host_packet(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        dht: &mut Dht,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        packet: &[u8],
+    ) {
+        if !self.leases.contains_key(&src) {
+            self.stats.dropped_unowned_source += 1;
+            return;
+        }
+        if self.leases.contains_key(&dst) {
+            // Another address behind this TAP (router mode): straight back.
+            self.write_to_host(dst, packet);
+            return;
+        }
+        let broadcast = self.record.as_ref().map(|r| r.range.broadcast());
+        if dst == Ipv4Addr::BROADCAST || Some(dst) == broadcast {
+            let payload = self.encapsulate(packet);
+            node.broadcast(KIND_IP, &payload);
+            self.stats.broadcasts += 1;
+            return;
+        }
+        if let Some(r) = &self.record {
+            if !r.range.is_assignable(dst) {
+                self.stats.dropped_outside_namespace += 1;
+                return;
+            }
+        }
+        let owner = match self.config.mapping {
+            Mapping::Hash => Self::hashed_owner(dst),
+            Mapping::Dht => match self.resolver.route(now, dst, packet) {
+                Lookup::Send { owner, refresh } => {
+                    if refresh {
+                        self.lookup(now, node, dht, dst);
+                    }
+                    owner
+                }
+                Lookup::Resolve => {
+                    self.lookup(now, node, dht, dst);
+                    return;
+                }
+                Lookup::Wait => return,
+                Lookup::Full => {
+                    self.stats.dropped_queue_full += 1;
+                    return;
+                }
+            },
+        };
+        self.send(now, node, owner, packet);
+    }
+
+    fn encapsulate(&self, packet: &[u8]) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(16 + packet.len());
+        payload.extend_from_slice(&self.config.namespace.0);
+        payload.extend_from_slice(packet);
+        payload
+    }
+
+    fn send(&mut self, now: Instant, node: &mut Node, owner: Address, packet: &[u8]) {
+        let payload = self.encapsulate(packet);
+        if node
+            .send_routed(now, owner, Mode::Exact, KIND_IP, &payload)
+            .is_ok()
+        {
+            node.note_traffic(now, owner);
+            self.stats.to_overlay += 1;
+        } else {
+            self.stats.dropped_no_route += 1;
+        }
+    }
+
+    /// Starts a Brunet-ARP lookup of `ip`.
+    fn lookup(&mut self, now: Instant, node: &mut Node, dht: &mut Dht, ip: Ipv4Addr) {
+        let key = self.config.namespace.ip_key(ip);
+        if let Ok(id) = dht.get(now, node, &key) {
+            self.resolver.lookup_started(id, ip);
+            self.ops.insert(id, Purpose::Resolve);
+        }
+    }
+
+    /// A Brunet-ARP lookup finished.
+    pub(super) fn resolved(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        id: crate::dht::RequestId,
+        owner: Option<Address>,
+    ) {
+        let Some((ip, packets)) = self.resolver.resolved(now, id, owner) else {
+            return;
+        };
+        match owner {
+            Some(owner) => {
+                for p in packets {
+                    self.send(now, node, owner, &p);
+                }
+            }
+            None => self.stats.dropped_unresolved += packets.len() as u64,
+        }
+        // Inbound packets that waited for their source to be verified.
+        let held: Vec<(Address, Vec<u8>)> = self.held.remove(&ip).unwrap_or_default();
+        for (sender, packet) in held {
+            self.held_count -= 1;
+            if Some(sender) == owner {
+                self.deliver_inbound(&packet);
+            } else {
+                self.stats.dropped_spoofed += 1;
+            }
+        }
+    }
+
+    /// An IP packet (or a notice) from the overlay.
+    pub(super) fn overlay_packet(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        dht: &mut Dht,
+        header: &RoutedHeader,
+        payload: &[u8],
+    ) {
+        if payload.len() < 16 || payload[..16] != self.config.namespace.0 {
+            self.stats.dropped_wrong_namespace += 1;
+            return;
+        }
+        let body = &payload[16..];
+        if header.kind == KIND_NOTICE {
+            // The sender does not hold this IP: our mapping is stale (it moved).
+            if let Ok(b) = <[u8; 4]>::try_from(body) {
+                self.resolver.invalidate(Ipv4Addr::from(b));
+            }
+            return;
+        }
+        let Ok(ip) = smoltcp::wire::Ipv4Packet::new_checked(body) else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let broadcast = self.record.as_ref().map(|r| r.range.broadcast());
+        let to_all = dst == Ipv4Addr::BROADCAST || Some(dst) == broadcast;
+        if !to_all && !self.leases.contains_key(&dst) {
+            self.stats.dropped_not_here += 1;
+            let mut notice = self.config.namespace.0.to_vec();
+            notice.extend_from_slice(&dst.octets());
+            let _ = node.send_routed(now, header.src, Mode::Exact, KIND_NOTICE, &notice);
+            return;
+        }
+        // No spoofing inside a namespace: the sending node must own the source IP.
+        let verified = match self.config.mapping {
+            Mapping::Hash => Some(Self::hashed_owner(src) == header.src),
+            Mapping::Dht => self.resolver.cached(now, src).map(|o| o == header.src),
+        };
+        match verified {
+            Some(true) => self.deliver_inbound(body),
+            Some(false) if self.config.mapping == Mapping::Hash => self.stats.dropped_spoofed += 1,
+            _ => {
+                // Unknown (or changed) owner: look it up before delivering.
+                if self.held_count >= HELD_LIMIT {
+                    self.stats.dropped_queue_full += 1;
+                    return;
+                }
+                let first = !self.held.contains_key(&src);
+                self.held
+                    .entry(src)
+                    .or_default()
+                    .push((header.src, body.to_vec()));
+                self.held_count += 1;
+                if first {
+                    self.resolver.invalidate(src);
+                    self.lookup(now, node, dht, src);
+                }
+            }
+        }
+    }
+
+    fn deliver_inbound(&mut self, packet: &[u8]) {
+        let Ok(ip) = smoltcp::wire::Ipv4Packet::new_checked(packet) else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        let dst = ip.dst_addr();
+        self.stats.from_overlay += 1;
+        if self.leases.contains_key(&dst) {
+            self.write_to_host(dst, packet);
+        } else {
+            // A broadcast: to every address behind this TAP.
+            let owned: Vec<Ipv4Addr> = self.leases.keys().copied().collect();
+            for ip in owned {
+                self.write_to_host(ip, packet);
+            }
+        }
+    }
+
+    /// Writes `packet` to the TAP as a frame for the host holding `ip`.
+    fn write_to_host(&mut self, ip: Ipv4Addr, packet: &[u8]) {
+        let mac = self
+            .leases
+            .get(&ip)
+            .and_then(|l| l.mac)
+            .unwrap_or([0xff; 6]);
+        let mut frame = self.pool.pop().unwrap_or_default();
+        frame::ip_frame(mac, self.config.gateway_mac, packet, &mut frame);
+        self.tap.push_back(frame);
+    }
+}

@@ -1,0 +1,302 @@
+//! Decentralized DHCP and the leases behind it: the namespace record is read from the
+//! DHT; an address is taken by creating `(namespace, IP) -> this node` in the DHT with a
+//! password (another random address is tried when it exists); leases are renewed at half
+//! their time by re-creating the key, and released by deleting it. A lease restored from
+//! disk (a restarted or migrated node) is re-created with its old password, so the node
+//! keeps its address and peers find it at its new P2P address.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use dhcproto::v4::MessageType;
+use rand::Rng;
+
+use super::dhcp::{self, Answer, ClientRequest};
+use super::namespace::NamespaceRecord;
+use super::{Event, Ipop, Lease, Purpose, frame};
+use crate::dht::{Dht, DhtError, Outcome};
+use crate::overlay::Node;
+
+/// How often a node of the namespace renews the namespace record, and its TTL.
+const RECORD_RENEW: Duration = Duration::from_secs(600);
+const RECORD_TTL: Duration = Duration::from_secs(3600);
+/// How long to wait before asking for a missing namespace record again.
+const RECORD_RETRY: Duration = Duration::from_secs(5);
+
+/// A DHCP client the node is answering.
+#[derive(Debug, Clone)]
+pub(super) struct Client {
+    pub(super) last: ClientRequest,
+    /// Addresses tried for this client's current acquisition.
+    pub(super) tries: u32,
+    /// A create is in flight for this client.
+    pub(super) acquiring: bool,
+}
+
+impl Ipop {
+    /// A DHCP message from the host.
+    pub(super) fn dhcp_message(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        dht: &mut Dht,
+        message: &[u8],
+    ) {
+        let Some(req) = dhcp::parse(message) else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        self.stats.dhcp_messages += 1;
+        let mac = req.mac;
+        let bound = self
+            .leases
+            .iter()
+            .find(|(_, l)| l.mac == Some(mac))
+            .map(|(ip, _)| *ip);
+        match req.kind {
+            MessageType::Discover => {
+                self.remember(req);
+                match bound {
+                    Some(ip) => self.answer(mac, Answer::Offer(ip)),
+                    None => self.acquire(now, node, dht, mac),
+                }
+            }
+            MessageType::Request => {
+                let wanted = req.requested;
+                self.remember(req);
+                match (bound, wanted) {
+                    (Some(ip), Some(w)) if ip == w => self.answer(mac, Answer::Ack(ip)),
+                    (Some(ip), None) => self.answer(mac, Answer::Ack(ip)),
+                    // Not ours (e.g. a lease from before a restart we do not hold).
+                    _ => self.answer(mac, Answer::Nak),
+                }
+            }
+            MessageType::Inform => {
+                self.remember(req);
+                self.answer(mac, Answer::InformAck);
+            }
+            MessageType::Release | MessageType::Decline => {
+                if let Some(ip) = bound {
+                    self.release(now, node, dht, ip);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn remember(&mut self, req: ClientRequest) {
+        let mac = req.mac;
+        self.clients
+            .entry(mac)
+            .and_modify(|c| c.last = req.clone())
+            .or_insert(Client {
+                last: req,
+                tries: 0,
+                acquiring: false,
+            });
+    }
+
+    /// Writes a DHCP answer to the client with `mac` (if the namespace is known).
+    fn answer(&mut self, mac: [u8; 6], answer: Answer) {
+        let (Some(record), Some(client)) = (&self.record, self.clients.get(&mac)) else {
+            return;
+        };
+        let Some((payload, to)) = dhcp::answer(&client.last, answer, record) else {
+            return;
+        };
+        let gw = record.range.gateway();
+        self.tap.push_back(frame::dhcp_frame(
+            self.config.gateway_mac,
+            gw,
+            mac,
+            to,
+            &payload,
+        ));
+    }
+
+    /// Takes a new address for the client with `mac` (after the namespace record).
+    fn acquire(&mut self, now: Instant, node: &mut Node, dht: &mut Dht, mac: [u8; 6]) {
+        let Some(record) = self.record.clone() else {
+            self.fetch_record(now, node, dht);
+            return; // the client retransmits; by then the record may be here
+        };
+        let Some(client) = self.clients.get_mut(&mac) else {
+            return;
+        };
+        if client.acquiring {
+            return;
+        }
+        if client.tries >= self.config.max_tries {
+            self.stats.dhcp_failures += 1;
+            client.tries = 0;
+            return;
+        }
+        let ip = loop {
+            let ip = record.range.random_host(&mut self.rng);
+            if !self.leases.contains_key(&ip) {
+                break ip;
+            }
+        };
+        let mut password = vec![0u8; 16];
+        self.rng.fill_bytes(&mut password);
+        let value = node.address().to_string();
+        let key = self.config.namespace.ip_key(ip);
+        if let Ok(id) = dht.create(now, node, &key, &password, value.as_bytes(), record.lease) {
+            client.acquiring = true;
+            client.tries += 1;
+            self.ops.insert(id, Purpose::Create { mac, ip, password });
+        }
+    }
+
+    fn release(&mut self, now: Instant, node: &mut Node, dht: &mut Dht, ip: Ipv4Addr) {
+        if let Some(lease) = self.leases.remove(&ip) {
+            let key = self.config.namespace.ip_key(ip);
+            if let Ok(id) = dht.delete(now, node, &key, &lease.password) {
+                self.ops.insert(id, Purpose::Release);
+            }
+            self.events.push_back(Event::LeaseLost { ip });
+        }
+    }
+
+    pub(super) fn fetch_record(&mut self, now: Instant, node: &mut Node, dht: &mut Dht) {
+        if self.record_fetch.is_some() || now < self.record_retry_at {
+            return;
+        }
+        let key = self.config.namespace.record_key();
+        if let Ok(id) = dht.get(now, node, &key) {
+            self.record_fetch = Some(id);
+            self.ops.insert(id, Purpose::Record);
+        }
+    }
+
+    /// Renews leases at half their time, keeps the namespace record alive, re-registers
+    /// restored leases, and fetches the record when it is missing.
+    pub(super) fn maintain(&mut self, now: Instant, node: &mut Node, dht: &mut Dht) {
+        let Some(record) = self.record.clone() else {
+            self.fetch_record(now, node, dht);
+            return;
+        };
+        let value = node.address().to_string();
+        let due: Vec<Ipv4Addr> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.renewing.is_none() && now >= l.renew_at)
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in due {
+            let key = self.config.namespace.ip_key(ip);
+            let Some(lease) = self.leases.get_mut(&ip) else {
+                continue;
+            };
+            if let Ok(id) = dht.recreate(
+                now,
+                node,
+                &key,
+                &lease.password,
+                &lease.password,
+                value.as_bytes(),
+                record.lease,
+            ) {
+                lease.renewing = Some(id);
+                self.ops.insert(id, Purpose::Renew { ip });
+            }
+        }
+        if now >= self.record_renew_at {
+            self.record_renew_at = now + RECORD_RENEW;
+            let pw = self.config.namespace.record_password();
+            let key = self.config.namespace.record_key();
+            if let Ok(id) = dht.recreate(now, node, &key, &pw, &pw, &record.encode(), RECORD_TTL) {
+                self.ops.insert(id, Purpose::RecordRenew);
+            }
+        }
+    }
+
+    /// A DHT operation of the lease machinery finished.
+    pub(super) fn lease_result(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        dht: &mut Dht,
+        purpose: Purpose,
+        result: Result<Outcome, DhtError>,
+    ) {
+        match purpose {
+            Purpose::Record => {
+                self.record_fetch = None;
+                match result {
+                    Ok(Outcome::Values(v)) if !v.is_empty() => match NamespaceRecord::decode(&v[0])
+                    {
+                        Ok(r) => {
+                            self.record = Some(r);
+                            self.record_renew_at = now + RECORD_RENEW;
+                            // Clients waiting for the record get an address now.
+                            let waiting: Vec<[u8; 6]> = self
+                                .clients
+                                .iter()
+                                .filter(|(_, c)| c.last.kind == MessageType::Discover)
+                                .map(|(m, _)| *m)
+                                .collect();
+                            for mac in waiting {
+                                self.acquire(now, node, dht, mac);
+                            }
+                        }
+                        Err(e) => self.events.push_back(Event::NamespaceUnusable(e)),
+                    },
+                    _ => {
+                        self.record_retry_at = now + RECORD_RETRY;
+                        self.events.push_back(Event::NamespaceUnusable(format!(
+                            "namespace {} not found in the DHT",
+                            self.config.namespace
+                        )));
+                    }
+                }
+            }
+            Purpose::Create { mac, ip, password } => {
+                let Some(client) = self.clients.get_mut(&mac) else {
+                    return;
+                };
+                client.acquiring = false;
+                if result == Ok(Outcome::Created) {
+                    self.stats.last_dhcp_tries = client.tries;
+                    client.tries = 0;
+                    let lease_time = self
+                        .record
+                        .as_ref()
+                        .map_or(Duration::from_secs(3600), |r| r.lease);
+                    self.leases
+                        .insert(ip, Lease::new(Some(mac), password.clone(), now, lease_time));
+                    self.events.push_back(Event::LeaseAcquired {
+                        ip,
+                        mac: Some(mac),
+                        password,
+                    });
+                    self.answer(mac, Answer::Offer(ip));
+                } else {
+                    // Taken (or no majority): try another address.
+                    self.acquire(now, node, dht, mac);
+                }
+            }
+            Purpose::Renew { ip } => {
+                let lease_time = self
+                    .record
+                    .as_ref()
+                    .map_or(Duration::from_secs(3600), |r| r.lease);
+                let Some(lease) = self.leases.get_mut(&ip) else {
+                    return;
+                };
+                lease.renewing = None;
+                match result {
+                    Ok(_) => lease.renewed(now, lease_time),
+                    Err(DhtError::BadPassword) => {
+                        // Someone else holds this address now.
+                        self.leases.remove(&ip);
+                        self.events.push_back(Event::LeaseLost { ip });
+                    }
+                    // Try again soon.
+                    Err(_) => lease.renew_at = now + Duration::from_secs(5),
+                }
+            }
+            Purpose::Release | Purpose::RecordRenew | Purpose::Resolve => {}
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Brunet-ARP: which P2P node owns a virtual IP, from a DHT get of `(namespace, IP)`,
+//! cached with an expiry and refreshed while in use (so a node that moved is found
+//! again). Packets for an IP still being resolved wait in a bounded queue.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use crate::address::Address;
+use crate::dht::RequestId;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    owner: Address,
+    fetched: Instant,
+}
+
+/// What to do with a packet for an IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// Send it to this node (and, if `refresh`, look the IP up again in the background).
+    Send { owner: Address, refresh: bool },
+    /// It waits; start a DHT get for the IP (none is in flight yet).
+    Resolve,
+    /// It waits for a DHT get already in flight.
+    Wait,
+    /// The queue is full: it is dropped (and counted).
+    Full,
+}
+
+/// Limits and timers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) per_ip: usize,
+    pub(crate) total: usize,
+    pub(crate) ttl: Duration,
+    pub(crate) refresh: Duration,
+}
+
+#[derive(Debug)]
+pub(crate) struct Resolver {
+    limits: Limits,
+    cache: BTreeMap<Ipv4Addr, Entry>,
+    queues: BTreeMap<Ipv4Addr, VecDeque<Vec<u8>>>,
+    queued: usize,
+    lookups: BTreeMap<RequestId, Ipv4Addr>,
+}
+
+impl Resolver {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Resolver {
+            limits,
+            cache: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            queued: 0,
+            lookups: BTreeMap::new(),
+        }
+    }
+
+    fn in_flight(&self, ip: Ipv4Addr) -> bool {
+        self.lookups.values().any(|i| *i == ip)
+    }
+
+    /// The owner of `ip` if known and fresh.
+    pub(crate) fn cached(&self, now: Instant, ip: Ipv4Addr) -> Option<Address> {
+        self.cache
+            .get(&ip)
+            .filter(|e| now.saturating_duration_since(e.fetched) < self.limits.ttl)
+            .map(|e| e.owner)
+    }
+
+    /// Decides what to do with `packet` for `ip` (queueing it if it must wait).
+    pub(crate) fn route(&mut self, now: Instant, ip: Ipv4Addr, packet: &[u8]) -> Lookup {
+        if let Some(owner) = self.cached(now, ip) {
+            let stale = self
+                .cache
+                .get(&ip)
+                .is_some_and(|e| now.saturating_duration_since(e.fetched) >= self.limits.refresh);
+            return Lookup::Send {
+                owner,
+                refresh: stale && !self.in_flight(ip),
+            };
+        }
+        let queue = self.queues.entry(ip).or_default();
+        if queue.len() >= self.limits.per_ip || self.queued >= self.limits.total {
+            return Lookup::Full;
+        }
+        queue.push_back(packet.to_vec());
+        self.queued += 1;
+        if self.in_flight(ip) {
+            Lookup::Wait
+        } else {
+            Lookup::Resolve
+        }
+    }
+
+    /// Records that `id` looks up `ip`.
+    pub(crate) fn lookup_started(&mut self, id: RequestId, ip: Ipv4Addr) {
+        self.lookups.insert(id, ip);
+    }
+
+    /// Whether `id` is one of this resolver's lookups.
+    pub(crate) fn owns(&self, id: RequestId) -> bool {
+        self.lookups.contains_key(&id)
+    }
+
+    /// A lookup finished: `owner` is the node the DHT names (None: no live mapping).
+    /// Returns the IP and its queued packets (to send to the owner, or to drop).
+    pub(crate) fn resolved(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        owner: Option<Address>,
+    ) -> Option<(Ipv4Addr, Vec<Vec<u8>>)> {
+        let ip = self.lookups.remove(&id)?;
+        match owner {
+            Some(owner) => {
+                self.cache.insert(
+                    ip,
+                    Entry {
+                        owner,
+                        fetched: now,
+                    },
+                );
+            }
+            None => {
+                self.cache.remove(&ip);
+            }
+        }
+        let packets: Vec<Vec<u8>> = self.queues.remove(&ip).map(Vec::from).unwrap_or_default();
+        self.queued -= packets.len();
+        Some((ip, packets))
+    }
+
+    /// Forgets the owner of `ip` (it said it does not hold the IP any more).
+    pub(crate) fn invalidate(&mut self, ip: Ipv4Addr) {
+        self.cache.remove(&ip);
+    }
+
+    /// Drops cache entries unused past their TTL.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        let ttl = self.limits.ttl;
+        self.cache
+            .retain(|_, e| now.saturating_duration_since(e.fetched) < ttl);
+    }
+
+    /// Packets waiting.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Cached mappings.
+    pub(crate) fn entries(&self) -> usize {
+        self.cache.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        per_ip: 2,
+        total: 3,
+        ttl: Duration::from_secs(60),
+        refresh: Duration::from_secs(15),
+    };
+
+    #[test]
+    fn packets_wait_for_resolution_in_a_bounded_queue() {
+        let mut r = Resolver::new(LIMITS);
+        let t0 = Instant::now();
+        let (a, b) = (Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3));
+        assert_eq!(r.route(t0, a, b"p1"), Lookup::Resolve);
+        r.lookup_started(RequestId(1), a);
+        assert_eq!(r.route(t0, a, b"p2"), Lookup::Wait);
+        assert_eq!(r.route(t0, a, b"p3"), Lookup::Full, "per-IP limit");
+        assert_eq!(r.route(t0, b, b"q1"), Lookup::Resolve);
+        assert_eq!(r.route(t0, b, b"q2"), Lookup::Full, "total limit");
+        assert_eq!(r.queued(), 3);
+        let owner = Address::from_bytes([9; 20]);
+        let (ip, packets) = r.resolved(t0, RequestId(1), Some(owner)).unwrap();
+        assert_eq!((ip, packets), (a, vec![b"p1".to_vec(), b"p2".to_vec()]));
+        assert_eq!(
+            r.route(t0, a, b"p4"),
+            Lookup::Send {
+                owner,
+                refresh: false
+            }
+        );
+        // Past the refresh interval the mapping is still used, and looked up again.
+        let later = t0 + Duration::from_secs(20);
+        assert_eq!(
+            r.route(later, a, b"p5"),
+            Lookup::Send {
+                owner,
+                refresh: true
+            }
+        );
+        r.invalidate(a);
+        assert_eq!(r.route(later, a, b"p6"), Lookup::Resolve);
+    }
+}

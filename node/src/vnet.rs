@@ -1,0 +1,246 @@
+//! The driver's side of the virtual network: the TAP device, the lease file, and the
+//! `ipop` part of the status. The IPOP logic itself lives in `ipop_core::ipop`.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use ipop_core::ipop::{self, Event, Mapping, NamespaceId, NamespaceRecord};
+use ipop_core::{Address, Stack};
+use rand::TryRng;
+use serde_json::{Value, json};
+use tracing::{info, warn};
+use tun_rs::AsyncDevice;
+
+use crate::config::Config;
+use crate::leasefile::{self, Held};
+
+/// TAP MTU until the namespace record says otherwise: room for the overlay's headers
+/// (and a relay tunnel's) inside a 1500-byte underlay packet.
+pub const DEFAULT_MTU: u16 = 1300;
+
+/// The TAP device and what the driver keeps about it.
+pub struct Vnet {
+    /// The device.
+    pub tap: AsyncDevice,
+    name: String,
+    held: Vec<Held>,
+    lease_file: std::path::PathBuf,
+    mtu: u16,
+    /// Frames read from the TAP.
+    pub frames_in: u64,
+    /// Frames written to the TAP.
+    pub frames_out: u64,
+}
+
+impl std::fmt::Debug for Vnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vnet")
+            .field("tap", &self.name)
+            .field("mtu", &self.mtu)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The P2P address a node must have in hash mode: SHA-1 of its one static address.
+pub fn hashed_address(config: &Config) -> Option<Address> {
+    let i = &config.ipop;
+    (i.namespace.is_some() && i.mapping.0 == Mapping::Hash)
+        .then(|| {
+            i.static_addresses
+                .first()
+                .map(|ip| Address::sha1(&ip.octets()))
+        })
+        .flatten()
+}
+
+fn random_password() -> Result<Vec<u8>> {
+    let mut pw = vec![0u8; 16];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut pw)
+        .context("no operating-system randomness")?;
+    Ok(pw)
+}
+
+impl Vnet {
+    /// Creates the TAP device and the IPOP layer, and re-registers the addresses this
+    /// node held before (lease file) and its static ones.
+    pub fn start(config: &Config, stack: &mut Stack, now: Instant) -> Result<Option<Vnet>> {
+        let Some(ns) = config.ipop.namespace else {
+            return Ok(None);
+        };
+        let c = &config.ipop;
+        let tap = crate::tap::open(&c.tap, DEFAULT_MTU)?;
+        let mut icfg = ipop::Config::new(ns.0);
+        icfg.mapping = c.mapping.0;
+        let mut seed = [0u8; 8];
+        rand::rngs::SysRng
+            .try_fill_bytes(&mut seed)
+            .context("no randomness")?;
+        stack.enable_ipop(icfg, u64::from_le_bytes(seed), now);
+        let mut held = leasefile::load(&c.lease_file)?;
+        for ip in &c.static_addresses {
+            if !held.iter().any(|h| h.ip == *ip) {
+                held.push(Held {
+                    ip: *ip,
+                    mac: None,
+                    password: random_password()?,
+                });
+            }
+        }
+        leasefile::save(&c.lease_file, &held)?;
+        if let Some(i) = stack.ipop.as_mut() {
+            for h in &held {
+                i.restore_lease(now, h.ip, h.mac, h.password.clone());
+            }
+        }
+        info!(tap = %c.tap, namespace = %ns.0, held = held.len(), "virtual network interface up");
+        Ok(Some(Vnet {
+            tap,
+            name: c.tap.clone(),
+            held,
+            lease_file: c.lease_file.clone(),
+            mtu: DEFAULT_MTU,
+            frames_in: 0,
+            frames_out: 0,
+        }))
+    }
+
+    /// Handles an IPOP event: persists leases.
+    pub fn on_event(&mut self, e: Event) {
+        match e {
+            Event::LeaseAcquired { ip, mac, password } => {
+                info!(%ip, "leased");
+                self.held.retain(|h| h.ip != ip);
+                self.held.push(Held { ip, mac, password });
+            }
+            Event::LeaseLost { ip } => {
+                warn!(%ip, "lease lost");
+                self.held.retain(|h| h.ip != ip);
+            }
+            Event::NamespaceUnusable(why) => {
+                warn!("{why}");
+                return;
+            }
+        }
+        if let Err(e) = leasefile::save(&self.lease_file, &self.held) {
+            warn!("{e:#}");
+        }
+    }
+
+    /// Applies the namespace's MTU to the TAP once the record is known.
+    pub fn apply_mtu(&mut self, stack: &Stack) {
+        let Some(mtu) = stack.ipop.as_ref().and_then(|i| i.record()).map(|r| r.mtu) else {
+            return;
+        };
+        if mtu != self.mtu {
+            match self.tap.set_mtu(mtu) {
+                Ok(()) => self.mtu = mtu,
+                Err(e) => warn!("cannot set the TAP MTU to {mtu}: {e}"),
+            }
+        }
+    }
+
+    /// The `ipop` part of the status.
+    pub fn status(&self, stack: &Stack) -> Value {
+        let Some(i) = stack.ipop.as_ref() else {
+            return Value::Null;
+        };
+        let s = i.stats();
+        let (queued, cached) = i.resolver_state();
+        json!({
+            "namespace": i.namespace().to_string(),
+            "tap": self.name,
+            "mtu": self.mtu,
+            "addresses": i.addresses().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "record": i.record().map(|r| json!({
+                "name": r.name, "range": r.range.to_string(), "lease_s": r.lease.as_secs(),
+                "mtu": r.mtu, "dns": r.dns.map(|d| d.to_string()),
+            })),
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "resolver": { "queued": queued, "cached": cached },
+            "stats": {
+                "arp_replies": s.arp_replies, "dhcp_messages": s.dhcp_messages,
+                "last_dhcp_tries": s.last_dhcp_tries, "dhcp_failures": s.dhcp_failures,
+                "to_overlay": s.to_overlay, "from_overlay": s.from_overlay, "broadcasts": s.broadcasts,
+                "dropped_non_ipv4": s.dropped_non_ipv4, "dropped_malformed": s.dropped_malformed,
+                "dropped_unowned_source": s.dropped_unowned_source,
+                "dropped_outside_namespace": s.dropped_outside_namespace,
+                "dropped_queue_full": s.dropped_queue_full, "dropped_unresolved": s.dropped_unresolved,
+                "dropped_no_route": s.dropped_no_route, "dropped_wrong_namespace": s.dropped_wrong_namespace,
+                "dropped_not_here": s.dropped_not_here, "dropped_spoofed": s.dropped_spoofed,
+            },
+        })
+    }
+}
+
+/// A namespace record from command-line values.
+pub fn record(
+    name: &str,
+    range: &str,
+    lease_s: u64,
+    mtu: u16,
+    dns: Option<Ipv4Addr>,
+) -> Result<NamespaceRecord, String> {
+    if !(576..=9000).contains(&mtu) {
+        return Err(format!("mtu {mtu}: must be between 576 and 9000"));
+    }
+    if lease_s < 60 {
+        return Err(format!("lease {lease_s} s: must be at least 60 s"));
+    }
+    Ok(NamespaceRecord {
+        name: name.to_owned(),
+        range: range.parse()?,
+        lease: Duration::from_secs(lease_s),
+        mtu,
+        dns,
+    })
+}
+
+/// A fresh namespace identifier.
+pub fn new_namespace_id() -> Result<NamespaceId> {
+    let mut b = [0u8; 16];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut b)
+        .context("no randomness")?;
+    Ok(NamespaceId(b))
+}
+
+/// Parses a duration like `12h`, `30m`, `90s` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('h') => (&s[..s.len() - 1], 3600),
+        Some('m') => (&s[..s.len() - 1], 60),
+        Some('s') => (&s[..s.len() - 1], 1),
+        Some('d') => (&s[..s.len() - 1], 86400),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|_| format!("{s:?} is not a duration like 12h, 30m or 90s"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_records_are_checked() {
+        assert_eq!(parse_duration("12h"), Ok(43200));
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert!(parse_duration("soon").is_err());
+        assert!(record("x", "10.128.0.0/12", 43200, 1300, None).is_ok());
+        assert!(
+            record("x", "10.128.0.0/12", 43200, 100, None)
+                .unwrap_err()
+                .contains("mtu")
+        );
+        assert!(
+            record("x", "10.128.0.1/12", 43200, 1300, None)
+                .unwrap_err()
+                .contains("host bits")
+        );
+    }
+}
