@@ -6,7 +6,7 @@
 //! nodes of a `wow-netns` testbed. [`cli`] is the `wow-bench` command line.
 
 pub mod cli;
-pub mod host;
+pub use wow_host as host;
 mod netns_host;
 
 pub use host::{Cmd, Host, HostError, Output, Process};
