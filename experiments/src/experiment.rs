@@ -23,7 +23,7 @@ use crate::subject::{Subject, SubjectKind};
 pub type Values = BTreeMap<String, f64>;
 
 /// An experiment of the papers.
-pub trait Experiment: Send + Sync {
+pub trait Experiment: Send + Sync + std::fmt::Debug {
     /// Its name on the command line (`wow-bench run NAME`).
     fn name(&self) -> &'static str;
 

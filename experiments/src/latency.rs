@@ -10,11 +10,9 @@ use std::time::Duration;
 use wow_host::Host;
 use wow_plots::Unit;
 
-use crate::experiment::{
-    Error, Experiment, Metric, PlotSpec, Setup, TrialError, Trials, Values,
-};
-use crate::path::{self, Path};
+use crate::experiment::{Error, Experiment, Metric, PlotSpec, Setup, TrialError, Trials, Values};
 use crate::paper;
+use crate::path::{self, Path};
 use crate::subject::{Flow, SubjectKind};
 use crate::tools::ping;
 
@@ -55,7 +53,13 @@ impl Experiment for Latency {
     fn prepare<'a>(&self, setup: &Setup<'a>) -> Result<Box<dyn Trials + 'a>, Error> {
         let path = path::choose(setup, Flow::Icmp)?;
         let host = setup.hosts.get(&path.from)?;
-        let check = ping::run(host, path.target.address, 3, Duration::from_millis(200), WAIT)?;
+        let check = ping::run(
+            host,
+            path.target.address,
+            3,
+            Duration::from_millis(200),
+            WAIT,
+        )?;
         if check.received == 0 {
             return Err(Error::Preflight {
                 path: path.to_string(),

@@ -205,16 +205,25 @@ mod tests {
     #[test]
     fn lan_paths_stay_in_the_first_site() {
         let p = choose_on("lan", &Picky("none")).unwrap();
-        assert_eq!((p.from.as_str(), p.to.as_str(), p.wan), ("lab-0", "lab-1", false));
+        assert_eq!(
+            (p.from.as_str(), p.to.as_str(), p.wan),
+            ("lab-0", "lab-1", false)
+        );
     }
 
     #[test]
     fn wan_paths_cross_sites_and_skip_refused_candidates() {
         let p = choose_on("wan-3site", &Picky("none")).unwrap();
-        assert_eq!((p.from.as_str(), p.to.as_str(), p.wan), ("ufl-0", "vims-0", true));
+        assert_eq!(
+            (p.from.as_str(), p.to.as_str(), p.wan),
+            ("ufl-0", "vims-0", true)
+        );
         let p = choose_on("wan-3site", &Picky("vims")).unwrap();
         assert_eq!(p.to, "lsu-0");
-        assert_eq!(p.skipped, vec!["ufl-0 → vims-0: vims-0 drops it".to_string()]);
+        assert_eq!(
+            p.skipped,
+            vec!["ufl-0 → vims-0: vims-0 drops it".to_string()]
+        );
         assert_eq!(p.label(), "ufl-0 → lsu-0");
     }
 
@@ -222,10 +231,20 @@ mod tests {
     fn paths_cross_the_links_of_their_ends() {
         let wan = topology("wan-3site");
         let p = choose_on("wan-3site", &Picky("vims")).unwrap();
-        let delays: Vec<u128> = p.links(&wan).iter().map(|w| w.link.delay.as_millis()).collect();
+        let delays: Vec<u128> = p
+            .links(&wan)
+            .iter()
+            .map(|w| w.link.delay.as_millis())
+            .collect();
         assert_eq!(delays, vec![2, 17]);
-        assert_eq!(link_of(&wan, "lsu-gw").map(|w| w.link.delay.as_millis()), Some(17));
-        assert_eq!(link_of(&wan, "public-0").map(|w| w.link.delay.as_millis()), Some(1));
+        assert_eq!(
+            link_of(&wan, "lsu-gw").map(|w| w.link.delay.as_millis()),
+            Some(17)
+        );
+        assert_eq!(
+            link_of(&wan, "public-0").map(|w| w.link.delay.as_millis()),
+            Some(1)
+        );
         assert!(link_of(&wan, "ufl-9").is_none(), "ufl has 4 hosts");
         let lan = choose_on("lan", &Picky("none")).unwrap();
         assert!(lan.links(&topology("lan")).is_empty());
@@ -234,6 +253,9 @@ mod tests {
     #[test]
     fn no_carried_candidate_is_an_error_naming_each() {
         let err = choose_on("wan-3site", &Picky("")).unwrap_err().to_string();
-        assert!(err.contains("vims-0 drops it") && err.contains("lsu-0 drops it"), "{err}");
+        assert!(
+            err.contains("vims-0 drops it") && err.contains("lsu-0 drops it"),
+            "{err}"
+        );
     }
 }

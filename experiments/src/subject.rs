@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 /// The subjects the harness knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[non_exhaustive]
 pub enum SubjectKind {
     /// The underlay network, no overlay: the papers' "physical" rows.
     Physical,
@@ -119,6 +118,9 @@ mod tests {
     fn flows_serialise_with_their_protocol() {
         let json = serde_json::to_string(&Flow::Tcp { port: 5201 }).unwrap();
         assert_eq!(json, r#"{"proto":"tcp","port":5201}"#);
-        assert_eq!(serde_json::to_string(&Flow::Icmp).unwrap(), r#"{"proto":"icmp"}"#);
+        assert_eq!(
+            serde_json::to_string(&Flow::Icmp).unwrap(),
+            r#"{"proto":"icmp"}"#
+        );
     }
 }

@@ -10,11 +10,9 @@
 use wow_host::Host;
 use wow_plots::Unit;
 
-use crate::experiment::{
-    Error, Experiment, Metric, PlotSpec, Setup, TrialError, Trials, Values,
-};
-use crate::path::{self, Path};
+use crate::experiment::{Error, Experiment, Metric, PlotSpec, Setup, TrialError, Trials, Values};
 use crate::paper;
+use crate::path::{self, Path};
 use crate::subject::{Flow, SubjectKind};
 use crate::tools::iperf::{Server, Test};
 
@@ -27,7 +25,7 @@ pub const TCP_OMIT: u32 = 1;
 /// Seconds of each UDP test.
 pub const UDP_SECONDS: u32 = 3;
 /// The UDP rate on a path with no rate-limited link.
-pub const LAN_UDP_MBIT: f64 = 1000.0;
+pub const LAN_UDP_MBIT: f64 = 500.0;
 
 /// The experiment.
 #[derive(Debug, Clone, Copy)]
@@ -97,12 +95,10 @@ impl Experiment for Throughput {
             omit: 0,
             ..run.tcp_test
         };
-        check
-            .run(run.tcp_host)
-            .map_err(|reason| Error::Preflight {
-                path: run.paths[0].to_string(),
-                reason: format!("a 1 s TCP test before the first trial failed: {reason}"),
-            })?;
+        check.run(run.tcp_host).map_err(|reason| Error::Preflight {
+            path: run.paths[0].to_string(),
+            reason: format!("a 1 s TCP test before the first trial failed: {reason}"),
+        })?;
         Ok(Box::new(run))
     }
 }

@@ -45,10 +45,13 @@ const LOG_RATIO: f64 = 100.0;
 
 impl Bars {
     fn values(&self) -> impl Iterator<Item = f64> + '_ {
-        self.groups.iter().flat_map(|g| g.bars.iter().flatten()).flat_map(|b| {
-            let (lo, hi) = b.spread.unwrap_or((b.value, b.value));
-            [b.value, lo, hi]
-        })
+        self.groups
+            .iter()
+            .flat_map(|g| g.bars.iter().flatten())
+            .flat_map(|b| {
+                let (lo, hi) = b.spread.unwrap_or((b.value, b.value));
+                [b.value, lo, hi]
+            })
     }
 
     /// Whether the value axis is logarithmic.
@@ -69,7 +72,11 @@ impl Plot for Bars {
         if self.values().next().is_none() {
             return Err("no bars".into());
         }
-        if let Some(g) = self.groups.iter().find(|g| g.bars.len() != self.series.len()) {
+        if let Some(g) = self
+            .groups
+            .iter()
+            .find(|g| g.bars.len() != self.series.len())
+        {
             return Err(format!(
                 "group {:?} has {} bars for {} series",
                 g.label,
@@ -94,7 +101,10 @@ impl Plot for Bars {
         let top = self.values().fold(0.0f64, f64::max);
         let (y_lo, y_hi) = if log {
             let bottom = self.values().fold(f64::INFINITY, f64::min);
-            (y(bottom).floor(), y(top).ceil().max(y(bottom).floor() + 1.0))
+            (
+                y(bottom).floor(),
+                y(top).ceil().max(y(bottom).floor() + 1.0),
+            )
         } else {
             (0.0, top * 1.12)
         };
@@ -267,13 +277,23 @@ mod tests {
         let dir = testing::dir("bars-bad");
         let mut b = bars(1.0, 2.0);
         b.groups[1].bars.pop();
-        assert!(save(&b, &dir, "x").unwrap_err().to_string().contains("2 series"));
+        assert!(
+            save(&b, &dir, "x")
+                .unwrap_err()
+                .to_string()
+                .contains("2 series")
+        );
         let mut b = bars(1.0, 2.0);
         b.groups[0].bars[0] = Some(Bar {
             value: -1.0,
             spread: None,
         });
-        assert!(save(&b, &dir, "x").unwrap_err().to_string().contains("negative"));
+        assert!(
+            save(&b, &dir, "x")
+                .unwrap_err()
+                .to_string()
+                .contains("negative")
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -134,7 +134,11 @@ mod tests {
         let steps = Cdf::steps(&[3.0, 1.0, 2.0]);
         assert_eq!(steps.first(), Some(&(1.0, 0.0)));
         assert_eq!(steps.last(), Some(&(3.0, 1.0)));
-        assert!(steps.windows(2).all(|w| w[1].0 >= w[0].0 && w[1].1 >= w[0].1));
+        assert!(
+            steps
+                .windows(2)
+                .all(|w| w[1].0 >= w[0].0 && w[1].1 >= w[0].1)
+        );
         assert_eq!(steps.len(), 7);
     }
 

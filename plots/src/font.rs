@@ -18,11 +18,7 @@ pub fn register() -> Result<(), crate::Error> {
             .into_iter()
             .all(|style| register_font(FAMILY, style, BYTES).is_ok())
     });
-    if ok {
-        Ok(())
-    } else {
-        Err(crate::Error::Font)
-    }
+    if ok { Ok(()) } else { Err(crate::Error::Font) }
 }
 
 #[cfg(test)]

@@ -182,7 +182,10 @@ mod tests {
         let values: Vec<f64> = (0..10_000).map(|i| 20.0 + f64::from(i) * 0.0021).collect();
         let s = summarize(&values, Unit::Millis).unwrap().unwrap();
         let exact_p90 = values[8999];
-        assert!((s.p90 - exact_p90).abs() <= exact_p90 * 0.001 + 0.001, "{s:?}");
+        assert!(
+            (s.p90 - exact_p90).abs() <= exact_p90 * 0.001 + 0.001,
+            "{s:?}"
+        );
     }
 
     #[test]

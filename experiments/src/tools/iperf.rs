@@ -24,8 +24,12 @@ impl Server {
             "-p".into(),
             port.to_string(),
         ]))?;
-        let listening =
-            Cmd::new("ss").args(["-Hltn".to_string(), "sport".into(), "=".into(), format!(":{port}")]);
+        let listening = Cmd::new("ss").args([
+            "-Hltn".to_string(),
+            "sport".into(),
+            "=".into(),
+            format!(":{port}"),
+        ]);
         let deadline = Instant::now() + LISTEN;
         loop {
             if let Some(output) = process.try_wait()? {
@@ -163,8 +167,10 @@ mod tests {
 
     #[test]
     fn errors_and_garbage() {
-        let e = parse(r#"{"start":{},"end":{},"error":"unable to connect to server: Connection refused"}"#)
-            .unwrap_err();
+        let e = parse(
+            r#"{"start":{},"end":{},"error":"unable to connect to server: Connection refused"}"#,
+        )
+        .unwrap_err();
         assert!(e.contains("Connection refused"), "{e}");
         assert!(parse("iperf3: error").unwrap_err().contains("no JSON"));
         assert!(parse(r#"{"end":{}}"#).unwrap_err().contains("sum_received"));

@@ -24,12 +24,22 @@ fn every_live_key_survives_thirty_percent_crashes_with_one_percent_loss() {
     let dht = report.dht.as_ref().expect("DHT checks ran");
     assert_eq!(report.crashed, 600);
     assert_eq!(dht.create_failures, 0, "{dht:#?}");
-    assert_eq!(dht.live + dht.expired, 5000, "every key is either live or expired: {dht:#?}");
+    assert_eq!(
+        dht.live + dht.expired,
+        5000,
+        "every key is either live or expired: {dht:#?}"
+    );
     assert!(dht.expired > 0 && dht.live > 0, "{dht:#?}");
     assert_eq!(dht.found, dht.live, "live keys lost: {dht:#?}");
-    assert_eq!(dht.expired_gone, dht.expired, "expired keys still returned: {dht:#?}");
+    assert_eq!(
+        dht.expired_gone, dht.expired,
+        "expired keys still returned: {dht:#?}"
+    );
     assert_eq!(dht.second_creates.1, dht.second_creates.0, "{dht:#?}");
-    assert_eq!(dht.wrong_password_deletes.1, dht.wrong_password_deletes.0, "{dht:#?}");
+    assert_eq!(
+        dht.wrong_password_deletes.1, dht.wrong_password_deletes.0,
+        "{dht:#?}"
+    );
     assert!(dht.second_creates.0 >= 100);
     assert_eq!(dht.duplicate_winners, 0, "{dht:#?}");
     assert!(dht.races >= 50);
