@@ -107,7 +107,7 @@ impl Git {
                 .args(["status", "--porcelain", "--untracked-files=no"])
                 .output()
                 .ok()?;
-            out.status.success().then(|| !out.stdout.is_empty())
+            out.status.success().then_some(!out.stdout.is_empty())
         });
         Git { commit, dirty }
     }

@@ -142,7 +142,7 @@ pub fn render(saved: &Saved, skipped: &BTreeMap<String, String>) -> String {
     let mut stems: Vec<(String, String)> = s
         .plots
         .iter()
-        .map(|p| crate::render::stem_and_title(p))
+        .map(crate::render::stem_and_title)
         .collect();
     if !s.links.is_empty() {
         stems.push((
