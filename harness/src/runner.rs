@@ -157,7 +157,12 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         };
         if let Some(e) = &record.error {
             failed += 1;
-            bar.println(format!("trial {index} failed: {e}"));
+            let line = format!("trial {index} failed: {e}");
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
         }
         log.append(&record)?;
         records.push(record);
