@@ -139,11 +139,8 @@ pub fn render(saved: &Saved, skipped: &BTreeMap<String, String>) -> String {
         }
     }
     r.push_str("\n## Plots\n\n");
-    let mut stems: Vec<(String, String)> = s
-        .plots
-        .iter()
-        .map(crate::render::stem_and_title)
-        .collect();
+    let mut stems: Vec<(String, String)> =
+        s.plots.iter().map(crate::render::stem_and_title).collect();
     if !s.links.is_empty() {
         stems.push((
             crate::render::LINKS_PLOT.to_string(),
