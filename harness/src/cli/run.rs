@@ -181,3 +181,39 @@ pub(crate) fn table(s: &Summary) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_table_aligns_metrics_paper_figures_and_links() {
+        let summary: Summary = serde_json::from_value(serde_json::json!({
+            "experiment": "latency", "subject": "physical", "topology": "wan-3site",
+            "trials": 3, "failed_trials": 1,
+            "metrics": {"rtt": {"description": "ping RTT", "unit": "ms", "count": 2,
+                "p50": 38.1, "p90": 38.5, "p99": 38.5, "mean": 38.3, "min": 38.1, "max": 38.5,
+                "paper": {"stat": "mean", "low": 34.492, "high": 38.801, "source": "Table I"}}},
+            "paths": [], "plots": [], "paper_table": "",
+            "links": [{"link": "site lsu", "from": "lsu-gw", "to": "public-0",
+                "expected_rtt_ms": 36.0, "sent": 2, "received": 2,
+                "rtt": {"description": "l", "unit": "ms", "count": 2, "p50": 36.2, "p90": 36.4,
+                    "p99": 36.4, "mean": 36.3, "min": 36.2, "max": 36.4, "paper": null}}]
+        }))
+        .unwrap();
+        let t = table(&summary);
+        assert!(t.contains("latency — physical subject on wan-3site: 3 trials, 1 failed"));
+        let lines: Vec<&str> = t.lines().filter(|l| l.starts_with("  ")).collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        assert!(
+            lines[1].contains("34.492–38.801") && lines[1].ends_with("0.99–1.11×"),
+            "{t}"
+        );
+        assert!(
+            lines[2].contains("36.000 cfg") && lines[2].ends_with("1.01×"),
+            "{t}"
+        );
+        let widths: Vec<usize> = lines.iter().map(|l| l.chars().count()).collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "aligned: {t}");
+    }
+}
