@@ -20,8 +20,16 @@ pub enum Request {
     Status,
     /// Leave the overlay gracefully and exit.
     Leave,
-    /// Create a namespace record under a new random identifier.
+    /// Send an overlay echo to a node; answers with the RTT and hops both ways.
+    Probe {
+        /// The node's P2P address (40 hex digits).
+        dst: String,
+    },
+    /// Create a namespace record (under a new random identifier unless `id` is given).
     NamespaceCreate {
+        /// The identifier to use (32 hex digits); random if absent.
+        #[serde(default)]
+        id: Option<String>,
         /// A name for people.
         name: String,
         /// The virtual IP range, e.g. 10.128.0.0/12.

@@ -33,8 +33,13 @@ enum Waiter {
         id: ipop_core::ipop::NamespaceId,
         record: ipop_core::ipop::NamespaceRecord,
         tries: u32,
+        /// The caller chose the identifier: no retry under another one.
+        fixed: bool,
     },
 }
+
+/// How long a probe waits for its echo.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 use crate::transport::tcp::{TcpEdges, TcpEvent};
 use crate::transport::udp::{RecvBufs, UdpEdge};
 
@@ -59,6 +64,8 @@ struct Driver {
         ipop_core::ipop::NamespaceRecord,
     )>,
     keep_at: Instant,
+    probes: HashMap<u64, (Instant, oneshot::Sender<Value>)>,
+    next_probe: u64,
 }
 
 /// Runs a node with `config` and P2P address `address` until it leaves (SIGTERM,
@@ -133,6 +140,8 @@ pub async fn run(config: Config, address: Address) -> Result<()> {
         tap_buf: vec![0u8; 65_536],
         kept: Vec::new(),
         keep_at: now + KEEP_NAMESPACES,
+        probes: HashMap::new(),
+        next_probe: 1,
     };
     let result = driver.run().await;
     let _ = std::fs::remove_file(&driver.config.control_socket);
@@ -303,15 +312,44 @@ impl Driver {
                 let _ = p.reply.send(json!({ "left": true }));
                 return;
             }
+            Request::Probe { dst } => {
+                let reply = match dst.parse::<Address>() {
+                    Ok(dst) => {
+                        let id = self.next_probe;
+                        self.next_probe += 1;
+                        match self.stack.node.send_probe(now, dst, id, true) {
+                            Ok(()) => {
+                                self.probes.insert(id, (now, p.reply));
+                                return;
+                            }
+                            Err(e) => json!({ "error": e.to_string() }),
+                        }
+                    }
+                    Err(e) => json!({ "error": e.to_string() }),
+                };
+                let _ = p.reply.send(reply);
+                return;
+            }
             Request::NamespaceCreate {
+                id,
                 name,
                 range,
                 lease_s,
                 mtu,
                 dns,
             } => {
+                let fixed = match id
+                    .map(|i| i.parse::<ipop_core::ipop::NamespaceId>())
+                    .transpose()
+                {
+                    Ok(fixed) => fixed,
+                    Err(e) => {
+                        let _ = p.reply.send(json!({ "error": e }));
+                        return;
+                    }
+                };
                 match vnet::record(&name, &range, lease_s, mtu, dns) {
-                    Ok(record) => self.create_namespace(now, p.reply, record, 0),
+                    Ok(record) => self.create_namespace(now, p.reply, record, fixed, 0),
                     Err(e) => {
                         let _ = p.reply.send(json!({ "error": e }));
                     }
@@ -355,9 +393,10 @@ impl Driver {
         now: Instant,
         reply: oneshot::Sender<Value>,
         record: ipop_core::ipop::NamespaceRecord,
+        fixed: Option<ipop_core::ipop::NamespaceId>,
         tries: u32,
     ) {
-        let id = match vnet::new_namespace_id() {
+        let id = match fixed.map_or_else(vnet::new_namespace_id, Ok) {
             Ok(id) => id,
             Err(e) => {
                 let _ = reply.send(json!({ "error": format!("{e:#}") }));
@@ -383,6 +422,7 @@ impl Driver {
                         id,
                         record,
                         tries,
+                        fixed: fixed.is_some(),
                     },
                 );
             }
@@ -422,7 +462,20 @@ impl Driver {
                     }
                 }
                 Event::Unreachable(dst) => debug!(dst = %dst.short(), "no route"),
-                Event::ProbeReceived { .. } | Event::ProbeReply { .. } => {}
+                Event::ProbeReply {
+                    id,
+                    hops,
+                    request_hops,
+                    ..
+                } => {
+                    if let Some((sent, reply)) = self.probes.remove(id) {
+                        let rtt = sent.elapsed().as_secs_f64() * 1e3;
+                        let _ = reply.send(
+                            json!({ "rtt_ms": rtt, "hops": request_hops, "return_hops": hops }),
+                        );
+                    }
+                }
+                Event::ProbeReceived { .. } => {}
             }
         }
         while let Some(e) = self.stack.poll_ipop_event() {
@@ -450,6 +503,7 @@ impl Driver {
                     id,
                     record,
                     tries,
+                    fixed,
                 }) => match result {
                     Ok(_) => {
                         info!(namespace = %id, range = %record.range, "namespace created");
@@ -457,8 +511,8 @@ impl Driver {
                         self.kept.push((id, record));
                     }
                     // Taken (or no majority): another identifier.
-                    Err(_) if tries < 5 => {
-                        self.create_namespace(Instant::now(), reply, record, tries + 1)
+                    Err(_) if tries < 5 && !fixed => {
+                        self.create_namespace(Instant::now(), reply, record, None, tries + 1);
                     }
                     Err(e) => {
                         let _ = reply
@@ -469,6 +523,17 @@ impl Driver {
             }
         }
         let now = Instant::now();
+        let expired: Vec<u64> = self
+            .probes
+            .iter()
+            .filter(|(_, (sent, _))| now.saturating_duration_since(*sent) >= PROBE_TIMEOUT)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some((_, reply)) = self.probes.remove(&id) {
+                let _ = reply.send(json!({ "error": "no echo within 5 s" }));
+            }
+        }
         if now >= self.keep_at {
             self.keep_at = now + KEEP_NAMESPACES;
             for (id, record) in &self.kept {

@@ -54,6 +54,16 @@ enum Command {
     /// Create or show an IPOP namespace (a virtual IP network on the overlay).
     #[command(subcommand)]
     Namespace(NamespaceCommand),
+    /// Send an overlay echo to a node: round-trip time and overlay hops each way.
+    Probe {
+        /// The node's P2P address (40 hex digits).
+        address: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
     /// Print the example configuration: every field with its default.
     ConfigExample,
 }
@@ -67,6 +77,9 @@ enum NamespaceCommand {
         /// The virtual IP range, e.g. 10.128.0.0/12.
         #[arg(long)]
         range: String,
+        /// Use this identifier (32 hex digits) instead of a random one; fails if taken.
+        #[arg(long)]
+        id: Option<String>,
         /// DHCP lease time, e.g. 12h, 30m, 3600.
         #[arg(long, default_value = "12h")]
         lease: String,
@@ -350,22 +363,46 @@ fn main() -> ExitCode {
             socket.request(json!({"command": "status"})).map(|s| print_connections(&s))
         }
         Some(Command::Leave { socket }) => socket.request(json!({"command": "leave"})).map(|_| ()),
-        Some(Command::Namespace(NamespaceCommand::Create { range, lease, name, mtu, dns, socket })) => {
-            ipop_node::vnet::parse_duration(lease)
-                .map_err(anyhow::Error::msg)
-                .and_then(|lease_s| {
-                    socket.request(json!({
-                        "command": "namespace_create", "name": name, "range": range,
-                        "lease_s": lease_s, "mtu": mtu, "dns": dns,
-                    }))
-                })
-                .map(|v| println!("{}", v["namespace"].as_str().unwrap_or_default()))
-        }
+        Some(Command::Namespace(NamespaceCommand::Create {
+            range,
+            id,
+            lease,
+            name,
+            mtu,
+            dns,
+            socket,
+        })) => ipop_node::vnet::parse_duration(lease)
+            .map_err(anyhow::Error::msg)
+            .and_then(|lease_s| {
+                socket.request(json!({
+                    "command": "namespace_create", "id": id, "name": name, "range": range,
+                    "lease_s": lease_s, "mtu": mtu, "dns": dns,
+                }))
+            })
+            .map(|v| println!("{}", v["namespace"].as_str().unwrap_or_default())),
         Some(Command::Namespace(NamespaceCommand::Show { id, socket })) => socket
             .request(json!({"command": "namespace_show", "id": id}))
             .map(|v| match v["values"].as_array().and_then(|a| a.first()).and_then(Value::as_str) {
                 Some(record) => print!("{record}"),
                 None => println!("no such namespace (or it expired)"),
+            }),
+        Some(Command::Probe {
+            address,
+            json,
+            socket,
+        }) => socket
+            .request(json!({"command": "probe", "dst": address}))
+            .map(|v| {
+                if *json {
+                    println!("{v}");
+                } else {
+                    println!(
+                        "rtt {:.2} ms, {} overlay hops there, {} back",
+                        v["rtt_ms"].as_f64().unwrap_or(0.0),
+                        v["hops"],
+                        v["return_hops"]
+                    );
+                }
             }),
         Some(Command::Dht(DhtCommand::Get { key, socket })) => socket
             .request(json!({"command": "dht_get", "key": key}))

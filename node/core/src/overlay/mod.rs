@@ -157,6 +157,8 @@ pub enum Event {
         id: u64,
         /// Overlay hops the reply took.
         hops: u8,
+        /// Overlay hops the request took.
+        request_hops: u8,
     },
     /// A public (translated) transport address of this node was observed for the first
     /// time by a peer.

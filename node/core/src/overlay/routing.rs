@@ -331,7 +331,12 @@ impl Node {
     fn on_probe(&mut self, now: Instant, header: &RoutedHeader, p: Probe) {
         let (src, id, hops) = (header.src, p.id, header.hops);
         if p.echo_reply {
-            self.events.push_back(Event::ProbeReply { src, id, hops });
+            self.events.push_back(Event::ProbeReply {
+                src,
+                id,
+                hops,
+                request_hops: p.request_hops,
+            });
             return;
         }
         self.events
@@ -341,6 +346,7 @@ impl Node {
                 id,
                 echo_request: false,
                 echo_reply: true,
+                request_hops: hops,
             });
             let h = self.header(src, Mode::Exact, kind::PROBE, None);
             let _ = self.originate(now, h, &reply);
@@ -512,6 +518,7 @@ impl Node {
             id,
             echo_request: echo,
             echo_reply: false,
+            request_hops: 0,
         });
         let h = self.header(dst, Mode::Exact, kind::PROBE, None);
         self.originate(now, h, &probe)

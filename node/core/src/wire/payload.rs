@@ -63,6 +63,8 @@ pub struct Probe {
     pub echo_request: bool,
     /// This is the answer to an echo request.
     pub echo_reply: bool,
+    /// In a reply: the overlay hops the request took.
+    pub request_hops: u8,
 }
 
 /// A bounded broadcast: delivered to the receiver, which passes it on to its
@@ -140,6 +142,7 @@ impl<'a> OverlayPayload<'a> {
                     id,
                     echo_request: flags & 1 != 0,
                     echo_reply: flags & 2 != 0,
+                    request_hops: r.u8()?,
                 })
             }
             kind::TUNNEL => return Ok(OverlayPayload::Tunnel(r.rest())),
@@ -190,7 +193,7 @@ impl<'a> OverlayPayload<'a> {
             OverlayPayload::CtmReply(m) => {
                 8 + 1 + m.transports.encoded_len() + m.relays.encoded_len()
             }
-            OverlayPayload::Probe(_) => 9,
+            OverlayPayload::Probe(_) => 10,
             OverlayPayload::Tunnel(b) => b.len(),
             OverlayPayload::Broadcast(b) => 1 + 2 * Address::LEN + b.payload.len(),
             OverlayPayload::Unreachable(_) => Address::LEN,
@@ -220,6 +223,7 @@ impl<'a> OverlayPayload<'a> {
             OverlayPayload::Probe(p) => {
                 w.u64(p.id)?;
                 w.u8(u8::from(p.echo_request) | u8::from(p.echo_reply) << 1)?;
+                w.u8(p.request_hops)?;
             }
             OverlayPayload::Tunnel(b) => w.bytes(b)?,
             OverlayPayload::Broadcast(b) => {

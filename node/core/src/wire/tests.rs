@@ -262,7 +262,7 @@ proptest! {
             }),
             2 => OverlayPayload::CtmReply(CtmReply { token, roles, transports: TransportList::Slice(&ts),
                 relays: AddressList::Slice(&relays) }),
-            3 => OverlayPayload::Probe(Probe { id: token, echo_request: via.is_some(), echo_reply: ts.is_empty() }),
+            3 => OverlayPayload::Probe(Probe { id: token, echo_request: via.is_some(), echo_reply: ts.is_empty(), request_hops: roles.bits() }),
             4 => OverlayPayload::Tunnel(&bytes_for_tunnel),
             6 => OverlayPayload::Unreachable(via.unwrap_or_default()),
             _ => OverlayPayload::Broadcast(Broadcast {
