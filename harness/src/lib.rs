@@ -10,6 +10,7 @@ pub mod host;
 pub mod natmatrix;
 mod netns_host;
 pub mod nodes;
+pub mod ssh;
 
 pub use host::{Cmd, Host, HostError, Output, Process};
 pub use netns_host::NetnsHost;
