@@ -6,6 +6,7 @@
 //! nodes of a `wow-netns` testbed. [`cli`] is the `wow-bench` command line.
 
 pub mod cli;
+pub mod fleet;
 pub mod host;
 pub mod natmatrix;
 mod netns_host;

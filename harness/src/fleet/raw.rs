@@ -93,7 +93,14 @@ pub(super) struct Host {
 
 impl Host {
     /// Its identity, roles, and settings.
-    pub(super) fn split(self) -> (Spanned<String>, Spanned<String>, Vec<Spanned<String>>, Settings) {
+    pub(super) fn split(
+        self,
+    ) -> (
+        Spanned<String>,
+        Spanned<String>,
+        Vec<Spanned<String>>,
+        Settings,
+    ) {
         let settings = Settings {
             user: self.user,
             port: self.port,

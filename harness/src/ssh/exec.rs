@@ -199,7 +199,11 @@ impl Streams {
         if !self.pid_done {
             return None;
         }
-        std::str::from_utf8(&self.pid_line).ok()?.trim().parse().ok()
+        std::str::from_utf8(&self.pid_line)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 }
 
@@ -237,7 +241,9 @@ mod tests {
 
     #[test]
     fn lines_report_the_pid_then_exec_the_command() {
-        let cmd = Cmd::new("iperf3").args(["-c", "198.18.0.5"]).env("A", "b c");
+        let cmd = Cmd::new("iperf3")
+            .args(["-c", "198.18.0.5"])
+            .env("A", "b c");
         assert_eq!(
             line(&cmd),
             "echo $$ && export A='b c' && exec iperf3 -c 198.18.0.5 </dev/null"

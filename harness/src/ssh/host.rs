@@ -126,19 +126,29 @@ impl SshHost {
         self.check(&cmd, Duration::from_secs(20)).map(drop)
     }
 
-    /// Removes the work dir and everything in it, but only if it holds our marker file
-    /// (so a mistyped `work_dir` never removes a folder we did not make). Returns whether
-    /// there was one to remove.
-    pub fn remove_work_dir(&self) -> Result<bool, HostError> {
-        let script = r#"[ -e "$1/$2" ] || exit 3; rm -rf -- "$1""#;
-        let cmd = Cmd::new("sh").args(["-c", script, "sh", self.work_dir(), MARKER]);
+    /// Removes what we placed in the work dir: `proc/`, each of `entries`, and the
+    /// marker, then the folder itself if nothing else is left in it (and its parent, if
+    /// that is an empty `.wow-bench`). Nothing happens without the marker, so a work dir
+    /// we did not make is never touched. Returns whether there was one.
+    pub fn remove_work_dir(&self, entries: &[&str]) -> Result<bool, HostError> {
+        let script = r#"w=$1; m=$2; shift 2
+[ -e "$w/$m" ] || exit 3
+for e in proc "$@"; do rm -rf -- "${w:?}/$e"; done
+rm -f -- "$w/$m"
+rmdir -- "$w" 2>/dev/null || { echo "kept $w: it holds files wow-bench did not place" >&2; exit 4; }
+p=$(dirname -- "$w")
+if [ "$(basename -- "$p")" = .wow-bench ]; then rmdir -- "$p" 2>/dev/null; fi
+exit 0"#;
+        let cmd = Cmd::new("sh")
+            .args(["-c", script, "sh", self.work_dir(), MARKER])
+            .args(entries.iter().copied());
         let out = self.run(&cmd, Duration::from_secs(60))?;
         match out.code {
             Some(0) => Ok(true),
             Some(3) => Ok(false),
             _ => Err(HostError::Failed {
                 host: self.name().to_string(),
-                cmd: cmd.to_string(),
+                cmd: format!("remove {}", self.work_dir()),
                 output: out,
             }),
         }
@@ -225,9 +235,7 @@ impl Host for SshHost {
     }
 
     fn run(&self, cmd: &Cmd, timeout: Duration) -> Result<Output, HostError> {
-        let out = self.with_conn(&|| cmd.to_string(), |conn| {
-            exec::run(conn, cmd, timeout)
-        })?;
+        let out = self.with_conn(&|| cmd.to_string(), |conn| exec::run(conn, cmd, timeout))?;
         if out.code == Some(NOT_FOUND) && out.stdout.is_empty() {
             return Err(HostError::Start {
                 host: self.name().to_string(),
@@ -267,14 +275,12 @@ impl Host for SshHost {
             conn.session.set_blocking(true);
             conn.session.set_timeout(millis(SFTP_STEP));
             let sftp = conn.session.sftp().map_err(Broken::before)?;
-            let mut file = sftp
-                .open_mode(
-                    Path::new(&tmp),
-                    OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
-                    mode,
-                    ssh2::OpenType::File,
-                )
-                ?;
+            let mut file = sftp.open_mode(
+                Path::new(&tmp),
+                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
+                mode,
+                ssh2::OpenType::File,
+            )?;
             file.write_all(&bytes)?;
             file.close()?;
             Ok(())

@@ -23,7 +23,8 @@ const SCRIPT: Duration = Duration::from_secs(20);
 
 /// `start_of PID` prints the start time of PID (field 22 of /proc/PID/stat; the command
 /// name may hold spaces, hence the cut after the last ')').
-const START_OF: &str = r#"start_of() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }"#;
+const START_OF: &str =
+    r#"start_of() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }"#;
 
 /// `sh -c LAUNCH sh DIR LINE`, stdin = the job's stdin: starts LINE in the background
 /// with its streams in DIR, waits for its PID, prints "PID START".
@@ -106,12 +107,14 @@ pub(super) fn launch(host: &SshHost, dir: &str, cmd: &Cmd) -> Result<Job, HostEr
         line.push_str(&format!("export {k}={} && ", shell_quote(v)));
     }
     line.push_str("exec ");
-    line.push_str(&Cmd {
-        env: Vec::new(),
-        stdin: None,
-        ..cmd.clone()
-    }
-    .to_string());
+    line.push_str(
+        &Cmd {
+            env: Vec::new(),
+            stdin: None,
+            ..cmd.clone()
+        }
+        .to_string(),
+    );
     let launcher = Cmd::new("sh")
         .args(["-c", &script(LAUNCH), "sh", dir, &line])
         .stdin(cmd.stdin.clone().unwrap_or_default());
@@ -151,7 +154,10 @@ pub(super) fn state(host: &SshHost, dir: &str) -> Result<JobState, HostError> {
     let cmd = Cmd::new("sh").args(["-c", &script(STATE), "sh", dir]);
     let text = host.check(&cmd, SCRIPT)?.stdout_text();
     let mut words = text.split_whitespace();
-    let state = match (words.next(), words.next().and_then(|w| w.parse::<i64>().ok())) {
+    let state = match (
+        words.next(),
+        words.next().and_then(|w| w.parse::<i64>().ok()),
+    ) {
         (Some("absent"), _) => JobState::Absent,
         (Some("exited"), Some(s)) => JobState::Exited(i32::try_from(s).unwrap_or(-1)),
         (Some("running"), Some(pid)) => JobState::Running(u32::try_from(pid).unwrap_or(0)),
@@ -232,10 +238,7 @@ impl SshProcess {
         let out = output(&self.host, &self.job.dir, status);
         self.ended = Some((out.code, out.signal));
         self.host
-            .check(
-                &Cmd::new("rm").args(["-rf", "--", &self.job.dir]),
-                SCRIPT,
-            )
+            .check(&Cmd::new("rm").args(["-rf", "--", &self.job.dir]), SCRIPT)
             .map(|_| out)
     }
 }

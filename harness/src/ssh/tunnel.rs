@@ -27,7 +27,11 @@ pub(super) struct Tunnel {
 
 impl Tunnel {
     /// Logs into `jump`, opens a channel from it to `host:port`, and returns the local end.
-    pub(super) fn open(jump: &Target, host: &str, port: u16) -> Result<(UnixStream, Tunnel), Error> {
+    pub(super) fn open(
+        jump: &Target,
+        host: &str,
+        port: u16,
+    ) -> Result<(UnixStream, Tunnel), Error> {
         let conn = connect(jump)?;
         let channel = conn
             .session
@@ -123,10 +127,7 @@ fn bridge(conn: &Conn, mut channel: Channel, mut ours: UnixStream, stop: &Atomic
                 BlockDirections::Outbound | BlockDirections::Both
             );
             wait(
-                &[
-                    (conn.fd, session_out),
-                    (ours.as_raw_fd(), !down.is_empty()),
-                ],
+                &[(conn.fd, session_out), (ours.as_raw_fd(), !down.is_empty())],
                 POLL,
             );
         }
