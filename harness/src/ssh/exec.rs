@@ -116,6 +116,7 @@ pub(super) fn run(conn: &Conn, cmd: &Cmd, timeout: Duration) -> Result<Output, B
             let mut kill = session.channel_session()?;
             kill.exec(&format!("kill -KILL {pid}"))?;
             kill.send_eof()?;
+            kill.wait_eof()?;
             kill.wait_close()?;
         }
         session.set_blocking(false);
@@ -128,7 +129,19 @@ pub(super) fn run(conn: &Conn, cmd: &Cmd, timeout: Duration) -> Result<Output, B
     }
     session.set_blocking(true);
     session.set_timeout(millis(STEP));
-    let _ = channel.close();
+    if !channel.eof() {
+        // Killed, yet its output is still open (a child of it holds it): give up on the
+        // exit status rather than wait.
+        let _ = channel.close();
+        return Ok(Output {
+            code: None,
+            signal: None,
+            timed_out,
+            stdout: out.stdout,
+            stderr: out.stderr,
+        });
+    }
+    channel.close()?;
     channel.wait_close()?;
     let signal = channel
         .exit_signal()?
