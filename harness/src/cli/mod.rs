@@ -4,6 +4,7 @@
 
 mod clean;
 mod emulate;
+mod fleet;
 mod probe;
 mod topo;
 
@@ -27,6 +28,14 @@ enum Command {
     /// Classify a NAT with a STUN-like probe (server on a public host, client behind).
     #[command(subcommand)]
     Probe(probe::Command),
+    /// Install and start ipop-node on the SSH hosts of a hosts file, bootstrap hosts first.
+    Deploy(fleet::DeployArgs),
+    /// Show what the nodes of a hosts file are doing.
+    Status(fleet::HostsArgs),
+    /// Stop the deployed nodes (graceful leave) and remove what deploy placed.
+    Stop(fleet::StopArgs),
+    /// Copy each host's node status, config and logs into a folder.
+    Collect(fleet::CollectArgs),
     /// The link emulator process that `topo up` starts (not for direct use).
     #[command(name = "__emulate", hide = true)]
     Emulate(emulate::Args),
@@ -40,6 +49,10 @@ pub fn main() -> std::process::ExitCode {
         Command::Clean(a) => clean::run(a),
         Command::Probe(c) => probe::run(c),
         Command::Emulate(a) => emulate::run(a),
+        Command::Deploy(a) => fleet::deploy(a),
+        Command::Status(a) => fleet::status(a),
+        Command::Stop(a) => fleet::stop(a),
+        Command::Collect(a) => fleet::collect(a),
     };
     match result {
         Ok(code) => code,

@@ -3,5 +3,6 @@
 //! with `netns_ssh_`; each builds its own testbed, user and keys, removed when its `Lab`
 //! drops.
 
+mod fleet;
 mod host;
 mod lab;
