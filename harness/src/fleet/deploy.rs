@@ -93,10 +93,10 @@ pub fn deploy(file: &HostsFile, opts: &DeployOptions) -> Result<Deployment> {
                 report: None,
                 pid: None,
             },
-            Err(report) => Slot {
+            Err((state, detail)) => Slot {
                 spec,
                 host: None,
-                report: Some(report),
+                report: Some(HostReport::new(spec, state, detail)),
                 pid: None,
             },
         })
@@ -246,8 +246,9 @@ fn remember(record: &mut Record, slots: &[Slot<'_>]) {
     }
 }
 
-fn install(spec: &HostSpec, binary: &Path, par: &Parallel) -> Result<SshHost, HostReport> {
-    let fail = |state, detail: String| HostReport::new(spec, state, detail);
+/// Logs in and installs the binary; on failure, the state and reason for the report.
+fn install(spec: &HostSpec, binary: &Path, par: &Parallel) -> Result<SshHost, (State, String)> {
+    let fail = |state, detail: String| (state, detail);
     let host = par
         .connect(spec)
         .map_err(|e| fail(State::of_login(&e), e.to_string()))?;

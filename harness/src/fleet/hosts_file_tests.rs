@@ -135,3 +135,9 @@ fn hosts_override_defaults_and_jumps_inherit_them() {
     assert_eq!((jump.user.as_str(), &jump.auth), ("wow", &Auth::Agent));
     assert_eq!(jump.connect_timeout, Duration::from_millis(2500));
 }
+
+#[test]
+fn the_docs_show_the_example_file() {
+    let doc = include_str!("../../FLEET.md");
+    assert!(doc.contains(include_str!("../../hosts.example.toml")));
+}

@@ -260,9 +260,9 @@ mod tests {
         ]);
         assert_eq!(
             t,
-            "HOST    LOGIN              ROLES      STATE    DETAIL\n\
-             a       wow@a:22           bootstrap  up       correctly connected, 2 connections\n\
-             longer  wow@longer:22      bootstrap  refused  authentication failed\n"
+            "HOST    LOGIN          ROLES      STATE    DETAIL\n\
+             a       wow@a:22       bootstrap  up       correctly connected, 2 connections\n\
+             longer  wow@longer:22  bootstrap  refused  authentication failed\n"
         );
     }
 

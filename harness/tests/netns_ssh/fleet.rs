@@ -199,6 +199,7 @@ address = "{p3}"
     let out = bench(&lab, &["status", "--hosts", &hosts]);
     assert!(out.success(), "{}", out.stderr_text());
     let table = out.stdout_text();
+    eprintln!("wow-bench status:\n{table}");
     assert!(
         table
             .lines()
