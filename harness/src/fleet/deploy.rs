@@ -54,11 +54,20 @@ impl Deployment {
 struct Slot<'a> {
     spec: &'a HostSpec,
     host: Option<SshHost>,
+    /// Where its files went, once it has any (kept when a later step fails).
+    placed: Option<String>,
     report: Option<HostReport>,
     pid: Option<u32>,
 }
 
 impl Slot<'_> {
+    fn drop_out(&mut self, d: Dropped) {
+        if d.placed.is_some() {
+            self.placed = d.placed;
+        }
+        self.fail(d.state, d.detail);
+    }
+
     fn fail(&mut self, state: State, detail: String) {
         self.host = None;
         self.report = Some(HostReport::new(self.spec, state, detail));
@@ -78,37 +87,45 @@ pub fn deploy(file: &HostsFile, opts: &DeployOptions) -> Result<Deployment> {
     let record_path = Record::path_for(&file.path);
     let mut record = Record::load(&record_path)?;
 
-    // 1. Log in, make the work dir, install the binary and check that it runs there.
-    let installed = par.map("install", &file.hosts, name, |spec| {
-        install(spec, &opts.binary, par)
-    });
     let mut slots: Vec<Slot<'_>> = file
         .hosts
         .iter()
-        .zip(installed)
-        .map(|(spec, r)| match r {
-            Ok(host) => Slot {
-                spec,
-                host: Some(host),
-                report: None,
-                pid: None,
-            },
-            Err((state, detail)) => Slot {
-                spec,
-                host: None,
-                report: Some(HostReport::new(spec, state, detail)),
-                pid: None,
-            },
+        .map(|spec| Slot {
+            spec,
+            host: None,
+            placed: None,
+            report: None,
+            pid: None,
         })
         .collect();
     record.deployed_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+
+    // 1. Bootstrap hosts: log in, make the work dir, install the binary, check it runs.
+    let boot: Vec<usize> = (0..slots.len())
+        .filter(|&i| slots[i].spec.has(Role::Bootstrap))
+        .collect();
+    let installed = par.map(
+        "install",
+        &boot,
+        |&i| slots[i].spec.name.clone(),
+        |&i| install(slots[i].spec, &opts.binary, par),
+    );
+    for (&i, r) in boot.iter().zip(installed) {
+        match r {
+            Ok(host) => {
+                slots[i].placed = Some(host.work_dir().to_string());
+                slots[i].host = Some(host);
+            }
+            Err(dropped) => slots[i].drop_out(dropped),
+        }
+    }
     remember(&mut record, &slots);
     record.save(&record_path)?;
 
-    // 2. Bootstrap nodes first (each told of the others), until their sockets answer.
-    let boot: Vec<usize> = live(&slots, |s| s.has(Role::Bootstrap));
+    // 2. Their nodes (each told of the others), until their status sockets answer.
+    let boot = live(&slots, |s| s.has(Role::Bootstrap));
     let uris: Vec<(String, Vec<String>)> = boot.iter().map(|&i| uris_of(&slots[i])).collect();
     start_all(&mut slots, &boot, &file.overlay, par, |me| {
         uris.iter()
@@ -149,12 +166,15 @@ pub fn deploy(file: &HostsFile, opts: &DeployOptions) -> Result<Deployment> {
         }
     }
 
-    // 3. The others, joining through the bootstrap nodes that run.
+    // 3. The others: install and start each as soon as it is reached, joining through
+    // the bootstrap nodes that run (a slow or down host does not hold the others back).
     let boot_uris: Vec<String> = live(&slots, |s| s.has(Role::Bootstrap))
         .into_iter()
         .flat_map(|i| uris_of(&slots[i]).1)
         .collect();
-    let rest: Vec<usize> = live(&slots, |s| !s.has(Role::Bootstrap));
+    let rest: Vec<usize> = (0..slots.len())
+        .filter(|&i| !slots[i].spec.has(Role::Bootstrap))
+        .collect();
     if boot_uris.is_empty() {
         for i in rest {
             slots[i].fail(
@@ -163,7 +183,33 @@ pub fn deploy(file: &HostsFile, opts: &DeployOptions) -> Result<Deployment> {
             );
         }
     } else {
-        start_all(&mut slots, &rest, &file.overlay, par, |_| boot_uris.clone());
+        let brought = par.map(
+            "start",
+            &rest,
+            |&i| slots[i].spec.name.clone(),
+            |&i| {
+                let spec = slots[i].spec;
+                let host = install(spec, &opts.binary, par)?;
+                match start(&host, spec, &file.overlay, &boot_uris) {
+                    Ok(pid) => Ok((host, pid)),
+                    Err(e) => Err(Dropped {
+                        state: State::Failed,
+                        detail: format!("cannot start ipop-node: {e:#}"),
+                        placed: Some(host.work_dir().to_string()),
+                    }),
+                }
+            },
+        );
+        for (&i, r) in rest.iter().zip(brought) {
+            match r {
+                Ok((host, pid)) => {
+                    slots[i].placed = Some(host.work_dir().to_string());
+                    slots[i].host = Some(host);
+                    slots[i].pid = Some(pid);
+                }
+                Err(dropped) => slots[i].drop_out(dropped),
+            }
+        }
     }
     remember(&mut record, &slots);
     record.save(&record_path)?;
@@ -206,10 +252,6 @@ pub fn deploy(file: &HostsFile, opts: &DeployOptions) -> Result<Deployment> {
     })
 }
 
-fn name(spec: &HostSpec) -> String {
-    spec.name.clone()
-}
-
 /// Indices of the slots still in the running that match `filter`.
 fn live(slots: &[Slot<'_>], filter: impl Fn(&HostSpec) -> bool) -> Vec<usize> {
     (0..slots.len())
@@ -232,46 +274,56 @@ fn uris_of(slot: &Slot<'_>) -> (String, Vec<String>) {
     (slot.spec.name.clone(), uris)
 }
 
-/// Records every host we logged into (files may be there even if a later step failed).
+/// Records every host that got files (even if a later step failed there).
 fn remember(record: &mut Record, slots: &[Slot<'_>]) {
     for slot in slots {
-        if let Some(host) = &slot.host {
+        if let Some(work_dir) = &slot.placed {
             record.put(Placed {
                 name: slot.spec.name.clone(),
                 target: slot.spec.target.label(),
-                work_dir: host.work_dir().to_string(),
+                work_dir: work_dir.clone(),
                 pid: slot.pid,
             });
         }
     }
 }
 
-/// Logs in and installs the binary; on failure, the state and reason for the report.
-fn install(spec: &HostSpec, binary: &Path, par: &Parallel) -> Result<SshHost, (State, String)> {
-    let fail = |state, detail: String| (state, detail);
-    let host = par
-        .connect(spec)
-        .map_err(|e| fail(State::of_login(&e), e.to_string()))?;
+/// Why a host dropped out, and where its files went if it got any.
+struct Dropped {
+    state: State,
+    detail: String,
+    placed: Option<String>,
+}
+
+/// Logs in, makes the work dir, installs the binary and checks that it runs there.
+fn install(spec: &HostSpec, binary: &Path, par: &Parallel) -> Result<SshHost, Dropped> {
+    let host = par.connect(spec).map_err(|e| Dropped {
+        state: State::of_login(&e),
+        detail: e.to_string(),
+        placed: None,
+    })?;
+    let fail = |detail: String| Dropped {
+        state: State::Failed,
+        detail,
+        placed: Some(host.work_dir().to_string()),
+    };
     host.prepare_work_dir()
-        .map_err(|e| fail(State::Failed, format!("cannot make the work dir: {e}")))?;
+        .map_err(|e| fail(format!("cannot make the work dir: {e}")))?;
     let layout = Layout::of(&host);
     host.copy_to(binary, &layout.binary())
-        .map_err(|e| fail(State::Failed, format!("cannot copy ipop-node: {e}")))?;
+        .map_err(|e| fail(format!("cannot copy ipop-node: {e}")))?;
     let out = host
         .run(
             &Cmd::new(layout.binary()).arg("--version"),
             Duration::from_secs(20),
         )
-        .map_err(|e| fail(State::Failed, e.to_string()))?;
+        .map_err(|e| fail(e.to_string()))?;
     if !out.success() {
-        return Err(fail(
-            State::Failed,
-            format!(
-                "the ipop-node binary does not run there ({}): build it for that host's \
-                 architecture and C library and pass --binary",
-                out.stderr_text().trim()
-            ),
-        ));
+        return Err(fail(format!(
+            "the ipop-node binary does not run there ({}): build it for that host's \
+             architecture and C library and pass --binary",
+            out.stderr_text().trim()
+        )));
     }
     Ok(host)
 }

@@ -267,14 +267,16 @@ fn key_error(e: &ssh2::Error, path: &Path, target: &Target) -> String {
         ssh2::ErrorCode::Session(ERROR_AUTHENTICATION_FAILED | ERROR_PUBLICKEY_UNVERIFIED) => {
             format!(
                 "the server refused key {} for user {:?}: add {}.pub to \
-                 ~{}/.ssh/authorized_keys on the host (e.g. `ssh-copy-id -i {} {}`), and check \
+                 ~{}/.ssh/authorized_keys on the host (e.g. `ssh-copy-id -i {} -p {} {}@{}`), and check \
                  `user`",
                 path.display(),
                 target.user,
                 path.display(),
                 target.user,
                 path.display(),
-                target.label()
+                target.port,
+                target.user,
+                target.address
             )
         }
         ssh2::ErrorCode::Session(ERROR_FILE) => format!(
