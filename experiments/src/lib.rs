@@ -1,3 +1,48 @@
-//! `wow-experiments` holds one module per experiment of the IPOP and WOW papers
-//! (latency, throughput, join, dhcp-join, multihop, ...): what to set up, what to
-//! measure, and the figure the paper reported for comparison.
+//! `wow-experiments` holds one module per experiment of the IPOP and WOW papers: what to
+//! set up, what to measure, and the figure the paper reported for comparison.
+//!
+//! Every experiment implements [`Experiment`] ([`experiment`] explains a run's steps)
+//! and sees the testbed only through [`wow_host::Host`]s, running real tools (`ping`,
+//! `iperf3`; later `dhclient` and the node's status socket), and through the
+//! [`Subject`], which says where one host reaches another. Adding an experiment: write
+//! a module with a type implementing [`Experiment`] and list it in [`ALL`].
+
+pub mod experiment;
+pub mod latency;
+pub mod paper;
+pub mod path;
+pub mod subject;
+pub mod throughput;
+pub mod tools;
+
+pub use experiment::{
+    Error, Experiment, Hosts, Metric, PaperFigure, PlotSpec, Setup, Stat, TrialError, Trials,
+    Values,
+};
+pub use path::Path;
+pub use subject::{Flow, Subject, SubjectKind, Target, Unreachable};
+
+/// Every experiment, in the order `wow-bench list` shows them.
+pub static ALL: &[&dyn Experiment] = &[&latency::Latency, &throughput::Throughput];
+
+/// The experiment called `name`.
+pub fn find(name: &str) -> Option<&'static dyn Experiment> {
+    ALL.iter().copied().find(|e| e.name() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_defaults_exist() {
+        for (i, e) in ALL.iter().enumerate() {
+            assert!(find(e.name()).is_some());
+            assert!(ALL[..i].iter().all(|o| o.name() != e.name()));
+            let topology = format!("{}/../{}", env!("CARGO_MANIFEST_DIR"), e.default_topology());
+            wow_netns::Topology::load(topology.as_ref()).unwrap();
+            assert!(e.default_trials() > 0 && !e.subjects().is_empty());
+        }
+        assert!(find("nope").is_none());
+    }
+}

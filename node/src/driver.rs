@@ -421,6 +421,7 @@ impl Driver {
                         tcp.close(t.addr);
                     }
                 }
+                Event::Unreachable(dst) => debug!(dst = %dst.short(), "no route"),
                 Event::ProbeReceived { .. } | Event::ProbeReply { .. } => {}
             }
         }

@@ -1,11 +1,13 @@
 //! The `wow-bench` command line. Each subcommand is a module with its own clap `Args`
-//! and a `run` function; later subcommands (`run`, `list`, `plot`, `deploy`) slot in
-//! the same way.
+//! and a `run` function; later subcommands (`deploy`) slot in the same way.
 
 mod clean;
 mod emulate;
 mod fleet;
+mod list;
+mod plot;
 mod probe;
+pub mod run;
 mod topo;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +22,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run an experiment and write results/EXPERIMENT/TIMESTAMP (exit 3 if a trial failed).
+    Run(run::Args),
+    /// List the experiments, one line each.
+    List,
+    /// Redraw the plots and report.md of a result folder from its saved files.
+    Plot(plot::Args),
     /// Build, inspect, use and remove namespace testbeds from topology files.
     #[command(subcommand)]
     Topo(topo::Command),
@@ -45,6 +53,9 @@ enum Command {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::List => list::run(),
+        Command::Plot(a) => plot::run(a),
         Command::Topo(c) => topo::run(c),
         Command::Clean(a) => clean::run(a),
         Command::Probe(c) => probe::run(c),

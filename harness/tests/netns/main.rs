@@ -5,6 +5,7 @@
 mod cleanup;
 mod host;
 mod nat;
+mod runs;
 mod wan;
 
 use std::time::Duration;

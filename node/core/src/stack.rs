@@ -24,6 +24,7 @@ pub struct Stack {
     pub ipop: Option<Ipop>,
     app: VecDeque<(RoutedHeader, Vec<u8>)>,
     results: VecDeque<(RequestId, Result<Outcome, DhtError>)>,
+    events: VecDeque<Event>,
 }
 
 impl Stack {
@@ -41,6 +42,7 @@ impl Stack {
             ipop: None,
             app: VecDeque::new(),
             results: VecDeque::new(),
+            events: VecDeque::new(),
         }
     }
 
@@ -146,6 +148,13 @@ impl Stack {
                 }
                 continue;
             }
+            if let Some(event) = self.node.poll_event() {
+                if let (Event::Unreachable(dst), Some(i)) = (&event, self.ipop.as_mut()) {
+                    i.handle_unreachable(*dst);
+                }
+                self.events.push_back(event);
+                continue;
+            }
             if let Some((id, result)) = self.dht.poll_result() {
                 let taken = match self.ipop.as_mut() {
                     Some(i) => {
@@ -169,7 +178,7 @@ impl Stack {
 
     /// The next overlay event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.node.poll_event()
+        self.events.pop_front()
     }
 
     /// The next finished DHT operation.

@@ -97,7 +97,7 @@ impl Ipop {
     }
 
     /// Starts a Brunet-ARP lookup of `ip`.
-    fn lookup(&mut self, now: Instant, node: &mut Node, dht: &mut Dht, ip: Ipv4Addr) {
+    pub(super) fn lookup(&mut self, now: Instant, node: &mut Node, dht: &mut Dht, ip: Ipv4Addr) {
         let key = self.config.namespace.ip_key(ip);
         if let Ok(id) = dht.get(now, node, &key) {
             self.resolver.lookup_started(id, ip);
@@ -129,6 +129,7 @@ impl Ipop {
         for (sender, packet) in held {
             self.held_count -= 1;
             if Some(sender) == owner {
+                self.resolver.heard(now, ip, sender);
                 self.deliver_inbound(&packet);
             } else {
                 self.stats.dropped_spoofed += 1;
@@ -177,7 +178,10 @@ impl Ipop {
             Mapping::Dht => self.resolver.cached(now, src).map(|o| o == header.src),
         };
         match verified {
-            Some(true) => self.deliver_inbound(body),
+            Some(true) => {
+                self.resolver.heard(now, src, header.src);
+                self.deliver_inbound(body);
+            }
             Some(false) if self.config.mapping == Mapping::Hash => self.stats.dropped_spoofed += 1,
             _ => {
                 // Unknown (or changed) owner: look it up before delivering.

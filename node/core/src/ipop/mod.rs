@@ -370,6 +370,12 @@ impl Ipop {
         true
     }
 
+    /// The overlay found no route to node `owner`: forget the IPs it owned, so that the
+    /// next packet to them looks them up again (they may have moved).
+    pub fn handle_unreachable(&mut self, owner: Address) {
+        self.resolver.invalidate_owner(owner);
+    }
+
     /// Renewals, the namespace record, cache expiry.
     pub fn handle_timeout(&mut self, now: Instant, node: &mut Node, dht: &mut Dht) {
         if now < self.next_tick {
@@ -377,6 +383,9 @@ impl Ipop {
         }
         self.next_tick = now + Duration::from_secs(1);
         self.resolver.expire(now);
+        for ip in self.resolver.suspects(now) {
+            self.lookup(now, node, dht, ip);
+        }
         self.maintain(now, node, dht);
     }
 

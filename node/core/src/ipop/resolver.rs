@@ -1,6 +1,9 @@
 //! Brunet-ARP: which P2P node owns a virtual IP, from a DHT get of `(namespace, IP)`,
-//! cached with an expiry and refreshed while in use (so a node that moved is found
-//! again). Packets for an IP still being resolved wait in a bounded queue.
+//! cached with an expiry and refreshed while in use, so that an IP that moved to another
+//! node is found again: every `refresh` while traffic flows, and — when the owner stops
+//! answering (nothing heard from the IP for a few seconds while we keep sending) — every
+//! couple of seconds until it answers again. Packets for an IP still being resolved wait
+//! in a bounded queue.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;
@@ -13,7 +16,16 @@ use crate::dht::RequestId;
 struct Entry {
     owner: Address,
     fetched: Instant,
+    /// The last packet from this IP (through its owner).
+    heard: Instant,
 }
+
+/// How long an owner may stay silent while we send before it is looked up again.
+const SUSPECT: Duration = Duration::from_secs(3);
+/// Least time between two lookups of a silent owner.
+const RETRY: Duration = Duration::from_secs(2);
+/// Traffic this recent counts as "in use".
+const RECENT: Duration = Duration::from_secs(10);
 
 /// What to do with a packet for an IP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +56,9 @@ pub(crate) struct Resolver {
     queues: BTreeMap<Ipv4Addr, VecDeque<Vec<u8>>>,
     queued: usize,
     lookups: BTreeMap<RequestId, Ipv4Addr>,
+    /// The last packet sent to each IP, and when: sent again to the new owner when a
+    /// lookup finds the IP moved (so that a stalled TCP retransmission arrives at once).
+    last: BTreeMap<Ipv4Addr, (Instant, Vec<u8>)>,
 }
 
 impl Resolver {
@@ -54,6 +69,7 @@ impl Resolver {
             queues: BTreeMap::new(),
             queued: 0,
             lookups: BTreeMap::new(),
+            last: BTreeMap::new(),
         }
     }
 
@@ -71,15 +87,19 @@ impl Resolver {
 
     /// Decides what to do with `packet` for `ip` (queueing it if it must wait).
     pub(crate) fn route(&mut self, now: Instant, ip: Ipv4Addr, packet: &[u8]) -> Lookup {
-        if let Some(owner) = self.cached(now, ip) {
-            let stale = self
-                .cache
-                .get(&ip)
-                .is_some_and(|e| now.saturating_duration_since(e.fetched) >= self.limits.refresh);
-            return Lookup::Send {
-                owner,
-                refresh: stale && !self.in_flight(ip),
-            };
+        if let Some(e) = self.cache.get(&ip).copied() {
+            if self.cached(now, ip).is_some() {
+                let age = now.saturating_duration_since(e.fetched);
+                let silent = now.saturating_duration_since(e.heard) >= SUSPECT && age >= RETRY;
+                let last = self.last.entry(ip).or_insert_with(|| (now, Vec::new()));
+                last.0 = now;
+                last.1.clear();
+                last.1.extend_from_slice(packet);
+                return Lookup::Send {
+                    owner: e.owner,
+                    refresh: (age >= self.limits.refresh || silent) && !self.in_flight(ip),
+                };
+            }
         }
         let queue = self.queues.entry(ip).or_default();
         if queue.len() >= self.limits.per_ip || self.queued >= self.limits.total {
@@ -113,13 +133,20 @@ impl Resolver {
         owner: Option<Address>,
     ) -> Option<(Ipv4Addr, Vec<Vec<u8>>)> {
         let ip = self.lookups.remove(&id)?;
+        let previous = self.cache.get(&ip).map(|e| e.owner);
         match owner {
             Some(owner) => {
+                // A new owner gets its own time to answer; the same one keeps its record.
+                let heard = match self.cache.get(&ip) {
+                    Some(e) if e.owner == owner => e.heard,
+                    _ => now,
+                };
                 self.cache.insert(
                     ip,
                     Entry {
                         owner,
                         fetched: now,
+                        heard,
                     },
                 );
             }
@@ -127,8 +154,16 @@ impl Resolver {
                 self.cache.remove(&ip);
             }
         }
-        let packets: Vec<Vec<u8>> = self.queues.remove(&ip).map(Vec::from).unwrap_or_default();
+        let mut packets: Vec<Vec<u8>> = self.queues.remove(&ip).map(Vec::from).unwrap_or_default();
         self.queued -= packets.len();
+        if owner.is_some() && previous.is_some() && owner != previous {
+            // Moved: what went to the old owner lately is sent to the new one.
+            if let Some((at, p)) = self.last.get(&ip) {
+                if now.saturating_duration_since(*at) < RECENT {
+                    packets.insert(0, p.clone());
+                }
+            }
+        }
         Some((ip, packets))
     }
 
@@ -137,11 +172,42 @@ impl Resolver {
         self.cache.remove(&ip);
     }
 
+    /// Forgets every IP owned by `owner` (the overlay found no route to it).
+    pub(crate) fn invalidate_owner(&mut self, owner: Address) {
+        self.cache.retain(|_, e| e.owner != owner);
+    }
+
+    /// A packet from `ip` came through `owner`: the mapping is alive.
+    pub(crate) fn heard(&mut self, now: Instant, ip: Ipv4Addr, owner: Address) {
+        if let Some(e) = self.cache.get_mut(&ip).filter(|e| e.owner == owner) {
+            e.heard = now;
+        }
+    }
+
+    /// IPs in use whose owner has been silent: to look up again now.
+    pub(crate) fn suspects(&self, now: Instant) -> Vec<Ipv4Addr> {
+        self.cache
+            .iter()
+            .filter(|(ip, e)| {
+                let used = self
+                    .last
+                    .get(ip)
+                    .is_some_and(|(at, _)| now.saturating_duration_since(*at) < RECENT);
+                used && now.saturating_duration_since(e.heard) >= SUSPECT
+                    && now.saturating_duration_since(e.fetched) >= RETRY
+                    && !self.in_flight(**ip)
+            })
+            .map(|(ip, _)| *ip)
+            .collect()
+    }
+
     /// Drops cache entries unused past their TTL.
     pub(crate) fn expire(&mut self, now: Instant) {
         let ttl = self.limits.ttl;
         self.cache
             .retain(|_, e| now.saturating_duration_since(e.fetched) < ttl);
+        self.last
+            .retain(|_, (at, _)| now.saturating_duration_since(*at) < ttl);
     }
 
     /// Packets waiting.
@@ -197,6 +263,36 @@ mod tests {
                 refresh: true
             }
         );
+        // An owner that answers is only refreshed at the interval; a silent one sooner.
+        r.lookup_started(RequestId(2), a);
+        r.resolved(later, RequestId(2), Some(owner));
+        r.heard(later + Duration::from_secs(3), a, owner);
+        let soon = later + Duration::from_secs(4);
+        assert_eq!(
+            r.route(soon, a, b"p"),
+            Lookup::Send {
+                owner,
+                refresh: false
+            }
+        );
+        let silent = later + Duration::from_secs(7);
+        assert_eq!(
+            r.route(silent, a, b"p"),
+            Lookup::Send {
+                owner,
+                refresh: true
+            }
+        );
+        assert_eq!(r.suspects(silent), vec![a]);
+        // Found at another node: the last packet goes there too.
+        let moved = Address::from_bytes([7; 20]);
+        r.lookup_started(RequestId(4), a);
+        let (_, again) = r.resolved(silent, RequestId(4), Some(moved)).unwrap();
+        assert_eq!(again, vec![b"p".to_vec()]);
+        r.invalidate_owner(moved);
+        assert_eq!(r.route(silent, a, b"p"), Lookup::Resolve);
+        r.lookup_started(RequestId(3), a);
+        r.resolved(silent, RequestId(3), Some(owner));
         r.invalidate(a);
         assert_eq!(r.route(later, a, b"p6"), Lookup::Resolve);
     }

@@ -164,6 +164,8 @@ pub enum Event {
     /// No connection uses this transport address any more (a driver may close a TCP
     /// stream to it).
     EdgeClosed(TransportAddr),
+    /// A message this node sent to `dst` found no route (the node left or crashed).
+    Unreachable(Address),
 }
 
 /// Why a connection ended.
@@ -266,6 +268,8 @@ pub struct Node {
     correct: bool,
     recently_gone: Vec<(Address, Instant)>,
     traffic: traffic::Traffic,
+    /// Unreachable notices sent lately: (to, about, when), one per pair per second.
+    notices: Vec<(Address, Address, Instant)>,
 }
 
 impl Node {
@@ -291,6 +295,7 @@ impl Node {
             correct: false,
             recently_gone: Vec::new(),
             traffic: traffic::Traffic::default(),
+            notices: Vec::new(),
         }
     }
 

@@ -21,6 +21,13 @@ impl Outbox {
         b
     }
 
+    /// Returns a buffer to the pool.
+    pub(crate) fn recycle(&mut self, buf: Vec<u8>) {
+        if self.free.len() < 64 {
+            self.free.push(buf);
+        }
+    }
+
     /// Queues a filled buffer.
     pub(crate) fn push(&mut self, dst: TransportAddr, buf: Vec<u8>) {
         self.queue.push_back((dst, buf));

@@ -153,9 +153,33 @@ impl Node {
             }
             Decision::NoRoute => {
                 self.stats.no_route += 1;
+                self.tell_unreachable(now, &header);
                 Handled::Done
             }
         }
+    }
+
+    /// Tells the sender of an application message that its destination has no route
+    /// (at most once a second per sender and destination).
+    fn tell_unreachable(&mut self, now: Instant, header: &RoutedHeader) {
+        if header.kind < kind::FIRST_APP || header.mode != Mode::Exact || header.src == self.address
+        {
+            return;
+        }
+        let second = std::time::Duration::from_secs(1);
+        self.notices
+            .retain(|(_, _, t)| now.saturating_duration_since(*t) < second);
+        if self
+            .notices
+            .iter()
+            .any(|(s, d, _)| *s == header.src && *d == header.dst)
+        {
+            return;
+        }
+        self.notices.push((header.src, header.dst, now));
+        let notice = OverlayPayload::Unreachable(header.dst);
+        let h = self.header(header.src, Mode::Exact, kind::UNREACHABLE, None);
+        let _ = self.originate(now, h, &notice);
     }
 
     fn forward_in_place(
@@ -224,6 +248,7 @@ impl Node {
                 self.on_tunnel(now, &header, inner);
             }
             OverlayPayload::Broadcast(b) => self.on_broadcast(&b),
+            OverlayPayload::Unreachable(dst) => self.events.push_back(Event::Unreachable(dst)),
         }
         Handled::Done
     }
@@ -494,10 +519,12 @@ impl Node {
 
     /// Sends an edge-level message to `peer` through the relay `via`.
     pub(crate) fn send_tunnelled(&mut self, peer: Address, via: Address, msg: &Message<'_>) {
-        let mut inner = [0u8; 1024];
+        let mut inner = self.outbox.buffer();
+        inner.resize(msg.buffer_len(), 0);
         if let Ok(n) = msg.emit(&mut inner) {
             self.send_tunnelled_bytes(peer, via, &inner[..n]);
         }
+        self.outbox.recycle(inner);
     }
 
     /// Wraps `inner` in a tunnel to `peer` and hands it to `via`, which must be a direct

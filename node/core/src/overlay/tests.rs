@@ -176,3 +176,29 @@ fn blocked_peers_link_through_a_relay_and_upgrade_when_they_can() {
         edge(&sim)
     );
 }
+
+#[test]
+fn full_size_packets_cross_a_relay_edge() {
+    let mut sim = Sim::new(9, Network::default(), Config::default());
+    let (c, a, b) = (sim.add_node(), sim.add_node(), sim.add_node());
+    let boot = [sim.node(c).transport];
+    sim.block_pair(a, b);
+    for i in [c, a, b] {
+        sim.start(i, &boot);
+    }
+    sim.run_for(Duration::from_secs(20));
+    let addr_b = sim.node(b).stack.node.address();
+    let payload = vec![0xab; 1400];
+    sim.act(a, |n, now| {
+        n.send_routed(now, addr_b, crate::wire::Mode::Exact, 99, &payload)
+    })
+    .unwrap();
+    sim.run_for(Duration::from_secs(1));
+    let got: Vec<_> = sim
+        .take_deliveries()
+        .into_iter()
+        .filter(|(n, h, _)| *n == b && h.kind == 99)
+        .collect();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].2, payload);
+}

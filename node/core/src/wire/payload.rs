@@ -17,6 +17,8 @@ pub mod kind {
     pub const TUNNEL: u8 = 4;
     /// [`super::Broadcast`].
     pub const BROADCAST: u8 = 5;
+    /// No route to a node: `OverlayPayload::Unreachable`.
+    pub const UNREACHABLE: u8 = 6;
     /// Kinds from here on belong to the layers above the overlay (DHT, IPOP).
     pub const FIRST_APP: u8 = 16;
 }
@@ -90,6 +92,9 @@ pub enum OverlayPayload<'a> {
     Tunnel(&'a [u8]),
     /// A bounded broadcast.
     Broadcast(Broadcast<'a>),
+    /// The sender's message to this node could not be routed further (the node is
+    /// gone, or the ring has no route to it yet).
+    Unreachable(Address),
 }
 
 impl<'a> OverlayPayload<'a> {
@@ -138,6 +143,7 @@ impl<'a> OverlayPayload<'a> {
                 })
             }
             kind::TUNNEL => return Ok(OverlayPayload::Tunnel(r.rest())),
+            kind::UNREACHABLE => OverlayPayload::Unreachable(r.address()?),
             kind::BROADCAST => {
                 let kind = r.u8()?;
                 let origin = r.address()?;
@@ -163,6 +169,7 @@ impl<'a> OverlayPayload<'a> {
             OverlayPayload::Probe(_) => kind::PROBE,
             OverlayPayload::Tunnel(_) => kind::TUNNEL,
             OverlayPayload::Broadcast(_) => kind::BROADCAST,
+            OverlayPayload::Unreachable(_) => kind::UNREACHABLE,
         }
     }
 
@@ -186,6 +193,7 @@ impl<'a> OverlayPayload<'a> {
             OverlayPayload::Probe(_) => 9,
             OverlayPayload::Tunnel(b) => b.len(),
             OverlayPayload::Broadcast(b) => 1 + 2 * Address::LEN + b.payload.len(),
+            OverlayPayload::Unreachable(_) => Address::LEN,
         }
     }
 
@@ -220,6 +228,7 @@ impl<'a> OverlayPayload<'a> {
                 w.address(&b.end)?;
                 w.bytes(b.payload)?;
             }
+            OverlayPayload::Unreachable(a) => w.address(a)?,
         }
         Ok(w.len())
     }

@@ -234,7 +234,7 @@ type PayloadParts = (
 
 fn arb_payload_owned() -> impl Strategy<Value = PayloadParts> {
     (
-        1u8..=5,
+        1u8..=6,
         any::<u64>(),
         arb_roles(),
         proptest::option::of(arb_address()),
@@ -264,6 +264,7 @@ proptest! {
                 relays: AddressList::Slice(&relays) }),
             3 => OverlayPayload::Probe(Probe { id: token, echo_request: via.is_some(), echo_reply: ts.is_empty() }),
             4 => OverlayPayload::Tunnel(&bytes_for_tunnel),
+            6 => OverlayPayload::Unreachable(via.unwrap_or_default()),
             _ => OverlayPayload::Broadcast(Broadcast {
                 kind: roles.bits(), origin: via.unwrap_or_default(),
                 end: relays.first().copied().unwrap_or_default(), payload: &bytes_for_tunnel,

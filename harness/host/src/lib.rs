@@ -1,6 +1,8 @@
-//! Hosts: where experiments run commands and processes. The same experiment code drives
-//! namespace hosts ([`crate::NetnsHost`]) and, later, SSH hosts; so this trait knows
-//! nothing of namespaces, and it is object-safe (`Box<dyn Host>`).
+//! `wow-host`: the [`Host`] trait, how the harness and the experiments talk to a machine.
+//! The same experiment code drives namespace hosts (`wow_harness::NetnsHost`) and, later,
+//! SSH hosts; so this trait knows nothing of namespaces, and it is object-safe
+//! (`Box<dyn Host>`). It lives in its own crate so that `wow-experiments` can use it
+//! while `wow-harness` (which implements it) depends on `wow-experiments`.
 
 use std::fmt;
 use std::net::Ipv4Addr;

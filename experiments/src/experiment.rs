@@ -1,0 +1,236 @@
+//! The experiment abstraction: what every experiment module implements, and what the
+//! runner (`wow-bench run`, in `wow-harness`) hands it.
+//!
+//! A run goes: the runner builds the topology, sets the subject up, and calls
+//! [`Experiment::prepare`] with a [`Setup`]; the experiment picks its paths, starts any
+//! servers it needs and returns its [`Trials`]. The runner then calls [`Trials::trial`]
+//! `N` times (a failed trial is recorded and the run goes on), asks for the
+//! [`Metric`]s and [`PlotSpec`]s, and writes the result folder. Dropping the `Trials`
+//! stops whatever the experiment started.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use wow_host::{Host, HostError};
+use wow_netns::Topology;
+use wow_plots::Unit;
+
+use crate::path::Path;
+use crate::subject::{Subject, SubjectKind};
+
+/// One trial's measurements: metric name to value (in the metric's unit). A trial may
+/// leave out a metric it could not measure.
+pub type Values = BTreeMap<String, f64>;
+
+/// An experiment of the papers.
+pub trait Experiment: Send + Sync + std::fmt::Debug {
+    /// Its name on the command line (`wow-bench run NAME`).
+    fn name(&self) -> &'static str;
+
+    /// One line for `wow-bench list`.
+    fn description(&self) -> &'static str;
+
+    /// The topology file it runs on by default, relative to the repository root.
+    fn default_topology(&self) -> &'static str;
+
+    /// How many trials a run has by default.
+    fn default_trials(&self) -> u32;
+
+    /// The subjects it can measure.
+    fn subjects(&self) -> &'static [SubjectKind];
+
+    /// The paper's figures for this experiment, as a Markdown table with its source, for
+    /// the report (including rows for subjects other than the one measured).
+    fn paper_table(&self) -> &'static str;
+
+    /// Gets a run ready on a built testbed with the subject set up: picks the paths,
+    /// checks them, starts servers.
+    fn prepare<'a>(&self, setup: &Setup<'a>) -> Result<Box<dyn Trials + 'a>, Error>;
+}
+
+/// A prepared run of an experiment. Dropping it stops what it started.
+pub trait Trials {
+    /// The paths it measures (recorded in the results and named in the report).
+    fn paths(&self) -> &[Path];
+
+    /// What a trial measures, with units and the paper's figures.
+    fn metrics(&self) -> Vec<Metric>;
+
+    /// The plots to draw from the saved trials.
+    fn plots(&self) -> Vec<PlotSpec>;
+
+    /// Runs trial `index` (0-based). An error fails this trial only.
+    fn trial(&mut self, index: u32) -> Result<Values, TrialError>;
+}
+
+/// What the runner hands an experiment.
+#[derive(Debug)]
+pub struct Setup<'a> {
+    /// The topology the testbed was built from.
+    pub topology: &'a Topology,
+    /// Every node of the testbed (site hosts, routers, public hosts).
+    pub hosts: &'a Hosts,
+    /// The subject, set up.
+    pub subject: &'a dyn Subject,
+    /// The run's seed, for experiments that draw random choices.
+    pub seed: u64,
+}
+
+/// The nodes of a testbed by name.
+#[derive(Debug, Default)]
+pub struct Hosts(BTreeMap<String, Box<dyn Host>>);
+
+impl Hosts {
+    /// No hosts.
+    pub fn new() -> Hosts {
+        Hosts::default()
+    }
+
+    /// Adds `host` under its name.
+    pub fn insert(&mut self, host: Box<dyn Host>) {
+        self.0.insert(host.name().to_string(), host);
+    }
+
+    /// The node `name`.
+    pub fn get(&self, name: &str) -> Result<&dyn Host, Error> {
+        self.0
+            .get(name)
+            .map(|h| &**h)
+            .ok_or_else(|| Error::NoSuchHost(name.to_string()))
+    }
+}
+
+/// A metric: what one value of a trial means.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    /// Its key in trial values and in `summary.json`.
+    pub name: String,
+    /// What it is, in a few words (path included).
+    pub description: String,
+    /// Its unit.
+    pub unit: Unit,
+    /// The papers' figure for it, if they report one.
+    pub paper: Option<PaperFigure>,
+}
+
+/// A figure from the papers, as a range when they report several runs of one setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaperFigure {
+    /// Which statistic of ours it compares with.
+    pub stat: Stat,
+    /// The smallest figure the papers report for this setting.
+    pub low: f64,
+    /// The largest (equal to `low` for a single figure).
+    pub high: f64,
+    /// Where it comes from (paper, table, row), and any unit conversion.
+    pub source: String,
+}
+
+/// A statistic of a metric's summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stat {
+    /// The mean.
+    Mean,
+    /// The median.
+    P50,
+    /// The 90th percentile.
+    P90,
+    /// The 99th percentile.
+    P99,
+}
+
+impl Stat {
+    /// Its name in `summary.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stat::Mean => "mean",
+            Stat::P50 => "p50",
+            Stat::P90 => "p90",
+            Stat::P99 => "p99",
+        }
+    }
+}
+
+/// A plot drawn from saved results (`wow-bench plot DIR` redraws it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum PlotSpec {
+    /// The CDF of one or more metrics of one unit, with the paper's figures as marks.
+    Cdf {
+        /// File stem (`.png` and `.svg` are written).
+        file: String,
+        /// Title.
+        title: String,
+        /// The metrics, one line each.
+        metrics: Vec<String>,
+    },
+    /// A histogram of one metric.
+    Histogram {
+        /// File stem.
+        file: String,
+        /// Title.
+        title: String,
+        /// The metric.
+        metric: String,
+        /// Number of bins.
+        bins: usize,
+    },
+    /// Bars of metrics of one unit: the measured mean (error bar min to max) beside the
+    /// paper's figure (error bar over its range).
+    Bars {
+        /// File stem.
+        file: String,
+        /// Title.
+        title: String,
+        /// The metrics, one group each.
+        metrics: Vec<String>,
+    },
+}
+
+/// Why a trial failed; the run records it and goes on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TrialError(pub String);
+
+impl From<HostError> for TrialError {
+    fn from(e: HostError) -> TrialError {
+        TrialError(e.to_string())
+    }
+}
+
+/// Why an experiment could not be prepared.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A host operation failed.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// The topology has no node of that name.
+    #[error("the testbed has no node {0:?}")]
+    NoSuchHost(String),
+    /// The topology does not have what the experiment needs.
+    #[error("topology {topology}: {reason}")]
+    Topology {
+        /// The topology's name.
+        topology: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// The subject carries none of the candidate paths.
+    #[error("no path the {subject} subject carries: {}", .tried.join("; "))]
+    NoPath {
+        /// The subject.
+        subject: SubjectKind,
+        /// Each candidate and why it was refused.
+        tried: Vec<String>,
+    },
+    /// A path was chosen but does not work.
+    #[error("{path}: {reason}")]
+    Preflight {
+        /// The path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+}

@@ -1,0 +1,126 @@
+//! Subjects: what carries an experiment's traffic. `physical` is the underlay itself
+//! (the papers' baseline); `ipop` will be the overlay of `ipop-node` processes.
+//!
+//! An experiment never computes addresses itself. It asks the [`Subject`] where one host
+//! reaches another for a given [`Flow`]: the physical subject answers with an underlay
+//! address (or says the physical network admits no such flow, see
+//! `wow_harness::subjects::physical`); the ipop subject will answer with the peer's
+//! virtual IP. Setting a subject up and tearing it down is the harness's job
+//! (`wow_harness::subjects`), so experiments stay the same for every subject.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+/// The subjects the harness knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubjectKind {
+    /// The underlay network, no overlay: the papers' "physical" rows.
+    Physical,
+    /// IPOP: `ipop-node` on every host, traffic to virtual IPs.
+    Ipop,
+}
+
+impl SubjectKind {
+    /// Every subject.
+    pub const ALL: [SubjectKind; 2] = [SubjectKind::Physical, SubjectKind::Ipop];
+
+    /// The name used on the command line and in result files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectKind::Physical => "physical",
+            SubjectKind::Ipop => "ipop",
+        }
+    }
+
+    /// Parses [`SubjectKind::as_str`].
+    pub fn from_name(name: &str) -> Option<SubjectKind> {
+        SubjectKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl fmt::Display for SubjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kind of traffic an experiment sends along a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "proto")]
+pub enum Flow {
+    /// ICMP echo (ping).
+    Icmp,
+    /// A TCP connection to `port`.
+    Tcp {
+        /// Destination port.
+        port: u16,
+    },
+    /// UDP datagrams to `port`, plus a TCP control connection to the same port (iperf3).
+    Udp {
+        /// Destination port.
+        port: u16,
+    },
+}
+
+impl fmt::Display for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Flow::Icmp => f.write_str("ICMP echo"),
+            Flow::Tcp { port } => write!(f, "TCP to port {port}"),
+            Flow::Udp { port } => write!(f, "UDP to port {port} (TCP control on the same port)"),
+        }
+    }
+}
+
+/// Where traffic for a node goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// The node that answers (runs the server): the node asked for, or, for the physical
+    /// subject, the nearest node on its side of the network that admits the flow.
+    pub node: String,
+    /// The address to send to.
+    pub address: Ipv4Addr,
+    /// Why the answer is not simply the node asked for, if it is not.
+    pub note: Option<String>,
+}
+
+/// The subject cannot carry the flow; the reason says why (for the report).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(pub String);
+
+/// A subject as experiments see it, once the harness has set it up.
+pub trait Subject: Send + Sync + fmt::Debug {
+    /// Which subject this is.
+    fn kind(&self) -> SubjectKind;
+
+    /// Where `from` sends `flow` traffic to reach the node `to`.
+    fn target(&self, from: &str, to: &str, flow: Flow) -> Result<Target, Unreachable>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for k in SubjectKind::ALL {
+            assert_eq!(SubjectKind::from_name(k.as_str()), Some(k));
+            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
+        }
+        assert_eq!(SubjectKind::from_name("tinc"), None);
+    }
+
+    #[test]
+    fn flows_serialise_with_their_protocol() {
+        let json = serde_json::to_string(&Flow::Tcp { port: 5201 }).unwrap();
+        assert_eq!(json, r#"{"proto":"tcp","port":5201}"#);
+        assert_eq!(
+            serde_json::to_string(&Flow::Icmp).unwrap(),
+            r#"{"proto":"icmp"}"#
+        );
+    }
+}

@@ -1,0 +1,219 @@
+//! `wow-bench run EXPERIMENT`: runs an experiment and writes its result folder.
+//!
+//! Exit status: 0 when every trial succeeded, [`FAILED_TRIALS`] when the run finished
+//! but some trial failed (the results are written), 1 when the run could not be done.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use wow_experiments::SubjectKind;
+
+use crate::results::Summary;
+use crate::results::report::{figure, mean, ratio};
+use crate::runner::{Request, default_out};
+
+/// The exit status of a finished run with failed trials.
+pub const FAILED_TRIALS: u8 = 3;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The experiment (see `wow-bench list`).
+    experiment: String,
+    /// Topology file (default: the experiment's).
+    #[arg(long)]
+    topology: Option<PathBuf>,
+    /// Number of trials (default: the experiment's).
+    #[arg(long)]
+    trials: Option<u32>,
+    /// Result folder (default: results/EXPERIMENT/TIMESTAMP).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Seed handed to the experiment.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// What carries the traffic: physical (the underlay, the papers' baseline) or ipop.
+    #[arg(long, default_value = "physical")]
+    subject: String,
+    /// Print summary.json on stdout (the table goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let experiment = wow_experiments::find(&args.experiment).with_context(|| {
+        let names: Vec<&str> = wow_experiments::ALL.iter().map(|e| e.name()).collect();
+        format!(
+            "unknown experiment {:?}; expected one of {}",
+            args.experiment,
+            names.join(", ")
+        )
+    })?;
+    let subject = SubjectKind::from_name(&args.subject).with_context(|| {
+        let names: Vec<&str> = SubjectKind::ALL.iter().map(|s| s.as_str()).collect();
+        format!(
+            "unknown subject {:?}; expected one of {}",
+            args.subject,
+            names.join(", ")
+        )
+    })?;
+    if let Some(why) = crate::subjects::unavailable(subject) {
+        bail!("{why}");
+    }
+    let topology = match args.topology {
+        Some(t) => t,
+        None => locate(experiment.default_topology())?,
+    };
+    super::require_root()?;
+    let request = Request {
+        experiment,
+        topology,
+        trials: args.trials.unwrap_or_else(|| experiment.default_trials()),
+        out: args.out.unwrap_or_else(|| default_out(experiment.name())),
+        seed: args.seed,
+        subject,
+        command: std::env::args().collect(),
+    };
+    let outcome = crate::runner::run(&request)?;
+    let table = table(&outcome.summary);
+    if args.json {
+        eprint!("{table}");
+        println!("{}", serde_json::to_string_pretty(&outcome.summary)?);
+    } else {
+        print!("{table}");
+        println!("results in {}", outcome.dir.display());
+    }
+    Ok(if outcome.summary.failed_trials > 0 {
+        ExitCode::from(FAILED_TRIALS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A shipped file, relative to the current folder or else to the source tree.
+fn locate(relative: &str) -> anyhow::Result<PathBuf> {
+    let here = PathBuf::from(relative);
+    if here.exists() {
+        return Ok(here);
+    }
+    let tree = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative);
+    if tree.exists() {
+        return Ok(tree);
+    }
+    bail!("cannot find {relative}; run from the repository root or pass --topology")
+}
+
+/// The readable summary table printed at the end of a run.
+pub(crate) fn table(s: &Summary) -> String {
+    let mut rows = vec![
+        [
+            "metric", "unit", "n", "p50", "p90", "p99", "mean", "min", "max", "paper", "÷ paper",
+        ]
+        .map(String::from),
+    ];
+    for (name, m) in &s.metrics {
+        let u = m.unit;
+        let paper = m.paper.as_ref();
+        rows.push([
+            name.clone(),
+            u.to_string(),
+            m.count.to_string(),
+            figure(m.p50, u),
+            figure(m.p90, u),
+            figure(m.p99, u),
+            mean(m.mean, u),
+            figure(m.min, u),
+            figure(m.max, u),
+            paper.map_or("–".into(), |p| {
+                if p.low == p.high {
+                    figure(Some(p.low), u)
+                } else {
+                    format!("{}–{}", figure(Some(p.low), u), figure(Some(p.high), u))
+                }
+            }),
+            paper.map_or("–".into(), |p| ratio(m.stat(p.stat), p.low, p.high)),
+        ]);
+    }
+    for l in &s.links {
+        let u = l.rtt.unit;
+        rows.push([
+            format!("link {}", l.link),
+            u.to_string(),
+            l.rtt.count.to_string(),
+            figure(l.rtt.p50, u),
+            figure(l.rtt.p90, u),
+            figure(l.rtt.p99, u),
+            mean(l.rtt.mean, u),
+            figure(l.rtt.min, u),
+            figure(l.rtt.max, u),
+            format!("{:.3} cfg", l.expected_rtt_ms),
+            ratio(l.rtt.mean, l.expected_rtt_ms, l.expected_rtt_ms),
+        ]);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = format!(
+        "\n{} — {} subject on {}: {} trials, {} failed\n",
+        s.experiment, s.subject, s.topology, s.trials, s.failed_trials
+    );
+    for p in &s.paths {
+        let _ = writeln!(out, "path: {p}");
+    }
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (cell, w))| {
+                let pad = w - cell.chars().count();
+                if c == 0 {
+                    format!("{cell}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{cell}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "  {}", line.join("  "));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_table_aligns_metrics_paper_figures_and_links() {
+        let summary: Summary = serde_json::from_value(serde_json::json!({
+            "experiment": "latency", "subject": "physical", "topology": "wan-3site",
+            "trials": 3, "failed_trials": 1,
+            "metrics": {"rtt": {"description": "ping RTT", "unit": "ms", "count": 2,
+                "p50": 38.1, "p90": 38.5, "p99": 38.5, "mean": 38.3, "min": 38.1, "max": 38.5,
+                "paper": {"stat": "mean", "low": 34.492, "high": 38.801, "source": "Table I"}}},
+            "paths": [], "plots": [], "paper_table": "",
+            "links": [{"link": "site lsu", "from": "lsu-gw", "to": "public-0",
+                "expected_rtt_ms": 36.0, "sent": 2, "received": 2,
+                "rtt": {"description": "l", "unit": "ms", "count": 2, "p50": 36.2, "p90": 36.4,
+                    "p99": 36.4, "mean": 36.3, "min": 36.2, "max": 36.4, "paper": null}}]
+        }))
+        .unwrap();
+        let t = table(&summary);
+        assert!(t.contains("latency — physical subject on wan-3site: 3 trials, 1 failed"));
+        let lines: Vec<&str> = t.lines().filter(|l| l.starts_with("  ")).collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        assert!(
+            lines[1].contains("34.492–38.801") && lines[1].ends_with("0.99–1.11×"),
+            "{t}"
+        );
+        assert!(
+            lines[2].contains("36.000 cfg") && lines[2].ends_with("1.01×"),
+            "{t}"
+        );
+        let widths: Vec<usize> = lines.iter().map(|l| l.chars().count()).collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "aligned: {t}");
+    }
+}

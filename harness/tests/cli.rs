@@ -1,0 +1,57 @@
+//! The `wow-bench` command line without root: listing, and refusing bad input with a
+//! clear message before anything is built.
+
+use std::process::{Command, Output};
+
+fn wow_bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wow-bench"))
+        .args(args)
+        .output()
+        .expect("wow-bench runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn list_prints_one_line_per_experiment() {
+    let o = wow_bench(&["list"]);
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(text.lines().count(), wow_experiments::ALL.len());
+    for (line, e) in text.lines().zip(wow_experiments::ALL) {
+        assert!(line.starts_with(e.name()), "{line}");
+        assert!(line.contains(e.description()), "{line}");
+    }
+}
+
+#[test]
+fn the_ipop_subject_says_it_is_not_available_yet() {
+    let o = wow_bench(&["run", "latency", "--subject", "ipop", "--trials", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("ipop subject is not available yet"), "{e}");
+    assert!(e.contains("--subject physical"), "{e}");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let e = stderr(&wow_bench(&["run", "nope"]));
+    assert!(
+        e.contains("unknown experiment \"nope\"") && e.contains("latency"),
+        "{e}"
+    );
+    let e = stderr(&wow_bench(&["run", "latency", "--subject", "tinc"]));
+    assert!(
+        e.contains("unknown subject \"tinc\"") && e.contains("physical"),
+        "{e}"
+    );
+    let o = wow_bench(&["plot", "/nonexistent/wow-results"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("/nonexistent/wow-results/config.json"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1,0 +1,205 @@
+//! End to end: `wow-bench run` as a user runs it (root, namespaces), small and fast. Each
+//! run builds its own testbed under the prefix `r<pid>` of its wow-bench process, so
+//! these tests run in parallel with the others. They check every output file exists and
+//! parses, and that the plots are real PNG and SVG. CI runs them through `./test.sh`:
+//! every experiment in reduced form, failing on a failed trial or a missing file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use super::WOW_BENCH;
+
+/// A fresh result folder under the system temp dir (removed by [`Run::drop`]).
+struct Run {
+    out: PathBuf,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.out);
+    }
+}
+
+fn repo(relative: &str) -> String {
+    format!("{}/../{relative}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `wow-bench run EXPERIMENT --json --out TEMP ARGS...`, asserts it exited 0 and
+/// returns the folder and the summary it printed.
+fn run(experiment: &str, args: &[&str]) -> (Run, Value) {
+    let out = std::env::temp_dir().join(format!(
+        "wow-run-{}-{experiment}-{}",
+        std::process::id(),
+        args.join("-").replace(['/', '.'], "_")
+    ));
+    let _ = std::fs::remove_dir_all(&out);
+    let output = Command::new(WOW_BENCH)
+        .args(["run", experiment, "--json", "--out"])
+        .arg(&out)
+        .args(args)
+        .output()
+        .expect("wow-bench runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "wow-bench run {experiment} {args:?}: {:?}\n{stderr}",
+        output.status
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("--json prints summary.json ({e}):\n{stderr}"));
+    (Run { out }, summary)
+}
+
+fn json(dir: &Path, name: &str) -> Value {
+    let text = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn assert_png(path: &Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", path.display());
+    assert_eq!(&bytes[12..16], b"IHDR", "{}", path.display());
+    assert!(
+        bytes.ends_with(&[0xae, 0x42, 0x60, 0x82]),
+        "IEND: {}",
+        path.display()
+    );
+}
+
+fn assert_svg(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(text.trim_start().starts_with("<svg"), "{}", path.display());
+    assert!(text.trim_end().ends_with("</svg>"), "{}", path.display());
+    assert!(text.contains("<text"), "labels: {}", path.display());
+}
+
+/// Checks every file of a finished run with `trials` trials, none failed.
+fn assert_complete(dir: &Path, summary: &Value, trials: u64) {
+    assert_eq!(
+        &json(dir, "summary.json"),
+        summary,
+        "--json prints summary.json"
+    );
+    assert_eq!(summary["trials"], trials);
+    assert_eq!(summary["failed_trials"], 0, "{summary:#}");
+    let metrics = summary["metrics"].as_object().expect("metrics");
+    assert!(!metrics.is_empty());
+    for (name, m) in metrics {
+        for key in ["unit", "p50", "p90", "p99", "mean", "min", "max"] {
+            assert!(!m[key].is_null(), "{name}.{key}: {m}");
+        }
+        assert!(m.get("paper").is_some(), "{name} has a paper key");
+    }
+    let config = json(dir, "config.json");
+    assert!(
+        config["topology"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("[[site]]")
+    );
+    assert!(
+        config["versions"]["iperf3"]
+            .as_str()
+            .unwrap()
+            .contains("iperf")
+    );
+    assert!(
+        config["versions"]["ping"]
+            .as_str()
+            .unwrap()
+            .contains("iputils")
+    );
+    assert!(config["machine"]["loadavg"].is_string());
+    assert!(config["machine"]["nproc"].as_u64().unwrap() >= 1);
+    let lines = std::fs::read_to_string(dir.join("trials.jsonl")).unwrap();
+    assert_eq!(lines.lines().count() as u64, trials);
+    for line in lines.lines() {
+        let t: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(t["ok"], true, "{t}");
+        assert!(!t["values"].as_object().unwrap().is_empty(), "{t}");
+    }
+    let links = json(dir, "links.json");
+    assert_eq!(
+        links.as_array().unwrap().len(),
+        summary["links"].as_array().unwrap().len()
+    );
+    let mut stems: Vec<String> = summary["plots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["file"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!stems.is_empty());
+    if !summary["links"].as_array().unwrap().is_empty() {
+        stems.push("wan-links".into());
+    }
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("## Measured beside the paper"), "{report}");
+    for stem in stems {
+        assert_png(&dir.join(format!("{stem}.png")));
+        assert_svg(&dir.join(format!("{stem}.svg")));
+        assert!(
+            report.contains(&format!("({stem}.png)")),
+            "{stem} in report"
+        );
+    }
+}
+
+#[test]
+fn netns_run_latency_physical_3_trials() {
+    let (run, summary) = run("latency", &["--subject", "physical", "--trials", "3"]);
+    assert_complete(&run.out, &summary, 3);
+    assert_eq!(summary["topology"], "lan");
+    let rtt = &summary["metrics"]["rtt"];
+    assert_eq!(rtt["unit"], "ms");
+    assert_eq!(rtt["paper"]["low"], 0.625);
+    assert!(rtt["max"].as_f64().unwrap() < 5.0, "a veth LAN: {rtt}");
+    // `plot` redraws from the files alone.
+    std::fs::remove_file(run.out.join("rtt-cdf.png")).unwrap();
+    let status = Command::new(WOW_BENCH)
+        .arg("plot")
+        .arg(&run.out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_png(&run.out.join("rtt-cdf.png"));
+}
+
+#[test]
+fn netns_run_throughput_physical_2_trials() {
+    let (run, summary) = run("throughput", &["--subject", "physical", "--trials", "2"]);
+    assert_complete(&run.out, &summary, 2);
+    for metric in ["tcp", "udp"] {
+        let m = &summary["metrics"][metric];
+        assert_eq!(m["unit"], "Mbit/s");
+        assert!(m["min"].as_f64().unwrap() > 10.0, "{metric}: {m}");
+    }
+    assert!(summary["metrics"]["tcp"]["paper"].is_object());
+}
+
+/// Every experiment, reduced, on the WAN topology: paths cross the emulated links, the
+/// physical subject picks flows the firewalls allow, and the links are measured alone.
+#[test]
+fn netns_run_every_experiment_reduced_on_wan_3site() {
+    let topology = repo("topologies/wan-3site.toml");
+    for experiment in wow_experiments::ALL {
+        let (run, summary) = run(
+            experiment.name(),
+            &["--trials", "2", "--topology", &topology],
+        );
+        assert_complete(&run.out, &summary, 2);
+        let path = &summary["paths"][0];
+        assert_eq!(path["from"], "ufl-0");
+        assert_eq!(path["target"]["node"], "lsu-gw", "{path}");
+        assert_eq!(path["wan"], true);
+        let links = summary["links"].as_array().unwrap();
+        assert_eq!(links.len(), 2, "the ufl and lsu links: {links:?}");
+        for l in links {
+            let mean = l["rtt"]["mean"].as_f64().unwrap();
+            let expected = l["expected_rtt_ms"].as_f64().unwrap();
+            assert!(mean > expected * 0.95, "the configured delay is there: {l}");
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Namespaces share one overlay but not packets, and the DHT never hands out one
+//! address twice, even to many clients asking at once in a small range.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use wow_harness::vnet::{DhcpClient, TAP, create_namespace, ping, wait_address};
+
+fn lan(hosts: usize) -> String {
+    format!(
+        "name = \"vnet-lan\"\n[[site]]\nname = \"lan\"\nhosts = {hosts}\nnat = \"none\"\nfirewall = \"open\"\n\
+         [[public]]\nname = \"public\"\ncount = 1\n"
+    )
+}
+
+#[test]
+fn netns_two_namespaces_on_one_overlay_stay_apart() {
+    let (mut world, ns1) = super::World::new(&lan(4), "10.200.0.0/24");
+    let ns2 = create_namespace(&world.public, &world.bin, "10.200.0.0/24", "1h").unwrap();
+    let hosts: Vec<_> = (0..4).map(|i| world.host(&format!("lan-{i}"))).collect();
+    let member_of = [&ns1, &ns1, &ns2, &ns2];
+    for (h, ns) in hosts.iter().zip(member_of) {
+        world.member(h, ns);
+    }
+    let mut clients = Vec::new();
+    for h in &hosts {
+        wow_harness::nodes::wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+            super::World::tap_ready(h)
+        })
+        .expect("TAP");
+        clients.push(DhcpClient::Dhclient.start(h, TAP).unwrap());
+    }
+    let ips: Vec<_> = hosts
+        .iter()
+        .map(|h| wait_address(h, TAP, Duration::from_secs(60)).unwrap())
+        .collect();
+    // Within a namespace: connected.
+    assert_eq!(
+        ping(&hosts[0], ips[1], 3, Duration::from_millis(200))
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        ping(&hosts[2], ips[3], 3, Duration::from_millis(200))
+            .unwrap()
+            .len(),
+        3
+    );
+    // Across namespaces: nothing, even though the ranges are the same.
+    for (from, to) in [(0, 2), (0, 3), (2, 0), (3, 1)] {
+        if ips[to] != ips[from ^ 1] {
+            let rtts = ping(&hosts[from], ips[to], 3, Duration::from_millis(200)).unwrap();
+            assert!(
+                rtts.is_empty(),
+                "lan-{from} reached lan-{to} in another namespace"
+            );
+        }
+    }
+    for c in &mut clients {
+        let _ = c.stop(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn netns_fifty_clients_at_once_in_a_small_range_never_share_an_address() {
+    const N: usize = 50;
+    // A /26 holds 61 assignable addresses: collisions are certain, duplicates must not be.
+    let (mut world, ns) = super::World::new(&lan(N), "10.201.0.0/26");
+    let hosts: Vec<_> = (0..N).map(|i| world.host(&format!("lan-{i}"))).collect();
+    for h in &hosts {
+        world.member(h, &ns);
+    }
+    let mut clients = Vec::new();
+    for h in &hosts {
+        wow_harness::nodes::wait_for(Duration::from_secs(20), Duration::from_millis(100), || {
+            super::World::tap_ready(h)
+        })
+        .expect("TAP");
+        clients.push(DhcpClient::Dhclient.start(h, TAP).unwrap());
+    }
+    let ips: Vec<_> = hosts
+        .iter()
+        .map(|h| wait_address(h, TAP, Duration::from_secs(120)).unwrap())
+        .collect();
+    let distinct: BTreeSet<_> = ips.iter().collect();
+    assert_eq!(distinct.len(), N, "duplicate addresses: {ips:?}");
+    for c in &mut clients {
+        let _ = c.stop(Duration::from_secs(1));
+    }
+}
