@@ -17,6 +17,8 @@ const KEEP: usize = 4 << 20;
 const AFTER_KILL: Duration = Duration::from_secs(3);
 /// Limit for the small blocking steps (opening a channel, sending stdin, the kill).
 const STEP: Duration = Duration::from_secs(15);
+/// libssh2's "would block" in non-blocking mode.
+const EAGAIN: i32 = -37;
 /// How long one wait for the socket lasts at most.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -83,17 +85,36 @@ pub(super) fn run(conn: &Conn, cmd: &Cmd, timeout: Duration) -> Result<Output, B
     session.set_timeout(millis(STEP));
     let mut channel = session.channel_session().map_err(Broken::before)?;
     channel.exec(&line(cmd)).map_err(Broken::before)?;
-    if let Some(bytes) = &cmd.stdin {
-        channel.write_all(bytes)?;
-    }
-    channel.send_eof()?;
 
+    // Stdin is written as the window allows while output is read, so a command that
+    // writes before it reads cannot stall on a full window.
     let deadline = Instant::now() + timeout;
     session.set_blocking(false);
+    let mut stdin: &[u8] = cmd.stdin.as_deref().unwrap_or_default();
+    let mut stdin_open = true;
     let mut out = Streams::default();
     let mut timed_out = false;
     let drained = loop {
-        let moved = out.read(&mut channel)?;
+        let mut moved = out.read(&mut channel)?;
+        if stdin_open {
+            match channel.write(stdin) {
+                Ok(n) => {
+                    stdin = &stdin[n..];
+                    moved |= n > 0;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                // The command exited without reading all of it.
+                Err(_) => stdin = &[],
+            }
+            if stdin.is_empty() {
+                match channel.send_eof() {
+                    Ok(()) => stdin_open = false,
+                    Err(e) if e.code() == ssh2::ErrorCode::Session(EAGAIN) => {}
+                    // The command is gone already; its output tells the rest.
+                    Err(_) => stdin_open = false,
+                }
+            }
+        }
         if channel.eof() && !moved {
             break true;
         }
