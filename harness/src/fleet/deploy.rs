@@ -307,8 +307,13 @@ fn install(spec: &HostSpec, binary: &Path, par: &Parallel) -> Result<SshHost, Dr
         detail,
         placed: Some(host.work_dir().to_string()),
     };
-    host.prepare_work_dir()
-        .map_err(|e| fail(format!("cannot make the work dir: {e}")))?;
+    host.prepare_work_dir().map_err(|e| {
+        fail(format!(
+            "cannot make the work dir {} ({e}): set work_dir to a folder {} may write",
+            host.work_dir(),
+            spec.target.user
+        ))
+    })?;
     let layout = Layout::of(&host);
     host.copy_to(binary, &layout.binary())
         .map_err(|e| fail(format!("cannot copy ipop-node: {e}")))?;

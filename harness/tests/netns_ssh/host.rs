@@ -58,8 +58,35 @@ fn alive(host: &SshHost, pid: u32) -> bool {
     .success()
 }
 
+/// An `ssh-agent` of the test's own, ended by PID (and its folder removed) when dropped.
+struct Agent(std::process::Child, std::path::PathBuf);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
 #[test]
 fn netns_ssh_host_runs_spawns_copies_and_reads() {
+    // The agent runs (and SSH_AUTH_SOCK is set) before any other thread exists.
+    let agent_dir = std::env::temp_dir().join(format!("wow-ssh-agent-{}", std::process::id()));
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let sock = agent_dir.join("agent.sock");
+    let _agent = Agent(
+        std::process::Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("ssh-agent"),
+        agent_dir.clone(),
+    );
+    // SAFETY: no other thread of this test process runs yet.
+    unsafe { std::env::set_var("SSH_AUTH_SOCK", &sock) };
     let lab = Lab::new(
         TOPOLOGY,
         &[
@@ -292,5 +319,26 @@ fn netns_ssh_host_runs_spawns_copies_and_reads() {
         };
         let e = SshHost::connect("p0", &changed, "w").unwrap_err();
         assert!(e.to_string().contains("HOST KEY CHANGED"), "{e}");
+
+        // Agent authentication: an empty agent is refused with advice, a loaded one works.
+        let via_agent = Target {
+            auth: Auth::Agent,
+            ..target(&lab, "public-0")
+        };
+        let ready =
+            wow_harness::nodes::wait_for(Duration::from_secs(5), Duration::from_millis(20), || {
+                sock.exists().then_some(())
+            });
+        assert!(ready.is_some(), "ssh-agent did not make {}", sock.display());
+        let e = SshHost::connect("p0", &via_agent, "w").unwrap_err();
+        assert!(e.to_string().contains("ssh-agent holds no key"), "{e}");
+        let added = std::process::Command::new("ssh-add")
+            .arg("-q")
+            .arg(lab.key())
+            .status()
+            .unwrap();
+        assert!(added.success());
+        let h = SshHost::connect("p0", &via_agent, "w").unwrap();
+        assert_eq!(text(&h, Cmd::new("hostname")).trim(), "public-0");
     });
 }
