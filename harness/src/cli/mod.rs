@@ -1,5 +1,6 @@
 //! The `wow-bench` command line. Each subcommand is a module with its own clap `Args`
-//! and a `run` function; later subcommands (`deploy`) slot in the same way.
+//! and a `run` function (the fleet commands `deploy`, `status`, `stop` and `collect` share
+//! one module).
 
 mod clean;
 mod emulate;
