@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub use wow_host as host;
+pub mod fleet;
 mod links;
 pub mod natmatrix;
 mod netns_host;
@@ -17,6 +18,7 @@ pub mod nodes;
 mod render;
 pub mod results;
 pub mod runner;
+pub mod ssh;
 pub mod subjects;
 pub mod vnet;
 

@@ -135,12 +135,12 @@ impl RunningNode {
 
 /// The status of the node on `host`, through its control socket.
 pub fn status(host: &dyn Host, binary: &Path) -> Result<Value> {
-    let cmd = Cmd::new(binary.display().to_string()).args([
-        "status",
-        "--json",
-        "--socket",
-        CONTROL_SOCKET,
-    ]);
+    status_at(host, binary, CONTROL_SOCKET)
+}
+
+/// The status of the node on `host` whose control socket is `socket`.
+pub fn status_at(host: &dyn Host, binary: &Path, socket: &str) -> Result<Value> {
+    let cmd = Cmd::new(binary.display().to_string()).args(["status", "--json", "--socket", socket]);
     let out = host.check(&cmd, Duration::from_secs(5))?;
     serde_json::from_slice(&out.stdout)
         .with_context(|| format!("{}: status is not JSON", host.name()))

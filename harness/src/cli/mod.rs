@@ -1,8 +1,10 @@
 //! The `wow-bench` command line. Each subcommand is a module with its own clap `Args`
-//! and a `run` function; later subcommands (`deploy`) slot in the same way.
+//! and a `run` function (the fleet commands `deploy`, `status`, `stop` and `collect` share
+//! one module).
 
 mod clean;
 mod emulate;
+mod fleet;
 mod list;
 mod plot;
 mod probe;
@@ -35,6 +37,14 @@ enum Command {
     /// Classify a NAT with a STUN-like probe (server on a public host, client behind).
     #[command(subcommand)]
     Probe(probe::Command),
+    /// Install and start ipop-node on the SSH hosts of a hosts file, bootstrap hosts first.
+    Deploy(fleet::DeployArgs),
+    /// Show what the nodes of a hosts file are doing.
+    Status(fleet::HostsArgs),
+    /// Stop the deployed nodes (graceful leave) and remove what deploy placed.
+    Stop(fleet::StopArgs),
+    /// Copy each host's node status, config and logs into a folder.
+    Collect(fleet::CollectArgs),
     /// The link emulator process that `topo up` starts (not for direct use).
     #[command(name = "__emulate", hide = true)]
     Emulate(emulate::Args),
@@ -51,6 +61,10 @@ pub fn main() -> std::process::ExitCode {
         Command::Clean(a) => clean::run(a),
         Command::Probe(c) => probe::run(c),
         Command::Emulate(a) => emulate::run(a),
+        Command::Deploy(a) => fleet::deploy(a),
+        Command::Status(a) => fleet::status(a),
+        Command::Stop(a) => fleet::stop(a),
+        Command::Collect(a) => fleet::collect(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,344 @@
+//! `SshHost` against real `sshd` daemons: everything an experiment does through `Host`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use wow_harness::ssh::{self, Auth, HostKeyCheck, HostKeyPolicy, JobState, SshHost, Target};
+use wow_harness::{Cmd, Host, HostError};
+
+use super::lab::{Lab, Sshd, from_namespace};
+
+const TOPOLOGY: &str = r#"
+name = "sshapi"
+[[site]]
+name = "lan"
+hosts = 1
+nat = "none"
+firewall = "custom"
+firewall_rules = [
+  "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+  "-A FORWARD -i lan -j ACCEPT",
+  "-A FORWARD -j DROP",
+]
+[[public]]
+name = "public"
+count = 3
+[[public]]
+name = "ctl"
+"#;
+
+fn target(lab: &Lab, host: &str) -> Target {
+    Target {
+        address: lab.address(host),
+        port: 22,
+        user: lab.user.clone(),
+        auth: Auth::KeyFile(lab.key()),
+        jump: None,
+        host_key: HostKeyPolicy {
+            known_hosts: lab.dir.join("known_hosts"),
+            check: HostKeyCheck::AcceptNew,
+        },
+        connect_timeout: Duration::from_secs(2),
+    }
+}
+
+fn text(host: &SshHost, cmd: Cmd) -> String {
+    match host.check(&cmd, Duration::from_secs(10)) {
+        Ok(out) => out.stdout_text(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn alive(host: &SshHost, pid: u32) -> bool {
+    host.run(
+        &Cmd::new("kill").args(["-0", &pid.to_string()]),
+        Duration::from_secs(5),
+    )
+    .unwrap()
+    .success()
+}
+
+/// An `ssh-agent` of the test's own, ended by PID (and its folder removed) when dropped.
+struct Agent(std::process::Child, std::path::PathBuf);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+#[test]
+fn netns_ssh_host_runs_spawns_copies_and_reads() {
+    // The agent runs (and SSH_AUTH_SOCK is set) before any other thread exists.
+    let agent_dir = std::env::temp_dir().join(format!("wow-ssh-agent-{}", std::process::id()));
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let sock = agent_dir.join("agent.sock");
+    let _agent = Agent(
+        std::process::Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("ssh-agent"),
+        agent_dir.clone(),
+    );
+    // SAFETY: no other thread of this test process runs yet.
+    unsafe { std::env::set_var("SSH_AUTH_SOCK", &sock) };
+    let lab = Lab::new(
+        TOPOLOGY,
+        &[
+            ("public-0", Sshd::Accepts),
+            ("public-1", Sshd::RefusesKeys),
+            ("public-2", Sshd::Stopped),
+            ("lan-gw", Sshd::Accepts),
+            ("lan-0", Sshd::Accepts),
+        ],
+    );
+    from_namespace(&lab, "ctl-0", || {
+        let h = SshHost::connect("p0", &target(&lab, "public-0"), ".wow-bench/p0").unwrap();
+        assert_eq!(h.name(), "p0");
+        assert_eq!(h.addresses()[0].to_string(), lab.address("public-0"));
+        assert_eq!(h.home(), lab.home.display().to_string());
+        assert_eq!(
+            h.work_dir(),
+            format!("{}/.wow-bench/p0", lab.home.display())
+        );
+        assert_eq!(text(&h, Cmd::new("hostname")).trim(), "public-0");
+        assert_ne!(
+            text(&h, Cmd::new("id").arg("-u")).trim(),
+            "0",
+            "an unprivileged login"
+        );
+        h.prepare_work_dir().unwrap();
+
+        // Output, exit codes, stdin and environment come back; failures say what failed.
+        let out = h
+            .run(
+                &Cmd::new("sh")
+                    .args(["-c", "cat; echo \"$X\" >&2; exit 3"])
+                    .stdin("in")
+                    .env("X", "a b"),
+                Duration::from_secs(5),
+            )
+            .unwrap();
+        assert_eq!(
+            (
+                out.code,
+                out.stdout_text().as_str(),
+                out.stderr_text().as_str()
+            ),
+            (Some(3), "in", "a b\n")
+        );
+        assert!(matches!(
+            h.check(&Cmd::new("false"), Duration::from_secs(5)),
+            Err(HostError::Failed { .. })
+        ));
+        assert!(matches!(
+            h.run(&Cmd::new("no-such-program-wow"), Duration::from_secs(5)),
+            Err(HostError::Start { .. })
+        ));
+        // Concurrent calls each get a session of the pool.
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| assert_eq!(text(&h, Cmd::new("echo").arg("hi")), "hi\n"));
+            }
+        });
+
+        // Past its timeout a command is killed on the host, by its PID.
+        let started = Instant::now();
+        let out = h
+            .run(&Cmd::new("sleep").arg("37"), Duration::from_millis(500))
+            .unwrap();
+        assert!(
+            out.timed_out && started.elapsed() < Duration::from_secs(5),
+            "{out:?}"
+        );
+        assert_eq!(out.signal, Some(libc::SIGKILL));
+        assert!(
+            !lab.user_processes().iter().any(|p| p.contains("sleep 37")),
+            "{:?}",
+            lab.user_processes()
+        );
+
+        // Files go in (with the executable bit) and come back.
+        let local = lab.dir.join("payload.sh");
+        std::fs::write(&local, "#!/bin/sh\necho payload\n").unwrap();
+        std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let remote = format!("{}/payload.sh", h.work_dir());
+        h.copy_to(&local, &remote).unwrap();
+        h.copy_to(&local, &remote).unwrap(); // replacing works too
+        assert_eq!(h.read_file(&remote).unwrap(), b"#!/bin/sh\necho payload\n");
+        assert_eq!(
+            text(&h, Cmd::new("stat").args(["-c", "%a", &remote])).trim(),
+            "755"
+        );
+        assert_eq!(text(&h, Cmd::new(&remote)), "payload\n");
+        assert!(matches!(
+            h.read_file("/nonexistent/wow"),
+            Err(HostError::Io { .. })
+        ));
+
+        // A long-lived process: stopped by PID with SIGTERM, its output returned.
+        let mut p = h
+            .spawn(&Cmd::new("sh").args(["-c", "echo started; exec sleep 600"]))
+            .unwrap();
+        let pid = p.pid();
+        assert!(alive(&h, pid));
+        assert!(p.try_wait().unwrap().is_none());
+        let out = p.stop(Duration::from_secs(2)).unwrap();
+        assert_eq!(
+            (out.signal, out.stdout_text().as_str()),
+            (Some(libc::SIGTERM), "started\n")
+        );
+        assert!(!alive(&h, pid));
+        // One that exits by itself.
+        let mut p = h
+            .spawn(&Cmd::new("sh").args(["-c", "echo hi; exit 4"]))
+            .unwrap();
+        let out = wow_harness::nodes::wait_for(
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            || p.try_wait().unwrap(),
+        )
+        .expect("exits");
+        assert_eq!((out.code, out.stdout_text().as_str()), (Some(4), "hi\n"));
+        // Dropping the handle stops it.
+        let p = h.spawn(&Cmd::new("sleep").arg("600")).unwrap();
+        let pid = p.pid();
+        drop(p);
+        assert!(!alive(&h, pid));
+
+        // A job whose PID no longer names the process it started is never signalled.
+        let dir = format!("{}/guarded", h.work_dir());
+        let job = h.launch(&dir, &Cmd::new("sleep").arg("600")).unwrap();
+        assert_eq!(h.job_state(&dir).unwrap(), JobState::Running(job.pid));
+        let start = h.read_file(&format!("{dir}/start")).unwrap();
+        text(
+            &h,
+            Cmd::new("sh").args(["-c", "echo 1 > \"$1/start\"", "sh", &dir]),
+        );
+        h.stop_job(&dir, Duration::from_millis(200)).unwrap();
+        assert!(
+            alive(&h, job.pid),
+            "a process with another start time was signalled"
+        );
+        assert_eq!(h.job_state(&dir).unwrap(), JobState::Gone);
+        text(
+            &h,
+            Cmd::new("sh")
+                .args(["-c", "cat > \"$1/start\"", "sh", &dir])
+                .stdin(start),
+        );
+        h.stop_job(&dir, Duration::from_secs(2)).unwrap();
+        assert!(!alive(&h, job.pid));
+        assert_eq!(
+            h.job_state(&dir).unwrap(),
+            JobState::Exited(128 + libc::SIGTERM)
+        );
+
+        // Cleanup removes exactly what we placed.
+        assert!(h.remove_work_dir(&["payload.sh", "guarded"]).unwrap());
+        assert!(!lab.home.join(".wow-bench").exists());
+        assert!(
+            !h.remove_work_dir(&[]).unwrap(),
+            "no marker, nothing removed"
+        );
+
+        // Behind a firewall: only through the jump host.
+        let mut direct = target(&lab, "lan-0");
+        direct.connect_timeout = Duration::from_millis(500);
+        assert!(matches!(
+            SshHost::connect("lan-0", &direct, "w"),
+            Err(ssh::Error::Connect { .. })
+        ));
+        let jumped = Target {
+            jump: Some(Box::new(target(&lab, "lan-gw"))),
+            ..target(&lab, "lan-0")
+        };
+        let lan = SshHost::connect("lan-0", &jumped, "w").unwrap();
+        assert_eq!(text(&lan, Cmd::new("hostname")).trim(), "lan-0");
+        assert_eq!(lan.addresses()[0].to_string(), lab.address("lan-0"));
+        let big = vec![7u8; 3 << 20];
+        std::fs::write(&local, &big).unwrap();
+        lan.copy_to(&local, "big.bin").unwrap();
+        assert_eq!(lan.read_file("big.bin").unwrap().len(), big.len());
+        text(&lan, Cmd::new("rm").arg("big.bin"));
+
+        // Failures say why, and what to do.
+        let refused = SshHost::connect("p1", &target(&lab, "public-1"), "w").unwrap_err();
+        assert!(
+            matches!(refused, ssh::Error::Auth { .. })
+                && refused.to_string().contains("refused key"),
+            "{refused}"
+        );
+        assert!(!refused.is_transient());
+        let down = SshHost::connect("p2", &target(&lab, "public-2"), "w").unwrap_err();
+        assert!(
+            down.to_string().contains("connection refused") && down.is_transient(),
+            "{down}"
+        );
+        let no_key = Target {
+            auth: Auth::KeyFile(lab.dir.join("missing")),
+            ..target(&lab, "public-0")
+        };
+        let e = SshHost::connect("p0", &no_key, "w").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("does not exist: create one with `ssh-keygen"),
+            "{e}"
+        );
+        let strict = Target {
+            host_key: HostKeyPolicy {
+                known_hosts: lab.dir.join("empty_known_hosts"),
+                check: HostKeyCheck::Strict,
+            },
+            ..target(&lab, "public-0")
+        };
+        let e = SshHost::connect("p0", &strict, "w").unwrap_err();
+        assert!(e.to_string().contains("unknown host key"), "{e}");
+        // The host key recorded on first contact is now enforced: another server at the
+        // same address (lan-gw's key is the same file here, so fake a change instead).
+        let known = std::fs::read_to_string(lab.dir.join("known_hosts")).unwrap();
+        let other = std::fs::read_to_string(lab.dir.join("id_ed25519.pub")).unwrap();
+        let key = other.split_whitespace().nth(1).unwrap();
+        std::fs::write(
+            lab.dir.join("changed_known_hosts"),
+            format!("{} ssh-ed25519 {key}\n", lab.address("public-0")),
+        )
+        .unwrap();
+        assert!(known.contains(&lab.address("public-0")), "{known}");
+        let changed = Target {
+            host_key: HostKeyPolicy {
+                known_hosts: lab.dir.join("changed_known_hosts"),
+                check: HostKeyCheck::AcceptNew,
+            },
+            ..target(&lab, "public-0")
+        };
+        let e = SshHost::connect("p0", &changed, "w").unwrap_err();
+        assert!(e.to_string().contains("HOST KEY CHANGED"), "{e}");
+
+        // Agent authentication: an empty agent is refused with advice, a loaded one works.
+        let via_agent = Target {
+            auth: Auth::Agent,
+            ..target(&lab, "public-0")
+        };
+        let ready =
+            wow_harness::nodes::wait_for(Duration::from_secs(5), Duration::from_millis(20), || {
+                sock.exists().then_some(())
+            });
+        assert!(ready.is_some(), "ssh-agent did not make {}", sock.display());
+        let e = SshHost::connect("p0", &via_agent, "w").unwrap_err();
+        assert!(e.to_string().contains("ssh-agent holds no key"), "{e}");
+        let added = std::process::Command::new("ssh-add")
+            .arg("-q")
+            .arg(lab.key())
+            .status()
+            .unwrap();
+        assert!(added.success());
+        let h = SshHost::connect("p0", &via_agent, "w").unwrap();
+        assert_eq!(text(&h, Cmd::new("hostname")).trim(), "public-0");
+    });
+}

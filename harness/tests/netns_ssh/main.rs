@@ -1,0 +1,8 @@
+//! Integration tests of SSH hosts (they need root): real `sshd` daemons, each in a
+//! network namespace of a testbed, stand in for remote machines. Every test name starts
+//! with `netns_ssh_`; each builds its own testbed, user and keys, removed when its `Lab`
+//! drops.
+
+mod fleet;
+mod host;
+mod lab;
