@@ -54,6 +54,8 @@ enum Decision {
 
 /// Largest routed datagram the node builds itself.
 const MAX_DATAGRAM: usize = 65_000;
+/// How many relays a node offered a CTM peer connects to when it shares none with it.
+const RELAYS_TO_REACH: usize = 4;
 
 impl Node {
     /// Where a message with header `h` goes next from this node.
@@ -300,12 +302,33 @@ impl Node {
         edges
     }
 
+    /// When a CTM peer offers relays but none is a direct peer of ours, connects to a
+    /// few of them (by CTM), so that a later CTM round, should the direct edge fail,
+    /// finds a relay both ends reach. Without this, a node behind a symmetric NAT whose
+    /// ring neighbours sit behind port-restricted NATs, and which knows only its
+    /// bootstrap node, never finds a common relay.
+    fn reach_relays(&mut self, now: Instant, candidates: &[Edge], relays: AddressList<'_>) {
+        if candidates.iter().any(|e| matches!(e, Edge::Relay { .. })) {
+            return;
+        }
+        let unknown: Vec<Address> = relays
+            .iter()
+            .filter(|&r| r != self.address && self.table.get(r).is_none())
+            .filter(|&r| !self.attempts.iter().any(|a| a.peer == Some(r)))
+            .take(RELAYS_TO_REACH)
+            .collect();
+        for r in unknown {
+            self.send_ctm(now, r, Mode::Exact, Roles::NONE, None);
+        }
+    }
+
     fn on_ctm_request(&mut self, now: Instant, header: &RoutedHeader, req: &CtmRequest<'_>) {
         let requester = header.src;
         if requester == self.address {
             return;
         }
         let candidates = self.ctm_candidates(requester, req.transports, req.relays);
+        self.reach_relays(now, &candidates, req.relays);
         self.start_link(now, Some(requester), candidates, Roles::NONE);
         let transports = self.nat.advertised();
         let relays = self.table.direct_peers(MAX_NEIGHBORS);
@@ -325,6 +348,7 @@ impl Node {
         };
         let roles = pending.roles;
         let candidates = self.ctm_candidates(header.src, rep.transports, rep.relays);
+        self.reach_relays(now, &candidates, rep.relays);
         self.start_link(now, Some(header.src), candidates, roles);
     }
 
