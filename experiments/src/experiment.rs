@@ -43,6 +43,12 @@ pub trait Experiment: Send + Sync + std::fmt::Debug {
     /// the report (including rows for subjects other than the one measured).
     fn paper_table(&self) -> &'static str;
 
+    /// What the experiment needs of an overlay subject on `topology`: hosts to leave
+    /// free of subject nodes (it starts its own there), and whether shortcuts may form.
+    fn overlay_needs(&self, _topology: &Topology) -> OverlayNeeds {
+        OverlayNeeds::default()
+    }
+
     /// Gets a run ready on a built testbed with the subject set up: picks the paths,
     /// checks them, starts servers.
     fn prepare<'a>(&self, setup: &Setup<'a>) -> Result<Box<dyn Trials + 'a>, Error>;
@@ -76,6 +82,27 @@ pub struct Setup<'a> {
     pub seed: u64,
 }
 
+/// What an experiment needs of an overlay subject ([`Experiment::overlay_needs`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayNeeds {
+    /// Hosts the subject leaves without a node: the experiment starts (and stops) its
+    /// own nodes there through [`Overlay::start`](crate::Overlay::start).
+    pub reserved: Vec<String>,
+    /// Whether nodes may open shortcut edges to the peers they exchange traffic with
+    /// (the multi-hop experiment turns them off to keep traffic on the overlay's
+    /// greedy routes).
+    pub shortcuts: bool,
+}
+
+impl Default for OverlayNeeds {
+    fn default() -> OverlayNeeds {
+        OverlayNeeds {
+            reserved: Vec::new(),
+            shortcuts: true,
+        }
+    }
+}
+
 /// The nodes of a testbed by name.
 #[derive(Debug, Default)]
 pub struct Hosts(BTreeMap<String, Box<dyn Host>>);
@@ -89,6 +116,11 @@ impl Hosts {
     /// Adds `host` under its name.
     pub fn insert(&mut self, host: Box<dyn Host>) {
         self.0.insert(host.name().to_string(), host);
+    }
+
+    /// Every host, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &dyn Host> {
+        self.0.values().map(|h| &**h)
     }
 
     /// The node `name`.

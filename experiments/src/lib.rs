@@ -3,12 +3,15 @@
 //!
 //! Every experiment implements [`Experiment`] ([`experiment`] explains a run's steps)
 //! and sees the testbed only through [`wow_host::Host`]s, running real tools (`ping`,
-//! `iperf3`; later `dhclient` and the node's status socket), and through the
+//! `iperf3`, `dhclient`, and the node's status socket), and through the
 //! [`Subject`], which says where one host reaches another. Adding an experiment: write
 //! a module with a type implementing [`Experiment`] and list it in [`ALL`].
 
+pub mod dhcp_join;
 pub mod experiment;
+pub mod join;
 pub mod latency;
+pub mod multihop;
 pub mod paper;
 pub mod path;
 pub mod subject;
@@ -16,14 +19,22 @@ pub mod throughput;
 pub mod tools;
 
 pub use experiment::{
-    Error, Experiment, Hosts, Metric, PaperFigure, PlotSpec, Setup, Stat, TrialError, Trials,
-    Values,
+    Error, Experiment, Hosts, Metric, OverlayNeeds, PaperFigure, PlotSpec, Setup, Stat, TrialError,
+    Trials, Values,
 };
 pub use path::Path;
-pub use subject::{Flow, Subject, SubjectKind, Target, Unreachable};
+pub use subject::{
+    Edges, Flow, NodeKind, Overlay, OverlayNode, Subject, SubjectKind, Target, Unreachable,
+};
 
 /// Every experiment, in the order `wow-bench list` shows them.
-pub static ALL: &[&dyn Experiment] = &[&latency::Latency, &throughput::Throughput];
+pub static ALL: &[&dyn Experiment] = &[
+    &latency::Latency,
+    &throughput::Throughput,
+    &join::Join,
+    &dhcp_join::DhcpJoin,
+    &multihop::Multihop,
+];
 
 /// The experiment called `name`.
 pub fn find(name: &str) -> Option<&'static dyn Experiment> {

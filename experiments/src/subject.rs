@@ -1,17 +1,21 @@
 //! Subjects: what carries an experiment's traffic. `physical` is the underlay itself
-//! (the papers' baseline); `ipop` will be the overlay of `ipop-node` processes.
+//! (the papers' baseline); `ipop` is the overlay of `ipop-node` processes.
 //!
 //! An experiment never computes addresses itself. It asks the [`Subject`] where one host
 //! reaches another for a given [`Flow`]: the physical subject answers with an underlay
 //! address (or says the physical network admits no such flow, see
-//! `wow_harness::subjects::physical`); the ipop subject will answer with the peer's
-//! virtual IP. Setting a subject up and tearing it down is the harness's job
+//! `wow_harness::subjects::physical`); the ipop subject answers with the peer's
+//! virtual IP. Experiments that start nodes themselves reach the overlay through
+//! [`Subject::overlay`]. Setting a subject up and tearing it down is the harness's job
 //! (`wow_harness::subjects`), so experiments stay the same for every subject.
 
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use wow_host::{Host, HostError};
 
 /// The subjects the harness knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -42,6 +46,40 @@ impl SubjectKind {
 }
 
 impl fmt::Display for SubjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which edges an overlay subject's nodes make (the IPOP paper's IPOP-UDP and IPOP-TCP).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Edges {
+    /// UDP edges, with TCP where a site blocks UDP.
+    #[default]
+    Udp,
+    /// TCP edges only: nodes listen on no UDP port.
+    Tcp,
+}
+
+impl Edges {
+    /// The name used on the command line and in result files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Edges::Udp => "udp",
+            Edges::Tcp => "tcp",
+        }
+    }
+
+    /// Parses [`Edges::as_str`].
+    pub fn from_name(name: &str) -> Option<Edges> {
+        [Edges::Udp, Edges::Tcp]
+            .into_iter()
+            .find(|e| e.as_str() == name)
+    }
+}
+
+impl fmt::Display for Edges {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -99,6 +137,66 @@ pub trait Subject: Send + Sync + fmt::Debug {
 
     /// Where `from` sends `flow` traffic to reach the node `to`.
     fn target(&self, from: &str, to: &str, flow: Flow) -> Result<Target, Unreachable>;
+
+    /// The overlay behind this subject, for experiments that start nodes of their own or
+    /// ask a node about the overlay (join, dhcp-join, multihop); `None` for the physical
+    /// network.
+    fn overlay(&self) -> Option<&dyn Overlay> {
+        None
+    }
+}
+
+/// What a node an experiment starts takes part in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// A P2P node only: it routes, holds DHT records, has no TAP device.
+    Router,
+    /// A member of the subject's IPOP namespace: a TAP device a DHCP client can
+    /// configure ([`Overlay::tap`]).
+    Member,
+}
+
+/// An overlay subject's nodes, as experiments drive them: started and stopped by the
+/// experiment, observed only through the node's status socket.
+pub trait Overlay: Send + Sync + fmt::Debug {
+    /// Starts a fresh node on `host` (a new P2P address, no lease kept from an earlier
+    /// node there), joining the subject's overlay. `host` must be one the subject left
+    /// free ([`OverlayNeeds::reserved`](crate::OverlayNeeds::reserved)). A member with a
+    /// `static_address` registers it in the DHT itself (the experiment puts it on the
+    /// TAP); one without gets its address from a DHCP client the experiment runs.
+    fn start(
+        &self,
+        host: &dyn Host,
+        kind: NodeKind,
+        static_address: Option<Ipv4Addr>,
+    ) -> Result<Box<dyn OverlayNode>, HostError>;
+
+    /// The TAP device of member nodes.
+    fn tap(&self) -> &str;
+
+    /// A folder on every host for the files of its node and of tools run beside it (a
+    /// DHCP client's leases); [`Overlay::start`] clears a fresh node's files there.
+    fn state_dir(&self) -> &str;
+
+    /// The status (`ipop-node status --json`) of the subject's node on `host`.
+    fn status(&self, host: &dyn Host) -> Result<Value, HostError>;
+
+    /// An overlay echo from the subject's node on `from` to the node on `to`:
+    /// `ipop-node probe` output (`rtt_ms`, `hops`, `return_hops`).
+    fn probe(&self, from: &dyn Host, to: &str) -> Result<Value, HostError>;
+}
+
+/// A node an experiment started through [`Overlay::start`]. Dropping it kills it.
+pub trait OverlayNode: Send + fmt::Debug {
+    /// When its process was started.
+    fn started(&self) -> Instant;
+
+    /// Its status (`ipop-node status --json`), once its control socket answers.
+    fn status(&self, host: &dyn Host) -> Result<Value, HostError>;
+
+    /// Graceful stop: SIGTERM (the node leaves the overlay), SIGKILL after `grace`.
+    fn stop(&mut self, grace: Duration) -> Result<(), HostError>;
 }
 
 #[cfg(test)]

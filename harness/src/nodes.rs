@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::host::{Cmd, Host, Output, Process};
+use crate::host::{Cmd, Host, HostError, Output, Process};
 
 /// Where the node keeps its files on a host (`/run` is private to each namespace host).
 pub const STATE_DIR: &str = "/run/ipop";
@@ -113,7 +113,7 @@ impl RunningNode {
     }
 
     /// The node's status (`ipop-node status --json`).
-    pub fn status(&self, host: &dyn Host) -> Result<Value> {
+    pub fn status(&self, host: &dyn Host) -> Result<Value, HostError> {
         status(host, &self.binary)
     }
 
@@ -123,46 +123,38 @@ impl RunningNode {
     }
 
     /// Graceful stop: SIGTERM (the node leaves the overlay), SIGKILL after `grace`.
-    pub fn stop(&mut self, grace: Duration) -> Result<Output> {
-        Ok(self.process.stop(grace)?)
+    pub fn stop(&mut self, grace: Duration) -> Result<Output, HostError> {
+        self.process.stop(grace)
     }
 
     /// Crash: SIGKILL at once, no goodbye to anyone.
-    pub fn kill(&mut self) -> Result<Output> {
-        Ok(self.process.stop(Duration::ZERO)?)
+    pub fn kill(&mut self) -> Result<Output, HostError> {
+        self.process.stop(Duration::ZERO)
     }
 }
 
 /// The status of the node on `host`, through its control socket.
-pub fn status(host: &dyn Host, binary: &Path) -> Result<Value> {
+pub fn status(host: &dyn Host, binary: &Path) -> Result<Value, HostError> {
     status_at(host, binary, CONTROL_SOCKET)
 }
 
 /// The status of the node on `host` whose control socket is `socket`.
-pub fn status_at(host: &dyn Host, binary: &Path, socket: &str) -> Result<Value> {
+pub fn status_at(host: &dyn Host, binary: &Path, socket: &str) -> Result<Value, HostError> {
     let cmd = Cmd::new(binary.display().to_string()).args(["status", "--json", "--socket", socket]);
     let out = host.check(&cmd, Duration::from_secs(5))?;
-    serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("{}: status is not JSON", host.name()))
+    json_output(host, &cmd, &out.stdout)
 }
 
-/// Polls `probe` every `every` until it returns `Some`, or fails after `timeout`.
-pub fn wait_for<T>(
-    timeout: Duration,
-    every: Duration,
-    mut probe: impl FnMut() -> Option<T>,
-) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(every);
-    }
+/// `bytes`, the output of `cmd` on `host`, as JSON.
+pub fn json_output(host: &dyn Host, cmd: &Cmd, bytes: &[u8]) -> Result<Value, HostError> {
+    serde_json::from_slice(bytes).map_err(|e| HostError::Output {
+        host: host.name().to_string(),
+        cmd: cmd.to_string(),
+        reason: format!("not JSON: {e}"),
+    })
 }
+
+pub use wow_experiments::tools::wait_for;
 
 /// The connection to `peer` in a status, if there is one.
 pub fn connection_to<'a>(status: &'a Value, peer: &str) -> Option<&'a Value> {
@@ -170,6 +162,30 @@ pub fn connection_to<'a>(status: &'a Value, peer: &str) -> Option<&'a Value> {
         .as_array()?
         .iter()
         .find(|c| c["peer"] == peer)
+}
+
+/// A status in one line, for error messages: the ring neighbours and each connection
+/// with its roles and edge.
+pub fn summary(status: &Value) -> String {
+    let short = |v: &Value| {
+        v.as_str()
+            .map_or("none".to_string(), |a| a[..8.min(a.len())].to_string())
+    };
+    let connections: Vec<String> = status["connections"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| format!("{} {} {}", short(&c["peer"]), c["roles"], c["edge"]))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "address {}, left {}, right {}, connections: {}",
+        short(&status["address"]),
+        short(&status["ring"]["left"]),
+        short(&status["ring"]["right"]),
+        connections.join("; ")
+    )
 }
 
 /// A node's P2P address from its status.

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use wow_experiments::{Experiment, Hosts, Setup, SubjectKind};
+use wow_experiments::{Edges, Experiment, Hosts, Setup, SubjectKind};
 use wow_netns::{Launcher, Options, RunPrefix, Testbed, Topology};
 
 use crate::NetnsHost;
@@ -38,6 +38,8 @@ pub struct Request {
     pub seed: u64,
     /// The subject.
     pub subject: SubjectKind,
+    /// The edges of the ipop subject's nodes.
+    pub edges: Edges,
     /// The command line, for `config.json`.
     pub command: Vec<String>,
 }
@@ -83,6 +85,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         command: request.command.clone(),
         experiment: experiment.name().to_string(),
         subject: request.subject,
+        edges: request.edges,
         trials: request.trials,
         seed: request.seed,
         out: dir.display().to_string(),
@@ -113,7 +116,12 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     for node in &bed.plan().nodes {
         hosts.insert(Box::new(NetnsHost::new(&bed, &node.name)?));
     }
-    let subject = crate::subjects::open(request.subject, &bed, &topology)?;
+    let options = crate::subjects::Options {
+        edges: request.edges,
+        needs: experiment.overlay_needs(&topology),
+    };
+    let subject = crate::subjects::open(request.subject, &bed, &hosts, &topology, &options)
+        .with_context(|| format!("setting up the {} subject", request.subject))?;
     let setup = Setup {
         topology: &topology,
         hosts: &hosts,

@@ -9,19 +9,24 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::host::{Cmd, Host, Process};
-use crate::nodes::{CONTROL_SOCKET, NodeOptions, STATE_DIR, wait_for};
+use wow_experiments::tools::dhcp;
+pub use wow_experiments::tools::dhcp::{DhcpClient, address_of};
+
+use crate::nodes::{CONTROL_SOCKET, NodeOptions, STATE_DIR};
 
 /// The TAP device name the harness gives member nodes.
 pub const TAP: &str = "ipop0";
 
-/// Creates a namespace through the node running on `host`; returns its identifier.
+/// Creates a namespace through the node running on `host`, under `id` or a random
+/// identifier; returns the identifier.
 pub fn create_namespace(
     host: &dyn Host,
     binary: &Path,
     range: &str,
     lease: &str,
+    id: Option<&str>,
 ) -> Result<String> {
-    let cmd = Cmd::new(binary.display().to_string()).args([
+    let mut cmd = Cmd::new(binary.display().to_string()).args([
         "namespace",
         "create",
         "--range",
@@ -31,6 +36,9 @@ pub fn create_namespace(
         "--socket",
         CONTROL_SOCKET,
     ]);
+    if let Some(id) = id {
+        cmd = cmd.args(["--id", id]);
+    }
     let out = host.check(&cmd, Duration::from_secs(60))?;
     let id = out.stdout_text().trim().to_owned();
     if id.len() != 32 {
@@ -53,60 +61,16 @@ pub fn member_options(bootstrap: &dyn Host, namespace: &str) -> NodeOptions {
     opts
 }
 
-/// Which DHCP client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DhcpClient {
-    /// ISC `dhclient`.
-    Dhclient,
-    /// busybox `udhcpc`.
-    Udhcpc,
-}
-
-impl DhcpClient {
-    /// Starts the client in the foreground on `iface` (stop it by its PID when done).
-    pub fn start(self, host: &dyn Host, iface: &str) -> Result<Box<dyn Process>> {
-        let cmd = match self {
-            DhcpClient::Dhclient => Cmd::new("dhclient").args([
-                "-d",
-                "-v",
-                "-pf",
-                &format!("{STATE_DIR}/dhclient-{iface}.pid"),
-                "-lf",
-                &format!("{STATE_DIR}/dhclient-{iface}.leases"),
-                iface,
-            ]),
-            DhcpClient::Udhcpc => {
-                Cmd::new("udhcpc").args(["-f", "-i", iface, "-s", "/etc/udhcpc/default.script"])
-            }
-        };
-        Ok(host.spawn(&cmd)?)
-    }
-}
-
-/// The IPv4 address on `iface`, if it has one.
-pub fn address_of(host: &dyn Host, iface: &str) -> Option<Ipv4Addr> {
-    let out = host
-        .run(
-            &Cmd::new("ip").args(["-4", "-o", "addr", "show", "dev", iface]),
-            Duration::from_secs(5),
-        )
-        .ok()?;
-    out.stdout_text()
-        .split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)?
-        .split('/')
-        .next()?
-        .parse()
-        .ok()
+/// Starts `client` in the foreground on `iface`, its files in [`STATE_DIR`] (stop it
+/// by its PID when done).
+pub fn start_dhcp(client: DhcpClient, host: &dyn Host, iface: &str) -> Result<Box<dyn Process>> {
+    Ok(client.start(host, iface, STATE_DIR)?)
 }
 
 /// Waits until `iface` on `host` has an address.
 pub fn wait_address(host: &dyn Host, iface: &str, timeout: Duration) -> Result<Ipv4Addr> {
-    wait_for(timeout, Duration::from_millis(200), || {
-        address_of(host, iface)
-    })
-    .with_context(|| format!("{}: no address on {iface} after {timeout:?}", host.name()))
+    dhcp::wait_address(host, iface, timeout, Duration::from_millis(200))
+        .with_context(|| format!("{}: no address on {iface} after {timeout:?}", host.name()))
 }
 
 /// Round-trip times of `count` pings from `host` to `dst` (milliseconds; lost ones

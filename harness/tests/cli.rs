@@ -27,12 +27,14 @@ fn list_prints_one_line_per_experiment() {
 }
 
 #[test]
-fn the_ipop_subject_says_it_is_not_available_yet() {
-    let o = wow_bench(&["run", "latency", "--subject", "ipop", "--trials", "1"]);
+fn unknown_edges_are_refused_before_anything_is_built() {
+    let o = wow_bench(&["run", "latency", "--edges", "quic", "--trials", "1"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
-    assert!(e.contains("ipop subject is not available yet"), "{e}");
-    assert!(e.contains("--subject physical"), "{e}");
+    assert!(
+        e.contains("unknown --edges \"quic\"; expected udp or tcp"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -49,6 +49,29 @@ pub fn run(
     Ok(parse(&output.stdout_text()))
 }
 
+/// Sends one echo request at a time (each waiting up to a second) until one is
+/// answered; the time from the call to that reply, or `None` after `timeout`.
+pub fn first_reply(
+    host: &dyn Host,
+    address: Ipv4Addr,
+    timeout: Duration,
+) -> Result<Option<Duration>, HostError> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        let report = run(
+            host,
+            address,
+            1,
+            Duration::from_millis(200),
+            Duration::from_secs(1),
+        )?;
+        if report.received > 0 {
+            return Ok(Some(start.elapsed()));
+        }
+    }
+    Ok(None)
+}
+
 /// Parses ping's output: `time=` of each reply and the statistics line.
 pub fn parse(text: &str) -> Report {
     let mut report = Report::default();

@@ -138,6 +138,16 @@ pub enum HostError {
         /// What it left.
         output: Output,
     },
+    /// The command succeeded but printed something it should not have.
+    #[error("{host}: `{cmd}` printed unexpected output: {reason}")]
+    Output {
+        /// The host.
+        host: String,
+        /// The command.
+        cmd: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Local I/O failed (reading a file to copy, signalling a process).
     #[error("{host}: {context}: {source}")]
     Io {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use wow_experiments::SubjectKind;
+use wow_experiments::{Edges, SubjectKind};
 
 use crate::results::Summary;
 use crate::results::report::{figure, mean, ratio};
@@ -33,9 +33,14 @@ pub(crate) struct Args {
     /// Seed handed to the experiment.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// What carries the traffic: physical (the underlay, the papers' baseline) or ipop.
-    #[arg(long, default_value = "physical")]
-    subject: String,
+    /// What carries the traffic: ipop (the overlay; the default where the experiment
+    /// supports it) or physical (the underlay, the papers' baseline).
+    #[arg(long)]
+    subject: Option<String>,
+    /// Which edges the ipop subject's nodes make: udp (TCP only where UDP is blocked)
+    /// or tcp (the IPOP paper's IPOP-TCP rows).
+    #[arg(long, default_value = "udp")]
+    edges: String,
     /// Print summary.json on stdout (the table goes to stderr).
     #[arg(long)]
     json: bool,
@@ -50,17 +55,19 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             names.join(", ")
         )
     })?;
-    let subject = SubjectKind::from_name(&args.subject).with_context(|| {
-        let names: Vec<&str> = SubjectKind::ALL.iter().map(|s| s.as_str()).collect();
-        format!(
-            "unknown subject {:?}; expected one of {}",
-            args.subject,
-            names.join(", ")
-        )
-    })?;
-    if let Some(why) = crate::subjects::unavailable(subject) {
-        bail!("{why}");
-    }
+    let subject = match &args.subject {
+        Some(name) => SubjectKind::from_name(name).with_context(|| {
+            let names: Vec<&str> = SubjectKind::ALL.iter().map(|s| s.as_str()).collect();
+            format!(
+                "unknown subject {name:?}; expected one of {}",
+                names.join(", ")
+            )
+        })?,
+        None if experiment.subjects().contains(&SubjectKind::Ipop) => SubjectKind::Ipop,
+        None => experiment.subjects()[0],
+    };
+    let edges = Edges::from_name(&args.edges)
+        .with_context(|| format!("unknown --edges {:?}; expected udp or tcp", args.edges))?;
     let topology = match args.topology {
         Some(t) => t,
         None => locate(experiment.default_topology())?,
@@ -73,6 +80,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         out: args.out.unwrap_or_else(|| default_out(experiment.name())),
         seed: args.seed,
         subject,
+        edges,
         command: std::env::args().collect(),
     };
     let outcome = crate::runner::run(&request)?;

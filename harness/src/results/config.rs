@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde::{Deserialize, Serialize};
-use wow_experiments::SubjectKind;
+use wow_experiments::{Edges, SubjectKind};
 
 /// Everything needed to rerun a run and to judge its figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,6 +17,9 @@ pub struct RunConfig {
     pub experiment: String,
     /// The subject.
     pub subject: SubjectKind,
+    /// The edges of the ipop subject's nodes.
+    #[serde(default)]
+    pub edges: Edges,
     /// Trials asked for.
     pub trials: u32,
     /// The seed.

@@ -129,6 +129,7 @@ fn config(dir: &std::path::Path) -> RunConfig {
     RunConfig {
         command: vec!["wow-bench".into(), "run".into(), "latency".into()],
         experiment: "latency".into(),
+        edges: wow_experiments::Edges::Udp,
         subject: SubjectKind::Physical,
         trials: 100,
         seed: 1,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use wow_harness::host::{Cmd, Host};
-use wow_harness::vnet::{DhcpClient, TAP, ping, wait_address};
+use wow_harness::vnet::{DhcpClient, TAP, ping, start_dhcp, wait_address};
 
 const TOPOLOGY: &str = r#"
 name = "vnet-3site"
@@ -55,7 +55,7 @@ fn netns_dhclient_and_udhcpc_get_addresses_across_nats_and_carry_traffic() {
                 || super::World::tap_ready(h),
             )
             .expect("TAP device");
-            c.start(h, TAP).unwrap()
+            start_dhcp(c, h, TAP).unwrap()
         })
         .collect();
     let ips: Vec<_> = hosts

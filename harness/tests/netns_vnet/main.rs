@@ -55,7 +55,7 @@ impl World {
             seed.status(&public).ok()
         })
         .expect("seed node up");
-        let ns = create_namespace(&public, &bin, range, "1h").expect("namespace");
+        let ns = create_namespace(&public, &bin, range, "1h", None).expect("namespace");
         (
             World {
                 bin,

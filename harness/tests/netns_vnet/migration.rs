@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use wow_harness::host::{Cmd, Host};
 use wow_harness::nodes::{RunningNode, wait_for};
-use wow_harness::vnet::{DhcpClient, TAP, member_options, wait_address};
+use wow_harness::vnet::{DhcpClient, TAP, member_options, start_dhcp, wait_address};
 
 const TOPOLOGY: &str = r#"
 name = "vnet-migration"
@@ -118,7 +118,7 @@ fn netns_a_migrated_vm_keeps_its_address_and_its_tcp_session() {
         super::World::tap_ready(&c)
     })
     .expect("TAP");
-    let mut client_dhcp = DhcpClient::Dhclient.start(&c, TAP).unwrap();
+    let mut client_dhcp = start_dhcp(DhcpClient::Dhclient, &c, TAP).unwrap();
     let client_ip = wait_address(&c, TAP, Duration::from_secs(60)).unwrap();
     // The VM, bridged to the node at site a.
     let mut vm = Vm::new(world.bed.prefix().namespace("vm"));

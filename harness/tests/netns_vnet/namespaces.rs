@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use wow_harness::vnet::{DhcpClient, TAP, create_namespace, ping, wait_address};
+use wow_harness::vnet::{DhcpClient, TAP, create_namespace, ping, start_dhcp, wait_address};
 
 fn lan(hosts: usize) -> String {
     format!(
@@ -16,7 +16,7 @@ fn lan(hosts: usize) -> String {
 #[test]
 fn netns_two_namespaces_on_one_overlay_stay_apart() {
     let (mut world, ns1) = super::World::new(&lan(4), "10.200.0.0/24");
-    let ns2 = create_namespace(&world.public, &world.bin, "10.200.0.0/24", "1h").unwrap();
+    let ns2 = create_namespace(&world.public, &world.bin, "10.200.0.0/24", "1h", None).unwrap();
     let hosts: Vec<_> = (0..4).map(|i| world.host(&format!("lan-{i}"))).collect();
     let member_of = [&ns1, &ns1, &ns2, &ns2];
     for (h, ns) in hosts.iter().zip(member_of) {
@@ -28,7 +28,7 @@ fn netns_two_namespaces_on_one_overlay_stay_apart() {
             super::World::tap_ready(h)
         })
         .expect("TAP");
-        clients.push(DhcpClient::Dhclient.start(h, TAP).unwrap());
+        clients.push(start_dhcp(DhcpClient::Dhclient, h, TAP).unwrap());
     }
     let ips: Vec<_> = hosts
         .iter()
@@ -77,7 +77,7 @@ fn netns_fifty_clients_at_once_in_a_small_range_never_share_an_address() {
             super::World::tap_ready(h)
         })
         .expect("TAP");
-        clients.push(DhcpClient::Dhclient.start(h, TAP).unwrap());
+        clients.push(start_dhcp(DhcpClient::Dhclient, h, TAP).unwrap());
     }
     let ips: Vec<_> = hosts
         .iter()

@@ -1,0 +1,402 @@
+//! The ipop subject: an `ipop-node` on every site host and public host of the testbed,
+//! one IPOP namespace, and a real `dhclient` on every site host's TAP device. Traffic
+//! goes to the peer's virtual IP, so it crosses the overlay; the node on the far end
+//! answers itself ([`Target::node`] is always the node asked for).
+//!
+//! Setting up, in order:
+//! 1. The topology's `[overlay] bootstrap` hosts start first (or the first public host,
+//!    or the first site host, when the topology names none); each bootstraps from the
+//!    ones started before it.
+//! 2. The namespace is created through the first bootstrap node under a random
+//!    identifier, with the range and lease of the topology's first `[overlay]`
+//!    namespace (10.128.0.0/16, 12 h when it names none).
+//! 3. Every other site host and public host starts a node bootstrapping from all of
+//!    them; site hosts are namespace members with a TAP device. Routers run no node:
+//!    they are the sites' NATs and firewalls.
+//! 4. Once every node is correctly connected, `dhclient` runs on each member's TAP; the
+//!    address it binds is the host's virtual IP.
+//!
+//! Hosts an experiment reserves ([`OverlayNeeds::reserved`]) get no node: it starts its
+//! own there through [`Overlay::start`]. Dropping the subject kills the DHCP clients and
+//! the nodes by PID; the testbed's cleanup is the backstop.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use wow_experiments::tools::link_exists;
+use wow_experiments::{
+    Edges, Flow, Hosts, NodeKind, Overlay, OverlayNeeds, OverlayNode, Subject, SubjectKind, Target,
+    Unreachable,
+};
+use wow_host::{Cmd, Host, HostError, Process};
+use wow_netns::{Node, Role, Topology};
+
+use crate::nodes::{self, CONTROL_SOCKET, NodeOptions, RunningNode, STATE_DIR, wait_for};
+use crate::vnet::{DhcpClient, TAP, create_namespace, start_dhcp, wait_address};
+
+/// The port nodes listen on (UDP and TCP).
+const PORT: u16 = 4000;
+/// The namespace when the topology names none.
+const DEFAULT_RANGE: &str = "10.128.0.0/16";
+/// Its lease.
+const DEFAULT_LEASE_S: u64 = 12 * 3600;
+/// How long the whole overlay may take to be correctly connected.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a member's DHCP client may take for its address.
+const ADDRESS_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How the runner asks for the subject.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Which edges nodes make.
+    pub edges: Edges,
+    /// What the experiment needs.
+    pub needs: OverlayNeeds,
+}
+
+/// The overlay, set up.
+#[derive(Debug)]
+pub struct Ipop {
+    // Dropped in this order: DHCP clients first, then the nodes. (In mutexes only so
+    // that the subject is `Sync`; nothing touches them after setup.)
+    dhcp: Mutex<Vec<Box<dyn Process>>>,
+    nodes: Mutex<Vec<RunningNode>>,
+    launch: Launch,
+    namespace: String,
+    virtual_ips: BTreeMap<String, Ipv4Addr>,
+    p2p: BTreeMap<String, String>,
+}
+
+/// How to start a node of this overlay.
+#[derive(Debug, Clone)]
+struct Launch {
+    binary: PathBuf,
+    edges: Edges,
+    bootstrap: Vec<String>,
+    extra: Vec<String>,
+}
+
+impl Launch {
+    fn options(&self, bootstrap: Vec<String>, member_of: Option<&str>) -> NodeOptions {
+        let mut extra = self.extra.clone();
+        if let Some(ns) = member_of {
+            extra.extend(
+                [
+                    "--namespace",
+                    ns,
+                    "--tap",
+                    TAP,
+                    "--lease-file",
+                    &format!("{STATE_DIR}/leases"),
+                ]
+                .map(String::from),
+            );
+        }
+        NodeOptions {
+            bootstrap,
+            udp_listen: match self.edges {
+                Edges::Udp => format!("0.0.0.0:{PORT}"),
+                Edges::Tcp => "off".into(),
+            },
+            tcp_listen: format!("0.0.0.0:{PORT}"),
+            log_level: "warn".into(),
+            extra,
+        }
+    }
+
+    fn uris(&self, host: &dyn Host) -> Vec<String> {
+        let Some(ip) = host.addresses().first() else {
+            return Vec::new();
+        };
+        match self.edges {
+            Edges::Udp => vec![format!("udp://{ip}:{PORT}"), format!("tcp://{ip}:{PORT}")],
+            Edges::Tcp => vec![format!("tcp://{ip}:{PORT}")],
+        }
+    }
+}
+
+impl Ipop {
+    /// Starts the overlay on the testbed whose nodes are `plan` (see the module doc).
+    pub fn open(
+        topology: &Topology,
+        plan: &[Node],
+        hosts: &Hosts,
+        options: &Options,
+    ) -> anyhow::Result<Ipop> {
+        let binary = nodes::node_binary()?;
+        if !binary.is_file() {
+            bail!(
+                "the ipop subject needs the ipop-node binary: build it with `cargo build \
+                 --release` (looked for {}; set IPOP_NODE to use another)",
+                binary.display()
+            );
+        }
+        let reserved = &options.needs.reserved;
+        let runs_node = |n: &&Node| n.role != Role::Router && !reserved.contains(&n.name);
+        let chosen: Vec<&Node> = plan.iter().filter(runs_node).collect();
+        let bootstrap = bootstrap_hosts(topology, &chosen)?;
+        let mut extra = Vec::new();
+        if !options.needs.shortcuts {
+            extra.extend(["--shortcut-threshold".to_string(), "0".into()]);
+        }
+        let mut launch = Launch {
+            binary,
+            edges: options.edges,
+            bootstrap: Vec::new(),
+            extra,
+        };
+        let namespace = random_id()?;
+        let (mut dhcp, mut started) = (Vec::new(), Vec::new());
+        let mut ipop = Ipop {
+            dhcp: Mutex::new(Vec::new()),
+            nodes: Mutex::new(Vec::new()),
+            launch: launch.clone(),
+            namespace: namespace.clone(),
+            virtual_ips: BTreeMap::new(),
+            p2p: BTreeMap::new(),
+        };
+        let member = |n: &Node| (n.role == Role::SiteHost).then_some(namespace.as_str());
+
+        // 1. Bootstrap nodes, each joining the ones before it.
+        for name in &bootstrap {
+            let host = hosts.get(name)?;
+            let node = chosen.iter().find(|n| &n.name == name).expect("chosen");
+            let opts = launch.options(launch.bootstrap.clone(), member(node));
+            started.push(RunningNode::start(host, &launch.binary, &opts)?);
+            wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
+                nodes::status(host, &launch.binary).ok()
+            })
+            .with_context(|| {
+                format!("{name}: the bootstrap node's control socket never answered")
+            })?;
+            launch.bootstrap.extend(launch.uris(host));
+        }
+        ipop.launch = launch.clone();
+
+        // 2. The namespace, through the first bootstrap node.
+        let ns = topology.overlay.namespaces.first();
+        let range = ns.map_or(DEFAULT_RANGE.to_string(), |n| n.range.to_string());
+        let lease = ns.map_or(DEFAULT_LEASE_S, |n| n.lease.as_secs());
+        let first = hosts.get(&bootstrap[0])?;
+        create_namespace(
+            first,
+            &launch.binary,
+            &range,
+            &lease.to_string(),
+            Some(&namespace),
+        )
+        .context("creating the IPOP namespace")?;
+
+        // 3. Everyone else.
+        for node in chosen.iter().filter(|n| !bootstrap.contains(&n.name)) {
+            let host = hosts.get(&node.name)?;
+            let opts = launch.options(launch.bootstrap.clone(), member(node));
+            started.push(RunningNode::start(host, &launch.binary, &opts)?);
+        }
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        for node in &chosen {
+            let host = hosts.get(&node.name)?;
+            let status = wait_for(
+                deadline.saturating_duration_since(Instant::now()),
+                Duration::from_millis(250),
+                || {
+                    nodes::status(host, &launch.binary)
+                        .ok()
+                        .filter(|s| s["correctly_connected"] == true)
+                },
+            )
+            .with_context(|| {
+                format!(
+                    "{}: not correctly connected {CONNECT_TIMEOUT:?} after the overlay started \
+                     ({})",
+                    node.name,
+                    nodes::status(host, &launch.binary)
+                        .map_or_else(|e| e.to_string(), |s| nodes::summary(&s))
+                )
+            })?;
+            ipop.p2p.insert(node.name.clone(), nodes::address(&status)?);
+        }
+
+        // 4. DHCP on every member, then their addresses.
+        let members: Vec<&Node> = chosen
+            .iter()
+            .copied()
+            .filter(|n| member(n).is_some())
+            .collect();
+        for node in &members {
+            let host = hosts.get(&node.name)?;
+            wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+                link_exists(host, TAP).then_some(())
+            })
+            .with_context(|| format!("{}: the node made no {TAP} device", node.name))?;
+            dhcp.push(start_dhcp(DhcpClient::Dhclient, host, TAP)?);
+        }
+        for node in &members {
+            let host = hosts.get(&node.name)?;
+            let ip = wait_address(host, TAP, ADDRESS_TIMEOUT)?;
+            ipop.virtual_ips.insert(node.name.clone(), ip);
+        }
+        ipop.dhcp = Mutex::new(dhcp);
+        ipop.nodes = Mutex::new(started);
+        Ok(ipop)
+    }
+
+    /// The namespace's identifier.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+}
+
+/// The bootstrap hosts among `chosen`: the topology's, else the first public host, else
+/// the first site host.
+fn bootstrap_hosts(topology: &Topology, chosen: &[&Node]) -> anyhow::Result<Vec<String>> {
+    let named: Vec<String> = topology
+        .overlay
+        .bootstrap
+        .iter()
+        .filter(|b| chosen.iter().any(|n| &&n.name == b))
+        .cloned()
+        .collect();
+    if !named.is_empty() {
+        return Ok(named);
+    }
+    let pick = |role| chosen.iter().find(|n| n.role == role);
+    match pick(Role::PublicHost).or_else(|| pick(Role::SiteHost)) {
+        Some(n) => Ok(vec![n.name.clone()]),
+        None => bail!(
+            "topology {}: no host to run an overlay node on (every host is a router or \
+             reserved by the experiment)",
+            topology.name
+        ),
+    }
+}
+
+/// 16 random bytes as 32 hex digits.
+fn random_id() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for a namespace identifier")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Subject for Ipop {
+    fn kind(&self) -> SubjectKind {
+        SubjectKind::Ipop
+    }
+
+    fn target(&self, from: &str, to: &str, _flow: Flow) -> Result<Target, Unreachable> {
+        let member = |name: &str| {
+            self.virtual_ips.get(name).copied().ok_or_else(|| {
+                Unreachable(format!(
+                    "{name} is not a member of the IPOP namespace (only site hosts are; \
+                     routers run no node, public hosts are P2P routers only)"
+                ))
+            })
+        };
+        member(from)?;
+        Ok(Target {
+            node: to.to_string(),
+            address: member(to)?,
+            note: None,
+        })
+    }
+
+    fn overlay(&self) -> Option<&dyn Overlay> {
+        Some(self)
+    }
+}
+
+impl Overlay for Ipop {
+    fn start(
+        &self,
+        host: &dyn Host,
+        kind: NodeKind,
+        static_address: Option<Ipv4Addr>,
+    ) -> Result<Box<dyn OverlayNode>, HostError> {
+        // A fresh node: no identity, node lease or DHCP client lease from an earlier one.
+        host.check(
+            &Cmd::new("rm").args([
+                "-f",
+                &format!("{STATE_DIR}/address"),
+                &format!("{STATE_DIR}/leases"),
+                &wow_experiments::tools::dhcp::lease_file(TAP, STATE_DIR),
+            ]),
+            Duration::from_secs(5),
+        )?;
+        let member = (kind == NodeKind::Member).then_some(self.namespace.as_str());
+        let mut opts = self.launch.options(self.launch.bootstrap.clone(), member);
+        if let Some(ip) = static_address.filter(|_| member.is_some()) {
+            opts.extra
+                .extend(["--static-address".to_string(), ip.to_string()]);
+        }
+        let node =
+            RunningNode::start(host, &self.launch.binary, &opts).map_err(|e| HostError::Start {
+                host: host.name().to_string(),
+                cmd: "ipop-node".into(),
+                reason: format!("{e:#}"),
+            })?;
+        Ok(Box::new(Started {
+            node,
+            binary: self.launch.binary.clone(),
+        }))
+    }
+
+    fn tap(&self) -> &str {
+        TAP
+    }
+
+    fn state_dir(&self) -> &str {
+        STATE_DIR
+    }
+
+    fn status(&self, host: &dyn Host) -> Result<Value, HostError> {
+        nodes::status(host, &self.launch.binary)
+    }
+
+    fn probe(&self, from: &dyn Host, to: &str) -> Result<Value, HostError> {
+        let Some(address) = self.p2p.get(to) else {
+            return Err(HostError::Start {
+                host: from.name().to_string(),
+                cmd: format!("ipop-node probe (to {to})"),
+                reason: format!("{to} runs no node of the subject"),
+            });
+        };
+        let cmd = Cmd::new(self.launch.binary.display().to_string()).args([
+            "probe",
+            address,
+            "--json",
+            "--socket",
+            CONTROL_SOCKET,
+        ]);
+        let out = from.check(&cmd, Duration::from_secs(20))?;
+        nodes::json_output(from, &cmd, &out.stdout)
+    }
+}
+
+/// A node an experiment started.
+#[derive(Debug)]
+struct Started {
+    node: RunningNode,
+    binary: PathBuf,
+}
+
+impl OverlayNode for Started {
+    fn started(&self) -> Instant {
+        self.node.started
+    }
+
+    fn status(&self, host: &dyn Host) -> Result<Value, HostError> {
+        nodes::status(host, &self.binary)
+    }
+
+    fn stop(&mut self, grace: Duration) -> Result<(), HostError> {
+        self.node.stop(grace).map(drop)
+    }
+}
