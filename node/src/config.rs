@@ -109,6 +109,8 @@ pub struct Ipop {
     pub lease_file: PathBuf,
     /// Messages to one node within 10 s that make a shortcut to it (0: never).
     pub shortcut_threshold: u32,
+    /// A shortcut without traffic this long is closed (seconds).
+    pub shortcut_idle_s: f64,
 }
 
 impl Default for Ipop {
@@ -120,6 +122,9 @@ impl Default for Ipop {
             static_addresses: Vec::new(),
             lease_file: PathBuf::from("/var/lib/ipop/leases"),
             shortcut_threshold: ipop_core::overlay::Config::default().shortcut_threshold,
+            shortcut_idle_s: ipop_core::overlay::Config::default()
+                .shortcut_idle
+                .as_secs_f64(),
         }
     }
 }
@@ -224,6 +229,68 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Fields that are out of range or do not fit together (found after parsing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// The fields at fault, as dotted paths (`protocol.keepalive_s`). An error in a
+    /// file points at the line of the last of them that the file sets.
+    pub keys: &'static [&'static str],
+    /// Why, naming the fields.
+    pub reason: String,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+fn invalid(keys: &'static [&'static str], reason: impl Into<String>) -> Result<(), Invalid> {
+    Err(Invalid {
+        keys,
+        reason: reason.into(),
+    })
+}
+
+/// Longest protocol timer accepted (seconds): a day.
+const MAX_TIMER_S: f64 = 86_400.0;
+
+/// Whether `s` seconds is a usable timer: positive, finite, at most a day.
+fn timer_ok(s: f64) -> bool {
+    s > 0.0 && s <= MAX_TIMER_S
+}
+
+/// The 1-based line of byte offset `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].matches('\n').count() + 1
+}
+
+/// Where the key at dotted `path` starts in `table` (header tables, dotted keys and
+/// inline tables alike).
+fn key_offset(table: &toml::de::DeTable<'_>, path: &str) -> Option<usize> {
+    let (first, rest) = match path.split_once('.') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (path, None),
+    };
+    let (key, value) = table.iter().find(|(k, _)| k.get_ref() == first)?;
+    match (rest, value.get_ref()) {
+        (None, _) => Some(key.span().start),
+        (Some(rest), toml::de::DeValue::Table(t)) => key_offset(t, rest),
+        (Some(_), _) => None,
+    }
+}
+
+/// The line of the last of `keys` that `text` sets.
+fn key_line(text: &str, keys: &[&str]) -> Option<usize> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    keys.iter()
+        .filter_map(|k| key_offset(doc.get_ref(), k))
+        .max()
+        .map(|at| line_of(text, at))
+}
+
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -239,47 +306,123 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError {
             file: path.to_owned(),
-            line: e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+            line: e.span().map(|s| line_of(text, s.start)),
             reason: e.message().trim().to_owned(),
         })?;
-        config.check().map_err(|reason| ConfigError {
+        config.check().map_err(|e| ConfigError {
             file: path.to_owned(),
-            line: None,
-            reason,
+            line: key_line(text, e.keys),
+            reason: e.reason,
         })?;
         Ok(config)
     }
 
-    /// Checks relations between fields.
-    pub fn check(&self) -> Result<(), String> {
+    /// Checks value ranges and relations between fields. The defaults pass, so a
+    /// configuration that fails sets at least one of the keys the error names.
+    pub fn check(&self) -> Result<(), Invalid> {
         if self.overlay.trim().is_empty() {
-            return Err("overlay: the overlay name must not be empty".to_owned());
+            return invalid(&["overlay"], "overlay: the overlay name must not be empty");
         }
         if self.udp_listen.0.is_none() && self.tcp_listen.0.is_none() {
-            return Err(
-                "udp_listen and tcp_listen are both \"off\": the node needs one".to_owned(),
+            return invalid(
+                &["udp_listen", "tcp_listen"],
+                "udp_listen and tcp_listen are both \"off\": the node needs one",
             );
         }
+        if self.address_file.as_os_str().is_empty() {
+            return invalid(
+                &["address_file"],
+                "address_file: the path must not be empty",
+            );
+        }
+        if self.control_socket.as_os_str().is_empty() {
+            return invalid(
+                &["control_socket"],
+                "control_socket: the path must not be empty",
+            );
+        }
+        self.check_protocol()?;
+        self.check_ipop()
+    }
+
+    fn check_protocol(&self) -> Result<(), Invalid> {
         let p = &self.protocol;
-        if !(p.keepalive_s > 0.0 && p.edge_timeout_s > p.keepalive_s) {
-            return Err(
-                "protocol: keepalive_s must be positive and below edge_timeout_s".to_owned(),
+        if !timer_ok(p.keepalive_s) {
+            return invalid(
+                &["protocol.keepalive_s"],
+                format!(
+                    "protocol.keepalive_s = {}: must be positive and at most {MAX_TIMER_S} s",
+                    p.keepalive_s
+                ),
+            );
+        }
+        if !timer_ok(p.edge_timeout_s) || p.edge_timeout_s <= p.keepalive_s {
+            return invalid(
+                &["protocol.keepalive_s", "protocol.edge_timeout_s"],
+                format!(
+                    "protocol.edge_timeout_s = {}: must be above keepalive_s ({}) and at most {MAX_TIMER_S} s",
+                    p.edge_timeout_s, p.keepalive_s
+                ),
             );
         }
         if p.near_per_side == 0 || p.near_per_side > 8 {
-            return Err("protocol.near_per_side must be between 1 and 8".to_owned());
+            return invalid(
+                &["protocol.near_per_side"],
+                format!(
+                    "protocol.near_per_side = {}: must be between 1 and 8",
+                    p.near_per_side
+                ),
+            );
         }
+        let least = 2 * p.near_per_side + 1;
+        if p.max_connections < least {
+            return invalid(
+                &["protocol.near_per_side", "protocol.max_connections"],
+                format!(
+                    "protocol.max_connections = {}: must be at least {least} (the ring neighbours on both sides, 2 x near_per_side, and a bootstrap link)",
+                    p.max_connections
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn check_ipop(&self) -> Result<(), Invalid> {
         let i = &self.ipop;
         if i.tap.is_empty() || i.tap.len() > 15 {
-            return Err(format!(
-                "ipop.tap {:?}: a device name is 1 to 15 characters",
-                i.tap
-            ));
+            return invalid(
+                &["ipop.tap"],
+                format!("ipop.tap {:?}: a device name is 1 to 15 characters", i.tap),
+            );
+        }
+        if i.lease_file.as_os_str().is_empty() {
+            return invalid(
+                &["ipop.lease_file"],
+                "ipop.lease_file: the path must not be empty",
+            );
+        }
+        if let Some(ip) = i.static_addresses.iter().find(|ip| {
+            ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback()
+        }) {
+            return invalid(
+                &["ipop.static_addresses"],
+                format!("ipop.static_addresses: {ip} is not a unicast host address"),
+            );
         }
         if i.mapping.0 == ipop_core::ipop::Mapping::Hash && i.static_addresses.len() != 1 {
-            return Err("ipop.mapping = \"hash\" needs exactly one static address (the node's address is the hash of it)".to_owned());
+            return invalid(
+                &["ipop.mapping", "ipop.static_addresses"],
+                "ipop.mapping = \"hash\" needs exactly one static address in ipop.static_addresses (the node's P2P address is the SHA-1 of it, and DHCP hands out only that address)",
+            );
+        }
+        if !timer_ok(i.shortcut_idle_s) {
+            return invalid(
+                &["ipop.shortcut_idle_s"],
+                format!(
+                    "ipop.shortcut_idle_s = {}: must be positive and at most {MAX_TIMER_S} s",
+                    i.shortcut_idle_s
+                ),
+            );
         }
         Ok(())
     }
@@ -295,6 +438,7 @@ impl Config {
             far_connections: p.far_connections,
             max_connections: p.max_connections,
             shortcut_threshold: self.ipop.shortcut_threshold,
+            shortcut_idle: Duration::from_secs_f64(self.ipop.shortcut_idle_s),
             ..ipop_core::overlay::Config::default()
         }
     }
@@ -339,8 +483,6 @@ mod tests {
         assert!(e.starts_with("node.toml:1:") && e.contains("off"), "{e}");
         let e = parse("log_level = \"loud[\"\n").unwrap_err();
         assert!(e.contains("log level"), "{e}");
-        let e = parse("udp_listen = \"off\"\ntcp_listen = \"off\"\n").unwrap_err();
-        assert!(e.contains("needs one"), "{e}");
         let e = parse("[ipop]\nnamespace = \"abc\"\n").unwrap_err();
         assert!(
             e.starts_with("node.toml:2:") && e.contains("32 hexadecimal"),
@@ -348,5 +490,83 @@ mod tests {
         );
         let e = parse("[ipop]\nmapping = \"arp\"\n").unwrap_err();
         assert!(e.contains("\"dht\" or \"hash\""), "{e}");
+    }
+
+    #[test]
+    fn rejected_relations_name_the_line_of_the_key_at_fault() {
+        let cases: &[(&str, usize, &str)] = &[
+            (
+                "udp_listen = \"off\"\ntcp_listen = \"off\"\n",
+                2,
+                "needs one",
+            ),
+            (
+                "tcp_listen = \"off\"\n# UDP too\n\nudp_listen = \"off\"\n",
+                4,
+                "needs one",
+            ),
+            ("log_level = \"info\"\noverlay = \" \"\n", 2, "overlay name"),
+            ("control_socket = \"\"\n", 1, "control_socket"),
+            ("[protocol]\nkeepalive_s = 20\n", 2, "edge_timeout_s"),
+            (
+                "[protocol]\nedge_timeout_s = 6\n\nkeepalive_s = 6\n",
+                4,
+                "above keepalive_s",
+            ),
+            ("[protocol]\nkeepalive_s = 0\n", 2, "keepalive_s = 0"),
+            ("[protocol]\nedge_timeout_s = inf\n", 2, "at most 86400"),
+            ("protocol.near_per_side = 9\n", 1, "between 1 and 8"),
+            ("[protocol]\nnear_per_side = 0\n", 2, "between 1 and 8"),
+            ("[protocol]\nmax_connections = 0\n", 2, "at least 5"),
+            (
+                "[protocol]\nmax_connections = 6\nnear_per_side = 3\n",
+                3,
+                "max_connections = 6: must be at least 7",
+            ),
+            ("\n[ipop]\ntap = \"a-much-too-long-name\"\n", 3, "1 to 15"),
+            (
+                "[ipop]\nmapping = \"hash\"\n",
+                2,
+                "exactly one static address",
+            ),
+            (
+                "[ipop]\nmapping = \"hash\"\nstatic_addresses = [\"10.0.0.1\", \"10.0.0.2\"]\n",
+                3,
+                "exactly one static address",
+            ),
+            (
+                "ipop = { static_addresses = [\"0.0.0.0\"] }\n",
+                1,
+                "not a unicast",
+            ),
+            ("[ipop]\nlease_file = \"\"\n", 2, "lease_file"),
+            ("[ipop]\nshortcut_idle_s = -1\n", 2, "shortcut_idle_s = -1"),
+        ];
+        for (text, line, reason) in cases {
+            let e = parse(text).unwrap_err();
+            assert!(
+                e.starts_with(&format!("node.toml:{line}: ")) && e.contains(reason),
+                "{text:?} gave {e:?}, wanted line {line} and {reason:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn shortcut_idle_reaches_the_overlay() {
+        let c = parse("[ipop]\nshortcut_idle_s = 7.5\n").unwrap();
+        assert_eq!(
+            c.overlay_config().shortcut_idle,
+            Duration::from_millis(7500)
+        );
+        assert_eq!(
+            Config::default().overlay_config().shortcut_idle,
+            ipop_core::overlay::Config::default().shortcut_idle
+        );
+    }
+
+    #[test]
+    fn hash_mode_with_one_static_address_is_accepted() {
+        let c = parse("[ipop]\nmapping = \"hash\"\nstatic_addresses = [\"10.1.0.7\"]\n").unwrap();
+        assert_eq!(c.ipop.mapping.0, ipop_core::ipop::Mapping::Hash);
     }
 }

@@ -258,7 +258,8 @@ impl RunArgs {
         if let Some(t) = self.shortcut_threshold {
             c.ipop.shortcut_threshold = t;
         }
-        c.check().map_err(anyhow::Error::msg)?;
+        c.check()
+            .context("the configuration (file and flags) is not usable")?;
         Ok(c)
     }
 }
@@ -439,5 +440,12 @@ mod tests {
             ..RunArgs::default()
         };
         assert!(bad.config().unwrap_err().to_string().contains("bad URI"));
+        let unusable = RunArgs {
+            udp_listen: Some("off".into()),
+            tcp_listen: Some("off".into()),
+            ..RunArgs::default()
+        };
+        let e = format!("{:#}", unusable.config().unwrap_err());
+        assert!(e.contains("(file and flags)") && e.contains("needs one"), "{e}");
     }
 }
