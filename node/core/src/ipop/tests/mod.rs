@@ -1,0 +1,168 @@
+//! IPOP behaviour on a simulated overlay: the hosts' frames are built as a host would
+//! write them to a TAP, and the frames the nodes write back are read like a host reads.
+//! This module holds the shared helpers; the tests are grouped by topic below.
+
+mod datapath;
+mod leases;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use dhcproto::v4::{MessageType, OptionCode};
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol,
+    Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+};
+
+use super::*;
+use crate::sim::{Network, Sim};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn record(range: &str) -> NamespaceRecord {
+    NamespaceRecord {
+        name: "test".into(),
+        range: range.parse().unwrap(),
+        lease: Duration::from_secs(600),
+        mtu: 1380,
+        dns: None,
+    }
+}
+
+/// A settled overlay of `n` nodes with namespace `ns` (record `range`) created.
+fn overlay(n: usize, seed: u64, ns: NamespaceId, range: &str) -> Sim {
+    let mut sim = Sim::new(seed, Network::default(), crate::overlay::Config::default());
+    for _ in 0..n {
+        sim.add_node();
+    }
+    let boot: Vec<_> = (0..2.min(n)).map(|i| sim.node(i).transport).collect();
+    for i in 0..n {
+        sim.run_until(sim.at(Duration::from_millis(30 * i as u64)));
+        sim.start(i, &boot);
+    }
+    sim.run_for(Duration::from_secs(8));
+    let rec = record(range);
+    sim.act_dht(0, |d, node, t| {
+        d.create(
+            t,
+            node,
+            &ns.record_key(),
+            &ns.record_password(),
+            &rec.encode(),
+            HOUR,
+        )
+    })
+    .unwrap();
+    sim.run_for(Duration::from_secs(3));
+    sim
+}
+
+fn mac(i: usize) -> [u8; 6] {
+    [0x02, 0, 0, 0, 0x10, i as u8]
+}
+
+fn udp_frame(
+    src_mac: [u8; 6],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ports: (u16, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    let ip = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Udp,
+        payload_len: 8 + payload.len(),
+        hop_limit: 64,
+    };
+    let mut frame = vec![0u8; 14 + 20 + 8 + payload.len()];
+    let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+    EthernetRepr {
+        src_addr: EthernetAddress(src_mac),
+        dst_addr: EthernetAddress([0xff; 6]),
+        ethertype: EthernetProtocol::Ipv4,
+    }
+    .emit(&mut eth);
+    let caps = ChecksumCapabilities::default();
+    let mut p = Ipv4Packet::new_unchecked(eth.payload_mut());
+    ip.emit(&mut p, &caps);
+    UdpRepr {
+        src_port: ports.0,
+        dst_port: ports.1,
+    }
+    .emit(
+        &mut UdpPacket::new_unchecked(p.payload_mut()),
+        &IpAddress::Ipv4(src),
+        &IpAddress::Ipv4(dst),
+        payload.len(),
+        |b| b.copy_from_slice(payload),
+        &caps,
+    );
+    frame
+}
+
+fn dhcp_request(i: usize, kind: MessageType, xid: u32, requested: Option<Ipv4Addr>) -> Vec<u8> {
+    let msg = dhcp::client_message(kind, xid, mac(i), requested);
+    udp_frame(
+        mac(i),
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::BROADCAST,
+        (68, 67),
+        &msg,
+    )
+}
+
+/// The DHCP answers node `i` wrote to its TAP.
+fn dhcp_answers(frames: &[(usize, Vec<u8>)], i: usize) -> Vec<dhcproto::v4::Message> {
+    frames
+        .iter()
+        .filter(|(n, _)| *n == i)
+        .filter_map(|(_, f)| {
+            let eth = EthernetFrame::new_checked(&f[..]).ok()?;
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            let udp = UdpPacket::new_checked(ip.payload()).ok()?;
+            (udp.src_port() == 67).then(|| dhcp::decode_answer(udp.payload()))
+        })
+        .collect()
+}
+
+/// Runs DHCP for the host of node `i` to the end and returns its address.
+fn lease(sim: &mut Sim, i: usize) -> Ipv4Addr {
+    let xid = 1000 + i as u32;
+    for _ in 0..30 {
+        sim.tap_write(i, &dhcp_request(i, MessageType::Discover, xid, None));
+        sim.run_for(Duration::from_secs(1));
+        let frames = sim.take_tap_frames();
+        if let Some(offer) = dhcp_answers(&frames, i)
+            .into_iter()
+            .find(|m| m.opts().msg_type() == Some(MessageType::Offer))
+        {
+            let ip = offer.yiaddr();
+            sim.tap_write(i, &dhcp_request(i, MessageType::Request, xid, Some(ip)));
+            sim.run_for(Duration::from_millis(100));
+            let acks = dhcp_answers(&sim.take_tap_frames(), i);
+            assert_eq!(
+                acks.first().and_then(|m| m.opts().msg_type()),
+                Some(MessageType::Ack),
+                "node {i}"
+            );
+            return ip;
+        }
+    }
+    panic!("node {i} got no offer");
+}
+
+/// IPv4 packets the host of node `i` received (the UDP payloads).
+fn received(frames: &[(usize, Vec<u8>)], i: usize) -> Vec<(Ipv4Addr, Vec<u8>)> {
+    frames
+        .iter()
+        .filter(|(n, _)| *n == i)
+        .filter_map(|(_, f)| {
+            let eth = EthernetFrame::new_checked(&f[..]).ok()?;
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            let udp = UdpPacket::new_checked(ip.payload()).ok()?;
+            (udp.dst_port() == 9000).then(|| (ip.src_addr(), udp.payload().to_vec()))
+        })
+        .collect()
+}
