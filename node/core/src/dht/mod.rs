@@ -16,6 +16,8 @@
 //! [`Dht::poll_result`].
 
 mod client;
+mod config;
+mod replica;
 mod store;
 pub mod wire;
 
@@ -29,54 +31,9 @@ use crate::address::Address;
 use crate::overlay::Node;
 use crate::wire::{Mode, RoutedHeader};
 use client::Operation;
+pub use config::{Config, ConfigError, MAX_SUB_KEYS};
 use store::{Limits, Store};
-use wire::{MAX_KEY, MAX_PASSWORD, MAX_VALUE, Op, RecordRepr, Reply, Request, Status};
-
-/// DHT parameters.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Sub-keys per application key.
-    pub sub_keys: usize,
-    /// Sub-keys that must agree for an operation to succeed.
-    pub majority: usize,
-    /// Wait this long for a reply before retransmitting a request.
-    pub request_timeout: Duration,
-    /// Requests per sub-key before it counts as failed.
-    pub attempts: u32,
-    /// After one replica answered a read, wait this long for the other.
-    pub read_grace: Duration,
-    /// An operation that cannot start within this time (the node is not correctly
-    /// connected) fails.
-    pub start_timeout: Duration,
-    /// Every this often, replicas copy all their records to their partners again.
-    pub resync: Duration,
-    /// Period of expiry and migration checks.
-    pub tick: Duration,
-    /// Most records a node stores for one creator.
-    pub max_records_per_creator: usize,
-    /// Most records a node stores.
-    pub max_records: usize,
-    /// Longest TTL a node grants.
-    pub max_ttl: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            sub_keys: 5,
-            majority: 3,
-            request_timeout: Duration::from_secs(2),
-            attempts: 3,
-            read_grace: Duration::from_millis(300),
-            start_timeout: Duration::from_secs(60),
-            resync: Duration::from_secs(60),
-            tick: Duration::from_secs(1),
-            max_records_per_creator: 4096,
-            max_records: 1 << 20,
-            max_ttl: Duration::from_secs(7 * 24 * 3600),
-        }
-    }
-}
+use wire::{MAX_KEY, MAX_PASSWORD, MAX_VALUE, Op, RecordRepr, Reply, Request};
 
 /// What a replica holds for one sub-key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +116,7 @@ pub struct Dht {
     next_tick: Instant,
     next_resync: Instant,
     last_view: (Option<Address>, Option<Address>),
+    refused_replicas: u64,
 }
 
 /// The address of sub-key `i` of `key`.
@@ -171,7 +129,15 @@ pub fn sub_key(key: &[u8], i: u8) -> Address {
 
 impl Dht {
     /// A DHT layer; `seed` drives its random choices (operation ids, salts).
+    ///
+    /// # Panics
+    ///
+    /// If `config` is invalid (see [`Config::validate`], which callers that take
+    /// parameters from users check first, to report the error).
     pub fn new(config: Config, seed: u64, now: Instant) -> Self {
+        if let Err(e) = config.validate() {
+            panic!("invalid dht::Config: {e}");
+        }
         Dht {
             next_resync: now + config.resync,
             config,
@@ -182,6 +148,7 @@ impl Dht {
             next_id: 1,
             next_tick: now,
             last_view: (None, None),
+            refused_replicas: 0,
         }
     }
 
@@ -258,6 +225,12 @@ impl Dht {
         self.results.pop_front()
     }
 
+    /// Copied records refused: from a node that is no ring neighbour, for a sub-key
+    /// this node is not responsible for, or under a sub-key their key does not map to.
+    pub fn refused_replicas(&self) -> u64 {
+        self.refused_replicas
+    }
+
     /// Records this node holds as a replica.
     pub fn stored_records(&self) -> usize {
         self.store.len()
@@ -318,8 +291,9 @@ impl Dht {
         }
         let id = RequestId(self.next_id);
         self.next_id += 1;
-        let subs = (0..self.config.sub_keys)
-            .map(|i| sub_key(key, i as u8))
+        let subs = (0..=u8::MAX)
+            .take(self.config.sub_keys)
+            .map(|i| sub_key(key, i))
             .collect();
         let ttl_s = u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX);
         let op_id = self.rng.next_u64();
@@ -365,8 +339,7 @@ impl Dht {
             }
             wire::REPLICATE => {
                 if let Ok(rec) = RecordRepr::parse(payload) {
-                    let limits = self.limits();
-                    self.store.merge(now, &rec, &limits);
+                    self.accept_replica(now, node, header, &rec);
                 }
             }
             _ => return false,
@@ -390,7 +363,7 @@ impl Dht {
 
     fn limits(&self) -> Limits {
         Limits {
-            per_creator: self.config.max_records_per_creator,
+            per_peer: self.config.max_records_per_peer,
             total: self.config.max_records,
             max_ttl: self.config.max_ttl,
         }
@@ -488,90 +461,6 @@ impl Dht {
             |b| req.emit(b),
         );
     }
-
-    /// A request reached this node as a replica of its sub-key.
-    fn serve(&mut self, now: Instant, node: &mut Node, header: &RoutedHeader, req: &Request<'_>) {
-        let sub_key = sub_key(req.key, req.sub);
-        if sub_key != header.dst {
-            return; // not the sub-key it claims to be
-        }
-        let (status, rev, ttl_left_s, value) = if req.op == Op::Get {
-            match self.store.get(&sub_key) {
-                Some(r) if !r.tombstone && r.expires > now => {
-                    (Status::Ok, r.rev, r.ttl_left_s(now), r.value.clone())
-                }
-                Some(r) => (Status::NotFound, r.rev, 0, Vec::new()),
-                None => (Status::NotFound, 0, 0, Vec::new()),
-            }
-        } else {
-            let limits = self.limits();
-            let status = self
-                .store
-                .apply(now, sub_key, header.src, req, &limits, &mut self.rng);
-            if status == Status::Ok {
-                self.replicate_to_partner(now, node, sub_key);
-            }
-            let rev = self.store.get(&sub_key).map_or(0, |r| r.rev);
-            (status, rev, 0, Vec::new())
-        };
-        let reply = Reply {
-            op_id: req.op_id,
-            sub: req.sub,
-            status,
-            rev,
-            ttl_left_s,
-            value: &value,
-        };
-        send(now, node, header.src, Mode::Exact, wire::REPLY, |b| {
-            reply.emit(b)
-        });
-    }
-
-    /// Copies a record to the other replica of its sub-key.
-    fn replicate_to_partner(&mut self, now: Instant, node: &mut Node, sub_key: Address) {
-        let Some(partner) = partner(node, sub_key) else {
-            return;
-        };
-        if let Some(rec) = self.store.get(&sub_key) {
-            let repr = rec.repr(sub_key, now);
-            send(now, node, partner, Mode::Exact, wire::REPLICATE, |b| {
-                repr.emit(b)
-            });
-        }
-        for (k, rec) in self.store.iter_mut() {
-            if *k == sub_key {
-                rec.pushed_to = Some(partner);
-            }
-        }
-    }
-
-    /// After the ring changed (or every `resync`): copy records to the current partner,
-    /// and hand off those this node is no longer responsible for.
-    fn migrate(&mut self, now: Instant, node: &mut Node) {
-        let view = node.ring_neighbors();
-        let resync = now >= self.next_resync;
-        if view == self.last_view && !resync {
-            return;
-        }
-        self.last_view = view;
-        if resync {
-            self.next_resync = now + self.config.resync;
-        }
-        for key in self.store.keys() {
-            if responsible(node, key) {
-                let partner = partner(node, key);
-                let pushed = self.store.get(&key).and_then(|r| r.pushed_to);
-                if partner.is_some() && (partner != pushed || resync) {
-                    self.replicate_to_partner(now, node, key);
-                }
-            } else if let Some(rec) = self.store.remove(&key) {
-                let repr = rec.repr(key, now);
-                send(now, node, key, Mode::Pair, wire::REPLICATE, |b| {
-                    repr.emit(b)
-                });
-            }
-        }
-    }
 }
 
 /// Sends a DHT message built by `emit` (drops it if the node cannot route it; the
@@ -587,25 +476,6 @@ fn send(
     let mut buf = [0u8; wire::MAX_MESSAGE];
     if let Ok(n) = emit(&mut buf) {
         let _ = node.send_routed(now, dst, mode, kind, &buf[..n]);
-    }
-}
-
-/// The other node of the pair adjacent to `key`, as this node sees the ring.
-fn partner(node: &Node, key: Address) -> Option<Address> {
-    let me = node.address();
-    match node.ring_neighbors() {
-        (_, Some(r)) if key.in_cw_arc(me, r) => Some(r),
-        (Some(l), _) if key.in_cw_arc(l, me) => Some(l),
-        _ => None,
-    }
-}
-
-/// Whether this node is one of the two nodes adjacent to `key`.
-fn responsible(node: &Node, key: Address) -> bool {
-    let me = node.address();
-    match node.ring_neighbors() {
-        (Some(l), Some(r)) => key.in_cw_arc(l, me) || key.in_cw_arc(me, r) || key == me,
-        _ => true,
     }
 }
 

@@ -1,5 +1,7 @@
 //! The records one node holds as a replica: soft state with a TTL, a salted password
-//! hash (never the password), a revision that orders writes, and per-creator quotas.
+//! hash (never the password), a revision that orders writes, and per-peer quotas (each
+//! record counts against the peer it came from: the requester that wrote it, or the
+//! replica that copied it here).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -7,7 +9,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
-use super::wire::{Op, RecordRepr, Request, Status};
+use super::wire::{MAX_REV, Op, RecordRepr, Request, Status};
 use crate::address::Address;
 
 /// One replica's copy of one sub-key.
@@ -20,6 +22,8 @@ pub(crate) struct Record {
     salt: [u8; 16],
     hash: [u8; 32],
     pub(crate) creator: Address,
+    /// The peer whose quota the record counts against.
+    charged: Address,
     op_id: u64,
     pub(crate) expires: Instant,
     pub(crate) value: Vec<u8>,
@@ -69,7 +73,7 @@ impl Record {
 /// Limits on what a replica accepts.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
-    pub(crate) per_creator: usize,
+    pub(crate) per_peer: usize,
     pub(crate) total: usize,
     pub(crate) max_ttl: Duration,
 }
@@ -78,7 +82,7 @@ pub(crate) struct Limits {
 #[derive(Debug, Default)]
 pub(crate) struct Store {
     records: BTreeMap<Address, Record>,
-    per_creator: BTreeMap<Address, usize>,
+    per_peer: BTreeMap<Address, usize>,
 }
 
 impl Store {
@@ -100,31 +104,41 @@ impl Store {
 
     pub(crate) fn remove(&mut self, sub_key: &Address) -> Option<Record> {
         let rec = self.records.remove(sub_key)?;
-        if let Some(n) = self.per_creator.get_mut(&rec.creator) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_creator.remove(&rec.creator);
-            }
-        }
+        self.uncharge(rec.charged);
         Some(rec)
     }
 
-    fn insert(&mut self, sub_key: Address, rec: Record) {
-        let creator = rec.creator;
-        if let Some(old) = self.records.insert(sub_key, rec) {
-            if let Some(n) = self.per_creator.get_mut(&old.creator) {
-                *n -= 1;
+    fn uncharge(&mut self, peer: Address) {
+        if let Some(n) = self.per_peer.get_mut(&peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_peer.remove(&peer);
             }
         }
-        *self.per_creator.entry(creator).or_default() += 1;
     }
 
-    fn has_room(&self, sub_key: &Address, creator: Address, limits: &Limits) -> bool {
+    fn insert(&mut self, sub_key: Address, rec: Record) {
+        let charged = rec.charged;
+        if let Some(old) = self.records.insert(sub_key, rec) {
+            self.uncharge(old.charged);
+        }
+        *self.per_peer.entry(charged).or_default() += 1;
+    }
+
+    /// Whether a record for `sub_key` from `peer` fits: a replacement always does, a new
+    /// one within the total and per-peer limits.
+    fn has_room(&self, sub_key: &Address, peer: Address, limits: &Limits) -> bool {
         if self.records.contains_key(sub_key) {
             return true;
         }
         self.records.len() < limits.total
-            && self.per_creator.get(&creator).copied().unwrap_or(0) < limits.per_creator
+            && self.per_peer.get(&peer).copied().unwrap_or(0) < limits.per_peer
+    }
+
+    /// Records counted against `peer`.
+    #[cfg(test)]
+    fn charged_to(&self, peer: Address) -> usize {
+        self.per_peer.get(&peer).copied().unwrap_or(0)
     }
 
     /// Drops expired records (tombstones included).
@@ -140,7 +154,8 @@ impl Store {
         }
     }
 
-    /// Applies a write request from `requester` as the deciding replica.
+    /// Applies a write request from `requester` as the deciding replica. A write that
+    /// would take the record's revision past [`MAX_REV`] is refused with `Quota`.
     pub(crate) fn apply<R: Rng + ?Sized>(
         &mut self,
         now: Instant,
@@ -155,7 +170,9 @@ impl Store {
         // A retransmission of a request already applied gets the same answer.
         let repeat = existing.is_some_and(|r| r.op_id == req.op_id && r.creator == requester);
         let ttl = Duration::from_secs(u64::from(req.ttl_s)).min(limits.max_ttl);
-        let next_rev = existing.map_or(1, |r| r.rev + 1);
+        let next_rev = existing
+            .map_or(Some(1), |r| r.rev.checked_add(1))
+            .filter(|rev| *rev <= MAX_REV);
         let (password, status) = match req.op {
             Op::Get => return Status::Ok,
             Op::Create => match live {
@@ -168,6 +185,9 @@ impl Store {
                 None => return Status::NotFound,
                 Some(r) if !r.password_matches(req.password) => return Status::BadPassword,
                 Some(_) => {
+                    let Some(next_rev) = next_rev else {
+                        return Status::Quota;
+                    };
                     if let Some(rec) = self.records.get_mut(&sub_key) {
                         rec.tombstone = true;
                         rec.rev = next_rev;
@@ -190,7 +210,10 @@ impl Store {
         } else {
             requester
         };
-        if !self.has_room(&sub_key, creator, limits) {
+        let Some(next_rev) = next_rev else {
+            return Status::Quota;
+        };
+        if !self.has_room(&sub_key, requester, limits) {
             return Status::Quota;
         }
         let mut salt = [0u8; 16];
@@ -205,6 +228,7 @@ impl Store {
                 salt,
                 hash: password_hash(&salt, password),
                 creator,
+                charged: requester,
                 op_id: req.op_id,
                 expires: now + ttl,
                 value: req.value.to_vec(),
@@ -214,15 +238,22 @@ impl Store {
         status
     }
 
-    /// Merges a record copied from another replica: the higher revision wins.
-    /// Returns whether the local copy changed.
-    pub(crate) fn merge(&mut self, now: Instant, rec: &RecordRepr<'_>, limits: &Limits) -> bool {
+    /// Merges a record that the replica `sender` copied here: the higher revision wins,
+    /// and the record counts against `sender`'s quota. Returns whether the local copy
+    /// changed. (The caller checks that `sender` may send it.)
+    pub(crate) fn merge(
+        &mut self,
+        now: Instant,
+        rec: &RecordRepr<'_>,
+        sender: Address,
+        limits: &Limits,
+    ) -> bool {
         if let Some(existing) = self.records.get(&rec.sub_key) {
             if existing.rev >= rec.rev {
                 return false;
             }
         }
-        if rec.ttl_left_ms == 0 || !self.has_room(&rec.sub_key, rec.creator, limits) {
+        if rec.ttl_left_ms == 0 || !self.has_room(&rec.sub_key, sender, limits) {
             return false;
         }
         let ttl = Duration::from_millis(u64::from(rec.ttl_left_ms)).min(limits.max_ttl);
@@ -236,6 +267,7 @@ impl Store {
                 salt: rec.salt,
                 hash: rec.hash,
                 creator: rec.creator,
+                charged: sender,
                 op_id: rec.op_id,
                 expires: now + ttl,
                 value: rec.value.to_vec(),
@@ -253,7 +285,7 @@ mod tests {
     use rand::rngs::Xoshiro256PlusPlus;
 
     const LIMITS: Limits = Limits {
-        per_creator: 2,
+        per_peer: 2,
         total: 3,
         max_ttl: Duration::from_secs(3600),
     };
@@ -389,9 +421,81 @@ mod tests {
         );
         let old = s1.get(&k).unwrap().clone();
         s1.apply(now, k, k, &req(Op::Delete, 2, b"p", b""), &LIMITS, &mut rng);
-        assert!(s2.merge(now, &s1.get(&k).unwrap().repr(k, now), &LIMITS));
+        assert!(s2.merge(now, &s1.get(&k).unwrap().repr(k, now), k, &LIMITS));
         // The stale live copy does not resurrect the deleted value.
-        assert!(!s2.merge(now, &old.repr(k, now), &LIMITS));
+        assert!(!s2.merge(now, &old.repr(k, now), k, &LIMITS));
         assert!(s2.get(&k).unwrap().tombstone);
+    }
+
+    fn copied(sub_key: Address, creator: Address, rev: u64) -> RecordRepr<'static> {
+        RecordRepr {
+            sub_key,
+            sub: 0,
+            key: b"key",
+            rev,
+            tombstone: false,
+            salt: [1; 16],
+            hash: password_hash(&[1; 16], b"p"),
+            creator,
+            op_id: 9,
+            ttl_left_ms: 10_000,
+            value: b"v",
+        }
+    }
+
+    #[test]
+    fn copies_count_against_the_replica_that_sent_them() {
+        let mut s = Store::default();
+        let now = Instant::now();
+        let (sender, other) = (Address::from_bytes([7; 20]), Address::from_bytes([8; 20]));
+        // Each copy claims a different creator; the quota still counts the sender.
+        for i in 0..2u8 {
+            let rec = copied(
+                Address::from_bytes([i; 20]),
+                Address::from_bytes([100 + i; 20]),
+                1,
+            );
+            assert!(s.merge(now, &rec, sender, &LIMITS), "copy {i}");
+        }
+        let third = copied(
+            Address::from_bytes([2; 20]),
+            Address::from_bytes([102; 20]),
+            1,
+        );
+        assert!(
+            !s.merge(now, &third, sender, &LIMITS),
+            "over the per-peer quota"
+        );
+        assert_eq!(s.charged_to(sender), 2);
+        assert!(
+            s.merge(now, &third, other, &LIMITS),
+            "another peer has room"
+        );
+        // A newer revision of a stored record replaces it and moves the charge.
+        let newer = copied(
+            Address::from_bytes([0; 20]),
+            Address::from_bytes([100; 20]),
+            2,
+        );
+        assert!(s.merge(now, &newer, other, &LIMITS));
+        assert_eq!((s.charged_to(sender), s.charged_to(other)), (1, 2));
+        assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn a_record_at_the_last_revision_refuses_writes_instead_of_overflowing() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let mut s = Store::default();
+        let now = Instant::now();
+        let (k, a) = (Address::from_bytes([5; 20]), Address::from_bytes([6; 20]));
+        assert!(s.merge(now, &copied(k, a, MAX_REV), a, &LIMITS));
+        let mut apply = |op, id, pw: &'static [u8]| {
+            s.apply(now, k, a, &req(op, id, pw, b"x"), &LIMITS, &mut rng)
+        };
+        assert_eq!(apply(Op::Delete, 1, b"p"), Status::Quota);
+        assert_eq!(apply(Op::Recreate, 2, b"p"), Status::Quota);
+        assert_eq!(apply(Op::Create, 3, b"p"), Status::Exists);
+        assert_eq!(s.get(&k).unwrap().rev, MAX_REV);
+        assert_eq!(s.get(&k).unwrap().value, b"v");
     }
 }

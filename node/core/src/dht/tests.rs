@@ -7,11 +7,17 @@ use crate::sim::{Network, Sim};
 
 /// A settled overlay of `n` nodes.
 fn overlay(n: usize, seed: u64, loss: f64) -> Sim {
+    overlay_with(n, seed, loss, Config::default())
+}
+
+/// A settled overlay of `n` nodes whose DHT runs with `dht`.
+fn overlay_with(n: usize, seed: u64, loss: f64, dht: Config) -> Sim {
     let net = Network {
         loss,
         ..Network::default()
     };
     let mut sim = Sim::new(seed, net, crate::overlay::Config::default());
+    sim.set_dht_config(dht);
     for _ in 0..n {
         sim.add_node();
     }
@@ -107,18 +113,115 @@ fn values_vanish_at_their_ttl() {
     assert_eq!(total, 0, "expired records are purged everywhere");
 }
 
+/// Asserts that each sub-key of `key` lives on exactly the two nodes adjacent to it.
+fn assert_placed(sim: &Sim, key: &[u8], sub_keys: usize) {
+    for i in (0..=u8::MAX).take(sub_keys) {
+        let k = sub_key(key, i);
+        let (left, right) = sim.replicas_of(k).expect("two live nodes");
+        assert_eq!(
+            sim.holders_of(k),
+            [left.min(right), left.max(right)],
+            "sub-key {i}"
+        );
+    }
+}
+
 #[test]
 fn records_live_on_two_replicas_per_sub_key() {
     let mut sim = overlay(40, 3, 0.0);
     let put = |d: &mut Dht, n: &mut Node, t| d.create(t, n, b"k", b"pw", b"v", HOUR);
     assert_eq!(run(&mut sim, 1, put), Ok(Outcome::Created));
     sim.run_for(Duration::from_secs(2));
+    assert_placed(&sim, b"k", Config::default().sub_keys);
     let total: usize = sim
         .nodes()
         .iter()
         .map(|n| n.stack.dht.stored_records())
         .sum();
     assert_eq!(total, 2 * Config::default().sub_keys);
+}
+
+#[test]
+fn seven_sub_keys_with_a_majority_of_four_work_end_to_end() {
+    let config = Config {
+        sub_keys: 7,
+        majority: 4,
+        ..Config::default()
+    };
+    let mut sim = overlay_with(40, 9, 0.0, config);
+    let put = |d: &mut Dht, n: &mut Node, t| d.create(t, n, b"seven", b"pw", b"v7", HOUR);
+    assert_eq!(run(&mut sim, 2, put), Ok(Outcome::Created));
+    sim.run_for(Duration::from_secs(2));
+    assert_placed(&sim, b"seven", 7);
+    let get = |d: &mut Dht, n: &mut Node, t| d.get(t, n, b"seven");
+    assert_eq!(
+        run(&mut sim, 30, get),
+        Ok(Outcome::Values(vec![b"v7".to_vec()]))
+    );
+    let again = |d: &mut Dht, n: &mut Node, t| d.create(t, n, b"seven", b"x", b"other", HOUR);
+    assert_eq!(run(&mut sim, 17, again), Err(DhtError::KeyExists));
+    let bad = |d: &mut Dht, n: &mut Node, t| d.delete(t, n, b"seven", b"guess");
+    assert_eq!(run(&mut sim, 17, bad), Err(DhtError::BadPassword));
+    let del = |d: &mut Dht, n: &mut Node, t| d.delete(t, n, b"seven", b"pw");
+    assert_eq!(run(&mut sim, 2, del), Ok(Outcome::Deleted));
+    assert_eq!(run(&mut sim, 30, get), Ok(Outcome::Values(vec![])));
+}
+
+#[test]
+#[should_panic(expected = "invalid dht::Config: sub_keys = 0")]
+fn a_dht_refuses_an_invalid_config() {
+    let config = Config {
+        sub_keys: 0,
+        majority: 0,
+        ..Config::default()
+    };
+    Dht::new(config, 1, Instant::now());
+}
+
+#[test]
+fn copies_are_taken_only_from_ring_neighbours_and_for_genuine_sub_keys() {
+    let mut sim = overlay(30, 8, 0.0);
+    let k = sub_key(b"planted", 0);
+    let (target, _) = sim.replicas_of(k).unwrap();
+    let target_addr = sim.node(target).stack.node.address();
+    let (left, right) = sim.node(target).stack.node.near_neighbors();
+    let near: Vec<Address> = left.iter().chain(right).copied().collect();
+    let neighbour = (0..30)
+        .find(|&i| sim.node(i).stack.node.address() == near[0])
+        .unwrap();
+    let stranger = (0..30)
+        .find(|&i| i != target && !near.contains(&sim.node(i).stack.node.address()))
+        .unwrap();
+    let send = |sim: &mut Sim, from: usize, key: &[u8]| {
+        let rec = RecordRepr {
+            sub_key: k,
+            sub: 0,
+            key,
+            rev: 1,
+            tombstone: false,
+            salt: [0; 16],
+            hash: [0; 32],
+            creator: sim.node(from).stack.node.address(),
+            op_id: 1,
+            ttl_left_ms: 60_000,
+            value: b"planted",
+        };
+        let mut buf = [0u8; wire::MAX_MESSAGE];
+        let n = rec.emit(&mut buf).unwrap();
+        sim.act(from, |node, now| {
+            node.send_routed(now, target_addr, Mode::Exact, wire::REPLICATE, &buf[..n])
+        })
+        .unwrap();
+        sim.run_for(Duration::from_millis(500));
+        let dht = &sim.node(target).stack.dht;
+        (dht.refused_replicas(), dht.stored_records())
+    };
+    // From a node elsewhere on the ring: refused.
+    assert_eq!(send(&mut sim, stranger, b"planted"), (1, 0));
+    // From a neighbour, but under a sub-key its key does not map to: refused.
+    assert_eq!(send(&mut sim, neighbour, b"other key"), (2, 0));
+    // From a neighbour, genuine: taken.
+    assert_eq!(send(&mut sim, neighbour, b"planted"), (2, 1));
 }
 
 #[test]

@@ -17,6 +17,9 @@ pub const MAX_KEY: usize = 255;
 pub const MAX_VALUE: usize = 1024;
 /// Longest password.
 pub const MAX_PASSWORD: usize = 64;
+/// Highest revision a record may carry (63 bits). Parsers refuse higher ones, and a
+/// replica refuses writes past it, so incrementing a revision can never overflow.
+pub const MAX_REV: u64 = u64::MAX >> 1;
 
 /// A DHT operation on one sub-key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,7 +88,8 @@ pub enum Status {
     NotFound,
     /// The password does not match.
     BadPassword,
-    /// The replica holds too many entries (from this requester, or in total).
+    /// The replica refuses to store more: too many entries from this requester or in
+    /// total, or the record's revisions are used up.
     Quota,
 }
 
@@ -147,7 +151,8 @@ pub struct RecordRepr<'a> {
     pub salt: [u8; 16],
     /// SHA-256 of salt and password.
     pub hash: [u8; 32],
-    /// The node that created it (entry quotas count per creator).
+    /// The node that created it (as the sending replica claims; receivers count the
+    /// record against the sender's quota, not this one's).
     pub creator: Address,
     /// The operation that last wrote it.
     pub op_id: u64,
@@ -179,6 +184,21 @@ fn put_short(w: &mut Writer<'_>, b: &[u8], max: usize) -> Result<(), Error> {
     }
     w.u8(b.len() as u8)?;
     w.bytes(b)
+}
+
+fn revision(r: &mut Reader<'_>) -> Result<u64, Error> {
+    let rev = r.u64()?;
+    if rev > MAX_REV {
+        return Err(Error::BadValue);
+    }
+    Ok(rev)
+}
+
+fn put_revision(w: &mut Writer<'_>, rev: u64) -> Result<(), Error> {
+    if rev > MAX_REV {
+        return Err(Error::BadValue);
+    }
+    w.u64(rev)
 }
 
 fn put_value(w: &mut Writer<'_>, b: &[u8]) -> Result<(), Error> {
@@ -230,7 +250,7 @@ impl<'a> Reply<'a> {
             op_id: r.u64()?,
             sub: r.u8()?,
             status: Status::from_u8(r.u8()?)?,
-            rev: r.u64()?,
+            rev: revision(&mut r)?,
             ttl_left_s: r.u32()?,
             value: value_bytes(&mut r)?,
         };
@@ -244,7 +264,7 @@ impl<'a> Reply<'a> {
         w.u64(self.op_id)?;
         w.u8(self.sub)?;
         w.u8(self.status.to_u8())?;
-        w.u64(self.rev)?;
+        put_revision(&mut w, self.rev)?;
         w.u32(self.ttl_left_s)?;
         put_value(&mut w, self.value)?;
         Ok(w.len())
@@ -258,7 +278,7 @@ impl<'a> RecordRepr<'a> {
         let sub_key = r.address()?;
         let sub = r.u8()?;
         let key = short_bytes(&mut r, MAX_KEY)?;
-        let rev = r.u64()?;
+        let rev = revision(&mut r)?;
         let flags = r.u8()?;
         if flags & !1 != 0 {
             return Err(Error::BadValue);
@@ -290,7 +310,7 @@ impl<'a> RecordRepr<'a> {
         w.address(&self.sub_key)?;
         w.u8(self.sub)?;
         put_short(&mut w, self.key, MAX_KEY)?;
-        w.u64(self.rev)?;
+        put_revision(&mut w, self.rev)?;
         w.u8(u8::from(self.tombstone))?;
         w.bytes(&self.salt)?;
         w.bytes(&self.hash)?;
@@ -309,42 +329,182 @@ pub const MAX_MESSAGE: usize =
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::collection::vec;
     use proptest::prelude::*;
+
+    /// The owned fields of one message of each kind, so strategies can build them.
+    #[derive(Debug, Clone)]
+    struct Fields {
+        op: u8,
+        status: u8,
+        op_id: u64,
+        sub: u8,
+        rev: u64,
+        ttl: u32,
+        tombstone: bool,
+        salt: [u8; 16],
+        hash: [u8; 32],
+        sub_key: [u8; 20],
+        creator: [u8; 20],
+        key: Vec<u8>,
+        password: Vec<u8>,
+        new_password: Vec<u8>,
+        value: Vec<u8>,
+    }
+
+    fn fields() -> impl Strategy<Value = Fields> {
+        (
+            (1u8..=4, 0u8..=4, any::<u64>(), any::<u8>(), 0..=MAX_REV),
+            (
+                any::<u32>(),
+                any::<bool>(),
+                any::<[u8; 16]>(),
+                any::<[u8; 32]>(),
+            ),
+            (any::<[u8; 20]>(), any::<[u8; 20]>()),
+            (
+                vec(any::<u8>(), 0..=MAX_KEY),
+                vec(any::<u8>(), 0..=MAX_PASSWORD),
+                vec(any::<u8>(), 0..=MAX_PASSWORD),
+                vec(any::<u8>(), 0..=MAX_VALUE),
+            ),
+        )
+            .prop_map(
+                |(
+                    (op, status, op_id, sub, rev),
+                    (ttl, tombstone, salt, hash),
+                    (sub_key, creator),
+                    (key, password, new_password, value),
+                )| Fields {
+                    op,
+                    status,
+                    op_id,
+                    sub,
+                    rev,
+                    ttl,
+                    tombstone,
+                    salt,
+                    hash,
+                    sub_key,
+                    creator,
+                    key,
+                    password,
+                    new_password,
+                    value,
+                },
+            )
+    }
+
+    impl Fields {
+        fn request(&self) -> Request<'_> {
+            Request {
+                op: Op::from_u8(self.op).unwrap(),
+                op_id: self.op_id,
+                sub: self.sub,
+                key: &self.key,
+                password: &self.password,
+                new_password: &self.new_password,
+                value: &self.value,
+                ttl_s: self.ttl,
+            }
+        }
+
+        fn reply(&self) -> Reply<'_> {
+            Reply {
+                op_id: self.op_id,
+                sub: self.sub,
+                status: Status::from_u8(self.status).unwrap(),
+                rev: self.rev,
+                ttl_left_s: self.ttl,
+                value: &self.value,
+            }
+        }
+
+        fn record(&self) -> RecordRepr<'_> {
+            RecordRepr {
+                sub_key: Address::from_bytes(self.sub_key),
+                sub: self.sub,
+                key: &self.key,
+                rev: self.rev,
+                tombstone: self.tombstone,
+                salt: self.salt,
+                hash: self.hash,
+                creator: Address::from_bytes(self.creator),
+                op_id: self.op_id,
+                ttl_left_ms: self.ttl,
+                value: &self.value,
+            }
+        }
+
+        /// The encodings of the three messages.
+        fn encodings(&self) -> [Vec<u8>; 3] {
+            let mut out = [
+                vec![0u8; MAX_MESSAGE],
+                vec![0u8; MAX_MESSAGE],
+                vec![0u8; MAX_MESSAGE],
+            ];
+            let n = [
+                self.request().emit(&mut out[0]).unwrap(),
+                self.reply().emit(&mut out[1]).unwrap(),
+                self.record().emit(&mut out[2]).unwrap(),
+            ];
+            for (b, n) in out.iter_mut().zip(n) {
+                b.truncate(n);
+            }
+            out
+        }
+    }
+
+    /// Runs every parser on `bytes`; whatever parses must re-emit to the same bytes
+    /// (every encoding is canonical).
+    fn parse_all(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        if let Ok(m) = Request::parse(bytes) {
+            let n = m.emit(&mut buf).unwrap();
+            prop_assert_eq!(&buf[..n], bytes);
+        }
+        if let Ok(m) = Reply::parse(bytes) {
+            let n = m.emit(&mut buf).unwrap();
+            prop_assert_eq!(&buf[..n], bytes);
+        }
+        if let Ok(m) = RecordRepr::parse(bytes) {
+            let n = m.emit(&mut buf).unwrap();
+            prop_assert_eq!(&buf[..n], bytes);
+        }
+        Ok(())
+    }
 
     proptest! {
         #[test]
-        fn requests_round_trip(op in 1u8..=4, op_id: u64, sub: u8,
-            key in proptest::collection::vec(any::<u8>(), 0..=MAX_KEY),
-            pw in proptest::collection::vec(any::<u8>(), 0..=MAX_PASSWORD),
-            value in proptest::collection::vec(any::<u8>(), 0..=MAX_VALUE), ttl_s: u32) {
-            let req = Request { op: Op::from_u8(op).unwrap(), op_id, sub, key: &key, password: &pw,
-                new_password: &pw[..pw.len() / 2], value: &value, ttl_s };
-            let mut buf = vec![0u8; MAX_MESSAGE];
-            let n = req.emit(&mut buf).unwrap();
-            prop_assert_eq!(Request::parse(&buf[..n]).unwrap(), req);
+        fn every_message_round_trips(f in fields()) {
+            let [req, reply, rec] = f.encodings();
+            prop_assert!(req.len() <= MAX_MESSAGE && rec.len() <= MAX_MESSAGE);
+            prop_assert_eq!(Request::parse(&req).unwrap(), f.request());
+            prop_assert_eq!(Reply::parse(&reply).unwrap(), f.reply());
+            prop_assert_eq!(RecordRepr::parse(&rec).unwrap(), f.record());
         }
 
         #[test]
-        fn replies_and_records_round_trip(op_id: u64, sub: u8, status in 0u8..=4, rev: u64,
-            ttl: u32, tomb: bool, salt: [u8; 16], creator: [u8; 20],
-            value in proptest::collection::vec(any::<u8>(), 0..=MAX_VALUE)) {
-            let reply = Reply { op_id, sub, status: Status::from_u8(status).unwrap(), rev,
-                ttl_left_s: ttl, value: &value };
-            let mut buf = vec![0u8; MAX_MESSAGE];
-            let n = reply.emit(&mut buf).unwrap();
-            prop_assert_eq!(Reply::parse(&buf[..n]).unwrap(), reply);
-            let rec = RecordRepr { sub_key: Address::from_bytes(creator), sub, key: b"k", rev,
-                tombstone: tomb, salt, hash: [7; 32], creator: Address::from_bytes(creator),
-                op_id, ttl_left_ms: ttl, value: &value };
-            let n = rec.emit(&mut buf).unwrap();
-            prop_assert_eq!(RecordRepr::parse(&buf[..n]).unwrap(), rec);
+        fn parsers_never_panic_on_random_bytes(bytes in vec(any::<u8>(), 0..=MAX_MESSAGE + 8)) {
+            parse_all(&bytes)?;
         }
 
         #[test]
-        fn parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let _ = Request::parse(&bytes);
-            let _ = Reply::parse(&bytes);
-            let _ = RecordRepr::parse(&bytes);
+        fn parsers_never_panic_on_damaged_messages(f in fields(), which in 0usize..3,
+            edits in vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..6)) {
+            let mut bytes = f.encodings()[which].clone();
+            for (at, byte, how) in edits {
+                if bytes.is_empty() {
+                    break;
+                }
+                let i = at.index(bytes.len());
+                match how {
+                    0 => bytes[i] = byte,
+                    1 => bytes.truncate(i),
+                    _ => bytes.insert(i, byte),
+                }
+                parse_all(&bytes)?;
+            }
         }
     }
 
@@ -363,5 +523,40 @@ mod tests {
         };
         let mut buf = vec![0u8; MAX_MESSAGE + 10];
         assert_eq!(req.emit(&mut buf), Err(Error::TooLong));
+    }
+
+    #[test]
+    fn revisions_past_the_maximum_are_refused() {
+        let f = Fields {
+            op: 1,
+            status: 0,
+            op_id: 1,
+            sub: 0,
+            rev: MAX_REV,
+            ttl: 1,
+            tombstone: false,
+            salt: [0; 16],
+            hash: [0; 32],
+            sub_key: [0; 20],
+            creator: [0; 20],
+            key: b"k".to_vec(),
+            password: Vec::new(),
+            new_password: Vec::new(),
+            value: Vec::new(),
+        };
+        let [_, mut reply, mut rec] = f.encodings();
+        assert_eq!(RecordRepr::parse(&rec).unwrap().rev, MAX_REV);
+        // The revision of a record follows sub_key, sub and the one-byte-long key.
+        let at = 20 + 1 + 2;
+        rec[at..at + 8].copy_from_slice(&u64::MAX.to_be_bytes());
+        assert_eq!(RecordRepr::parse(&rec), Err(Error::BadValue));
+        reply[10..18].copy_from_slice(&(MAX_REV + 1).to_be_bytes());
+        assert_eq!(Reply::parse(&reply), Err(Error::BadValue));
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let too_new = RecordRepr {
+            rev: MAX_REV + 1,
+            ..f.record()
+        };
+        assert_eq!(too_new.emit(&mut buf), Err(Error::BadValue));
     }
 }

@@ -374,6 +374,12 @@ impl Node {
         )
     }
 
+    /// The closest connected peers on each side of the ring, closest first (up to
+    /// `near_per_side` per side): (left, right).
+    pub fn near_neighbors(&self) -> (&[Address], &[Address]) {
+        (&self.view.left, &self.view.right)
+    }
+
     /// Transport addresses this node advertises: local ones and those peers observed.
     pub fn advertised_transports(&self) -> Vec<TransportAddr> {
         self.nat.advertised()

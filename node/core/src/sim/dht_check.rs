@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, RngExt};
 
 use super::{DhtResult, Sim, percentile};
+use crate::address::Address;
 use crate::dht::{DhtError, Outcome, RequestId};
 
 /// What the DHT checks found.
@@ -214,7 +215,7 @@ pub(crate) fn verify(sim: &mut Sim, keys: &[Key], report: &mut DhtReport) {
     report.wrong_password_deletes = (live.len(), kept);
 }
 
-/// Races `creators` nodes for each of `races` fresh keys.
+/// Races `creators` distinct nodes for each of `races` fresh keys.
 pub(crate) fn race(sim: &mut Sim, races: usize, creators: usize, report: &mut DhtReport) {
     let live: Vec<usize> = (0..sim.nodes().len())
         .filter(|&i| sim.node(i).alive)
@@ -222,8 +223,9 @@ pub(crate) fn race(sim: &mut Sim, races: usize, creators: usize, report: &mut Dh
     for r in 0..races {
         let key = format!("race-{r}").into_bytes();
         let mut ids = Vec::new();
-        for c in 0..creators {
-            let i = live[sim.rng().random_range(0..live.len())];
+        let mut free = live.clone();
+        for c in 0..creators.min(free.len()) {
+            let i = free.swap_remove(sim.rng().random_range(0..free.len()));
             let password = [c as u8];
             if let Ok(id) = sim.act_dht(i, |d, n, t| {
                 d.create(t, n, &key, &password, b"v", Duration::from_secs(600))
@@ -248,5 +250,37 @@ pub(crate) fn race(sim: &mut Sim, races: usize, creators: usize, report: &mut Dh
         report.races += 1;
         report.duplicate_winners += usize::from(winners > 1);
         report.no_winner += usize::from(winners == 0);
+    }
+}
+
+impl Sim {
+    /// The live nodes immediately left and right of `key` on the ring: the two nodes the
+    /// DHT must keep `key`'s records on. `None` with fewer than two live nodes.
+    pub fn replicas_of(&self, key: Address) -> Option<(usize, usize)> {
+        let mut live: Vec<(Address, usize)> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].alive)
+            .map(|i| (self.nodes[i].stack.node.address(), i))
+            .collect();
+        if live.len() < 2 {
+            return None;
+        }
+        live.sort();
+        let right = live.partition_point(|(a, _)| *a <= key);
+        let left = live.partition_point(|(a, _)| *a < key);
+        let right = live[right % live.len()].1;
+        let left = live[(left + live.len() - 1) % live.len()].1;
+        Some((left, right))
+    }
+
+    /// The live nodes that hold a record (value or tombstone) under `sub_key`, by index.
+    pub fn holders_of(&self, sub_key: Address) -> Vec<usize> {
+        let now = self.now;
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].alive)
+            .filter(|&i| {
+                let records = self.nodes[i].stack.dht.records(now);
+                records.iter().any(|r| r.sub_key == sub_key)
+            })
+            .collect()
     }
 }

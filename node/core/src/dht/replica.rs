@@ -1,0 +1,147 @@
+//! The replica side of the DHT: serving requests for the sub-keys this node holds,
+//! copying records to the other replica, taking copies from it, and moving records when
+//! the ring changes.
+//!
+//! A copied record (REPLICATE) is taken only from a ring neighbour (one of this node's
+//! near peers, the only nodes that share sub-keys with it), only for a sub-key this node
+//! is responsible for, only if the sub-key is the one its key and index name, and it
+//! counts against the sender's quota. So a node elsewhere on the ring cannot plant
+//! records, and a neighbour cannot fill a node with more than its quota.
+
+use std::time::Instant;
+
+use super::wire::{self, Op, RecordRepr, Reply, Request, Status};
+use super::{Dht, send, sub_key};
+use crate::address::Address;
+use crate::overlay::Node;
+use crate::wire::{Mode, RoutedHeader};
+
+impl Dht {
+    /// A record another replica copied here (see the module doc for what is taken).
+    pub(super) fn accept_replica(
+        &mut self,
+        now: Instant,
+        node: &Node,
+        header: &RoutedHeader,
+        rec: &RecordRepr<'_>,
+    ) {
+        let (left, right) = node.near_neighbors();
+        let from_neighbour = left.contains(&header.src) || right.contains(&header.src);
+        let genuine = rec.sub_key == sub_key(rec.key, rec.sub);
+        if !from_neighbour || !genuine || !responsible(node, rec.sub_key) {
+            self.refused_replicas += 1;
+            return;
+        }
+        let limits = self.limits();
+        self.store.merge(now, rec, header.src, &limits);
+    }
+
+    /// A request reached this node as a replica of its sub-key.
+    pub(super) fn serve(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        header: &RoutedHeader,
+        req: &Request<'_>,
+    ) {
+        let sub_key = sub_key(req.key, req.sub);
+        if sub_key != header.dst {
+            return; // not the sub-key it claims to be
+        }
+        let (status, rev, ttl_left_s, value) = if req.op == Op::Get {
+            match self.store.get(&sub_key) {
+                Some(r) if !r.tombstone && r.expires > now => {
+                    (Status::Ok, r.rev, r.ttl_left_s(now), r.value.clone())
+                }
+                Some(r) => (Status::NotFound, r.rev, 0, Vec::new()),
+                None => (Status::NotFound, 0, 0, Vec::new()),
+            }
+        } else {
+            let limits = self.limits();
+            let status = self
+                .store
+                .apply(now, sub_key, header.src, req, &limits, &mut self.rng);
+            if status == Status::Ok {
+                self.replicate_to_partner(now, node, sub_key);
+            }
+            let rev = self.store.get(&sub_key).map_or(0, |r| r.rev);
+            (status, rev, 0, Vec::new())
+        };
+        let reply = Reply {
+            op_id: req.op_id,
+            sub: req.sub,
+            status,
+            rev,
+            ttl_left_s,
+            value: &value,
+        };
+        send(now, node, header.src, Mode::Exact, wire::REPLY, |b| {
+            reply.emit(b)
+        });
+    }
+
+    /// Copies a record to the other replica of its sub-key.
+    fn replicate_to_partner(&mut self, now: Instant, node: &mut Node, sub_key: Address) {
+        let Some(partner) = partner(node, sub_key) else {
+            return;
+        };
+        if let Some(rec) = self.store.get(&sub_key) {
+            let repr = rec.repr(sub_key, now);
+            send(now, node, partner, Mode::Exact, wire::REPLICATE, |b| {
+                repr.emit(b)
+            });
+        }
+        for (k, rec) in self.store.iter_mut() {
+            if *k == sub_key {
+                rec.pushed_to = Some(partner);
+            }
+        }
+    }
+
+    /// After the ring changed (or every `resync`): copy records to the current partner,
+    /// and hand off those this node is no longer responsible for.
+    pub(super) fn migrate(&mut self, now: Instant, node: &mut Node) {
+        let view = node.ring_neighbors();
+        let resync = now >= self.next_resync;
+        if view == self.last_view && !resync {
+            return;
+        }
+        self.last_view = view;
+        if resync {
+            self.next_resync = now + self.config.resync;
+        }
+        for key in self.store.keys() {
+            if responsible(node, key) {
+                let partner = partner(node, key);
+                let pushed = self.store.get(&key).and_then(|r| r.pushed_to);
+                if partner.is_some() && (partner != pushed || resync) {
+                    self.replicate_to_partner(now, node, key);
+                }
+            } else if let Some(rec) = self.store.remove(&key) {
+                let repr = rec.repr(key, now);
+                send(now, node, key, Mode::Pair, wire::REPLICATE, |b| {
+                    repr.emit(b)
+                });
+            }
+        }
+    }
+}
+
+/// The other node of the pair adjacent to `key`, as this node sees the ring.
+fn partner(node: &Node, key: Address) -> Option<Address> {
+    let me = node.address();
+    match node.ring_neighbors() {
+        (_, Some(r)) if key.in_cw_arc(me, r) => Some(r),
+        (Some(l), _) if key.in_cw_arc(l, me) => Some(l),
+        _ => None,
+    }
+}
+
+/// Whether this node is one of the two nodes adjacent to `key`.
+fn responsible(node: &Node, key: Address) -> bool {
+    let me = node.address();
+    match node.ring_neighbors() {
+        (Some(l), Some(r)) => key.in_cw_arc(l, me) || key.in_cw_arc(me, r) || key == me,
+        _ => true,
+    }
+}
