@@ -18,6 +18,10 @@ use crate::leasefile::{self, Held};
 /// TAP MTU until the namespace record says otherwise: room for the overlay's headers
 /// (and a relay tunnel's) inside a 1500-byte underlay packet.
 pub const DEFAULT_MTU: u16 = 1300;
+/// The underlay path MTU a namespace's MTU must fit: the Internet's usual 1500 bytes.
+pub const UNDERLAY_MTU: usize = 1500;
+/// The smallest MTU an IPv4 host must accept.
+pub const MIN_MTU: u16 = 576;
 
 /// The TAP device and what the driver keeps about it.
 pub struct Vnet {
@@ -78,17 +82,33 @@ impl Vnet {
             .try_fill_bytes(&mut seed)
             .context("no randomness")?;
         stack.enable_ipop(icfg, u64::from_le_bytes(seed), now);
-        let mut held = leasefile::load(&c.lease_file)?;
-        for ip in &c.static_addresses {
-            if !held.iter().any(|h| h.ip == *ip) {
-                held.push(Held {
+        let held = match c.mapping.0 {
+            // No leases in hash mode: the node holds its one configured address, whose
+            // hash is its P2P address, and nothing of it goes to the DHT.
+            Mapping::Hash => c
+                .static_addresses
+                .iter()
+                .map(|ip| Held {
                     ip: *ip,
                     mac: None,
-                    password: random_password()?,
-                });
+                    password: Vec::new(),
+                })
+                .collect(),
+            Mapping::Dht => {
+                let mut held = leasefile::load(&c.lease_file)?;
+                for ip in &c.static_addresses {
+                    if !held.iter().any(|h| h.ip == *ip) {
+                        held.push(Held {
+                            ip: *ip,
+                            mac: None,
+                            password: random_password()?,
+                        });
+                    }
+                }
+                leasefile::save(&c.lease_file, &held)?;
+                held
             }
-        }
-        leasefile::save(&c.lease_file, &held)?;
+        };
         if let Some(i) = stack.ipop.as_mut() {
             for h in &held {
                 i.restore_lease(now, h.ip, h.mac, h.password.clone());
@@ -150,6 +170,7 @@ impl Vnet {
         let (queued, cached) = i.resolver_state();
         json!({
             "namespace": i.namespace().to_string(),
+            "mapping": match i.mapping() { Mapping::Dht => "dht", Mapping::Hash => "hash" },
             "tap": self.name,
             "mtu": self.mtu,
             "addresses": i.addresses().iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -163,6 +184,7 @@ impl Vnet {
             "stats": {
                 "arp_replies": s.arp_replies, "dhcp_messages": s.dhcp_messages,
                 "last_dhcp_tries": s.last_dhcp_tries, "dhcp_failures": s.dhcp_failures,
+                "dhcp_refused": s.dhcp_refused, "lookups": s.lookups,
                 "to_overlay": s.to_overlay, "from_overlay": s.from_overlay, "broadcasts": s.broadcasts,
                 "dropped_non_ipv4": s.dropped_non_ipv4, "dropped_malformed": s.dropped_malformed,
                 "dropped_unowned_source": s.dropped_unowned_source,
@@ -183,8 +205,14 @@ pub fn record(
     mtu: u16,
     dns: Option<Ipv4Addr>,
 ) -> Result<NamespaceRecord, String> {
-    if !(576..=9000).contains(&mtu) {
-        return Err(format!("mtu {mtu}: must be between 576 and 9000"));
+    let max = ipop::max_mtu(UNDERLAY_MTU);
+    if mtu < MIN_MTU || usize::from(mtu) > max {
+        return Err(format!(
+            "mtu {mtu}: must be between {MIN_MTU} and {max}: a virtual packet travels with {} bytes of overlay headers, {} more over a relay edge, in a UDP datagram ({} bytes of IPv6 and UDP headers) that must fit a {UNDERLAY_MTU}-byte underlay path unfragmented",
+            ipop::OVERHEAD,
+            ipop::RELAY_OVERHEAD,
+            ipop::UNDERLAY_HEADERS
+        ));
     }
     if lease_s < 60 {
         return Err(format!("lease {lease_s} s: must be at least 60 s"));
@@ -232,11 +260,19 @@ mod tests {
         assert_eq!(parse_duration("90"), Ok(90));
         assert!(parse_duration("soon").is_err());
         assert!(record("x", "10.128.0.0/12", 43200, 1300, None).is_ok());
+        let e = record("x", "10.128.0.0/12", 43200, 100, None).unwrap_err();
         assert!(
-            record("x", "10.128.0.0/12", 43200, 100, None)
-                .unwrap_err()
-                .contains("mtu")
+            e.starts_with("mtu 100: must be between 576 and 1318"),
+            "{e}"
         );
+        // The MTU is checked against the overlay's headers in a 1500-byte underlay.
+        assert!(record("x", "10.128.0.0/12", 43200, 1318, None).is_ok());
+        let e = record("x", "10.128.0.0/12", 43200, 1400, None).unwrap_err();
+        assert!(
+            e.contains("1318") && e.contains("1500-byte underlay"),
+            "{e}"
+        );
+        assert!(usize::from(DEFAULT_MTU) <= ipop::max_mtu(UNDERLAY_MTU));
         assert!(
             record("x", "10.128.0.1/12", 43200, 1300, None)
                 .unwrap_err()

@@ -86,7 +86,9 @@ enum NamespaceCommand {
         /// A name for people.
         #[arg(long, default_value = "")]
         name: String,
-        /// MTU handed to DHCP clients.
+        /// MTU of the members' TAP devices, handed to DHCP clients (576 to 1318: a
+        /// packet and the overlay's headers, a relay's included, must fit a 1500-byte
+        /// underlay path).
         #[arg(long, default_value_t = ipop_node::vnet::DEFAULT_MTU)]
         mtu: u16,
         /// DNS server handed to DHCP clients.
@@ -375,6 +377,9 @@ fn main() -> ExitCode {
         })) => ipop_node::vnet::parse_duration(lease)
             .map_err(anyhow::Error::msg)
             .and_then(|lease_s| {
+                // Checked here too, so that a bad value is refused without a node.
+                ipop_node::vnet::record(name, range, lease_s, *mtu, *dns)
+                    .map_err(anyhow::Error::msg)?;
                 socket.request(json!({
                     "command": "namespace_create", "id": id, "name": name, "range": range,
                     "lease_s": lease_s, "mtu": mtu, "dns": dns,
@@ -446,6 +451,9 @@ mod tests {
             ..RunArgs::default()
         };
         let e = format!("{:#}", unusable.config().unwrap_err());
-        assert!(e.contains("(file and flags)") && e.contains("needs one"), "{e}");
+        assert!(
+            e.contains("(file and flags)") && e.contains("needs one"),
+            "{e}"
+        );
     }
 }

@@ -17,8 +17,15 @@ const HELD_LIMIT: usize = 256;
 
 impl Ipop {
     /// The node that owns `ip` under hash mapping.
-    fn hashed_owner(ip: Ipv4Addr) -> Address {
+    pub(super) fn hashed_owner(ip: Ipv4Addr) -> Address {
         Address::sha1(&ip.octets())
+    }
+
+    /// Whether the host behind this node may use `ip`: a held address, which in hash
+    /// mode must also hash to this node (or peers would send its traffic elsewhere).
+    pub(super) fn holds(&self, node: &Node, ip: Ipv4Addr) -> bool {
+        self.leases.contains_key(&ip)
+            && (self.config.mapping == Mapping::Dht || Self::hashed_owner(ip) == node.address())
     }
 
     /// An IPv4 packet from the host for `dst`.
@@ -31,7 +38,7 @@ impl Ipop {
         dst: Ipv4Addr,
         packet: &[u8],
     ) {
-        if !self.leases.contains_key(&src) {
+        if !self.holds(node, src) {
             self.stats.dropped_unowned_source += 1;
             return;
         }
@@ -100,6 +107,7 @@ impl Ipop {
     pub(super) fn lookup(&mut self, now: Instant, node: &mut Node, dht: &mut Dht, ip: Ipv4Addr) {
         let key = self.config.namespace.ip_key(ip);
         if let Ok(id) = dht.get(now, node, &key) {
+            self.stats.lookups += 1;
             self.resolver.lookup_started(id, ip);
             self.ops.insert(id, Purpose::Resolve);
         }

@@ -4,6 +4,10 @@
 //! their time by re-creating the key, and released by deleting it. A lease restored from
 //! disk (a restarted or migrated node) is re-created with its old password, so the node
 //! keeps its address and peers find it at its new P2P address.
+//!
+//! In hash mode none of this applies: the node holds its one configured address, whose
+//! SHA-1 is its P2P address, so DHCP offers only that address (to one client at a time)
+//! and refuses everything else, and no lease is written to the DHT.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -13,7 +17,7 @@ use rand::Rng;
 
 use super::dhcp::{self, Answer, ClientRequest};
 use super::namespace::NamespaceRecord;
-use super::{Event, Ipop, Lease, Purpose, frame};
+use super::{Event, Ipop, Lease, Mapping, Purpose, frame};
 use crate::dht::{Dht, DhtError, Outcome};
 use crate::overlay::Node;
 
@@ -47,6 +51,10 @@ impl Ipop {
             return;
         };
         self.stats.dhcp_messages += 1;
+        if self.config.mapping == Mapping::Hash {
+            self.dhcp_hash_mode(now, node, dht, req);
+            return;
+        }
         let mac = req.mac;
         let bound = self
             .leases
@@ -78,6 +86,48 @@ impl Ipop {
             MessageType::Release | MessageType::Decline => {
                 if let Some(ip) = bound {
                     self.release(now, node, dht, ip);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The address a client with `mac` may have in hash mode: the held address that
+    /// hashes to this node, unless another client uses it.
+    fn own_address(&self, node: &Node, mac: [u8; 6]) -> Option<Ipv4Addr> {
+        self.leases
+            .iter()
+            .find(|(ip, l)| self.holds(node, **ip) && l.mac.is_none_or(|m| m == mac))
+            .map(|(ip, _)| *ip)
+    }
+
+    /// DHCP in hash mode: only the node's own address is offered; the DHT is not used.
+    fn dhcp_hash_mode(&mut self, now: Instant, node: &mut Node, dht: &mut Dht, req: ClientRequest) {
+        if self.record.is_none() {
+            self.fetch_record(now, node, dht); // the options come from the record
+        }
+        let (mac, kind, wanted) = (req.mac, req.kind, req.requested);
+        let own = self.own_address(node, mac);
+        self.remember(req);
+        match (kind, own) {
+            (MessageType::Discover, Some(ip)) => self.answer(mac, Answer::Offer(ip)),
+            (MessageType::Request, Some(ip)) if wanted.is_none_or(|w| w == ip) => {
+                if let Some(l) = self.leases.get_mut(&ip) {
+                    l.mac = Some(mac);
+                }
+                self.answer(mac, Answer::Ack(ip));
+            }
+            (MessageType::Discover, None) => self.stats.dhcp_refused += 1,
+            (MessageType::Request, _) => {
+                self.stats.dhcp_refused += 1;
+                self.answer(mac, Answer::Nak);
+            }
+            (MessageType::Inform, _) => self.answer(mac, Answer::InformAck),
+            // The address is configured, not leased: a release only frees it for
+            // another client.
+            (MessageType::Release | MessageType::Decline, Some(ip)) => {
+                if let Some(l) = self.leases.get_mut(&ip) {
+                    l.mac = None;
                 }
             }
             _ => {}
@@ -170,19 +220,23 @@ impl Ipop {
     }
 
     /// Renews leases at half their time, keeps the namespace record alive, re-registers
-    /// restored leases, and fetches the record when it is missing.
+    /// restored leases (not in hash mode, which has no leases in the DHT), and fetches
+    /// the record when it is missing.
     pub(super) fn maintain(&mut self, now: Instant, node: &mut Node, dht: &mut Dht) {
         let Some(record) = self.record.clone() else {
             self.fetch_record(now, node, dht);
             return;
         };
         let value = node.address().to_string();
-        let due: Vec<Ipv4Addr> = self
-            .leases
-            .iter()
-            .filter(|(_, l)| l.renewing.is_none() && now >= l.renew_at)
-            .map(|(ip, _)| *ip)
-            .collect();
+        let due: Vec<Ipv4Addr> = match self.config.mapping {
+            Mapping::Hash => Vec::new(),
+            Mapping::Dht => self
+                .leases
+                .iter()
+                .filter(|(_, l)| l.renewing.is_none() && now >= l.renew_at)
+                .map(|(ip, _)| *ip)
+                .collect(),
+        };
         for ip in due {
             let key = self.config.namespace.ip_key(ip);
             let Some(lease) = self.leases.get_mut(&ip) else {
@@ -237,7 +291,14 @@ impl Ipop {
                                 .map(|(m, _)| *m)
                                 .collect();
                             for mac in waiting {
-                                self.acquire(now, node, dht, mac);
+                                match self.config.mapping {
+                                    Mapping::Dht => self.acquire(now, node, dht, mac),
+                                    Mapping::Hash => {
+                                        if let Some(ip) = self.own_address(node, mac) {
+                                            self.answer(mac, Answer::Offer(ip));
+                                        }
+                                    }
+                                }
                             }
                         }
                         Err(e) => self.events.push_back(Event::NamespaceUnusable(e)),

@@ -7,7 +7,8 @@
 //! * IPv4 packets go to the node that owns the destination IP. Which node that is comes
 //!   from the DHT (Brunet-ARP, `(namespace, IP) -> P2P address`), cached and refreshed;
 //!   packets wait in a bounded queue while an IP is resolved. In hash mode (the first
-//!   IPOP paper) the owner is `SHA-1(IP)` and there is no lookup.
+//!   IPOP paper) the owner is `SHA-1(IP)` and there is no lookup; a node then has one
+//!   configured address, the only one its DHCP server hands out.
 //! * A packet from the overlay is written to the TAP only if the sending node owns its
 //!   source IP: no spoofing inside a namespace. Namespaces share the overlay but not
 //!   packets.
@@ -45,13 +46,29 @@ pub const KIND_IP: u8 = kind::FIRST_APP + 8;
 pub const KIND_NOTICE: u8 = kind::FIRST_APP + 9;
 /// Bytes the overlay adds around an IP packet: datagram and routed headers, namespace.
 pub const OVERHEAD: usize = crate::wire::HEADER_LEN + 5 + 2 * Address::LEN + 16;
+/// Bytes a relay edge adds around a datagram: the tunnel message to the relay (datagram
+/// and routed headers, with the relay as waypoint).
+pub const RELAY_OVERHEAD: usize = crate::wire::HEADER_LEN + 5 + 3 * Address::LEN;
+/// IP and UDP headers of an underlay datagram (IPv6's 40-byte header, so that IPv4
+/// paths fit too).
+pub const UNDERLAY_HEADERS: usize = 40 + 8;
+
+/// The largest virtual-network MTU whose packets, with the overlay's headers and a
+/// relay's, fit in one UDP datagram on an underlay path of `path_mtu` bytes without IP
+/// fragmentation (1318 for the Internet's usual 1500).
+pub const fn max_mtu(path_mtu: usize) -> usize {
+    path_mtu.saturating_sub(UNDERLAY_HEADERS + OVERHEAD + RELAY_OVERHEAD)
+}
 
 /// How a virtual IP is mapped to the node that owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mapping {
     /// Brunet-ARP through the DHT (any node may own any number of IPs; IPs can move).
     Dht,
-    /// The owner's P2P address is SHA-1 of the IP (the first IPOP paper).
+    /// The owner's P2P address is SHA-1 of the IP (the first IPOP paper): one address
+    /// per node, statically configured, no DHT lookup. DHCP hands out only the node's own
+    /// address (the one whose hash is its P2P address), and nothing is written to the
+    /// DHT but the namespace record's renewal.
     Hash,
 }
 
@@ -127,6 +144,11 @@ pub struct Stats {
     pub last_dhcp_tries: u32,
     /// DHCP acquisitions that ran out of tries.
     pub dhcp_failures: u64,
+    /// DHCP requests refused in hash mode: the node can hand out only its own address,
+    /// and only to one client.
+    pub dhcp_refused: u64,
+    /// Brunet-ARP lookups started (DHT gets of `(namespace, IP)`; none in hash mode).
+    pub lookups: u64,
     /// IP packets sent into the overlay.
     pub to_overlay: u64,
     /// IP packets written to the TAP from the overlay.
@@ -266,6 +288,11 @@ impl Ipop {
     /// The namespace.
     pub fn namespace(&self) -> NamespaceId {
         self.config.namespace
+    }
+
+    /// How IPs map to nodes.
+    pub fn mapping(&self) -> Mapping {
+        self.config.mapping
     }
 
     /// The namespace record, once read from the DHT.

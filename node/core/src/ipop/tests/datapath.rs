@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use super::*;
+use crate::address::Address;
 
 #[test]
 fn packets_reach_the_owner_and_arp_stays_local() {
@@ -223,4 +224,36 @@ fn shortcuts_form_under_traffic() {
         "{:?}",
         c.roles
     );
+}
+
+#[test]
+fn the_mtu_budget_matches_the_wire() {
+    use crate::wire::{Message, Mode, Routed, RoutedFlags, RoutedHeader, kind};
+    let mtu = max_mtu(1500);
+    assert_eq!(mtu, 1318);
+    let mut payload = vec![0x5a; 16 + mtu];
+    let header = |kind, via| RoutedHeader {
+        ttl: 64,
+        hops: 1,
+        mode: Mode::Exact,
+        flags: RoutedFlags::default(),
+        kind,
+        src: Address::sha1(b"src"),
+        dst: Address::sha1(b"dst"),
+        via,
+    };
+    let emit = |header, payload: &[u8]| {
+        let msg = Message::Routed(Routed { header, payload });
+        let mut out = vec![0u8; msg.buffer_len()];
+        let n = msg.emit(&mut out).unwrap();
+        out.truncate(n);
+        out
+    };
+    let direct = emit(header(KIND_IP, None), &payload);
+    assert_eq!(direct.len(), mtu + OVERHEAD);
+    let relayed = emit(header(kind::TUNNEL, Some(Address::sha1(b"relay"))), &direct);
+    assert_eq!(relayed.len() + UNDERLAY_HEADERS, 1500);
+    payload.push(0);
+    let bigger = emit(header(KIND_IP, None), &payload);
+    assert!(bigger.len() + RELAY_OVERHEAD + UNDERLAY_HEADERS > 1500);
 }

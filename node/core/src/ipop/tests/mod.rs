@@ -3,6 +3,7 @@
 //! This module holds the shared helpers; the tests are grouped by topic below.
 
 mod datapath;
+mod hash;
 mod leases;
 
 use std::net::Ipv4Addr;
