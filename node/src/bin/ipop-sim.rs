@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use ipop_core::dht;
 use ipop_core::sim::{DhtReport, Network, Phase, Report, Scenario};
 use serde_json::{Value, json};
 
@@ -43,6 +44,13 @@ struct Args {
     /// DHT keys created before churn and checked after it.
     #[arg(long, default_value_t = 0)]
     dht_keys: usize,
+    /// Sub-keys each DHT key is stored under (1 to 256).
+    #[arg(long, default_value_t = dht::Config::default().sub_keys)]
+    dht_sub_keys: usize,
+    /// Sub-keys that must agree for a DHT operation to succeed (more than half of
+    /// --dht-sub-keys, at most all).
+    #[arg(long, default_value_t = dht::Config::default().majority)]
+    dht_majority: usize,
     /// Nodes started per virtual second.
     #[arg(long, default_value_t = 100.0)]
     join_rate: f64,
@@ -69,6 +77,13 @@ fn main() -> Result<()> {
         "--churn + --leave must stay below 1"
     );
     ensure!(args.join_rate > 0.0, "--join-rate must be positive");
+    let dht = dht::Config {
+        sub_keys: args.dht_sub_keys,
+        majority: args.dht_majority,
+        ..dht::Config::default()
+    };
+    dht.validate()
+        .context("check --dht-sub-keys and --dht-majority")?;
     let scenario = Scenario {
         nodes: args.nodes,
         seed: args.seed,
@@ -86,6 +101,7 @@ fn main() -> Result<()> {
         join_rate: args.join_rate,
         settle: Duration::from_secs_f64(args.settle_s),
         warmup: Duration::from_secs_f64(args.warmup_s),
+        dht,
         ..Scenario::default()
     };
     let bar = if args.json {
@@ -131,8 +147,10 @@ fn phase_json(p: &Phase) -> Value {
     })
 }
 
-fn dht_json(d: &DhtReport) -> Value {
+fn dht_json(args: &Args, d: &DhtReport) -> Value {
     json!({
+        "dht_sub_keys": args.dht_sub_keys,
+        "dht_majority": args.dht_majority,
         "dht_keys": d.keys,
         "dht_keys_found": d.found,
         "dht_keys_live": d.live,
@@ -183,7 +201,7 @@ fn to_json(args: &Args, r: &Report, wall_s: f64, rss: Option<f64>) -> Value {
         "peak_rss_mib": rss,
     });
     if let (Some(d), Value::Object(map)) = (&r.dht, &mut out) {
-        if let Value::Object(fields) = dht_json(d) {
+        if let Value::Object(fields) = dht_json(args, d) {
             map.extend(fields);
         }
     }

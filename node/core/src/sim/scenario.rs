@@ -8,6 +8,7 @@ use rand::RngExt;
 
 use super::dht_check::{self, DhtReport};
 use super::{Network, Sim};
+use crate::dht;
 use crate::overlay::{Config, Event};
 use crate::transport::TransportAddr;
 use crate::wire::Roles;
@@ -44,6 +45,8 @@ pub struct Scenario {
     pub churn_window: Duration,
     /// DHT keys created before churn and checked after it (0: no DHT checks).
     pub dht_keys: usize,
+    /// DHT parameters of every node (must pass [`dht::Config::validate`]).
+    pub dht: dht::Config,
 }
 
 impl Default for Scenario {
@@ -63,6 +66,7 @@ impl Default for Scenario {
             join: 0.0,
             churn_window: Duration::from_secs(300),
             dht_keys: 0,
+            dht: dht::Config::default(),
         }
     }
 }
@@ -150,6 +154,7 @@ impl Scenario {
     /// Runs the scenario. `progress` is told the stage and how far along it is (0..=1).
     pub fn run(&self, progress: &mut dyn FnMut(&str, f64)) -> Report {
         let mut sim = Sim::new(self.seed, self.network, self.config.clone());
+        sim.set_dht_config(self.dht.clone());
         for _ in 0..self.nodes {
             sim.add_node();
         }
