@@ -190,20 +190,35 @@ fn a_moved_address_is_found_at_its_new_node() {
     assert!(arrived, "traffic never reached the new node");
 }
 
-#[test]
-fn shortcuts_form_under_traffic() {
-    let ns = NamespaceId([7; 16]);
-    let mut sim = overlay(40, 6, ns, "10.50.0.0/24");
-    // Pick two nodes that are not connected yet.
-    let (x, y) = (0..40)
-        .flat_map(|i| (0..40).map(move |j| (i, j)))
+/// Two nodes of `sim` (of `n`) that are not connected to each other.
+fn unconnected_pair(sim: &Sim, n: usize) -> (usize, usize) {
+    (0..n)
+        .flat_map(|i| (0..n).map(move |j| (i, j)))
         .find(|&(i, j)| {
             i != j && {
                 let yj = sim.node(j).stack.node.address();
                 sim.node(i).stack.node.connections().all(|c| c.peer != yj)
             }
         })
-        .unwrap();
+        .unwrap()
+}
+
+/// Node `x`'s connection to node `y`, with its roles.
+fn connection(sim: &Sim, x: usize, y: usize) -> Option<crate::wire::Roles> {
+    let peer = sim.node(y).stack.node.address();
+    sim.node(x)
+        .stack
+        .node
+        .connections()
+        .find(|c| c.peer == peer)
+        .map(|c| c.roles)
+}
+
+#[test]
+fn shortcuts_form_under_traffic() {
+    let ns = NamespaceId([7; 16]);
+    let mut sim = overlay(40, 6, ns, "10.50.0.0/24");
+    let (x, y) = unconnected_pair(&sim, 40);
     sim.enable_ipop(x, Config::new(ns));
     sim.enable_ipop(y, Config::new(ns));
     let (a, b) = (lease(&mut sim, x), lease(&mut sim, y));
@@ -211,19 +226,94 @@ fn shortcuts_form_under_traffic() {
         sim.tap_write(x, &udp_frame(mac(x), a, b, (1, 9000), b"busy"));
         sim.run_for(Duration::from_millis(200));
     }
-    let peer = sim.node(y).stack.node.address();
-    let c = sim
-        .node(x)
-        .stack
-        .node
-        .connections()
-        .find(|c| c.peer == peer)
-        .expect("a shortcut");
+    let roles = connection(&sim, x, y).expect("a shortcut");
+    assert!(roles.contains(crate::wire::Roles::SHORTCUT), "{roles:?}");
+}
+
+#[test]
+fn idle_shortcuts_are_closed() {
+    let ns = NamespaceId([8; 16]);
+    let config = crate::overlay::Config {
+        shortcut_idle: Duration::from_secs(12),
+        ..crate::overlay::Config::default()
+    };
+    let grace = config.close_grace;
+    let mut sim = overlay_with(40, 7, ns, &record("10.51.0.0/24"), config);
+    let (x, y) = unconnected_pair(&sim, 40);
+    sim.enable_ipop(x, Config::new(ns));
+    sim.enable_ipop(y, Config::new(ns));
+    let (a, b) = (lease(&mut sim, x), lease(&mut sim, y));
+    for _ in 0..20 {
+        sim.tap_write(x, &udp_frame(mac(x), a, b, (1, 9000), b"busy"));
+        sim.run_for(Duration::from_millis(200));
+    }
+    let roles = connection(&sim, x, y).expect("a shortcut");
+    assert!(roles.contains(crate::wire::Roles::SHORTCUT), "{roles:?}");
+    // Traffic stops. Within the idle window the shortcut stays...
+    sim.run_for(Duration::from_secs(9));
     assert!(
-        c.roles.contains(crate::wire::Roles::SHORTCUT),
-        "{:?}",
-        c.roles
+        connection(&sim, x, y).is_some(),
+        "closed before the idle window"
     );
+    // ...after it (and the close grace, and a maintenance tick) it is gone at both ends.
+    sim.run_for(Duration::from_secs(3) + grace + Duration::from_secs(2));
+    assert_eq!(connection(&sim, x, y), None);
+    assert_eq!(connection(&sim, y, x), None);
+    // Traffic still flows, over the ring again.
+    sim.take_tap_frames();
+    sim.tap_write(x, &udp_frame(mac(x), a, b, (1, 9000), b"later"));
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(
+        received(&sim.take_tap_frames(), y),
+        vec![(a, b"later".to_vec())]
+    );
+}
+
+#[test]
+fn router_mode_serves_several_hosts_behind_one_tap() {
+    let ns = NamespaceId([9; 16]);
+    let mut sim = overlay(20, 8, ns, "10.52.0.0/24");
+    let (x, y) = (4, 13);
+    sim.enable_ipop(x, Config::new(ns));
+    sim.enable_ipop(y, Config::new(ns));
+    // Two VMs bridged behind x's TAP, each with its own MAC and DHCP lease.
+    let (vm1, vm2) = ([0x02, 0, 0, 0, 0x30, 1], [0x02, 0, 0, 0, 0x30, 2]);
+    let (a1, a2) = (lease_for(&mut sim, x, vm1), lease_for(&mut sim, x, vm2));
+    assert_ne!(a1, a2);
+    assert_eq!(sim.node_ipop(x).addresses().len(), 2);
+    let b = lease(&mut sim, y);
+    for (k, dst) in [a1, a2].into_iter().enumerate() {
+        sim.tap_write(y, &udp_frame(mac(y), b, dst, (1, 9000), &[k as u8; 4]));
+    }
+    sim.run_for(Duration::from_secs(2));
+    // Each packet is written to x's TAP for the VM that holds its address.
+    let mut got: Vec<([u8; 6], Ipv4Addr, Vec<u8>)> = sim
+        .take_tap_frames()
+        .into_iter()
+        .filter(|(n, _)| *n == x)
+        .filter_map(|(_, f)| {
+            let eth = EthernetFrame::new_checked(&f[..]).ok()?;
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            let udp = UdpPacket::new_checked(ip.payload()).ok()?;
+            Some((eth.dst_addr().0, ip.dst_addr(), udp.payload().to_vec()))
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![(vm1, a1, vec![0; 4]), (vm2, a2, vec![1; 4])]);
+    // Both VMs answer through the one node, and may reach each other without the
+    // overlay.
+    let sent = sim.node_ipop(x).stats().to_overlay;
+    sim.tap_write(x, &udp_frame(vm1, a1, b, (1, 9000), b"from vm1"));
+    sim.tap_write(x, &udp_frame(vm2, a2, b, (1, 9000), b"from vm2"));
+    sim.tap_write(x, &udp_frame(vm1, a1, a2, (1, 9000), b"next door"));
+    sim.run_for(Duration::from_secs(1));
+    let frames = sim.take_tap_frames();
+    assert_eq!(
+        received(&frames, y),
+        vec![(a1, b"from vm1".to_vec()), (a2, b"from vm2".to_vec())]
+    );
+    assert_eq!(received(&frames, x), vec![(a1, b"next door".to_vec())]);
+    assert_eq!(sim.node_ipop(x).stats().to_overlay, sent + 2);
 }
 
 #[test]

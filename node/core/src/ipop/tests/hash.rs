@@ -141,14 +141,11 @@ fn hash_mode_dhcp_offers_only_the_nodes_own_address() {
         x,
         &dhcp_request(x, MessageType::Request, 2, Some(elsewhere)),
     );
-    let second = udp_frame(
-        [0x02, 0, 0, 0, 0x20, 1],
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::BROADCAST,
-        (68, 67),
-        &dhcp::client_message(MessageType::Discover, 3, [0x02, 0, 0, 0, 0x20, 1], None),
+    let second = [0x02, 0, 0, 0, 0x20, 1];
+    sim.tap_write(
+        x,
+        &dhcp_request_from(second, MessageType::Discover, 3, None),
     );
-    sim.tap_write(x, &second);
     sim.run_for(Duration::from_millis(50));
     let answers = dhcp_answers(&sim.take_tap_frames(), x);
     assert_eq!(

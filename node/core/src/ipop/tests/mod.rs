@@ -33,7 +33,24 @@ fn record(range: &str) -> NamespaceRecord {
 
 /// A settled overlay of `n` nodes with namespace `ns` (record `range`) created.
 fn overlay(n: usize, seed: u64, ns: NamespaceId, range: &str) -> Sim {
-    let mut sim = Sim::new(seed, Network::default(), crate::overlay::Config::default());
+    overlay_with(
+        n,
+        seed,
+        ns,
+        &record(range),
+        crate::overlay::Config::default(),
+    )
+}
+
+/// A settled overlay of `n` nodes running `config`, with namespace `ns` created as `rec`.
+fn overlay_with(
+    n: usize,
+    seed: u64,
+    ns: NamespaceId,
+    rec: &NamespaceRecord,
+    config: crate::overlay::Config,
+) -> Sim {
+    let mut sim = Sim::new(seed, Network::default(), config);
     for _ in 0..n {
         sim.add_node();
     }
@@ -43,7 +60,6 @@ fn overlay(n: usize, seed: u64, ns: NamespaceId, range: &str) -> Sim {
         sim.start(i, &boot);
     }
     sim.run_for(Duration::from_secs(8));
-    let rec = record(range);
     sim.act_dht(0, |d, node, t| {
         d.create(
             t,
@@ -104,9 +120,19 @@ fn udp_frame(
 }
 
 fn dhcp_request(i: usize, kind: MessageType, xid: u32, requested: Option<Ipv4Addr>) -> Vec<u8> {
-    let msg = dhcp::client_message(kind, xid, mac(i), requested);
+    dhcp_request_from(mac(i), kind, xid, requested)
+}
+
+/// A DHCP message from the client with MAC `mac`.
+fn dhcp_request_from(
+    mac: [u8; 6],
+    kind: MessageType,
+    xid: u32,
+    requested: Option<Ipv4Addr>,
+) -> Vec<u8> {
+    let msg = dhcp::client_message(kind, xid, mac, requested);
     udp_frame(
-        mac(i),
+        mac,
         Ipv4Addr::UNSPECIFIED,
         Ipv4Addr::BROADCAST,
         (68, 67),
@@ -130,28 +156,39 @@ fn dhcp_answers(frames: &[(usize, Vec<u8>)], i: usize) -> Vec<dhcproto::v4::Mess
 
 /// Runs DHCP for the host of node `i` to the end and returns its address.
 fn lease(sim: &mut Sim, i: usize) -> Ipv4Addr {
-    let xid = 1000 + i as u32;
+    lease_for(sim, i, mac(i))
+}
+
+/// Runs DHCP for the host with MAC `mac` behind node `i` and returns its address.
+fn lease_for(sim: &mut Sim, i: usize, mac: [u8; 6]) -> Ipv4Addr {
+    let xid = 1000 + i as u32 + u32::from(mac[5]) * 0x10000;
+    let to_me = |m: &dhcproto::v4::Message| m.chaddr().get(..6) == Some(&mac[..]);
     for _ in 0..30 {
-        sim.tap_write(i, &dhcp_request(i, MessageType::Discover, xid, None));
+        sim.tap_write(i, &dhcp_request_from(mac, MessageType::Discover, xid, None));
         sim.run_for(Duration::from_secs(1));
         let frames = sim.take_tap_frames();
         if let Some(offer) = dhcp_answers(&frames, i)
             .into_iter()
-            .find(|m| m.opts().msg_type() == Some(MessageType::Offer))
+            .find(|m| to_me(m) && m.opts().msg_type() == Some(MessageType::Offer))
         {
             let ip = offer.yiaddr();
-            sim.tap_write(i, &dhcp_request(i, MessageType::Request, xid, Some(ip)));
+            sim.tap_write(
+                i,
+                &dhcp_request_from(mac, MessageType::Request, xid, Some(ip)),
+            );
             sim.run_for(Duration::from_millis(100));
             let acks = dhcp_answers(&sim.take_tap_frames(), i);
             assert_eq!(
-                acks.first().and_then(|m| m.opts().msg_type()),
+                acks.iter()
+                    .find(|m| to_me(m))
+                    .and_then(|m| m.opts().msg_type()),
                 Some(MessageType::Ack),
-                "node {i}"
+                "node {i}, host {mac:02x?}"
             );
             return ip;
         }
     }
-    panic!("node {i} got no offer");
+    panic!("node {i}, host {mac:02x?} got no offer");
 }
 
 /// IPv4 packets the host of node `i` received (the UDP payloads).
