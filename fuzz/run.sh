@@ -4,7 +4,7 @@
 #   fuzz/run.sh wire_parse 300      # target, seconds
 set -euo pipefail
 cd "$(dirname "$0")"
-target=${1:?usage: fuzz/run.sh <wire_parse|node_datagram> [seconds]}
+target=${1:?usage: fuzz/run.sh <wire_parse|dht_parse|node_datagram> [seconds]}
 seconds=${2:-60}
 triple=$(rustc -vV | sed -n 's/^host: //p')
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \

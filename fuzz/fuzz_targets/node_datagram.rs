@@ -1,19 +1,32 @@
 //! Any sequence of datagrams from a few sources, interleaved with timer expiries, fed to
-//! a running node: it must never panic, and whatever it sends must parse.
+//! a running node's whole stack (overlay and DHT, with a DHT operation waiting): it must
+//! never panic, and whatever it sends must parse.
 #![no_main]
 
 use std::time::{Duration, Instant};
 
-use ipop_core::overlay::{Config, Handled, Node};
-use ipop_core::{Address, TransportAddr, wire};
+use ipop_core::overlay::Handled;
+use ipop_core::{Address, Stack, TransportAddr, dht, overlay, wire};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let start = Instant::now();
-    let mut node = Node::new(Config::default(), Address::from_bytes([0x42; 20]), 1, start);
-    node.add_local_transport(TransportAddr::udp(([198, 18, 0, 1], 4000).into()));
+    let me = Address::from_bytes([0x42; 20]);
+    let mut stack = Stack::new(
+        overlay::Config::default(),
+        dht::Config::default(),
+        me,
+        1,
+        start,
+    );
+    stack
+        .node
+        .add_local_transport(TransportAddr::udp(([198, 18, 0, 1], 4000).into()));
     let boot = TransportAddr::udp(([198, 18, 0, 2], 4000).into());
-    node.join(start, &[boot]);
+    stack.node.join(start, &[boot]);
+    let hour = Duration::from_secs(3600);
+    // Starts once the node is correctly connected (if the input ever gets it there).
+    let _ = stack.dht_create(start, b"key", b"password", b"value", hour);
     let mut now = start;
     let mut out = Vec::new();
     // Input: records of [source (1 byte), length (1 byte), bytes...].
@@ -25,14 +38,18 @@ fuzz_target!(|data: &[u8]| {
         now += Duration::from_millis(u64::from(*src & 0x0f) * 100);
         let from = TransportAddr::udp(([198, 18, 0, 2 + (src >> 4)], 4000).into());
         let mut buf = datagram.to_vec();
-        if let Handled::Forward(t) = node.handle_datagram(now, from, &mut buf) {
+        if let Handled::Forward(t) = stack.handle_datagram(now, from, &mut buf) {
             assert!(wire::parse(&buf[..t.len]).is_ok());
         }
-        node.handle_timeout(now);
-        while node.poll_transmit(&mut out).is_some() {
-            assert!(wire::parse(&out).is_ok(), "the node sent an unparsable datagram");
+        stack.handle_timeout(now);
+        while stack.poll_transmit(&mut out).is_some() {
+            assert!(
+                wire::parse(&out).is_ok(),
+                "the node sent an unparsable datagram"
+            );
         }
-        while node.poll_event().is_some() {}
-        while node.poll_delivery().is_some() {}
+        while stack.poll_event().is_some() {}
+        while stack.poll_delivery().is_some() {}
+        while stack.poll_dht_result().is_some() {}
     }
 });
