@@ -31,6 +31,15 @@ fn thousand_nodes_form_a_consistent_ring_and_deliver_every_route() {
     // the hop limit (the benchmark reports the exact figures).
     assert!(p.hops_max < 32, "{report:#?}");
     assert_eq!(report.joined, 1000);
+    // k = ceil(0.5 log2 N) = 5 structured far connections per node. Each node counts
+    // from its own estimate of N, which straddles 1024 (k = 6 above it), and a target
+    // that falls on a near neighbour is not counted as far.
+    let k = (0.5 * 1000f64.log2()).ceil();
+    assert!(
+        (k - 0.5..=k + 1.0).contains(&p.far_mean),
+        "far connections per node {} (k = {k}): {report:#?}",
+        p.far_mean
+    );
 }
 
 #[test]
@@ -44,6 +53,7 @@ fn ring_reforms_and_routing_recovers_after_a_fifth_of_the_nodes_crash() {
     let after = report.after_churn.as_ref().expect("churn ran");
     assert_eq!(after.live_nodes, 800);
     assert_healthy(&report, after);
+    assert_eq!(after.routes_tried, 10_000);
     assert_eq!(after.routes_delivered, after.routes_tried, "{report:#?}");
 }
 

@@ -88,7 +88,7 @@ impl Node {
             }
             return;
         }
-        if fresh.is_empty() {
+        if fresh.is_empty() || (peer.is_some() && !self.attempt_room()) {
             return;
         }
         let token = rand::Rng::next_u64(&mut self.rng);
@@ -116,7 +116,7 @@ impl Node {
         peer: Address,
         direct: Vec<TransportAddr>,
     ) {
-        if self.linking_to(peer) || direct.is_empty() {
+        if self.linking_to(peer) || direct.is_empty() || !self.attempt_room() {
             return;
         }
         let token = rand::Rng::next_u64(&mut self.rng);
@@ -137,6 +137,15 @@ impl Node {
             waiting: false,
             upgrade: true,
         });
+    }
+
+    /// Whether another attempt may start (counts a refusal if not).
+    fn attempt_room(&mut self) -> bool {
+        let room = self.attempts.len() < self.config.max_link_attempts;
+        if !room {
+            self.stats.link_attempts_refused += 1;
+        }
+        room
     }
 
     /// Sends due link requests and expires attempts that got no answer.

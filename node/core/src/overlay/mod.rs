@@ -8,6 +8,7 @@
 //! handed straight back from `handle_datagram`, so forwarding never allocates.
 
 mod connection;
+mod limits;
 mod link;
 mod maintenance;
 mod nat;
@@ -30,6 +31,7 @@ use crate::address::Address;
 use crate::transport::TransportAddr;
 use crate::wire::{self, CloseReason, Message, RoutedHeader};
 use connection::{RingView, Table};
+use limits::CtmLimiter;
 use link::Attempt;
 use maintenance::Timers;
 use nat::NatView;
@@ -80,6 +82,14 @@ pub struct Config {
     pub ttl: u8,
     /// Most connections a node accepts.
     pub max_connections: usize,
+    /// Most link attempts under way at once (bootstrap attempts aside); more are not
+    /// started.
+    pub max_link_attempts: usize,
+    /// CTM requests answered per requester per second; more are dropped.
+    pub ctm_per_source: u32,
+    /// Requesters whose CTM requests are answered per second; requests from further
+    /// ones are dropped.
+    pub ctm_sources: usize,
 }
 
 impl Default for Config {
@@ -105,6 +115,9 @@ impl Default for Config {
             shortcut_idle: Duration::from_secs(60),
             ttl: 64,
             max_connections: 1024,
+            max_link_attempts: 64,
+            ctm_per_source: 8,
+            ctm_sources: 64,
         }
     }
 }
@@ -233,6 +246,10 @@ pub struct Stats {
     pub ctm_sent: u64,
     /// Link attempts that failed.
     pub link_failures: u64,
+    /// Link attempts not started because `max_link_attempts` were under way.
+    pub link_attempts_refused: u64,
+    /// CTM requests dropped unanswered (`ctm_per_source` or `ctm_sources` reached).
+    pub ctm_refused: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,6 +277,7 @@ pub struct Node {
     view: RingView,
     attempts: Vec<Attempt>,
     ctms: Vec<PendingCtm>,
+    ctm_limit: CtmLimiter,
     nat: NatView,
     bootstrap: Vec<TransportAddr>,
     outbox: Outbox,
@@ -288,6 +306,7 @@ impl Node {
             view: RingView::default(),
             attempts: Vec::new(),
             ctms: Vec::new(),
+            ctm_limit: CtmLimiter::default(),
             nat: NatView::default(),
             bootstrap: Vec::new(),
             outbox: Outbox::default(),

@@ -327,6 +327,12 @@ impl Node {
         if requester == self.address {
             return;
         }
+        let c = &self.config;
+        let (per_source, sources) = (c.ctm_per_source, c.ctm_sources);
+        if !self.ctm_limit.allow(now, requester, per_source, sources) {
+            self.stats.ctm_refused += 1;
+            return;
+        }
         let candidates = self.ctm_candidates(requester, req.transports, req.relays);
         self.reach_relays(now, &candidates, req.relays);
         self.start_link(now, Some(requester), candidates, Roles::NONE);

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use super::*;
 use crate::sim::{Network, Scenario, Sim};
-use crate::wire::{LinkStatus, Roles};
+use crate::wire::{
+    AddressList, CtmRequest, LinkStatus, Mode, OverlayPayload, Roles, Routed, RoutedFlags,
+    TransportList, kind,
+};
 
 fn small(nodes: usize, seed: u64) -> Scenario {
     Scenario {
@@ -90,7 +93,7 @@ fn simultaneous_links_settle_on_one_connection() {
 }
 
 #[test]
-fn link_requests_are_refused_for_wrong_overlay_and_self() {
+fn link_requests_from_another_overlay_are_refused() {
     let mut sim = Sim::new(5, Network::default(), Config::default());
     let other = Config {
         overlay_id: Config::overlay_id_of("someone-else"),
@@ -201,4 +204,270 @@ fn full_size_packets_cross_a_relay_edge() {
         .collect();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].2, payload);
+}
+
+fn udp(s: &str) -> TransportAddr {
+    TransportAddr::udp(s.parse().unwrap())
+}
+
+/// A node outside any simulator, listening on `t`; the test carries its datagrams.
+fn raw(id: u8, t: TransportAddr, config: Config, now: Instant) -> Node {
+    let mut n = Node::new(
+        config,
+        crate::Address::from_bytes([id; 20]),
+        u64::from(id),
+        now,
+    );
+    n.add_local_transport(t);
+    n
+}
+
+/// Takes every datagram `n` queued, with its destination.
+fn sent(n: &mut Node) -> Vec<(TransportAddr, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    while let Some(dst) = n.poll_transmit(&mut buf) {
+        out.push((dst, std::mem::take(&mut buf)));
+    }
+    out
+}
+
+/// The link responses among `datagrams`, with their destinations.
+fn responses(datagrams: &[(TransportAddr, Vec<u8>)]) -> Vec<(TransportAddr, wire::LinkResponse)> {
+    datagrams
+        .iter()
+        .filter_map(|(dst, d)| match wire::parse(d) {
+            Ok(wire::Message::LinkResponse(r)) => Some((*dst, r)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_that_reaches_itself_drops_that_transport_and_counts_it_as_its_own() {
+    let now = Instant::now();
+    let (t, alias) = (udp("198.18.0.1:4000"), udp("203.0.113.1:4000"));
+    let mut a = raw(1, t, Config::default(), now);
+    // Its bootstrap list names its own public address (as behind a port forward).
+    a.join(now, &[alias]);
+    a.handle_timeout(now);
+    let out = sent(&mut a);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, alias);
+    let mut request = out[0].1.clone();
+    // The request arrives back at the node itself.
+    assert_eq!(a.handle_datagram(now, t, &mut request), Handled::Done);
+    let answer = sent(&mut a);
+    let [(dst, r)] = responses(&answer)[..] else {
+        panic!("one link response: {answer:?}")
+    };
+    assert_eq!((dst, r.status), (t, LinkStatus::ConnectToSelf));
+    let mut bytes = answer[0].1.clone();
+    a.handle_datagram(now, alias, &mut bytes);
+    assert!(a.local_transports().contains(&alias));
+    assert_eq!(a.connections().count(), 0);
+    // It no longer links to that address.
+    for s in 1..=20 {
+        a.handle_timeout(now + Duration::from_millis(250 * s));
+        assert!(sent(&mut a).iter().all(|(dst, _)| *dst != alias));
+    }
+}
+
+#[test]
+fn a_duplicate_link_request_on_another_edge_is_answered_already_connected() {
+    let now = Instant::now();
+    let (ta, tb) = (udp("198.18.0.1:4000"), udp("198.18.0.2:4000"));
+    let mut a = raw(1, ta, Config::default(), now);
+    let mut b = raw(2, tb, Config::default(), now);
+    b.join(now, &[]);
+    a.join(now, &[tb]);
+    a.handle_timeout(now);
+    let request = sent(&mut a).remove(0).1;
+    b.handle_datagram(now, ta, &mut request.clone());
+    let ok = sent(&mut b);
+    assert_eq!(responses(&ok)[0].1.status, LinkStatus::Ok);
+    // The same request (same token) also arrives over another edge, A's TCP address.
+    let ta_tcp = TransportAddr::tcp(ta.addr);
+    b.handle_datagram(now, ta_tcp, &mut request.clone());
+    let dup = sent(&mut b);
+    let [(dst, r)] = responses(&dup)[..] else {
+        panic!("one link response: {dup:?}")
+    };
+    assert_eq!((dst, r.status), (ta_tcp, LinkStatus::AlreadyConnected));
+    let edges: Vec<Edge> = b.connections().map(|c| c.edge).collect();
+    assert_eq!(
+        edges,
+        [Edge::Direct(ta)],
+        "the connection stays on its edge"
+    );
+    // To the initiator, AlreadyConnected alone is no connection: it waits for the Ok.
+    let bytes = |d: &[(TransportAddr, Vec<u8>)], i: usize| d[i].1.clone();
+    let dup_at = dup.iter().position(|(t, _)| *t == ta_tcp).unwrap();
+    a.handle_datagram(now, tb, &mut bytes(&dup, dup_at));
+    assert_eq!(a.connections().count(), 0);
+    let ok_at = ok.iter().position(|(t, _)| *t == ta).unwrap();
+    a.handle_datagram(now, tb, &mut bytes(&ok, ok_at));
+    assert_eq!(a.connections().count(), 1);
+    // For a peer it is connected to (an attempt to upgrade the edge), it drops the
+    // attempt and keeps the connection.
+    let addr_b = b.address();
+    a.start_upgrade(now, addr_b, vec![TransportAddr::tcp(tb.addr)]);
+    assert!(a.linking_to(addr_b));
+    let token = a.attempts[0].token;
+    let answer = wire::Message::LinkResponse(wire::LinkResponse {
+        token,
+        status: LinkStatus::AlreadyConnected,
+        src: addr_b,
+        observed: None,
+        roles: Roles::NONE,
+    });
+    a.handle_datagram(now, tb, &mut answer.to_vec().unwrap());
+    assert!(!a.linking_to(addr_b));
+    let edges: Vec<Edge> = a.connections().map(|c| c.edge).collect();
+    assert_eq!(edges, [Edge::Direct(tb)]);
+}
+
+#[test]
+fn the_address_a_peer_observed_is_learned_and_advertised_first() {
+    let now = Instant::now();
+    let (ta, tb) = (udp("10.0.0.2:4000"), udp("198.18.0.2:4000"));
+    // A sits behind a NAT that maps it to this public address.
+    let public = udp("203.0.113.9:61000");
+    let mut a = raw(1, ta, Config::default(), now);
+    let mut b = raw(2, tb, Config::default(), now);
+    b.join(now, &[]);
+    a.join(now, &[tb]);
+    a.handle_timeout(now);
+    let mut request = sent(&mut a).remove(0).1;
+    b.handle_datagram(now, public, &mut request);
+    let answer = sent(&mut b);
+    let [(dst, r)] = responses(&answer)[..] else {
+        panic!("one link response: {answer:?}")
+    };
+    assert_eq!((dst, r.observed), (public, Some(public)));
+    let at = answer.iter().position(|(t, _)| *t == public).unwrap();
+    a.handle_datagram(now, tb, &mut answer[at].1.clone());
+    let events: Vec<Event> = std::iter::from_fn(|| a.poll_event()).collect();
+    assert!(
+        events.contains(&Event::LearnedAddress(public)),
+        "{events:?}"
+    );
+    assert_eq!(a.learned_addresses()[0].addr, public);
+    assert_eq!(a.advertised_transports(), [public, ta]);
+}
+
+#[test]
+fn a_routed_message_at_its_hop_limit_is_dropped_and_counted() {
+    let mut sim = Sim::new(10, Network::default(), Config::default());
+    let (a, b, c) = (sim.add_node(), sim.add_node(), sim.add_node());
+    let boot = [sim.node(a).transport];
+    for i in [a, b, c] {
+        sim.start(i, &boot);
+    }
+    sim.run_for(Duration::from_secs(5));
+    let (from, tc) = (sim.node(b).transport, sim.node(c).transport);
+    let (src, dst) = (
+        sim.node(b).stack.node.address(),
+        sim.node(c).stack.node.address(),
+    );
+    let routed = |hops| {
+        let header = RoutedHeader {
+            ttl: 4,
+            hops,
+            mode: Mode::Exact,
+            flags: RoutedFlags::default(),
+            kind: 99,
+            src,
+            dst,
+            via: None,
+        };
+        let payload = b"x";
+        wire::Message::Routed(Routed { header, payload })
+            .to_vec()
+            .unwrap()
+    };
+    let before = sim.node(a).stack.node.stats();
+    let mut at_limit = routed(4);
+    let handled = sim.act(a, |n, now| n.handle_datagram(now, from, &mut at_limit));
+    assert_eq!(handled, Handled::Done);
+    let stats = sim.node(a).stack.node.stats();
+    assert_eq!(stats.ttl_exceeded, before.ttl_exceeded + 1);
+    assert_eq!(stats.forwarded, before.forwarded);
+    // One hop less still goes on, with its hop count raised.
+    let mut below = routed(3);
+    let handled = sim.act(a, |n, now| n.handle_datagram(now, from, &mut below));
+    assert!(
+        matches!(handled, Handled::Forward(t) if t.dst == tc),
+        "{handled:?}"
+    );
+    assert_eq!(below[wire::ROUTED_HOPS_OFFSET], 4);
+    assert_eq!(
+        sim.node(a).stack.node.stats().ttl_exceeded,
+        before.ttl_exceeded + 1
+    );
+}
+
+/// A CTM request from `src` to `dst` offering `transports`, as a datagram.
+fn ctm_request(src: Address, dst: Address, token: u64, transports: &[TransportAddr]) -> Vec<u8> {
+    let payload = OverlayPayload::CtmRequest(CtmRequest {
+        token,
+        roles: Roles::NEAR,
+        reply_via: None,
+        transports: TransportList::Slice(transports),
+        relays: AddressList::EMPTY,
+    });
+    let mut p = vec![0u8; payload.encoded_len()];
+    payload.emit(&mut p).unwrap();
+    let header = RoutedHeader {
+        ttl: 64,
+        hops: 1,
+        mode: Mode::Exact,
+        flags: RoutedFlags::default(),
+        kind: kind::CTM_REQUEST,
+        src,
+        dst,
+        via: None,
+    };
+    wire::Message::Routed(Routed {
+        header,
+        payload: &p,
+    })
+    .to_vec()
+    .unwrap()
+}
+
+#[test]
+fn a_flood_of_forged_ctm_requests_makes_a_node_send_only_a_bounded_amount() {
+    let now = Instant::now();
+    let config = Config {
+        max_link_attempts: 16,
+        ..Config::default()
+    };
+    let (per_source, sources) = (config.ctm_per_source, config.ctm_sources);
+    let mut a = raw(1, udp("198.18.0.1:4000"), config, now);
+    a.join(now, &[]);
+    let me = a.address();
+    // Each request claims another requester, reachable at 8 addresses nobody uses.
+    let bogus: Vec<TransportAddr> = (0..8).map(|i| udp(&format!("192.0.2.{i}:4000"))).collect();
+    let from = udp("198.18.0.9:4000");
+    let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(3);
+    for token in 0..1000 {
+        let src = Address::random(&mut rng);
+        a.handle_datagram(now, from, &mut ctm_request(src, me, token, &bogus));
+    }
+    a.handle_timeout(now);
+    let stats = a.stats();
+    assert_eq!(stats.ctm_refused, 1000 - sources as u64);
+    assert_eq!(a.attempts.len(), 16);
+    assert_eq!(stats.link_attempts_refused, sources as u64 - 16);
+    let out = sent(&mut a).len();
+    assert!(out <= 16 * bogus.len(), "{out} datagrams");
+    // One requester repeating itself is answered `ctm_per_source` times a second.
+    let later = now + Duration::from_secs(1);
+    let src = Address::random(&mut rng);
+    for token in 0..20 {
+        a.handle_datagram(later, from, &mut ctm_request(src, me, token, &bogus));
+    }
+    let refused = a.stats().ctm_refused - stats.ctm_refused;
+    assert_eq!(refused, 20 - u64::from(per_source));
 }
