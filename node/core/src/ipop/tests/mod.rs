@@ -5,6 +5,7 @@
 mod datapath;
 mod hash;
 mod leases;
+mod malformed;
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
