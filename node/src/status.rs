@@ -1,10 +1,11 @@
 //! The node's status as JSON: what `ipop-node status --json` prints and what the
-//! harness reads (instead of parsing logs). The format is documented in the README of
-//! the node crate and kept stable; fields are only ever added.
+//! harness reads (instead of parsing logs). The format is documented field by field in
+//! `node/README.md` and kept stable; fields are only ever added.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
+use ipop_core::ipop::{Ipop, Mapping};
 use ipop_core::overlay::{Edge, LearnedAddress};
 use ipop_core::{Proto, Stack, TransportAddr};
 use serde_json::{Value, json};
@@ -33,6 +34,51 @@ fn edge_json(edge: &Edge) -> (String, &'static str) {
         ),
         Edge::Relay { via } => (format!("relay://{via}"), "relay"),
     }
+}
+
+/// What the driver knows about the TAP device.
+#[derive(Debug, Clone, Copy)]
+pub struct TapFacts<'a> {
+    /// The device's name.
+    pub name: &'a str,
+    /// The MTU set on it.
+    pub mtu: u16,
+    /// Frames read from it.
+    pub frames_in: u64,
+    /// Frames written to it.
+    pub frames_out: u64,
+}
+
+/// The `ipop` part of the status: the virtual network of a node with a namespace.
+pub fn ipop(i: &Ipop, tap: &TapFacts<'_>) -> Value {
+    let s = i.stats();
+    let (queued, cached) = i.resolver_state();
+    json!({
+        "namespace": i.namespace().to_string(),
+        "mapping": match i.mapping() { Mapping::Dht => "dht", Mapping::Hash => "hash" },
+        "tap": tap.name,
+        "mtu": tap.mtu,
+        "addresses": i.addresses().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "record": i.record().map(|r| json!({
+            "name": r.name, "range": r.range.to_string(), "lease_s": r.lease.as_secs(),
+            "mtu": r.mtu, "dns": r.dns.map(|d| d.to_string()),
+        })),
+        "frames_in": tap.frames_in,
+        "frames_out": tap.frames_out,
+        "resolver": { "queued": queued, "cached": cached },
+        "stats": {
+            "arp_replies": s.arp_replies, "dhcp_messages": s.dhcp_messages,
+            "last_dhcp_tries": s.last_dhcp_tries, "dhcp_failures": s.dhcp_failures,
+            "dhcp_refused": s.dhcp_refused, "lookups": s.lookups,
+            "to_overlay": s.to_overlay, "from_overlay": s.from_overlay, "broadcasts": s.broadcasts,
+            "dropped_non_ipv4": s.dropped_non_ipv4, "dropped_malformed": s.dropped_malformed,
+            "dropped_unowned_source": s.dropped_unowned_source,
+            "dropped_outside_namespace": s.dropped_outside_namespace,
+            "dropped_queue_full": s.dropped_queue_full, "dropped_unresolved": s.dropped_unresolved,
+            "dropped_no_route": s.dropped_no_route, "dropped_wrong_namespace": s.dropped_wrong_namespace,
+            "dropped_not_here": s.dropped_not_here, "dropped_spoofed": s.dropped_spoofed,
+        },
+    })
 }
 
 /// How this node's traffic looks from outside, from the addresses peers observed:
@@ -172,5 +218,72 @@ mod tests {
         );
         assert_eq!(v["mapping"], "address-dependent");
         assert_eq!(nat_view(&local, &[])["mapping"], "unknown");
+    }
+
+    /// The dotted paths of `v`'s leaf fields (`name[]` for arrays of objects, whose
+    /// elements' fields go by their own names: the README gives them a table).
+    fn field_paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
+        let Value::Object(map) = v else {
+            return;
+        };
+        for (k, v) in map {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                Value::Object(_) => field_paths(v, &path, out),
+                Value::Array(items) if items.iter().any(Value::is_object) => {
+                    out.push(format!("{path}[]"));
+                    for item in items {
+                        field_paths(item, "", out);
+                    }
+                }
+                _ => out.push(path),
+            }
+        }
+    }
+
+    #[test]
+    fn every_status_field_is_documented_in_the_readme() {
+        use ipop_core::sim::{Network, Sim};
+        let readme = include_str!("../README.md");
+        let mut sim = Sim::new(1, Network::default(), ipop_core::overlay::Config::default());
+        for _ in 0..4 {
+            sim.add_node();
+        }
+        let boot = [sim.node(0).transport];
+        for i in 0..4 {
+            sim.start(i, &boot);
+        }
+        let ns = ipop_core::ipop::NamespaceId([1; 16]);
+        sim.enable_ipop(1, ipop_core::ipop::Config::new(ns));
+        sim.run_for(std::time::Duration::from_secs(10));
+        let stack = &sim.node(1).stack;
+        let facts = DriverFacts {
+            started: sim.at(std::time::Duration::ZERO),
+            connected_at: sim.node(1).connected_at,
+            udp_send_drops: 0,
+            tcp_send_drops: 0,
+        };
+        let mut s = status(stack, "wow", &facts, sim.now());
+        let tap = TapFacts {
+            name: "ipop0",
+            mtu: 1300,
+            frames_in: 0,
+            frames_out: 0,
+        };
+        s["ipop"] = ipop(stack.ipop.as_ref().unwrap(), &tap);
+        assert!(!s["connections"].as_array().unwrap().is_empty());
+        assert!(!s["transports"]["learned"].as_array().unwrap().is_empty());
+        let mut paths = Vec::new();
+        field_paths(&s, "", &mut paths);
+        for path in paths {
+            assert!(
+                readme.contains(&format!("`{path}`")),
+                "status field {path} is not documented in node/README.md"
+            );
+        }
     }
 }

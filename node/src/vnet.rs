@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use ipop_core::ipop::{self, Event, Mapping, NamespaceId, NamespaceRecord};
 use ipop_core::{Address, Stack};
 use rand::TryRng;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::{info, warn};
 use tun_rs::AsyncDevice;
 
@@ -163,36 +163,16 @@ impl Vnet {
 
     /// The `ipop` part of the status.
     pub fn status(&self, stack: &Stack) -> Value {
-        let Some(i) = stack.ipop.as_ref() else {
-            return Value::Null;
-        };
-        let s = i.stats();
-        let (queued, cached) = i.resolver_state();
-        json!({
-            "namespace": i.namespace().to_string(),
-            "mapping": match i.mapping() { Mapping::Dht => "dht", Mapping::Hash => "hash" },
-            "tap": self.name,
-            "mtu": self.mtu,
-            "addresses": i.addresses().iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "record": i.record().map(|r| json!({
-                "name": r.name, "range": r.range.to_string(), "lease_s": r.lease.as_secs(),
-                "mtu": r.mtu, "dns": r.dns.map(|d| d.to_string()),
-            })),
-            "frames_in": self.frames_in,
-            "frames_out": self.frames_out,
-            "resolver": { "queued": queued, "cached": cached },
-            "stats": {
-                "arp_replies": s.arp_replies, "dhcp_messages": s.dhcp_messages,
-                "last_dhcp_tries": s.last_dhcp_tries, "dhcp_failures": s.dhcp_failures,
-                "dhcp_refused": s.dhcp_refused, "lookups": s.lookups,
-                "to_overlay": s.to_overlay, "from_overlay": s.from_overlay, "broadcasts": s.broadcasts,
-                "dropped_non_ipv4": s.dropped_non_ipv4, "dropped_malformed": s.dropped_malformed,
-                "dropped_unowned_source": s.dropped_unowned_source,
-                "dropped_outside_namespace": s.dropped_outside_namespace,
-                "dropped_queue_full": s.dropped_queue_full, "dropped_unresolved": s.dropped_unresolved,
-                "dropped_no_route": s.dropped_no_route, "dropped_wrong_namespace": s.dropped_wrong_namespace,
-                "dropped_not_here": s.dropped_not_here, "dropped_spoofed": s.dropped_spoofed,
-            },
+        stack.ipop.as_ref().map_or(Value::Null, |i| {
+            crate::status::ipop(
+                i,
+                &crate::status::TapFacts {
+                    name: &self.name,
+                    mtu: self.mtu,
+                    frames_in: self.frames_in,
+                    frames_out: self.frames_out,
+                },
+            )
         })
     }
 }
