@@ -178,6 +178,8 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
             "refused_full": stats.refused_full,
             "ctm_sent": stats.ctm_sent,
             "link_failures": stats.link_failures,
+            "link_attempts_refused": stats.link_attempts_refused,
+            "ctm_refused": stats.ctm_refused,
             "udp_send_drops": facts.udp_send_drops,
             "tcp_send_drops": facts.tcp_send_drops,
         },
