@@ -40,6 +40,9 @@ fn thousand_nodes_form_a_consistent_ring_and_deliver_every_route() {
         "far connections per node {} (k = {k}): {report:#?}",
         p.far_mean
     );
+    // The limits on CTMs and link attempts leave a healthy join alone.
+    assert_eq!(report.ctm_refused, 0, "{report:#?}");
+    assert_eq!(report.link_attempts_refused, 0, "{report:#?}");
 }
 
 #[test]

@@ -197,6 +197,9 @@ fn to_json(args: &Args, r: &Report, wall_s: f64, rss: Option<f64>) -> Value {
         "virtual_s": r.virtual_s,
         "datagrams": r.datagrams,
         "datagrams_lost": r.lost,
+        "ctm_refused": r.ctm_refused,
+        "link_attempts_refused": r.link_attempts_refused,
+        "dht_refused_replicas": r.dht_refused_replicas,
         "wall_s": wall_s,
         "peak_rss_mib": rss,
     });
@@ -266,6 +269,10 @@ fn print_summary(r: &Report, wall_s: f64, rss: Option<f64>) {
             d.races, d.duplicate_winners, d.no_winner
         );
     }
+    println!(
+        "refused by limits: {} CTM requests, {} link attempts, {} DHT copies",
+        r.ctm_refused, r.link_attempts_refused, r.dht_refused_replicas
+    );
     println!(
         "{:.1} virtual s, {} datagrams ({} lost); wall {:.1} s, peak RSS {}",
         r.virtual_s,

@@ -6,7 +6,9 @@
 //! near peers, the only nodes that share sub-keys with it), only for a sub-key this node
 //! is responsible for, only if the sub-key is the one its key and index name, and it
 //! counts against the sender's quota. So a node elsewhere on the ring cannot plant
-//! records, and a neighbour cannot fill a node with more than its quota.
+//! records under its own address, and a neighbour cannot fill a node beyond its quota.
+//! (The sender is the routed source address, which links do not authenticate yet: a
+//! node that forges a neighbour's address gets through until they do.)
 
 use std::time::Instant;
 

@@ -116,8 +116,8 @@ impl Default for Config {
             ttl: 64,
             max_connections: 1024,
             max_link_attempts: 64,
-            ctm_per_source: 8,
-            ctm_sources: 64,
+            ctm_per_source: 16,
+            ctm_sources: 256,
         }
     }
 }

@@ -137,6 +137,13 @@ pub struct Report {
     pub datagrams: u64,
     /// Datagrams lost.
     pub lost: u64,
+    /// CTM requests nodes left unanswered under their rate limits, all nodes together.
+    pub ctm_refused: u64,
+    /// Link attempts not started because a node had too many under way.
+    pub link_attempts_refused: u64,
+    /// Copied DHT records refused (sender no ring neighbour, sub-key not held or not
+    /// genuine).
+    pub dht_refused_replicas: u64,
     /// The DHT checks, if any.
     pub dht: Option<DhtReport>,
 }
@@ -212,6 +219,12 @@ impl Scenario {
         let net = sim.net_stats();
         report.datagrams = net.sent;
         report.lost = net.lost;
+        for n in sim.nodes() {
+            let stats = n.stack.node.stats();
+            report.ctm_refused += stats.ctm_refused;
+            report.link_attempts_refused += stats.link_attempts_refused;
+            report.dht_refused_replicas += n.stack.dht.refused_replicas();
+        }
         report
     }
 
