@@ -302,13 +302,22 @@ impl Node {
         edges
     }
 
-    /// When a CTM peer offers relays but none is a direct peer of ours, connects to a
-    /// few of them (by CTM), so that a later CTM round, should the direct edge fail,
-    /// finds a relay both ends reach. Without this, a node behind a symmetric NAT whose
-    /// ring neighbours sit behind port-restricted NATs, and which knows only its
-    /// bootstrap node, never finds a common relay.
-    fn reach_relays(&mut self, now: Instant, candidates: &[Edge], relays: AddressList<'_>) {
-        if candidates.iter().any(|e| matches!(e, Edge::Relay { .. })) {
+    /// When a CTM for a connection with a role (`roles`, ring or shortcut) offers relays
+    /// but none is a direct peer of ours, connects to a few of them (by CTM), so that a
+    /// later CTM round, should the direct edge fail, finds a relay both ends reach.
+    /// Without this, a node behind a symmetric NAT whose ring neighbours sit behind
+    /// port-restricted NATs, and which knows only its bootstrap node, never finds a
+    /// common relay. The CTMs sent here ask for no role, so their own relay offers are
+    /// not chased in turn: one round never starts another (an unbounded cascade of CTMs
+    /// across the overlay otherwise).
+    fn reach_relays(
+        &mut self,
+        now: Instant,
+        roles: Roles,
+        candidates: &[Edge],
+        relays: AddressList<'_>,
+    ) {
+        if roles.is_empty() || candidates.iter().any(|e| matches!(e, Edge::Relay { .. })) {
             return;
         }
         let unknown: Vec<Address> = relays
@@ -334,7 +343,7 @@ impl Node {
             return;
         }
         let candidates = self.ctm_candidates(requester, req.transports, req.relays);
-        self.reach_relays(now, &candidates, req.relays);
+        self.reach_relays(now, req.roles, &candidates, req.relays);
         self.start_link(now, Some(requester), candidates, Roles::NONE);
         let transports = self.nat.advertised();
         let relays = self.table.direct_peers(MAX_NEIGHBORS);
@@ -354,7 +363,7 @@ impl Node {
         };
         let roles = pending.roles;
         let candidates = self.ctm_candidates(header.src, rep.transports, rep.relays);
-        self.reach_relays(now, &candidates, rep.relays);
+        self.reach_relays(now, roles, &candidates, rep.relays);
         self.start_link(now, Some(header.src), candidates, roles);
     }
 
