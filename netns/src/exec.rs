@@ -2,8 +2,10 @@
 //!
 //! [`Enter`] prepares a [`Command`] so that the child, between fork and exec, joins a
 //! network namespace and, for hosts, gets its own UTS namespace with the node's
-//! hostname and a private mount namespace in which `/etc/hosts`, `/etc/hostname` and
-//! `/run` are the node's own (like `ip netns exec`, without remounting `/sys`).
+//! hostname and a private mount namespace in which `/etc/hosts`, `/etc/hostname`,
+//! `/etc/resolv.conf` and `/run` are the node's own (like `ip netns exec`, without
+//! remounting `/sys`). A DHCP client's script that rewrites `/etc/resolv.conf` (ISC
+//! `dhclient-script` does) thus writes the node's copy, never the machine's.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -19,6 +21,9 @@ use crate::error::{Error, Result};
 pub const NETNS_DIR: &str = "/run/netns";
 /// Where per-namespace `/etc` files live (`/etc/netns/<ns>/hosts`).
 pub const ETC_NETNS_DIR: &str = "/etc/netns";
+
+/// The files of `/etc` each host has its own copy of, in `/etc/netns/<ns>/`.
+pub const ETC_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
 
 /// How a child process enters a node of the testbed.
 #[derive(Debug, Clone)]
@@ -39,10 +44,10 @@ impl Enter {
     }
 
     /// The full view of a host: network namespace `ns`, hostname, `/etc/netns/<ns>/*`
-    /// over `/etc/*`, and `run_dir` over `/run`.
+    /// over `/etc/*` ([`ETC_FILES`]), and `run_dir` over `/run`.
     pub fn host(ns: &str, hostname: &str, run_dir: &Path) -> Enter {
         let etc = Path::new(ETC_NETNS_DIR).join(ns);
-        let binds = ["hosts", "hostname"]
+        let binds = ETC_FILES
             .into_iter()
             .map(|f| (etc.join(f), Path::new("/etc").join(f)))
             .chain(std::iter::once((

@@ -197,6 +197,12 @@ impl Testbed {
                 .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
             write_file(&dir.join("hosts"), hosts.as_bytes())?;
             write_file(&dir.join("hostname"), format!("{}\n", node.name).as_bytes())?;
+            // Its own resolver file, which DHCP clients on the host may rewrite; the
+            // testbed has no DNS server.
+            write_file(
+                &dir.join("resolv.conf"),
+                format!("# {}: the testbed has no DNS server\n", node.name).as_bytes(),
+            )?;
         }
         Ok(())
     }

@@ -31,6 +31,9 @@ count = 1
 
 #[test]
 fn netns_dhclient_and_udhcpc_get_addresses_across_nats_and_carry_traffic() {
+    // The clients' scripts rewrite /etc/resolv.conf: each host's own copy, never the
+    // machine's (which would lose its DNS).
+    let resolv = std::fs::read("/etc/resolv.conf").ok();
     let (mut world, ns) = super::World::new(TOPOLOGY, "10.128.0.0/16");
     let hosts = [
         world.host("home-0"),
@@ -68,6 +71,7 @@ fn netns_dhclient_and_udhcpc_get_addresses_across_nats_and_carry_traffic() {
     );
     assert_ne!(ips[0], ips[1]);
     assert_ne!(ips[1], ips[2]);
+    assert_ne!(ips[0], ips[2]);
     // Every pair pings (corp is behind a symmetric NAT: home reaches it by a relay).
     for (i, h) in hosts.iter().enumerate() {
         for (j, ip) in ips.iter().enumerate() {
@@ -102,4 +106,9 @@ fn netns_dhclient_and_udhcpc_get_addresses_across_nats_and_carry_traffic() {
     for p in &mut procs {
         let _ = p.stop(Duration::from_secs(1));
     }
+    assert_eq!(
+        std::fs::read("/etc/resolv.conf").ok(),
+        resolv,
+        "a DHCP client in the testbed rewrote the machine's /etc/resolv.conf"
+    );
 }

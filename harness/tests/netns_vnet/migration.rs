@@ -35,7 +35,9 @@ name = "public"
 count = 1
 "#;
 
-/// The VM: a namespace of this run, removed (with its processes) on drop.
+/// The VM: a namespace of this run, removed (with its processes) on drop. It has its
+/// own `/etc/netns/<ns>/resolv.conf`, which `ip netns exec` mounts over the machine's,
+/// so that its `dhclient` rewrites that one.
 struct Vm {
     ns: String,
     procs: Vec<Child>,
@@ -44,10 +46,17 @@ struct Vm {
 impl Vm {
     fn new(ns: String) -> Vm {
         ip(&["netns", "add", &ns]);
+        let etc = Vm::etc(&ns);
+        std::fs::create_dir_all(&etc).expect("/etc/netns/<vm>");
+        std::fs::write(etc.join("resolv.conf"), "# the VM has no DNS server\n").unwrap();
         Vm {
             ns,
             procs: Vec::new(),
         }
+    }
+
+    fn etc(ns: &str) -> std::path::PathBuf {
+        std::path::Path::new("/etc/netns").join(ns)
     }
 
     fn spawn(&mut self, args: &[&str]) {
@@ -84,6 +93,7 @@ impl Drop for Vm {
             let _ = c.wait();
         }
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        let _ = std::fs::remove_dir_all(Vm::etc(&self.ns));
     }
 }
 
