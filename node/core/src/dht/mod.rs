@@ -225,8 +225,9 @@ impl Dht {
         self.results.pop_front()
     }
 
-    /// Copied records refused: from a node that is no ring neighbour, for a sub-key
-    /// this node is not responsible for, or under a sub-key their key does not map to.
+    /// Copied records refused: for a sub-key this node is not responsible for, under a
+    /// sub-key their key does not map to, or giving a live record another owner from a
+    /// node that is no ring neighbour.
     pub fn refused_replicas(&self) -> u64 {
         self.refused_replicas
     }

@@ -2,11 +2,13 @@
 //! copying records to the other replica, taking copies from it, and moving records when
 //! the ring changes.
 //!
-//! A copied record (REPLICATE) is taken only from a ring neighbour (one of this node's
-//! near peers, the only nodes that share sub-keys with it), only for a sub-key this node
-//! is responsible for, only if the sub-key is the one its key and index name, and it
-//! counts against the sender's quota. So a node elsewhere on the ring cannot plant
-//! records under its own address, and a neighbour cannot fill a node beyond its quota.
+//! A copied record (REPLICATE) is taken only for a sub-key this node is responsible for,
+//! only if the sub-key is the one its key and index name, and it counts against the
+//! sender's quota. A copy that would hand a live record to another owner (another
+//! password) is taken only from a ring neighbour (one of this node's near peers, the
+//! only nodes that share sub-keys with it): so a node elsewhere on the ring cannot take
+//! over a record, while records still move to new holders from wherever their former
+//! holders now sit (after many nodes join at once, a former holder can be far away).
 //! (The sender is the routed source address, which links do not authenticate yet: a
 //! node that forges a neighbour's address gets through until they do.)
 
@@ -30,7 +32,10 @@ impl Dht {
         let (left, right) = node.near_neighbors();
         let from_neighbour = left.contains(&header.src) || right.contains(&header.src);
         let genuine = rec.sub_key == sub_key(rec.key, rec.sub);
-        if !from_neighbour || !genuine || !responsible(node, rec.sub_key) {
+        let takeover = self.store.get(&rec.sub_key).is_some_and(|r| {
+            !r.tombstone && r.expires > now && !r.same_owner(&rec.salt, &rec.hash)
+        });
+        if !genuine || !responsible(node, rec.sub_key) || (takeover && !from_neighbour) {
             self.refused_replicas += 1;
             return;
         }

@@ -43,6 +43,12 @@ impl Record {
         password_hash(&self.salt, password) == self.hash
     }
 
+    /// Whether this record and a copy with `salt` and `hash` have the same owner (were
+    /// made with the same password).
+    pub(crate) fn same_owner(&self, salt: &[u8; 16], hash: &[u8; 32]) -> bool {
+        (&self.salt, &self.hash) == (salt, hash)
+    }
+
     fn live(&self, now: Instant) -> bool {
         !self.tombstone && self.expires > now
     }

@@ -179,7 +179,7 @@ fn a_dht_refuses_an_invalid_config() {
 }
 
 #[test]
-fn copies_are_taken_only_from_ring_neighbours_and_for_genuine_sub_keys() {
+fn copies_are_taken_for_genuine_sub_keys_and_change_owners_only_from_ring_neighbours() {
     let mut sim = overlay(30, 8, 0.0);
     let k = sub_key(b"planted", 0);
     let (target, _) = sim.replicas_of(k).unwrap();
@@ -192,15 +192,15 @@ fn copies_are_taken_only_from_ring_neighbours_and_for_genuine_sub_keys() {
     let stranger = (0..30)
         .find(|&i| i != target && !near.contains(&sim.node(i).stack.node.address()))
         .unwrap();
-    let send = |sim: &mut Sim, from: usize, key: &[u8]| {
+    let send = |sim: &mut Sim, from: usize, key: &[u8], rev: u64, owner: u8| {
         let rec = RecordRepr {
             sub_key: k,
             sub: 0,
             key,
-            rev: 1,
+            rev,
             tombstone: false,
-            salt: [0; 16],
-            hash: [0; 32],
+            salt: [owner; 16],
+            hash: [owner; 32],
             creator: sim.node(from).stack.node.address(),
             op_id: 1,
             ttl_left_ms: 60_000,
@@ -214,14 +214,25 @@ fn copies_are_taken_only_from_ring_neighbours_and_for_genuine_sub_keys() {
         .unwrap();
         sim.run_for(Duration::from_millis(500));
         let dht = &sim.node(target).stack.dht;
-        (dht.refused_replicas(), dht.stored_records())
+        let owner = (1..=2).find(|&o| {
+            dht.store
+                .get(&k)
+                .is_some_and(|r| r.same_owner(&[o; 16], &[o; 32]))
+        });
+        (dht.refused_replicas(), owner)
     };
-    // From a node elsewhere on the ring: refused.
-    assert_eq!(send(&mut sim, stranger, b"planted"), (1, 0));
-    // From a neighbour, but under a sub-key its key does not map to: refused.
-    assert_eq!(send(&mut sim, neighbour, b"other key"), (2, 0));
-    // From a neighbour, genuine: taken.
-    assert_eq!(send(&mut sim, neighbour, b"planted"), (2, 1));
+    // Under a sub-key its key does not map to: refused, even from a neighbour.
+    assert_eq!(send(&mut sim, neighbour, b"other key", 1, 1), (1, None));
+    // A record this node does not hold yet, from elsewhere on the ring (a former holder
+    // handing it over): taken.
+    assert_eq!(send(&mut sim, stranger, b"planted", 1, 1), (1, Some(1)));
+    // A newer revision by the same owner, from elsewhere: taken.
+    assert_eq!(send(&mut sim, stranger, b"planted", 2, 1), (1, Some(1)));
+    // Another owner for the live record, from elsewhere on the ring: refused.
+    assert_eq!(send(&mut sim, stranger, b"planted", 3, 2), (2, Some(1)));
+    // Another owner from a ring neighbour (the other replica, after a delete and a
+    // create): taken.
+    assert_eq!(send(&mut sim, neighbour, b"planted", 3, 2), (2, Some(2)));
 }
 
 #[test]
