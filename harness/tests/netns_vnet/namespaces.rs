@@ -81,7 +81,13 @@ fn netns_fifty_clients_at_once_in_a_small_range_never_share_an_address() {
     }
     let ips: Vec<_> = hosts
         .iter()
-        .map(|h| wait_address(h, TAP, Duration::from_secs(120)).unwrap())
+        .map(|h| {
+            wait_address(h, TAP, Duration::from_secs(120)).unwrap_or_else(|e| {
+                let status = wow_harness::nodes::status(h, &world.bin)
+                    .map_or_else(|e| e.to_string(), |s| s.to_string());
+                panic!("{e:#}\nits node: {status}")
+            })
+        })
         .collect();
     let distinct: BTreeSet<_> = ips.iter().collect();
     assert_eq!(distinct.len(), N, "duplicate addresses: {ips:?}");
