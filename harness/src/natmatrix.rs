@@ -2,20 +2,28 @@
 //! sites with one `ipop-node` each join through a public bootstrap node. The outcome is
 //! whether the two nodes formed a connection to each other, over which edge (direct
 //! UDP, direct TCP, or a relay through a third node), and how long it took.
+//!
+//! A pair that can hole-punch but first connects through a relay is watched a while
+//! longer ([`UPGRADE_WAIT`]): the overlay retries the direct edge, and the matrix
+//! records the edge the pair ends on, with the time it got there.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wow_netns::topology::{MatrixProfile, NatProfile, nat_matrix};
 use wow_netns::{Options, RunPrefix, Testbed};
 
 use crate::NetnsHost;
 use crate::nodes::{NodeOptions, RunningNode, address, connection_to, wait_for};
 
+/// How long a hole-punchable pair that connected through a relay is watched for its
+/// upgrade to a direct edge (the overlay retries direct edges every 60 s).
+pub const UPGRADE_WAIT: Duration = Duration::from_secs(75);
+
 /// What happened for one pair.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairOutcome {
     /// Profile of site `a`.
     pub a: String,
@@ -23,10 +31,13 @@ pub struct PairOutcome {
     pub b: String,
     /// The two nodes formed a connection to each other.
     pub connected: bool,
-    /// `udp`, `tcp` or `relay` (the edge `a` uses).
+    /// `udp`, `tcp` or `relay`: the edge `a` ended on.
     pub edge: Option<String>,
-    /// Seconds from the nodes' start until both had the connection.
+    /// Seconds from the nodes' start until both had the connection on that edge.
     pub seconds: Option<f64>,
+    /// The edge the pair first connected on, when it later moved to another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_edge: Option<String>,
     /// Why the pair could not be measured, if it could not.
     pub error: Option<String>,
     /// Whether the pair cannot hole-punch (TESTBED-NOTES), so a relay is the right edge.
@@ -67,6 +78,7 @@ pub fn run_pair(
         connected: false,
         edge: None,
         seconds: None,
+        first_edge: None,
         error: None,
         relay_expected: relay_expected(a, b),
     };
@@ -118,7 +130,7 @@ fn measure(
             ))
         })
         .context("the site nodes did not come up")?;
-        let linked = wait_for(timeout, Duration::from_millis(200), || {
+        let edge = || {
             let sa = na.status(&host_a).ok()?;
             let sb = nb.status(&host_b).ok()?;
             let ab = connection_to(&sa, &addrs.1)?;
@@ -126,11 +138,22 @@ fn measure(
             // Traffic flowed both ways on it (the handshake and status pings).
             let used = |c: &serde_json::Value| c["rx_packets"].as_u64().unwrap_or(0) > 0;
             (used(ab) && used(ba)).then(|| ab["transport"].as_str().unwrap_or("?").to_owned())
-        });
-        if let Some(edge) = linked {
-            out.connected = true;
-            out.edge = Some(edge);
-            out.seconds = Some(t0.elapsed().as_secs_f64());
+        };
+        let Some(first) = wait_for(timeout, Duration::from_millis(200), edge) else {
+            return Ok(());
+        };
+        out.connected = true;
+        out.edge = Some(first.clone());
+        out.seconds = Some(t0.elapsed().as_secs_f64());
+        if first == "relay" && !out.relay_expected {
+            let direct = wait_for(UPGRADE_WAIT, Duration::from_millis(500), || {
+                edge().filter(|e| e != "relay")
+            });
+            if let Some(direct) = direct {
+                out.first_edge = Some(first);
+                out.edge = Some(direct);
+                out.seconds = Some(t0.elapsed().as_secs_f64());
+            }
         }
         Ok(())
     })();
@@ -177,7 +200,10 @@ pub fn table(outcomes: &[PairOutcome]) -> String {
             (Some(e), _, _) => format!("error: {e}"),
             (None, false, _) => "FAIL".to_owned(),
             (None, true, true) => "cannot hole-punch: relay expected".to_owned(),
-            (None, true, false) => String::new(),
+            (None, true, false) => o
+                .first_edge
+                .as_ref()
+                .map_or(String::new(), |f| format!("first on {f}, then upgraded")),
         };
         let _ = writeln!(
             s,

@@ -40,6 +40,8 @@ pub struct Request {
     pub subject: SubjectKind,
     /// The edges of the ipop subject's nodes.
     pub edges: Edges,
+    /// The log filter of the ipop subject's nodes (their logs go to `logs/`).
+    pub node_log: String,
     /// The command line, for `config.json`.
     pub command: Vec<String>,
 }
@@ -86,6 +88,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         experiment: experiment.name().to_string(),
         subject: request.subject,
         edges: request.edges,
+        node_log: request.node_log.clone(),
         trials: request.trials,
         seed: request.seed,
         out: dir.display().to_string(),
@@ -119,6 +122,8 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     let options = crate::subjects::Options {
         edges: request.edges,
         needs: experiment.overlay_needs(&topology),
+        log_level: request.node_log.clone(),
+        logs: Some(dir.join(results::LOGS)),
     };
     let subject = crate::subjects::open(request.subject, &bed, &hosts, &topology, &options)
         .with_context(|| format!("setting up the {} subject", request.subject))?;

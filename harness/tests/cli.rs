@@ -19,11 +19,23 @@ fn list_prints_one_line_per_experiment() {
     let o = wow_bench(&["list"]);
     assert!(o.status.success());
     let text = String::from_utf8(o.stdout).unwrap();
-    assert_eq!(text.lines().count(), wow_experiments::ALL.len());
+    assert_eq!(text.lines().count(), wow_experiments::ALL.len() + 1);
     for (line, e) in text.lines().zip(wow_experiments::ALL) {
         assert!(line.starts_with(e.name()), "{line}");
         assert!(line.contains(e.description()), "{line}");
     }
+    assert!(
+        text.lines().last().unwrap().starts_with("nat-matrix "),
+        "{text}"
+    );
+}
+
+#[test]
+fn nat_matrix_refuses_flags_that_do_not_apply() {
+    let o = wow_bench(&["run", "nat-matrix", "--trials", "3"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("--trials does not apply to nat-matrix"), "{e}");
 }
 
 #[test]

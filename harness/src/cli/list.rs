@@ -1,4 +1,4 @@
-//! `wow-bench list`: one line per experiment.
+//! `wow-bench list`: one line per experiment (and the NAT matrix).
 
 use std::process::ExitCode;
 
@@ -6,6 +6,7 @@ pub(crate) fn run() -> anyhow::Result<ExitCode> {
     let width = wow_experiments::ALL
         .iter()
         .map(|e| e.name().len())
+        .chain([super::nat_matrix::NAME.len()])
         .max()
         .unwrap_or(0);
     for e in wow_experiments::ALL {
@@ -19,5 +20,10 @@ pub(crate) fn run() -> anyhow::Result<ExitCode> {
             subjects.join(", ")
         );
     }
+    println!(
+        "{:<width$}  {}",
+        super::nat_matrix::NAME,
+        super::nat_matrix::DESCRIPTION
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ mod clean;
 mod emulate;
 mod fleet;
 mod list;
+mod nat_matrix;
 mod plot;
 mod probe;
 pub mod run;

@@ -41,14 +41,32 @@ pub(crate) struct Args {
     /// or tcp (the IPOP paper's IPOP-TCP rows).
     #[arg(long, default_value = "udp")]
     edges: String,
+    /// Log filter of the ipop subject's nodes (error, warn, info, debug, trace, or
+    /// tracing directives); each node's log is written to the result folder's logs/.
+    #[arg(long, default_value = "info")]
+    node_log: String,
     /// Print summary.json on stdout (the table goes to stderr).
     #[arg(long)]
     json: bool,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.experiment == super::nat_matrix::NAME {
+        let flags = [
+            ("--topology", args.topology.is_some()),
+            ("--trials", args.trials.is_some()),
+            ("--subject", args.subject.is_some()),
+        ];
+        if let Some((flag, _)) = flags.iter().find(|(_, given)| *given) {
+            bail!(
+                "{flag} does not apply to nat-matrix: it builds its own two-site testbed                  for each pair of profiles and runs ipop-node on it once"
+            );
+        }
+        return super::nat_matrix::run(args.json, args.out);
+    }
     let experiment = wow_experiments::find(&args.experiment).with_context(|| {
-        let names: Vec<&str> = wow_experiments::ALL.iter().map(|e| e.name()).collect();
+        let mut names: Vec<&str> = wow_experiments::ALL.iter().map(|e| e.name()).collect();
+        names.push(super::nat_matrix::NAME);
         format!(
             "unknown experiment {:?}; expected one of {}",
             args.experiment,
@@ -81,6 +99,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         subject,
         edges,
+        node_log: args.node_log,
         command: std::env::args().collect(),
     };
     let outcome = crate::runner::run(&request)?;

@@ -20,6 +20,9 @@ pub struct RunConfig {
     /// The edges of the ipop subject's nodes.
     #[serde(default)]
     pub edges: Edges,
+    /// The log filter of the ipop subject's nodes.
+    #[serde(default)]
+    pub node_log: String,
     /// Trials asked for.
     pub trials: u32,
     /// The seed.

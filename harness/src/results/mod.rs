@@ -36,6 +36,9 @@ pub const TRIALS: &str = "trials.jsonl";
 pub const LINKS: &str = "links.json";
 /// The summary.
 pub const SUMMARY: &str = "summary.json";
+/// The folder of the ipop subject's node logs (`<host>.log`; `<host>-<n>.log` for the
+/// nodes an experiment started).
+pub const LOGS: &str = "logs";
 /// The report.
 pub const REPORT: &str = "report.md";
 

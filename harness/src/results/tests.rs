@@ -130,6 +130,7 @@ fn config(dir: &std::path::Path) -> RunConfig {
         command: vec!["wow-bench".into(), "run".into(), "latency".into()],
         experiment: "latency".into(),
         edges: wow_experiments::Edges::Udp,
+        node_log: "info".into(),
         subject: SubjectKind::Physical,
         trials: 100,
         seed: 1,

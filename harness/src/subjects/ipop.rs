@@ -18,13 +18,17 @@
 //!
 //! Hosts an experiment reserves ([`OverlayNeeds::reserved`]) get no node: it starts its
 //! own there through [`Overlay::start`]. Dropping the subject kills the DHCP clients and
-//! the nodes by PID; the testbed's cleanup is the backstop.
+//! stops the nodes by PID (SIGTERM: a graceful leave); the testbed's cleanup is the
+//! backstop. With [`Options::logs`], every node's log (its stderr, at
+//! [`Options::log_level`]) is written there as `<host>.log` when it stops, also when
+//! setting up failed; nodes an experiment started are `<host>-<n>.log`, `n` counting
+//! from 1.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -34,7 +38,7 @@ use wow_experiments::{
     Edges, Flow, Hosts, NodeKind, Overlay, OverlayNeeds, OverlayNode, Subject, SubjectKind, Target,
     Unreachable,
 };
-use wow_host::{Cmd, Host, HostError, Process};
+use wow_host::{Cmd, Host, HostError, Output, Process};
 use wow_netns::{Node, Role, Topology};
 
 use crate::nodes::{self, CONTROL_SOCKET, NodeOptions, RunningNode, STATE_DIR, wait_for};
@@ -52,21 +56,71 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
 const ADDRESS_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How the runner asks for the subject.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Which edges nodes make.
     pub edges: Edges,
     /// What the experiment needs.
     pub needs: OverlayNeeds,
+    /// The nodes' log filter (`ipop-node --log-level`).
+    pub log_level: String,
+    /// Where to write each node's log when it stops (none: logs are dropped).
+    pub logs: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            edges: Edges::default(),
+            needs: OverlayNeeds::default(),
+            log_level: "info".into(),
+            logs: None,
+        }
+    }
+}
+
+/// How long a stopping node may take to leave before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Where node logs go.
+#[derive(Debug, Clone)]
+struct Logs {
+    dir: Option<PathBuf>,
+    /// Nodes an experiment started, per host (numbers their log files).
+    started: Arc<Mutex<BTreeMap<String, u32>>>,
+}
+
+impl Logs {
+    /// Writes `output`'s stderr as `<name>.log` (best effort: a run's results matter
+    /// more than a log that cannot be written, which is reported on stderr).
+    fn save(&self, name: &str, output: &Output) {
+        let Some(dir) = &self.dir else { return };
+        let path = dir.join(format!("{name}.log"));
+        let written = std::fs::create_dir_all(dir).and_then(|()| {
+            std::fs::write(&path, [&output.stderr[..], &output.stdout[..]].concat())
+        });
+        if let Err(e) = written {
+            eprintln!("warning: cannot write {}: {e}", path.display());
+        }
+    }
+
+    /// The log name of the next node an experiment starts on `host`.
+    fn next_name(&self, host: &str) -> String {
+        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        let n = started.entry(host.to_string()).or_insert(0);
+        *n += 1;
+        format!("{host}-{n}")
+    }
 }
 
 /// The overlay, set up.
 #[derive(Debug)]
 pub struct Ipop {
-    // Dropped in this order: DHCP clients first, then the nodes. (In mutexes only so
-    // that the subject is `Sync`; nothing touches them after setup.)
+    // Stopped in this order when dropped: DHCP clients first, then the nodes. (In
+    // mutexes only so that the subject is `Sync`; nothing touches them after setup.)
     dhcp: Mutex<Vec<Box<dyn Process>>>,
     nodes: Mutex<Vec<RunningNode>>,
+    logs: Logs,
     launch: Launch,
     namespace: String,
     virtual_ips: BTreeMap<String, Ipv4Addr>,
@@ -79,6 +133,7 @@ struct Launch {
     binary: PathBuf,
     edges: Edges,
     bootstrap: Vec<String>,
+    log_level: String,
     extra: Vec<String>,
 }
 
@@ -105,7 +160,7 @@ impl Launch {
                 Edges::Tcp => "off".into(),
             },
             tcp_listen: format!("0.0.0.0:{PORT}"),
-            log_level: "warn".into(),
+            log_level: self.log_level.clone(),
             extra,
         }
     }
@@ -149,13 +204,19 @@ impl Ipop {
             binary,
             edges: options.edges,
             bootstrap: Vec::new(),
+            log_level: options.log_level.clone(),
             extra,
         };
         let namespace = random_id()?;
-        let (mut dhcp, mut started) = (Vec::new(), Vec::new());
+        // Nodes and clients go into the subject as they start, so that a failed setup
+        // stops them (and keeps their logs) when it drops.
         let mut ipop = Ipop {
             dhcp: Mutex::new(Vec::new()),
             nodes: Mutex::new(Vec::new()),
+            logs: Logs {
+                dir: options.logs.clone(),
+                started: Arc::default(),
+            },
             launch: launch.clone(),
             namespace: namespace.clone(),
             virtual_ips: BTreeMap::new(),
@@ -168,7 +229,7 @@ impl Ipop {
             let host = hosts.get(name)?;
             let node = chosen.iter().find(|n| &n.name == name).expect("chosen");
             let opts = launch.options(launch.bootstrap.clone(), member(node));
-            started.push(RunningNode::start(host, &launch.binary, &opts)?);
+            ipop.started(RunningNode::start(host, &launch.binary, &opts)?);
             wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
                 nodes::status(host, &launch.binary).ok()
             })
@@ -197,7 +258,7 @@ impl Ipop {
         for node in chosen.iter().filter(|n| !bootstrap.contains(&n.name)) {
             let host = hosts.get(&node.name)?;
             let opts = launch.options(launch.bootstrap.clone(), member(node));
-            started.push(RunningNode::start(host, &launch.binary, &opts)?);
+            ipop.started(RunningNode::start(host, &launch.binary, &opts)?);
         }
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         for node in &chosen {
@@ -235,16 +296,25 @@ impl Ipop {
                 link_exists(host, TAP).then_some(())
             })
             .with_context(|| format!("{}: the node made no {TAP} device", node.name))?;
-            dhcp.push(start_dhcp(DhcpClient::Dhclient, host, TAP)?);
+            let client = start_dhcp(DhcpClient::Dhclient, host, TAP)?;
+            ipop.dhcp
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(client);
         }
         for node in &members {
             let host = hosts.get(&node.name)?;
             let ip = wait_address(host, TAP, ADDRESS_TIMEOUT)?;
             ipop.virtual_ips.insert(node.name.clone(), ip);
         }
-        ipop.dhcp = Mutex::new(dhcp);
-        ipop.nodes = Mutex::new(started);
         Ok(ipop)
+    }
+
+    fn started(&mut self, node: RunningNode) {
+        self.nodes
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(node);
     }
 
     /// The namespace's identifier.
@@ -284,6 +354,19 @@ fn random_id() -> anyhow::Result<String> {
         .and_then(|mut f| f.read_exact(&mut bytes))
         .context("reading /dev/urandom for a namespace identifier")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Drop for Ipop {
+    fn drop(&mut self) {
+        for client in self.dhcp.get_mut().unwrap_or_else(|e| e.into_inner()) {
+            let _ = client.stop(Duration::ZERO);
+        }
+        for node in self.nodes.get_mut().unwrap_or_else(|e| e.into_inner()) {
+            if let Ok(output) = node.stop(STOP_GRACE) {
+                self.logs.save(&node.host, &output);
+            }
+        }
+    }
 }
 
 impl Subject for Ipop {
@@ -343,6 +426,9 @@ impl Overlay for Ipop {
                 reason: format!("{e:#}"),
             })?;
         Ok(Box::new(Started {
+            log: self.logs.next_name(host.name()),
+            logs: self.logs.clone(),
+            stopped: false,
             node,
             binary: self.launch.binary.clone(),
         }))
@@ -380,11 +466,22 @@ impl Overlay for Ipop {
     }
 }
 
-/// A node an experiment started.
+/// A node an experiment started; stopped (and its log kept) when stopped or dropped.
 #[derive(Debug)]
 struct Started {
     node: RunningNode,
     binary: PathBuf,
+    logs: Logs,
+    log: String,
+    stopped: bool,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if !self.stopped {
+            let _ = self.stop(STOP_GRACE);
+        }
+    }
 }
 
 impl OverlayNode for Started {
@@ -397,6 +494,9 @@ impl OverlayNode for Started {
     }
 
     fn stop(&mut self, grace: Duration) -> Result<(), HostError> {
-        self.node.stop(grace).map(drop)
+        let output = self.node.stop(grace)?;
+        self.stopped = true;
+        self.logs.save(&self.log, &output);
+        Ok(())
     }
 }
