@@ -12,7 +12,9 @@ use super::connection::Connection;
 use super::{DisconnectReason, Edge, Event, Node, Source};
 use crate::address::Address;
 use crate::transport::{Proto, TransportAddr};
-use crate::wire::{self, LinkRequest, LinkResponse, LinkStatus, Message, Roles, TransportList};
+use crate::wire::{
+    self, CloseReason, LinkRequest, LinkResponse, LinkStatus, Message, Roles, TransportList,
+};
 
 /// An attempt to link to a peer (or, when bootstrapping, to whoever answers).
 #[derive(Debug)]
@@ -305,6 +307,9 @@ impl Node {
             conn.direct_candidates = req.transports.iter().collect();
             self.table.insert(conn);
         }
+        if status == LinkStatus::Ok {
+            self.evict_other_holders(now, peer, src.edge);
+        }
         // The response goes out before anything the new connection triggers (status
         // pings), so that the initiator knows the connection when they arrive.
         self.respond(src, peer, req.token, status);
@@ -348,6 +353,7 @@ impl Node {
                         conn.edge = src.edge;
                         conn.token = a.token;
                         self.closed_edge(old);
+                        self.evict_other_holders(now, peer, src.edge);
                     }
                     self.table_changed(now);
                     return;
@@ -367,6 +373,7 @@ impl Node {
                     })
                     .collect();
                 self.table.insert(conn);
+                self.evict_other_holders(now, peer, src.edge);
                 self.events.push_back(Event::Connected {
                     peer,
                     edge: src.edge,
@@ -390,6 +397,25 @@ impl Node {
             LinkStatus::OverlayMismatch | LinkStatus::WrongTarget => {
                 self.kill_candidate(i, src.edge);
             }
+        }
+    }
+
+    /// `peer` now holds the direct edge `edge`: any other connection on it is stale (a
+    /// transport address belongs to one node at a time; the old one restarted or left,
+    /// and its NAT mapping or address went to `peer`) and is dropped, or datagrams from
+    /// `peer` would be taken for the old node's.
+    fn evict_other_holders(&mut self, now: Instant, peer: Address, edge: Edge) {
+        if !matches!(edge, Edge::Direct(_)) {
+            return;
+        }
+        let stale: Vec<Address> = self
+            .table
+            .iter()
+            .filter(|c| c.edge == edge && c.peer != peer)
+            .map(|c| c.peer)
+            .collect();
+        for old in stale {
+            self.drop_connection(now, old, DisconnectReason::Local(CloseReason::Replaced));
         }
     }
 

@@ -328,6 +328,41 @@ fn a_duplicate_link_request_on_another_edge_is_answered_already_connected() {
 }
 
 #[test]
+fn a_new_node_on_a_transport_of_an_old_one_replaces_its_connection() {
+    let now = Instant::now();
+    let (ta, tb) = (udp("198.18.0.1:4000"), udp("198.18.0.2:4000"));
+    let mut b = raw(2, tb, Config::default(), now);
+    b.join(now, &[]);
+    // A links to B, then stops without a word (killed); a new node, A2, starts on the
+    // same host and port (or gets the same NAT mapping) and links to B.
+    let mut link = |id: u8| {
+        let mut a = raw(id, ta, Config::default(), now);
+        a.join(now, &[tb]);
+        a.handle_timeout(now);
+        let mut request = sent(&mut a).remove(0).1;
+        b.handle_datagram(now, ta, &mut request);
+        let answer = sent(&mut b);
+        assert_eq!(responses(&answer)[0].1.status, LinkStatus::Ok);
+        a.address()
+    };
+    let old = link(1);
+    let new = link(3);
+    let peers: Vec<(Address, Edge)> = b.connections().map(|c| (c.peer, c.edge)).collect();
+    assert_eq!(
+        peers,
+        [(new, Edge::Direct(ta))],
+        "the stale connection to {old} is gone"
+    );
+    let gone = std::iter::from_fn(|| b.poll_event()).any(|e| {
+        e == Event::Disconnected {
+            peer: old,
+            reason: DisconnectReason::Local(wire::CloseReason::Replaced),
+        }
+    });
+    assert!(gone, "B reports the old connection replaced");
+}
+
+#[test]
 fn the_address_a_peer_observed_is_learned_and_advertised_first() {
     let now = Instant::now();
     let (ta, tb) = (udp("10.0.0.2:4000"), udp("198.18.0.2:4000"));
