@@ -8,6 +8,7 @@
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -408,6 +409,34 @@ fn core_batch(plan: &Plan) -> String {
     b
 }
 
+/// The MAC address of the core interface of the node whose first core address is `ip`
+/// (locally administered, unique per address).
+fn core_mac(ip: Ipv4Addr) -> String {
+    let [a, b, c, d] = ip.octets();
+    format!("02:00:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+}
+
+/// Permanent neighbour entries on node `i`'s core interface `dev` for every other node
+/// on the core. The core stands for the Internet between sites, where no ARP broadcast
+/// crosses: without these, every node's ARP requests flood every emulated WAN link (a
+/// storm when a hundred nodes start at once, which delays or loses their first packets).
+fn core_neighbours(b: &mut String, plan: &Plan, i: usize, dev: &str) {
+    for link in plan.core_links.iter().filter(|l| l.node != i) {
+        let other = &plan.nodes[link.node];
+        let addresses = match other.role {
+            Role::Router => &other.addresses[..1],
+            _ => &other.addresses[..],
+        };
+        let mac = core_mac(other.addresses[0]);
+        for addr in addresses {
+            let _ = writeln!(
+                b,
+                "neigh replace {addr} lladdr {mac} dev {dev} nud permanent"
+            );
+        }
+    }
+}
+
 fn node_batch(plan: &Plan, i: usize, topology: &Topology) -> String {
     let node = &plan.nodes[i];
     let mut b = String::from("link set lo up\n");
@@ -420,9 +449,12 @@ fn node_batch(plan: &Plan, i: usize, topology: &Topology) -> String {
             let lan_len = site.map_or(24, |s| s.subnet.prefix_len());
             let _ = writeln!(
                 b,
-                "addr add {}/{} dev wan\nlink set wan up",
-                node.addresses[0], plan.core_prefix_len
+                "link set wan address {}\naddr add {}/{} dev wan\nlink set wan up",
+                core_mac(node.addresses[0]),
+                node.addresses[0],
+                plan.core_prefix_len
             );
+            core_neighbours(&mut b, plan, i, "wan");
             let _ = writeln!(
                 b,
                 "link add lan type bridge\nlink set lan up\naddr add {}/{lan_len} dev lan",
@@ -455,10 +487,12 @@ fn node_batch(plan: &Plan, i: usize, topology: &Topology) -> String {
             }
         }
         Role::PublicHost => {
+            let _ = writeln!(b, "link set eth0 address {}", core_mac(node.addresses[0]));
             for addr in &node.addresses {
                 let _ = writeln!(b, "addr add {addr}/{} dev eth0", node.prefix_len);
             }
             let _ = writeln!(b, "link set eth0 up");
+            core_neighbours(&mut b, plan, i, "eth0");
             for route in &plan.site_routes {
                 let _ = writeln!(b, "route add {} via {}", route.subnet, route.via);
             }

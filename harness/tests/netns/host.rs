@@ -40,6 +40,24 @@ fn netns_host_runs_spawns_copies_and_reads() {
         host(&bed, "s-0").read_file("/run/marker").is_err(),
         "each host has its own /run"
     );
+    // On the core (the Internet between sites) nobody ARPs: each core member knows the
+    // others' MACs from permanent entries.
+    let public = host(&bed, "public-0");
+    let neigh = check(
+        &public,
+        Cmd::new("ip").args(["-4", "neigh", "show", "dev", "eth0"]),
+        Duration::from_secs(5),
+    );
+    assert!(
+        neigh.contains("198.18.0.1 lladdr 02:00:c6:12:00:01 PERMANENT"),
+        "the router's entry: {neigh}"
+    );
+    // Its own resolver file: a DHCP client's script may rewrite it.
+    let resolv = String::from_utf8(h.read_file("/etc/resolv.conf").unwrap()).unwrap();
+    assert!(
+        resolv.contains("s-1: the testbed has no DNS server"),
+        "{resolv}"
+    );
     // Names resolve through the host's /etc/hosts and packets flow.
     check(
         &h,
