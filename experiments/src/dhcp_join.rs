@@ -122,6 +122,7 @@ impl Experiment for DhcpJoin {
         };
         Ok(Box::new(Run {
             overlay,
+            a: host_a,
             b: host_b,
             address_a,
             paths: vec![path],
@@ -131,6 +132,7 @@ impl Experiment for DhcpJoin {
 
 struct Run<'a> {
     overlay: &'a dyn Overlay,
+    a: &'a dyn Host,
     b: &'a dyn Host,
     address_a: Ipv4Addr,
     paths: Vec<Path>,
@@ -172,10 +174,15 @@ impl Run<'_> {
             .ok_or_else(|| TrialError(format!("{}: status has no connected_after_s", b.name())))?;
         let tries = status["ipop"]["stats"]["last_dhcp_tries"].as_f64();
         let first = ping::first_reply(b, self.address_a, PING_TIMEOUT)?.ok_or_else(|| {
+            let b_now = node.status(b).unwrap_or_default();
+            let a_now = self.overlay.status(self.a).unwrap_or_default();
             TrialError(format!(
-                "{}: no echo reply from A ({}) within {PING_TIMEOUT:?} of the address",
+                "{}: no echo reply from A ({}) within {PING_TIMEOUT:?} of the address \
+                 (B: {}; A: {})",
                 b.name(),
-                self.address_a
+                self.address_a,
+                traffic(&b_now),
+                traffic(&a_now)
             ))
         })?;
         let report = ping::run(
@@ -198,6 +205,28 @@ impl Run<'_> {
         }
         Ok(values)
     }
+}
+
+/// What a node's status says of its virtual-network traffic, in one line (for the
+/// reason of a failed trial).
+fn traffic(status: &serde_json::Value) -> String {
+    let ipop = &status["ipop"];
+    let stats = ipop["stats"].as_object();
+    let counters: Vec<String> = stats
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v.as_u64().is_some_and(|n| n > 0))
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    format!(
+        "address {}, correctly connected {}, resolver {}, {}",
+        status["address"]
+            .as_str()
+            .map_or("?", |a| &a[..8.min(a.len())]),
+        status["correctly_connected"],
+        ipop["resolver"],
+        counters.join(", ")
+    )
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {

@@ -164,8 +164,8 @@ pub fn connection_to<'a>(status: &'a Value, peer: &str) -> Option<&'a Value> {
         .find(|c| c["peer"] == peer)
 }
 
-/// A status in one line, for error messages: the ring neighbours and each connection
-/// with its roles and edge.
+/// A status in one line, for error messages: the ring neighbours, each connection with
+/// its roles and edge, and the overlay counters that are not zero.
 pub fn summary(status: &Value) -> String {
     let short = |v: &Value| {
         v.as_str()
@@ -179,12 +179,20 @@ pub fn summary(status: &Value) -> String {
                 .collect()
         })
         .unwrap_or_default();
+    let counters: Vec<String> = status["stats"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v.as_u64().is_some_and(|n| n > 0))
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     format!(
-        "address {}, left {}, right {}, connections: {}",
+        "address {}, left {}, right {}, connections: {}; counters: {}",
         short(&status["address"]),
         short(&status["ring"]["left"]),
         short(&status["ring"]["right"]),
-        connections.join("; ")
+        connections.join("; "),
+        counters.join(", ")
     )
 }
 
