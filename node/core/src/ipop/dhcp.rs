@@ -29,7 +29,9 @@ pub(crate) struct ClientRequest {
 /// from an Ethernet client.
 pub(crate) fn parse(bytes: &[u8]) -> Option<ClientRequest> {
     let msg = Message::decode(&mut Decoder::new(bytes)).ok()?;
-    if msg.opcode() != Opcode::BootRequest || msg.chaddr().len() < 6 {
+    // dhcproto keeps any hlen but `chaddr()` slices 16 bytes by it: a client hardware
+    // address must be an Ethernet one (6..=16 bytes) before it is read.
+    if msg.opcode() != Opcode::BootRequest || !(6..=16).contains(&msg.hlen()) {
         return None;
     }
     let mut mac = [0u8; 6];
@@ -234,5 +236,17 @@ mod tests {
     fn garbage_is_not_a_request() {
         assert_eq!(parse(b"\x01\x02nonsense"), None);
         assert_eq!(parse(&[0u8; 300]), None);
+    }
+
+    #[test]
+    fn a_hardware_address_length_over_16_is_not_a_request() {
+        // Found by the TAP property test: dhcproto decodes hlen 216 and would panic
+        // slicing the 16-byte chaddr by it.
+        let mut bytes = client_message(MessageType::Discover, 7, [2, 0, 0, 0, 0, 1], None);
+        assert!(parse(&bytes).is_some());
+        bytes[2] = 216;
+        assert_eq!(parse(&bytes), None);
+        bytes[2] = 5;
+        assert_eq!(parse(&bytes), None);
     }
 }
