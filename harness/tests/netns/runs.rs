@@ -179,27 +179,92 @@ fn netns_run_throughput_physical_2_trials() {
     assert!(summary["metrics"]["tcp"]["paper"].is_object());
 }
 
-/// Every experiment, reduced, on the WAN topology: paths cross the emulated links, the
-/// physical subject picks flows the firewalls allow, and the links are measured alone.
+/// Latency and throughput on the WAN topology over every subject, reduced: paths cross
+/// the emulated links, the physical subject picks flows the firewalls allow, the overlay
+/// reaches the remote site's host itself, and the links are measured alone.
 #[test]
-fn netns_run_every_experiment_reduced_on_wan_3site() {
+fn netns_run_latency_and_throughput_on_wan_3site_over_every_subject() {
     let topology = repo("topologies/wan-3site.toml");
-    for experiment in wow_experiments::ALL {
-        let (run, summary) = run(
-            experiment.name(),
-            &["--trials", "2", "--topology", &topology],
-        );
+    let runs: [(&str, &[&str]); 5] = [
+        ("latency", &["--subject", "physical"]),
+        ("latency", &["--subject", "ipop"]),
+        ("latency", &["--subject", "ipop", "--edges", "tcp"]),
+        ("throughput", &["--subject", "physical"]),
+        ("throughput", &["--subject", "ipop"]),
+    ];
+    for (experiment, subject) in runs {
+        let mut args = vec!["--trials", "2", "--topology", &topology];
+        args.extend(subject);
+        let (run, summary) = self::run(experiment, &args);
         assert_complete(&run.out, &summary, 2);
         let path = &summary["paths"][0];
         assert_eq!(path["from"], "ufl-0");
-        assert_eq!(path["target"]["node"], "lsu-gw", "{path}");
+        let expected = if subject[1] == "physical" {
+            "lsu-gw" // the firewalls let nothing in to vims-0 or lsu-0
+        } else {
+            "vims-0"
+        };
+        assert_eq!(path["target"]["node"], expected, "{subject:?}: {path}");
         assert_eq!(path["wan"], true);
         let links = summary["links"].as_array().unwrap();
-        assert_eq!(links.len(), 2, "the ufl and lsu links: {links:?}");
+        assert_eq!(links.len(), 2, "the two sites' links: {links:?}");
         for l in links {
             let mean = l["rtt"]["mean"].as_f64().unwrap();
             let expected = l["expected_rtt_ms"].as_f64().unwrap();
             assert!(mean > expected * 0.95, "the configured delay is there: {l}");
         }
+        if subject[1] == "ipop" {
+            let config = json(&run.out, "config.json");
+            assert_eq!(config["edges"], subject.get(3).copied().unwrap_or("udp"));
+            assert!(
+                run.out.join("logs/ufl-0.log").is_file(),
+                "the nodes' logs are kept"
+            );
+        }
     }
+}
+
+/// `join`, reduced: a fresh node per trial routes to a peer at another site and gets a
+/// direct edge to it.
+#[test]
+fn netns_run_join_on_wan_3site() {
+    let topology = repo("topologies/wan-3site.toml");
+    let (run, summary) = run("join", &["--trials", "2", "--topology", &topology]);
+    assert_complete(&run.out, &summary, 2);
+    assert_eq!(summary["paths"][0]["from"], "ufl-3");
+    for metric in ["t_connected", "t_route", "t_direct"] {
+        assert!(summary["metrics"][metric]["max"].as_f64().unwrap() < 120.0);
+    }
+}
+
+/// `dhcp-join`, reduced: a 20-node bootstrap overlay; each trial a fresh node and a real
+/// `dhclient` get an address and reach desktop A.
+#[test]
+fn netns_run_dhcp_join_on_20_nodes() {
+    let topology = repo("topologies/dhcp-join-20.toml");
+    let (run, summary) = run("dhcp-join", &["--trials", "3", "--topology", &topology]);
+    assert_complete(&run.out, &summary, 3);
+    let m = &summary["metrics"];
+    assert!(m["addresses_tried"]["min"].as_f64().unwrap() >= 1.0);
+    assert!(m["t1_connected"]["max"].as_f64() <= m["t2_address"]["max"].as_f64());
+    for n in 1..=3 {
+        assert!(run.out.join(format!("logs/desk-1-{n}.log")).is_file());
+    }
+}
+
+/// `multihop`, reduced: 118 public router nodes, two NATed clients two or more overlay
+/// hops apart with shortcuts off.
+#[test]
+fn netns_run_multihop_on_planetlab_118() {
+    let (run, summary) = run("multihop", &["--trials", "5"]);
+    assert_complete(&run.out, &summary, 5);
+    assert!(summary["metrics"]["hops"]["min"].as_f64().unwrap() >= 2.0);
+}
+
+/// Every experiment has a reduced run above (a new one needs its own).
+#[test]
+fn every_experiment_has_a_reduced_run_in_ci() {
+    let tested = ["latency", "throughput", "join", "dhcp-join", "multihop"];
+    let all: Vec<&str> = wow_experiments::ALL.iter().map(|e| e.name()).collect();
+    assert_eq!(all, tested);
 }
