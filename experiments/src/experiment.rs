@@ -118,6 +118,12 @@ impl Hosts {
         self.0.insert(host.name().to_string(), host);
     }
 
+    /// Adds `host` under `name`: a remote host of a hosts file stands in for the
+    /// testbed node `name` of the layout the experiment picks its paths from.
+    pub fn insert_as(&mut self, name: &str, host: Box<dyn Host>) {
+        self.0.insert(name.to_string(), host);
+    }
+
     /// Every host, by name.
     pub fn iter(&self) -> impl Iterator<Item = &dyn Host> {
         self.0.values().map(|h| &**h)

@@ -3,6 +3,10 @@
 //! runs the trials (a failed trial is recorded and the run goes on), and writes the
 //! result folder ([`crate::results`]).
 //!
+//! With a hosts file ([`Request::hosts`]) the run goes to remote hosts over SSH instead
+//! ([`FleetBed`]: the hosts laid out as a topology, `ipop-node` installed for the ipop
+//! subject); everything else is the same.
+//!
 //! The testbed is removed when the run ends, fails or panics (the [`Testbed`] guard),
 //! and on Ctrl-C, SIGTERM or SIGHUP (its signal handler); processes the experiment and
 //! the subject started are stopped by PID when their handles drop, and any left in the
@@ -15,9 +19,10 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use wow_experiments::{Edges, Experiment, Hosts, Setup, SubjectKind};
-use wow_netns::{Launcher, Options, RunPrefix, Testbed, Topology};
+use wow_netns::{Launcher, Node, Options, RunPrefix, Testbed, Topology};
 
 use crate::NetnsHost;
+use crate::fleet::{FleetBed, HostsFile, Parallel};
 use crate::results::{
     self, Finished, Git, LINKS, Machine, REPORT, RunConfig, SUMMARY, Saved, Summary, TopologyFile,
     TrialLog, TrialRecord, Versions,
@@ -28,8 +33,10 @@ use crate::results::{
 pub struct Request {
     /// The experiment.
     pub experiment: &'static dyn Experiment,
-    /// The topology file.
+    /// The topology file (unused with `hosts`).
     pub topology: PathBuf,
+    /// A hosts file: run on those hosts over SSH instead of a namespace testbed.
+    pub hosts: Option<PathBuf>,
     /// Number of trials.
     pub trials: u32,
     /// The result folder.
@@ -78,9 +85,16 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     if request.trials == 0 {
         bail!("--trials must be at least 1");
     }
-    let topology = Topology::load(&request.topology)?;
     let dir = &request.out;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let fleet = match &request.hosts {
+        Some(path) => Some(open_fleet(path, request.subject)?),
+        None => None,
+    };
+    let (topology, source) = match (&fleet, &request.hosts) {
+        (Some(f), Some(path)) => (f.topology.clone(), path),
+        _ => (Topology::load(&request.topology)?, &request.topology),
+    };
     let mut log = TrialLog::create(dir)?;
     let prefix = RunPrefix::new(&format!("r{:x}", std::process::id()))?;
     let config = RunConfig {
@@ -92,44 +106,53 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         trials: request.trials,
         seed: request.seed,
         out: dir.display().to_string(),
-        prefix: prefix.to_string(),
+        prefix: if fleet.is_some() {
+            String::new()
+        } else {
+            prefix.to_string()
+        },
         started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        topology: TopologyFile::read(&request.topology, &topology.name)
-            .with_context(|| format!("reading {}", request.topology.display()))?,
+        topology: TopologyFile::read(source, &topology.name)
+            .with_context(|| format!("reading {}", source.display()))?,
+        hosts: fleet
+            .as_ref()
+            .map(|f| serde_json::json!({"members": f.members, "skipped": f.skipped})),
         git: Git::collect(),
         versions: Versions::collect(),
         machine: Machine::collect(),
     };
     results::write_json(dir, results::CONFIG, &config)?;
 
-    // Built on this (the main) thread: the emulator dies with the thread that started it.
-    let bed = Testbed::up(
-        &topology,
-        &Options {
-            prefix,
-            emulator: Some(Launcher {
-                program: std::env::current_exe().context("finding the wow-bench binary")?,
-                args: vec!["__emulate".into()],
-                detach: false,
-            }),
-        },
-    )
-    .with_context(|| format!("building topology {}", topology.name))?;
-    let mut hosts = Hosts::new();
-    for node in &bed.plan().nodes {
-        hosts.insert(Box::new(NetnsHost::new(&bed, &node.name)?));
-    }
+    let bed = match &fleet {
+        Some(_) => None,
+        None => Some(netns_testbed(&topology, prefix)?),
+    };
+    let mut netns_hosts = Hosts::new();
+    let (hosts, nodes): (&Hosts, &[Node]) = match (&fleet, &bed) {
+        (Some(f), _) => (&f.hosts, &f.nodes),
+        (None, Some(bed)) => {
+            for node in &bed.plan().nodes {
+                netns_hosts.insert(Box::new(NetnsHost::new(bed, &node.name)?));
+            }
+            (&netns_hosts, &bed.plan().nodes)
+        }
+        (None, None) => unreachable!("a run has a testbed or a fleet"),
+    };
     let options = crate::subjects::Options {
         edges: request.edges,
         needs: experiment.overlay_needs(&topology),
         log_level: request.node_log.clone(),
         logs: Some(dir.join(results::LOGS)),
+        binaries: fleet
+            .as_ref()
+            .map(|f| f.binaries.clone())
+            .unwrap_or_default(),
     };
-    let subject = crate::subjects::open(request.subject, &bed, &hosts, &topology, &options)
+    let subject = crate::subjects::open(request.subject, nodes, hosts, &topology, &options)
         .with_context(|| format!("setting up the {} subject", request.subject))?;
     let setup = Setup {
         topology: &topology,
-        hosts: &hosts,
+        hosts,
         subject: &*subject,
         seed: request.seed,
     };
@@ -140,7 +163,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         Vec::new()
     } else {
         eprintln!("measuring the emulated WAN links alone…");
-        let links = crate::links::measure(&topology, &hosts, trials.paths())?;
+        let links = crate::links::measure(&topology, hosts, trials.paths())?;
         if links.is_none() {
             eprintln!("warning: the topology has no public host to measure its WAN links against");
         }
@@ -192,8 +215,12 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     let (metrics, paths, plots) = (trials.metrics(), trials.paths().to_vec(), trials.plots());
     drop(trials);
     drop(subject);
-    bed.down()
-        .with_context(|| "removing the testbed; run `wow-bench clean`")?;
+    drop(netns_hosts);
+    if let Some(bed) = bed {
+        bed.down()
+            .with_context(|| "removing the testbed; run `wow-bench clean`")?;
+    }
+    drop(fleet);
 
     let summary = Summary::new(
         Finished {
@@ -221,6 +248,42 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         dir: dir.clone(),
         summary,
     })
+}
+
+/// Builds `topology` on this (the main) thread: the emulator dies with the thread that
+/// started it.
+fn netns_testbed(topology: &Topology, prefix: RunPrefix) -> anyhow::Result<Testbed> {
+    Testbed::up(
+        topology,
+        &Options {
+            prefix,
+            emulator: Some(Launcher {
+                program: std::env::current_exe().context("finding the wow-bench binary")?,
+                args: vec!["__emulate".into()],
+                detach: false,
+            }),
+        },
+    )
+    .with_context(|| format!("building topology {}", topology.name))
+}
+
+/// Logs into the hosts of `path`, installing `ipop-node` for the ipop subject.
+fn open_fleet(path: &Path, subject: SubjectKind) -> anyhow::Result<FleetBed> {
+    let file = HostsFile::load(path)?;
+    let binary = match subject {
+        SubjectKind::Ipop => {
+            let binary = crate::nodes::node_binary()?;
+            anyhow::ensure!(
+                binary.is_file(),
+                "the ipop subject needs the ipop-node binary to install on the hosts: build \
+                 it with `cargo build --release` (looked for {}; set IPOP_NODE to use another)",
+                binary.display()
+            );
+            Some(binary)
+        }
+        SubjectKind::Physical => None,
+    };
+    FleetBed::open(&file, &Parallel::default(), binary.as_deref())
 }
 
 /// Draws the plots and writes `report.md` of a saved run (`wow-bench plot` calls this too).

@@ -22,8 +22,12 @@ pub(crate) struct Args {
     /// The experiment (see `wow-bench list`).
     experiment: String,
     /// Topology file (default: the experiment's).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "hosts")]
     topology: Option<PathBuf>,
+    /// Run on the remote hosts of this hosts file over SSH instead of a namespace
+    /// testbed (see harness/FLEET.md; the ipop subject needs root logins).
+    #[arg(long)]
+    hosts: Option<PathBuf>,
     /// Number of trials (default: the experiment's).
     #[arg(long)]
     trials: Option<u32>,
@@ -56,6 +60,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             ("--topology", args.topology.is_some()),
             ("--trials", args.trials.is_some()),
             ("--subject", args.subject.is_some()),
+            ("--hosts", args.hosts.is_some()),
         ];
         if let Some((flag, _)) = flags.iter().find(|(_, given)| *given) {
             bail!(
@@ -90,10 +95,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(t) => t,
         None => locate(experiment.default_topology())?,
     };
-    super::require_root()?;
+    if args.hosts.is_none() {
+        super::require_root()?;
+    }
     let request = Request {
         experiment,
         topology,
+        hosts: args.hosts,
         trials: args.trials.unwrap_or_else(|| experiment.default_trials()),
         out: args.out.unwrap_or_else(|| default_out(experiment.name())),
         seed: args.seed,

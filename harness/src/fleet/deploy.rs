@@ -289,14 +289,14 @@ fn remember(record: &mut Record, slots: &[Slot<'_>]) {
 }
 
 /// Why a host dropped out, and where its files went if it got any.
-struct Dropped {
-    state: State,
-    detail: String,
+pub(super) struct Dropped {
+    pub(super) state: State,
+    pub(super) detail: String,
     placed: Option<String>,
 }
 
 /// Logs in, makes the work dir, installs the binary and checks that it runs there.
-fn install(spec: &HostSpec, binary: &Path, par: &Parallel) -> Result<SshHost, Dropped> {
+pub(super) fn install(spec: &HostSpec, binary: &Path, par: &Parallel) -> Result<SshHost, Dropped> {
     let host = par.connect(spec).map_err(|e| Dropped {
         state: State::of_login(&e),
         detail: e.to_string(),

@@ -19,14 +19,17 @@
 //! # Ok(()) }
 //! ```
 
+mod bench;
 mod deploy;
 mod hosts_file;
+mod interrupt;
 mod ops;
 mod parallel;
 mod raw;
 mod record;
 mod report;
 
+pub use bench::{FleetBed, Member, Skipped};
 pub use deploy::{DeployOptions, Deployment, deploy};
 pub use hosts_file::{DEFAULT_WORK_DIR, HostSpec, HostsError, HostsFile, OverlaySettings, Role};
 pub use ops::{collect, status, stop};

@@ -33,8 +33,13 @@ pub struct RunConfig {
     pub prefix: String,
     /// When the run started (RFC 3339, UTC).
     pub started: String,
-    /// The topology.
+    /// The topology (for a run on remote hosts: the hosts file, laid out as a topology).
     pub topology: TopologyFile,
+    /// A run on remote hosts (`--hosts`): which host stands in for which node of the
+    /// layout (`members`: `alias`, `name`, `address`) and the hosts left out (`skipped`:
+    /// `name`, `state`, `detail`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<serde_json::Value>,
     /// The source tree.
     pub git: Git,
     /// Versions.

@@ -142,6 +142,7 @@ fn config(dir: &std::path::Path) -> RunConfig {
             name: "wan-3site".into(),
             text: "name = \"wan-3site\"".into(),
         },
+        hosts: None,
         git: Git {
             commit: Some("0".repeat(40)),
             dirty: Some(false),

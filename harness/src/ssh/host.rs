@@ -154,6 +154,24 @@ exit 0"#;
         }
     }
 
+    /// Stops every job this process started with [`Host::spawn`] on the host (found by
+    /// their folders `WORK/proc/<our PID>-N`, so a fresh login can do it, e.g. from a
+    /// signal handler while the spawning login is busy), each as [`SshHost::stop_job`].
+    pub fn stop_spawned(&self, grace: Duration) -> Result<(), HostError> {
+        let list = Cmd::new("sh").args([
+            "-c",
+            r#"for d in "$1"/proc/"$2"-*; do [ -d "$d" ] && echo "$d"; done; exit 0"#,
+            "sh",
+            self.work_dir(),
+            &std::process::id().to_string(),
+        ]);
+        let out = self.check(&list, Duration::from_secs(20))?;
+        for dir in out.stdout_text().lines() {
+            self.stop_job(dir, grace)?;
+        }
+        Ok(())
+    }
+
     /// Starts `cmd` detached, with its PID, output and exit status kept in the folder
     /// `dir` (see [`Job`]). Unlike [`Host::spawn`] it is not stopped when anything here
     /// is dropped: it runs until [`SshHost::stop_job`], so another `wow-bench` process

@@ -66,6 +66,9 @@ pub struct Options {
     pub log_level: String,
     /// Where to write each node's log when it stops (none: logs are dropped).
     pub logs: Option<PathBuf>,
+    /// The `ipop-node` binary on each host, by host name, where it is not this
+    /// machine's (remote hosts: the runner installed it there).
+    pub binaries: BTreeMap<String, String>,
 }
 
 impl Default for Options {
@@ -75,6 +78,7 @@ impl Default for Options {
             needs: OverlayNeeds::default(),
             log_level: "info".into(),
             logs: None,
+            binaries: BTreeMap::new(),
         }
     }
 }
@@ -131,6 +135,7 @@ pub struct Ipop {
 #[derive(Debug, Clone)]
 struct Launch {
     binary: PathBuf,
+    remote: BTreeMap<String, String>,
     edges: Edges,
     bootstrap: Vec<String>,
     log_level: String,
@@ -138,6 +143,13 @@ struct Launch {
 }
 
 impl Launch {
+    /// The binary on `host`.
+    fn binary(&self, host: &dyn Host) -> PathBuf {
+        self.remote
+            .get(host.name())
+            .map_or_else(|| self.binary.clone(), PathBuf::from)
+    }
+
     fn options(&self, bootstrap: Vec<String>, member_of: Option<&str>) -> NodeOptions {
         let mut extra = self.extra.clone();
         if let Some(ns) = member_of {
@@ -185,7 +197,7 @@ impl Ipop {
         options: &Options,
     ) -> anyhow::Result<Ipop> {
         let binary = nodes::node_binary()?;
-        if !binary.is_file() {
+        if options.binaries.is_empty() && !binary.is_file() {
             bail!(
                 "the ipop subject needs the ipop-node binary: build it with `cargo build \
                  --release` (looked for {}; set IPOP_NODE to use another)",
@@ -202,6 +214,7 @@ impl Ipop {
         }
         let mut launch = Launch {
             binary,
+            remote: options.binaries.clone(),
             edges: options.edges,
             bootstrap: Vec::new(),
             log_level: options.log_level.clone(),
@@ -229,9 +242,9 @@ impl Ipop {
             let host = hosts.get(name)?;
             let node = chosen.iter().find(|n| &n.name == name).expect("chosen");
             let opts = launch.options(launch.bootstrap.clone(), member(node));
-            ipop.started(RunningNode::start(host, &launch.binary, &opts)?);
+            ipop.started(RunningNode::start(host, &launch.binary(host), &opts)?);
             wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
-                nodes::status(host, &launch.binary).ok()
+                nodes::status(host, &launch.binary(host)).ok()
             })
             .with_context(|| {
                 format!("{name}: the bootstrap node's control socket never answered")
@@ -247,7 +260,7 @@ impl Ipop {
         let first = hosts.get(&bootstrap[0])?;
         create_namespace(
             first,
-            &launch.binary,
+            &launch.binary(first),
             &range,
             &lease.to_string(),
             Some(&namespace),
@@ -258,7 +271,7 @@ impl Ipop {
         for node in chosen.iter().filter(|n| !bootstrap.contains(&n.name)) {
             let host = hosts.get(&node.name)?;
             let opts = launch.options(launch.bootstrap.clone(), member(node));
-            ipop.started(RunningNode::start(host, &launch.binary, &opts)?);
+            ipop.started(RunningNode::start(host, &launch.binary(host), &opts)?);
         }
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         for node in &chosen {
@@ -267,7 +280,7 @@ impl Ipop {
                 deadline.saturating_duration_since(Instant::now()),
                 Duration::from_millis(250),
                 || {
-                    nodes::status(host, &launch.binary)
+                    nodes::status(host, &launch.binary(host))
                         .ok()
                         .filter(|s| s["correctly_connected"] == true)
                 },
@@ -277,7 +290,7 @@ impl Ipop {
                     "{}: not correctly connected {CONNECT_TIMEOUT:?} after the overlay started \
                      ({})",
                     node.name,
-                    nodes::status(host, &launch.binary)
+                    nodes::status(host, &launch.binary(host))
                         .map_or_else(|e| e.to_string(), |s| nodes::summary(&s))
                 )
             })?;
@@ -419,18 +432,18 @@ impl Overlay for Ipop {
             opts.extra
                 .extend(["--static-address".to_string(), ip.to_string()]);
         }
-        let node =
-            RunningNode::start(host, &self.launch.binary, &opts).map_err(|e| HostError::Start {
-                host: host.name().to_string(),
-                cmd: "ipop-node".into(),
-                reason: format!("{e:#}"),
-            })?;
+        let binary = self.launch.binary(host);
+        let node = RunningNode::start(host, &binary, &opts).map_err(|e| HostError::Start {
+            host: host.name().to_string(),
+            cmd: "ipop-node".into(),
+            reason: format!("{e:#}"),
+        })?;
         Ok(Box::new(Started {
             log: self.logs.next_name(host.name()),
             logs: self.logs.clone(),
             stopped: false,
             node,
-            binary: self.launch.binary.clone(),
+            binary,
         }))
     }
 
@@ -443,7 +456,7 @@ impl Overlay for Ipop {
     }
 
     fn status(&self, host: &dyn Host) -> Result<Value, HostError> {
-        nodes::status(host, &self.launch.binary)
+        nodes::status(host, &self.launch.binary(host))
     }
 
     fn probe(&self, from: &dyn Host, to: &str) -> Result<Value, HostError> {
@@ -454,7 +467,7 @@ impl Overlay for Ipop {
                 reason: format!("{to} runs no node of the subject"),
             });
         };
-        let cmd = Cmd::new(self.launch.binary.display().to_string()).args([
+        let cmd = Cmd::new(self.launch.binary(from).display().to_string()).args([
             "probe",
             address,
             "--json",

@@ -1,9 +1,9 @@
 //! Subjects as the runner sets them up: what carries an experiment's traffic.
 //!
 //! # Adding a subject
-//! [`open`] is called once the testbed is up and before the experiment is prepared. It
-//! gets the [`Testbed`] (nodes, addresses, run folder; `crate::NetnsHost::new(bed, name)`
-//! makes any node a [`Host`](wow_host::Host)) and the [`Topology`] (with its `[overlay]`
+//! [`open`] is called once the testbed is up (or the remote hosts logged into) and before
+//! the experiment is prepared. It gets the nodes (names, roles, addresses), the
+//! [`Hosts`] that reach them, and the [`Topology`] (with its `[overlay]`
 //! section: bootstrap hosts and IPOP namespaces). It returns a [`Subject`] that:
 //! - **sets up** in `open`: for `ipop` ([`Ipop`]), start `ipop-node` on each host with
 //!   [`Host::spawn`](wow_host::Host::spawn), create the namespace, wait on each node's
@@ -20,27 +20,22 @@ mod ipop;
 mod physical;
 
 use wow_experiments::{Hosts, Subject, SubjectKind};
-use wow_netns::{Testbed, Topology};
+use wow_netns::{Node, Topology};
 
 pub use ipop::{Ipop, Options};
 pub use physical::Physical;
 
-/// Sets `kind` up on `bed`, whose nodes are `hosts`.
+/// Sets `kind` up on the testbed (or fleet) whose nodes are `nodes`, reached as `hosts`.
 pub fn open<'a>(
     kind: SubjectKind,
-    bed: &Testbed,
+    nodes: &[Node],
     hosts: &'a Hosts,
     topology: &Topology,
     options: &Options,
 ) -> anyhow::Result<Box<dyn Subject + 'a>> {
     match kind {
         // The underlay needs nothing started.
-        SubjectKind::Physical => Ok(Box::new(Physical::new(topology, &bed.plan().nodes))),
-        SubjectKind::Ipop => Ok(Box::new(Ipop::open(
-            topology,
-            &bed.plan().nodes,
-            hosts,
-            options,
-        )?)),
+        SubjectKind::Physical => Ok(Box::new(Physical::new(topology, nodes))),
+        SubjectKind::Ipop => Ok(Box::new(Ipop::open(topology, nodes, hosts, options)?)),
     }
 }

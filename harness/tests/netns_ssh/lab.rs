@@ -107,6 +107,11 @@ impl Lab {
                 .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
                 .arg(self.dir.join(file)));
         }
+        fs::copy(
+            self.dir.join("id_ed25519.pub"),
+            self.dir.join("root_authorized_keys"),
+        )
+        .expect("root's key file");
     }
 
     fn make_user(&self) {
@@ -145,13 +150,25 @@ impl Lab {
             _ => ".ssh/authorized_keys",
         };
         let config = self.dir.join(format!("sshd-{name}.conf"));
+        // Root may log in with the test key only, from a key file of this lab (never the
+        // machine's /root/.ssh): the ipop subject of `wow-bench run --hosts` needs root.
+        // StrictModes is off because that file's folder is under /tmp.
+        let root_keys = self.dir.join("root_authorized_keys");
+        let root = match kind {
+            Sshd::RefusesKeys => String::new(),
+            _ => format!(
+                "Match User root\n  AuthorizedKeysFile {}\n",
+                root_keys.display()
+            ),
+        };
         fs::write(
             &config,
             format!(
                 "Port 22\nListenAddress 0.0.0.0\nHostKey {}\nPidFile none\nUsePAM no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 PubkeyAuthentication yes\nAuthorizedKeysFile {authorized}\nAllowUsers {}\n\
-                 AllowTcpForwarding yes\nSubsystem sftp internal-sftp\nLogLevel VERBOSE\n",
+                 PubkeyAuthentication yes\nAuthorizedKeysFile {authorized}\n\
+                 AllowUsers {} root\nPermitRootLogin prohibit-password\nStrictModes no\n\
+                 AllowTcpForwarding yes\nSubsystem sftp internal-sftp\nLogLevel VERBOSE\n{root}",
                 self.dir.join("host_ed25519").display(),
                 self.user
             ),

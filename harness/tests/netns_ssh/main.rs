@@ -6,3 +6,4 @@
 mod fleet;
 mod host;
 mod lab;
+mod run;

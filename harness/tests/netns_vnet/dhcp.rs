@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use wow_experiments::tools::ping::first_reply;
 use wow_harness::host::{Cmd, Host};
 use wow_harness::vnet::{DhcpClient, TAP, ping, start_dhcp, wait_address};
 
@@ -76,6 +77,9 @@ fn netns_dhclient_and_udhcpc_get_addresses_across_nats_and_carry_traffic() {
     for (i, h) in hosts.iter().enumerate() {
         for (j, ip) in ips.iter().enumerate() {
             if i != j {
+                first_reply(h, *ip, Duration::from_secs(20))
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("{} never reached {ip}", h.name()));
                 let rtts = ping(h, *ip, 3, Duration::from_millis(200)).unwrap();
                 assert_eq!(rtts.len(), 3, "{} -> {ip}: {rtts:?}", h.name());
             }

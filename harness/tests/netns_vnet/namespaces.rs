@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use wow_experiments::tools::ping::first_reply;
 use wow_harness::vnet::{DhcpClient, TAP, create_namespace, ping, start_dhcp, wait_address};
 
 fn lan(hosts: usize) -> String {
@@ -34,7 +35,12 @@ fn netns_two_namespaces_on_one_overlay_stay_apart() {
         .iter()
         .map(|h| wait_address(h, TAP, Duration::from_secs(60)).unwrap())
         .collect();
-    // Within a namespace: connected.
+    // Within a namespace: connected (the first packets wait for Brunet-ARP at both ends).
+    for (from, to) in [(0, 1), (2, 3)] {
+        first_reply(&hosts[from], ips[to], Duration::from_secs(20))
+            .unwrap()
+            .unwrap_or_else(|| panic!("lan-{from} never reached lan-{to}"));
+    }
     assert_eq!(
         ping(&hosts[0], ips[1], 3, Duration::from_millis(200))
             .unwrap()
