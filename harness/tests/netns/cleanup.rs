@@ -1,5 +1,6 @@
 //! Nothing of the project is left behind: after a dropped or panicking testbed, and
-//! after a killed `wow-bench topo up` followed by `wow-bench clean`.
+//! after a killed `wow-bench topo up` followed by `wow-bench clean`, and after Ctrl-C
+//! (SIGINT) in the middle of `wow-bench run`.
 
 use std::process::Command;
 use std::time::Duration;
@@ -137,4 +138,50 @@ fn netns_cleanup_after_killed_topo_up() {
     assert!(leftovers(&Scope::Run(prefix.clone())).is_empty());
     assert!(!ip_netns_list().contains(&prefix.namespace_prefix()));
     assert!(record.emulator.is_none_or(|p| !p.is_alive()));
+}
+
+#[test]
+fn netns_cleanup_on_sigint_of_a_run() {
+    let out = std::env::temp_dir().join(format!("wow-sigint-{}", RunPrefix::unique().as_str()));
+    let mut run = Command::new(WOW_BENCH)
+        .args([
+            "run",
+            "latency",
+            "--topology",
+            "../topologies/lan.toml",
+            "--trials",
+            "100000",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the ipop subject's nodes run and trials are under way.
+    let trials = out.join("trials.jsonl");
+    let started =
+        wow_harness::nodes::wait_for(Duration::from_secs(120), Duration::from_millis(200), || {
+            std::fs::metadata(&trials).ok().filter(|m| m.len() > 0)
+        });
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    let prefix = RunPrefix::new(config["prefix"].as_str().unwrap()).unwrap();
+    assert!(
+        started.is_some() && !leftovers(&Scope::Run(prefix.clone())).is_empty(),
+        "the run got under way"
+    );
+    // SAFETY: kill has no memory preconditions; the PID is the child we spawned.
+    assert_eq!(unsafe { libc::kill(run.id() as i32, libc::SIGINT) }, 0);
+    let status = run.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        leftovers(&Scope::Run(prefix.clone())).is_empty(),
+        "{:?}",
+        leftovers(&Scope::Run(prefix.clone()))
+    );
+    assert!(!ip_netns_list().contains(&prefix.namespace_prefix()));
+    let _ = std::fs::remove_dir_all(&out);
 }
