@@ -123,32 +123,22 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     };
     results::write_json(dir, results::CONFIG, &config)?;
 
-    let bed = match &fleet {
-        Some(_) => None,
-        None => Some(netns_testbed(&topology, prefix)?),
-    };
-    let mut netns_hosts = Hosts::new();
-    let (hosts, nodes): (&Hosts, &[Node]) = match (&fleet, &bed) {
-        (Some(f), _) => (&f.hosts, &f.nodes),
-        (None, Some(bed)) => {
-            for node in &bed.plan().nodes {
-                netns_hosts.insert(Box::new(NetnsHost::new(bed, &node.name)?));
-            }
-            (&netns_hosts, &bed.plan().nodes)
-        }
-        (None, None) => unreachable!("a run has a testbed or a fleet"),
+    let bed = match fleet {
+        Some(fleet) => Bed::Fleet(fleet),
+        None => Bed::netns(&topology, prefix)?,
     };
     let options = crate::subjects::Options {
         edges: request.edges,
         needs: experiment.overlay_needs(&topology),
         log_level: request.node_log.clone(),
         logs: Some(dir.join(results::LOGS)),
-        binaries: fleet
-            .as_ref()
-            .map(|f| f.binaries.clone())
-            .unwrap_or_default(),
+        binaries: match &bed {
+            Bed::Fleet(f) => f.binaries.clone(),
+            Bed::Netns { .. } => Default::default(),
+        },
     };
-    let subject = crate::subjects::open(request.subject, nodes, hosts, &topology, &options)
+    let hosts = bed.hosts();
+    let subject = crate::subjects::open(request.subject, bed.nodes(), hosts, &topology, &options)
         .with_context(|| format!("setting up the {} subject", request.subject))?;
     let setup = Setup {
         topology: &topology,
@@ -215,12 +205,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     let (metrics, paths, plots) = (trials.metrics(), trials.paths().to_vec(), trials.plots());
     drop(trials);
     drop(subject);
-    drop(netns_hosts);
-    if let Some(bed) = bed {
-        bed.down()
-            .with_context(|| "removing the testbed; run `wow-bench clean`")?;
-    }
-    drop(fleet);
+    bed.down()?;
 
     let summary = Summary::new(
         Finished {
@@ -250,21 +235,67 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Builds `topology` on this (the main) thread: the emulator dies with the thread that
-/// started it.
-fn netns_testbed(topology: &Topology, prefix: RunPrefix) -> anyhow::Result<Testbed> {
-    Testbed::up(
-        topology,
-        &Options {
-            prefix,
-            emulator: Some(Launcher {
-                program: std::env::current_exe().context("finding the wow-bench binary")?,
-                args: vec!["__emulate".into()],
-                detach: false,
-            }),
-        },
-    )
-    .with_context(|| format!("building topology {}", topology.name))
+/// Where a run's hosts are.
+enum Bed {
+    /// A namespace testbed and a host for each of its nodes.
+    Netns { testbed: Testbed, hosts: Hosts },
+    /// Remote hosts over SSH.
+    Fleet(FleetBed),
+}
+
+impl Bed {
+    /// Builds `topology` on this (the main) thread: the emulator dies with the thread
+    /// that started it.
+    fn netns(topology: &Topology, prefix: RunPrefix) -> anyhow::Result<Bed> {
+        let testbed = Testbed::up(
+            topology,
+            &Options {
+                prefix,
+                emulator: Some(Launcher {
+                    program: std::env::current_exe().context("finding the wow-bench binary")?,
+                    args: vec!["__emulate".into()],
+                    detach: false,
+                }),
+            },
+        )
+        .with_context(|| format!("building topology {}", topology.name))?;
+        let mut hosts = Hosts::new();
+        for node in &testbed.plan().nodes {
+            hosts.insert(Box::new(NetnsHost::new(&testbed, &node.name)?));
+        }
+        Ok(Bed::Netns { testbed, hosts })
+    }
+
+    fn hosts(&self) -> &Hosts {
+        match self {
+            Bed::Netns { hosts, .. } => hosts,
+            Bed::Fleet(f) => &f.hosts,
+        }
+    }
+
+    fn nodes(&self) -> &[Node] {
+        match self {
+            Bed::Netns { testbed, .. } => &testbed.plan().nodes,
+            Bed::Fleet(f) => &f.nodes,
+        }
+    }
+
+    /// Removes the testbed, or what the run placed on the remote hosts.
+    fn down(self) -> anyhow::Result<()> {
+        match self {
+            Bed::Netns { testbed, hosts } => {
+                drop(hosts);
+                testbed
+                    .down()
+                    .map(drop)
+                    .context("removing the testbed; run `wow-bench clean`")
+            }
+            Bed::Fleet(fleet) => {
+                drop(fleet);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Logs into the hosts of `path`, installing `ipop-node` for the ipop subject.

@@ -134,6 +134,7 @@ impl FleetBed {
             interrupt: key,
         };
         let (mut sites, mut public) = (0u32, 0u32);
+        let mut to_clean = Vec::new();
         for (spec, login) in specs.iter().zip(logins) {
             let (host, made_state_dir) = match login {
                 Ok(h) => h,
@@ -167,6 +168,7 @@ impl FleetBed {
                 bed.binaries.insert(spec.name.clone(), binary);
             }
             bed.placed.push((host.clone(), made_state_dir));
+            to_clean.push((spec.clone(), made_state_dir));
             bed.nodes.push(Node {
                 name: alias.clone(),
                 namespace: String::new(),
@@ -183,16 +185,7 @@ impl FleetBed {
             });
             bed.hosts.insert_as(&alias, Box::new(host));
         }
-        interrupt::update(
-            key,
-            specs
-                .iter()
-                .filter_map(|s| {
-                    let i = bed.members.iter().position(|m| m.name == s.name)?;
-                    Some((s.clone(), bed.placed[i].1))
-                })
-                .collect(),
-        );
+        interrupt::update(key, to_clean);
         if sites > 0 {
             bed.topology.sites.push(Site {
                 name: SITE.into(),

@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wow_harness::{Cmd, Host, Output};
+use wow_harness::Output;
 
-use super::lab::{Lab, Sshd, WOW_BENCH};
+use super::lab::{Lab, Sshd};
 
 const TOPOLOGY: &str = r#"
 name = "sshfleet"
@@ -29,12 +29,7 @@ name = "ctl"
 
 /// Runs `wow-bench ARGS` on the operator's host.
 fn bench(lab: &Lab, args: &[&str]) -> Output {
-    lab.host("ctl-0")
-        .run(
-            &Cmd::new(WOW_BENCH).args(args.iter().copied()),
-            Duration::from_secs(120),
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
+    lab.bench(args, Duration::from_secs(120))
 }
 
 /// Running `ipop-node` processes of the test user (not the shells waiting for them).

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use wow_harness::{Cmd, Host, NetnsHost, Process};
+use wow_harness::{Cmd, Host, NetnsHost, Output, Process};
 use wow_netns::{Launcher, Options, RunPrefix, Testbed, Topology};
 
 /// The `wow-bench` binary built with these tests.
@@ -89,6 +89,13 @@ impl Lab {
     /// The first address of `name`.
     pub(crate) fn address(&self, name: &str) -> String {
         self.bed().node(name).expect("node").addresses[0].to_string()
+    }
+
+    /// Runs `wow-bench ARGS` on `ctl-0`, the operator's host.
+    pub(crate) fn bench(&self, args: &[&str], timeout: Duration) -> Output {
+        self.host("ctl-0")
+            .run(&Cmd::new(WOW_BENCH).args(args.iter().copied()), timeout)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The test user's private key.

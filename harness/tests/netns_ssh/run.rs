@@ -19,14 +19,15 @@ count = 4
 name = "ctl"
 "#;
 
-/// Runs `wow-bench ARGS` on the operator's host.
-fn bench(lab: &Lab, args: &[&str]) -> Output {
-    lab.host("ctl-0")
-        .run(
-            &Cmd::new(WOW_BENCH).args(args.iter().copied()),
-            Duration::from_secs(240),
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
+/// `wow-bench run latency --trials N --hosts HOSTS --out DIR [EXTRA...]` from the
+/// operator's host.
+fn latency(lab: &Lab, trials: &str, hosts: &str, dir: &Path, extra: &[&str]) -> Output {
+    let dir = dir.display().to_string();
+    let mut args = vec![
+        "run", "latency", "--trials", trials, "--hosts", hosts, "--out", &dir,
+    ];
+    args.extend_from_slice(extra);
+    lab.bench(&args, Duration::from_secs(240))
 }
 
 /// A hosts file: public-0 bootstraps, public-1 and public-2 are clients, public-3 is down.
@@ -110,21 +111,7 @@ fn netns_ssh_run_latency_on_hosts_physical_and_ipop() {
     // The physical subject needs no privilege on the hosts.
     let user = hosts_file(&lab, "user.toml", &format!("user = \"{}\"\n", lab.user));
     let dir = lab.dir.join("physical");
-    let out = bench(
-        &lab,
-        &[
-            "run",
-            "latency",
-            "--trials",
-            "3",
-            "--hosts",
-            &user,
-            "--subject",
-            "physical",
-            "--out",
-            &dir.display().to_string(),
-        ],
-    );
+    let out = latency(&lab, "3", &user, &dir, &["--subject", "physical"]);
     check_run(&dir, &out);
     assert!(
         out.stderr_text().contains("down: left out"),
@@ -137,19 +124,7 @@ fn netns_ssh_run_latency_on_hosts_physical_and_ipop() {
     );
 
     // The ipop subject refuses an unprivileged login with a way out.
-    let out = bench(
-        &lab,
-        &[
-            "run",
-            "latency",
-            "--trials",
-            "3",
-            "--hosts",
-            &user,
-            "--out",
-            &lab.dir.join("refused").display().to_string(),
-        ],
-    );
+    let out = latency(&lab, "3", &user, &lab.dir.join("refused"), &[]);
     assert!(!out.success());
     let text = out.stderr_text();
     assert!(
@@ -169,19 +144,7 @@ fn netns_ssh_run_latency_on_hosts_physical_and_ipop() {
         ),
     );
     let dir = lab.dir.join("ipop");
-    let out = bench(
-        &lab,
-        &[
-            "run",
-            "latency",
-            "--trials",
-            "3",
-            "--hosts",
-            &root,
-            "--out",
-            &dir.display().to_string(),
-        ],
-    );
+    let out = latency(&lab, "3", &root, &dir, &[]);
     check_run(&dir, &out);
     eprintln!(
         "ipop run over SSH:\n{}{}",
