@@ -1,12 +1,13 @@
 //! Bounds on the work other nodes can make this node do.
 //!
-//! A CTM request makes its receiver link to the requester (link requests to up to 8
+//! [`RateLimiter`] counts requests per source per second, for a bounded number of
+//! sources. A CTM request makes its receiver link to the requester (link requests to up to 8
 //! transports, retransmitted for seconds) and answer it; requests are cheap to send and
 //! their source address is whatever the sender writes. So a node answers at most
 //! `ctm_per_source` CTM requests per requester per second, from at most `ctm_sources`
 //! requesters per second, and keeps at most `max_link_attempts` link attempts under way.
 //! What one stream of forged CTMs can make a node send is then bounded, whatever its
-//! rate.
+//! rate. Broadcasts are limited the same way, per origin.
 
 use std::time::{Duration, Instant};
 
@@ -15,15 +16,15 @@ use crate::address::Address;
 /// The window the CTM counts apply to.
 const WINDOW: Duration = Duration::from_secs(1);
 
-/// CTM requests answered in the current window, per requester.
+/// Requests allowed in the current window, per source.
 #[derive(Debug, Default)]
-pub(crate) struct CtmLimiter {
+pub(crate) struct RateLimiter {
     window_start: Option<Instant>,
     answered: Vec<(Address, u32)>,
 }
 
-impl CtmLimiter {
-    /// Whether a CTM request from `src` may be answered now; counts it if so.
+impl RateLimiter {
+    /// Whether a request from `src` may be answered now; counts it if so.
     pub(crate) fn allow(
         &mut self,
         now: Instant,
@@ -60,14 +61,14 @@ mod tests {
 
     #[test]
     fn each_requester_and_the_number_of_requesters_are_capped_per_second() {
-        let mut l = CtmLimiter::default();
+        let mut l = RateLimiter::default();
         let t0 = Instant::now();
         let (a, b, c) = (
             Address::from_bytes([1; 20]),
             Address::from_bytes([2; 20]),
             Address::from_bytes([3; 20]),
         );
-        let allowed = |l: &mut CtmLimiter, t, src| (0..5).filter(|_| l.allow(t, src, 3, 2)).count();
+        let allowed = |l: &mut RateLimiter, t, src| (0..5).filter(|_| l.allow(t, src, 3, 2)).count();
         assert_eq!(allowed(&mut l, t0, a), 3);
         assert_eq!(allowed(&mut l, t0, b), 3);
         assert_eq!(

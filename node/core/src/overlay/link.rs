@@ -38,7 +38,24 @@ pub(crate) struct Attempt {
 pub(crate) struct Candidate {
     pub(crate) edge: Edge,
     dead: bool,
+    /// The return-routability cookie the peer gave for this edge.
+    cookie: Option<u64>,
 }
+
+impl Candidate {
+    fn new(edge: Edge) -> Self {
+        Candidate {
+            edge,
+            dead: false,
+            cookie: None,
+        }
+    }
+}
+
+/// Most candidate edges one attempt tries: a peer's advertised transports and a few
+/// relays. Requests that name more (repeated CTMs, say) do not extend it further, so
+/// what a forged requester can make this node send is bounded.
+pub(crate) const MAX_CANDIDATES: usize = wire::MAX_TRANSPORTS + 4;
 
 impl Node {
     /// Starts (or extends) an attempt to link to `peer` at `candidates`.
@@ -80,11 +97,11 @@ impl Node {
         if let Some(a) = existing {
             a.roles |= roles;
             for e in fresh {
+                if a.candidates.len() >= MAX_CANDIDATES {
+                    break;
+                }
                 if !a.candidates.iter().any(|c| c.edge == e) {
-                    a.candidates.push(Candidate {
-                        edge: e,
-                        dead: false,
-                    });
+                    a.candidates.push(Candidate::new(e));
                     a.next_send = now;
                 }
             }
@@ -99,7 +116,8 @@ impl Node {
             peer,
             candidates: fresh
                 .into_iter()
-                .map(|edge| Candidate { edge, dead: false })
+                .take(MAX_CANDIDATES)
+                .map(Candidate::new)
                 .collect(),
             roles,
             started: now,
@@ -127,10 +145,8 @@ impl Node {
             peer: Some(peer),
             candidates: direct
                 .into_iter()
-                .map(|t| Candidate {
-                    edge: Edge::Direct(t),
-                    dead: false,
-                })
+                .take(MAX_CANDIDATES)
+                .map(|t| Candidate::new(Edge::Direct(t)))
                 .collect(),
             roles: Roles::NONE,
             started: now,
@@ -199,16 +215,16 @@ impl Node {
         if a.waiting {
             return;
         }
-        let (token, peer, roles) = (a.token, a.peer, a.roles);
-        let mut edges: Vec<Edge> = a
+        let peer = a.peer;
+        let mut edges: Vec<(Edge, Option<u64>)> = a
             .candidates
             .iter()
             .filter(|c| !c.dead)
-            .map(|c| c.edge)
-            .filter(|e| match e {
+            .filter(|c| match c.edge {
                 Edge::Direct(t) => t.proto == Proto::Udp || tcp_ok,
                 Edge::Relay { .. } => relay_ok,
             })
+            .map(|c| (c.edge, c.cookie))
             .collect();
         if peer.is_none() && !edges.is_empty() {
             // Bootstrapping: one bootstrap node per round, so that only one of them
@@ -216,24 +232,38 @@ impl Node {
             let pick = (a.sends as usize - 1) % edges.len();
             edges = vec![edges[pick]];
         }
-        for edge in edges {
-            let req = Message::LinkRequest(LinkRequest {
-                token,
-                overlay: self.config.overlay_id,
-                src: self.address,
-                dst: peer,
-                roles,
-                your_addr: match edge {
-                    Edge::Direct(t) => Some(t),
-                    Edge::Relay { .. } => None,
-                },
-                transports: TransportList::Slice(&transports),
-            });
-            match (edge, peer) {
-                (Edge::Direct(t), _) => self.send_to_transport(t, &req),
-                (Edge::Relay { via }, Some(p)) => self.send_tunnelled(p, via, &req),
-                (Edge::Relay { .. }, None) => {}
-            }
+        for (edge, cookie) in edges {
+            self.send_link_request(i, edge, cookie, &transports);
+        }
+    }
+
+    /// Sends attempt `i`'s link request over `edge`.
+    fn send_link_request(
+        &mut self,
+        i: usize,
+        edge: Edge,
+        cookie: Option<u64>,
+        transports: &[TransportAddr],
+    ) {
+        let a = &self.attempts[i];
+        let (token, peer, roles) = (a.token, a.peer, a.roles);
+        let req = Message::LinkRequest(LinkRequest {
+            token,
+            overlay: self.config.overlay_id,
+            src: self.address,
+            dst: peer,
+            roles,
+            your_addr: match edge {
+                Edge::Direct(t) => Some(t),
+                Edge::Relay { .. } => None,
+            },
+            transports: TransportList::Slice(transports),
+            cookie,
+        });
+        match (edge, peer) {
+            (Edge::Direct(t), _) => self.send_to_transport(t, &req),
+            (Edge::Relay { via }, Some(p)) => self.send_tunnelled(p, via, &req),
+            (Edge::Relay { .. }, None) => {}
         }
     }
 
@@ -254,6 +284,22 @@ impl Node {
 
     pub(crate) fn on_link_request(&mut self, now: Instant, src: Source, req: &LinkRequest<'_>) {
         let peer = req.src;
+        if !self.acceptable_edge(peer, src) {
+            self.stats.refused_relay += 1;
+            return;
+        }
+        if self.needs_cookie(peer, src.edge, req) {
+            let cookie = self
+                .cookies
+                .issue(now, &mut self.rng, src.edge, peer, req.token);
+            if req.cookie.is_some() {
+                self.stats.bad_cookie += 1;
+            }
+            self.stats.cookies_sent += 1;
+            let status = LinkStatus::Cookie(cookie);
+            self.respond(src, peer, req.token, status);
+            return;
+        }
         let mut accept_roles = None;
         let status = if req.overlay != self.config.overlay_id {
             LinkStatus::OverlayMismatch
@@ -269,23 +315,20 @@ impl Node {
                 LinkStatus::AlreadyConnected
             } else {
                 // A new attempt: the peer no longer uses the old edge (it restarted or moved).
-                let old = conn.edge;
-                conn.edge = src.edge;
                 conn.token = req.token;
                 conn.last_recv = now;
                 conn.status_due = true;
-                self.closed_edge(old);
+                self.move_connection(now, peer, src.edge);
                 LinkStatus::Ok
             }
         } else if let Some(i) = self.attempts.iter().position(|a| a.peer == Some(peer)) {
             if self.address < peer {
                 // We stay initiator; make sure our requests also go where theirs came from.
                 let a = &mut self.attempts[i];
-                if !a.candidates.iter().any(|c| c.edge == src.edge) {
-                    a.candidates.push(Candidate {
-                        edge: src.edge,
-                        dead: false,
-                    });
+                if a.candidates.len() < MAX_CANDIDATES
+                    && !a.candidates.iter().any(|c| c.edge == src.edge)
+                {
+                    a.candidates.push(Candidate::new(src.edge));
                 }
                 a.next_send = now;
                 LinkStatus::InProgress
@@ -349,10 +392,8 @@ impl Node {
                     conn.peer_roles = resp.roles;
                     conn.status_due = true;
                     if conn.edge != src.edge {
-                        let old = conn.edge;
-                        conn.edge = src.edge;
                         conn.token = a.token;
-                        self.closed_edge(old);
+                        self.move_connection(now, peer, src.edge);
                         self.evict_other_holders(now, peer, src.edge);
                     }
                     self.table_changed(now);
@@ -388,6 +429,22 @@ impl Node {
                 }
             }
             LinkStatus::InProgress => self.attempts[i].waiting = true,
+            LinkStatus::Cookie(cookie) => {
+                // Send the request again at once, with the cookie, over the edge that
+                // asked for it (once per cookie: a responder that keeps asking waits for
+                // the normal retransmission).
+                let a = &mut self.attempts[i];
+                let Some(c) = a
+                    .candidates
+                    .iter_mut()
+                    .find(|c| c.edge == src.edge && !c.dead && c.cookie != Some(cookie))
+                else {
+                    return;
+                };
+                c.cookie = Some(cookie);
+                let transports = self.nat.advertised();
+                self.send_link_request(i, src.edge, Some(cookie), &transports);
+            }
             LinkStatus::ConnectToSelf => {
                 if let Edge::Direct(t) = src.edge {
                     self.nat.add_local(t);
@@ -396,6 +453,64 @@ impl Node {
             }
             LinkStatus::OverlayMismatch | LinkStatus::WrongTarget => {
                 self.kill_candidate(i, src.edge);
+            }
+        }
+    }
+
+    /// Whether a link request from `peer` may arrive over `src`: a relay edge must run
+    /// through a direct connection of ours to a third node, and the tunnel's sender must
+    /// be the peer the request names (relay edges never stack or loop).
+    fn acceptable_edge(&self, peer: Address, src: Source) -> bool {
+        match src.edge {
+            Edge::Direct(_) => true,
+            Edge::Relay { via } => {
+                via != peer
+                    && via != self.address
+                    && src.relay_peer == Some(peer)
+                    && self.table.get(via).is_some_and(|c| c.edge.is_direct())
+            }
+        }
+    }
+
+    /// Whether accepting `req` would create a connection or move one to another edge,
+    /// and it carries no valid cookie for `edge`.
+    fn needs_cookie(&self, peer: Address, edge: Edge, req: &LinkRequest<'_>) -> bool {
+        if req.overlay != self.config.overlay_id
+            || peer == self.address
+            || req.dst.is_some_and(|d| d != self.address)
+        {
+            return false; // refused anyway
+        }
+        let changes = match self.table.get(peer) {
+            Some(conn) => conn.edge != edge && conn.token != req.token,
+            None => {
+                let waits = self.address < peer && self.linking_to(peer);
+                !waits && self.table.len() < self.config.max_connections
+            }
+        };
+        changes
+            && !req
+                .cookie
+                .is_some_and(|c| self.cookies.verify(edge, peer, req.token, c))
+    }
+
+    /// Moves the connection to `peer` onto `edge`. Relay edges through `peer` go if it
+    /// is no longer direct (relays never stack).
+    fn move_connection(&mut self, now: Instant, peer: Address, edge: Edge) {
+        let Some(conn) = self.table.get_mut(peer) else {
+            return;
+        };
+        let old = std::mem::replace(&mut conn.edge, edge);
+        self.closed_edge(old);
+        if !edge.is_direct() {
+            let relayed: Vec<Address> = self
+                .table
+                .iter()
+                .filter(|c| c.edge == Edge::Relay { via: peer })
+                .map(|c| c.peer)
+                .collect();
+            for p in relayed {
+                self.drop_connection(now, p, DisconnectReason::Local(CloseReason::Unneeded));
             }
         }
     }

@@ -8,6 +8,7 @@
 //! handed straight back from `handle_datagram`, so forwarding never allocates.
 
 mod connection;
+mod cookie;
 mod limits;
 mod link;
 mod maintenance;
@@ -31,7 +32,8 @@ use crate::address::Address;
 use crate::transport::TransportAddr;
 use crate::wire::{self, CloseReason, Message, RoutedHeader};
 use connection::{RingView, Table};
-use limits::CtmLimiter;
+use cookie::Cookies;
+use limits::RateLimiter;
 use link::Attempt;
 use maintenance::Timers;
 use nat::NatView;
@@ -88,8 +90,10 @@ pub struct Config {
     /// CTM requests answered per requester per second; more are dropped.
     pub ctm_per_source: u32,
     /// Requesters whose CTM requests are answered per second; requests from further
-    /// ones are dropped.
+    /// ones are dropped. Also the number of broadcast origins served per second.
     pub ctm_sources: usize,
+    /// Broadcasts passed on per origin per second; more are dropped.
+    pub broadcasts_per_origin: u32,
 }
 
 impl Default for Config {
@@ -118,6 +122,7 @@ impl Default for Config {
             max_link_attempts: 64,
             ctm_per_source: 16,
             ctm_sources: 256,
+            broadcasts_per_origin: 64,
         }
     }
 }
@@ -250,6 +255,19 @@ pub struct Stats {
     pub link_attempts_refused: u64,
     /// CTM requests dropped unanswered (`ctm_per_source` or `ctm_sources` reached).
     pub ctm_refused: u64,
+    /// Link requests answered with a return-routability cookie instead of a connection.
+    pub cookies_sent: u64,
+    /// Link requests whose cookie was wrong or expired (answered with a fresh one).
+    pub bad_cookie: u64,
+    /// Link requests and tunnels refused because their relay edge was not one: the
+    /// relay is not a direct connection of this node, is the peer itself, or the tunnel
+    /// did not come from it.
+    pub refused_relay: u64,
+    /// Broadcasts dropped: not from a connected peer, a reserved kind, an arc the sender
+    /// does not cover, or over the rate limit.
+    pub broadcast_refused: u64,
+    /// Routed messages whose hop limit was above the configured one (capped to it).
+    pub ttl_capped: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,7 +295,9 @@ pub struct Node {
     view: RingView,
     attempts: Vec<Attempt>,
     ctms: Vec<PendingCtm>,
-    ctm_limit: CtmLimiter,
+    ctm_limit: RateLimiter,
+    broadcast_limit: RateLimiter,
+    cookies: Cookies,
     nat: NatView,
     bootstrap: Vec<TransportAddr>,
     outbox: Outbox,
@@ -296,17 +316,20 @@ impl Node {
     /// A node with P2P address `address`. Randomness (far targets, tokens, timer jitter)
     /// comes from a generator seeded with `seed`, so a run is reproducible.
     pub fn new(config: Config, address: Address, seed: u64, now: Instant) -> Self {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         Node {
             timers: Timers::new(now),
             config,
             address,
             state: State::Idle,
-            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            cookies: Cookies::new(now, &mut rng),
+            rng,
             table: Table::default(),
             view: RingView::default(),
             attempts: Vec::new(),
             ctms: Vec::new(),
-            ctm_limit: CtmLimiter::default(),
+            ctm_limit: RateLimiter::default(),
+            broadcast_limit: RateLimiter::default(),
             nat: NatView::default(),
             bootstrap: Vec::new(),
             outbox: Outbox::default(),
@@ -508,7 +531,7 @@ impl Node {
             Message::Routed(r) => {
                 let header = r.header;
                 let offset = buf.len() - r.payload.len();
-                return self.on_routed(now, header, buf, offset);
+                return self.on_routed(now, Some(src), header, buf, offset);
             }
         }
         Handled::Done
@@ -549,18 +572,21 @@ impl Node {
         }
     }
 
+    /// Drops the connection to `peer`, and with it the relay edges through `peer`
+    /// (iteratively: relay edges never stack, but a table is never trusted to be
+    /// acyclic).
     fn drop_connection(&mut self, now: Instant, peer: Address, reason: DisconnectReason) {
-        // Relay edges through this peer go with it.
-        let relayed: Vec<Address> = self
-            .table
-            .iter()
-            .filter(|c| c.edge == Edge::Relay { via: peer })
-            .map(|c| c.peer)
-            .collect();
-        for p in relayed {
-            self.drop_connection(now, p, reason);
-        }
-        if let Some(conn) = self.table.remove(peer) {
+        let mut gone = vec![peer];
+        while let Some(peer) = gone.pop() {
+            let Some(conn) = self.table.remove(peer) else {
+                continue;
+            };
+            gone.extend(
+                self.table
+                    .iter()
+                    .filter(|c| c.edge == Edge::Relay { via: peer })
+                    .map(|c| c.peer),
+            );
             self.closed_edge(conn.edge);
             self.events.push_back(Event::Disconnected { peer, reason });
             if matches!(
@@ -574,5 +600,7 @@ impl Node {
     }
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

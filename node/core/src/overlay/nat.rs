@@ -30,8 +30,10 @@ pub(crate) struct NatView {
 }
 
 impl NatView {
+    /// Adds a local address (at most [`MAX_TRANSPORTS`]: more could never be
+    /// advertised, and a peer's ConnectToSelf answers add to the list).
     pub(crate) fn add_local(&mut self, t: TransportAddr) {
-        if !self.local.contains(&t) {
+        if !self.local.contains(&t) && self.local.len() < MAX_TRANSPORTS {
             self.local.push(t);
         }
     }
@@ -71,15 +73,20 @@ impl NatView {
     }
 
     /// Learned public addresses first (most recent first), then local ones; no
-    /// duplicates, at most what one message carries.
+    /// duplicates, at most what one message carries. Learned addresses are what peers
+    /// say, so they never take all the room: half of it stays for local addresses.
     pub(crate) fn advertised(&self) -> Vec<TransportAddr> {
         let mut out: Vec<TransportAddr> = Vec::with_capacity(MAX_TRANSPORTS);
-        let candidates = self
-            .learned
-            .iter()
-            .map(|l| l.addr)
-            .chain(self.local.iter().copied());
-        for t in candidates {
+        let reserved = self.local.len().min(MAX_TRANSPORTS / 2);
+        for t in self.learned.iter().map(|l| l.addr) {
+            if out.len() == MAX_TRANSPORTS - reserved {
+                break;
+            }
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        for &t in &self.local {
             if out.len() == MAX_TRANSPORTS {
                 break;
             }

@@ -56,6 +56,8 @@ enum Decision {
 const MAX_DATAGRAM: usize = 65_000;
 /// How many relays a node offered a CTM peer connects to when it shares none with it.
 const RELAYS_TO_REACH: usize = 4;
+/// Most unreachable notices sent per second (forged sources cannot grow the list).
+const MAX_NOTICES: usize = 64;
 
 impl Node {
     /// Where a message with header `h` goes next from this node.
@@ -135,23 +137,30 @@ impl Node {
         self.table.iter().next().map(|c| Decision::Forward(c.peer))
     }
 
-    /// A routed datagram arrived.
+    /// A routed datagram arrived from `src` (`None`: originated here).
     pub(crate) fn on_routed(
         &mut self,
         now: Instant,
-        header: RoutedHeader,
+        src: Option<Source>,
+        mut header: RoutedHeader,
         buf: &mut [u8],
         offset: usize,
     ) -> Handled {
+        if header.ttl > self.config.ttl {
+            // Nobody may make a message travel further than this overlay's hop limit.
+            self.stats.ttl_capped += 1;
+            header.ttl = self.config.ttl;
+            buf[wire::ROUTED_TTL_OFFSET] = header.ttl;
+        }
         match self.decide(&header, false) {
             Decision::Forward(peer) => self.forward_in_place(peer, &header, buf),
-            Decision::Deliver => self.deliver(now, header, buf, offset),
+            Decision::Deliver => self.deliver(now, src, header, buf, offset),
             Decision::DeliverAndCopy(partner) => {
                 let mut copy = self.outbox.buffer();
                 copy.extend_from_slice(buf);
                 copy[wire::ROUTED_FLAGS_OFFSET] |= RoutedFlags::PAIR_COPY.bits();
                 self.forward_owned(partner, &header, copy);
-                self.deliver(now, header, buf, offset)
+                self.deliver(now, src, header, buf, offset)
             }
             Decision::NoRoute => {
                 self.stats.no_route += 1;
@@ -171,10 +180,11 @@ impl Node {
         let second = std::time::Duration::from_secs(1);
         self.notices
             .retain(|(_, _, t)| now.saturating_duration_since(*t) < second);
-        if self
-            .notices
-            .iter()
-            .any(|(s, d, _)| *s == header.src && *d == header.dst)
+        if self.notices.len() >= MAX_NOTICES
+            || self
+                .notices
+                .iter()
+                .any(|(s, d, _)| *s == header.src && *d == header.dst)
         {
             return;
         }
@@ -226,6 +236,7 @@ impl Node {
     fn deliver(
         &mut self,
         now: Instant,
+        src: Option<Source>,
         header: RoutedHeader,
         buf: &mut [u8],
         offset: usize,
@@ -247,19 +258,39 @@ impl Node {
             OverlayPayload::Probe(p) => self.on_probe(now, &header, p),
             OverlayPayload::Tunnel(inner) => {
                 let inner = inner.to_vec();
-                self.on_tunnel(now, &header, inner);
+                self.on_tunnel(now, src, &header, inner);
             }
-            OverlayPayload::Broadcast(b) => self.on_broadcast(&b),
+            OverlayPayload::Broadcast(b) => self.on_broadcast(now, src, &header, &b),
             OverlayPayload::Unreachable(dst) => self.events.push_back(Event::Unreachable(dst)),
         }
         Handled::Done
     }
 
-    fn on_tunnel(&mut self, now: Instant, header: &RoutedHeader, mut inner: Vec<u8>) {
+    fn on_tunnel(
+        &mut self,
+        now: Instant,
+        from: Option<Source>,
+        header: &RoutedHeader,
+        mut inner: Vec<u8>,
+    ) {
         let Some(via) = header.via else {
             self.stats.malformed += 1;
             return;
         };
+        // A tunnel arrives from its relay, a direct connection of ours, and comes from a
+        // third node: anything else would install an edge "relayed" through a node that
+        // does not carry it (or through the peer itself).
+        let from_via = from.is_some_and(|f| {
+            f.relay_peer.is_none()
+                && self
+                    .table
+                    .get(via)
+                    .is_some_and(|c| c.edge.is_direct() && c.edge == f.edge)
+        });
+        if !from_via || header.src == via || header.src == self.address {
+            self.stats.refused_relay += 1;
+            return;
+        }
         // Tunnels do not nest: a tunnel inside a tunnel is dropped.
         if let Ok(Message::Routed(r)) = wire::parse(&inner) {
             if r.header.kind == kind::TUNNEL {
@@ -513,7 +544,7 @@ impl Node {
                 }
                 let mut v = msg.to_vec().map_err(|_| SendError::TooLarge)?;
                 let offset = v.len() - payload.len();
-                if let Handled::Deliver(d) = self.deliver(now, h, &mut v, offset) {
+                if let Handled::Deliver(d) = self.deliver(now, None, h, &mut v, offset) {
                     self.inbox.push_back((d.header, v[d.payload].to_vec()));
                 }
                 Ok(())

@@ -243,6 +243,35 @@ fn responses(datagrams: &[(TransportAddr, Vec<u8>)]) -> Vec<(TransportAddr, wire
         .collect()
 }
 
+/// Hands `b` a link request of `a`'s that arrives from `from` (where `a` is seen) and,
+/// when `b` asks for a cookie, lets `a` answer it as it would (`a` reaches `b` at `to`);
+/// returns what `b` sent last and the request that got it.
+fn link_through_cookie(
+    a: &mut Node,
+    b: &mut Node,
+    now: Instant,
+    (from, to): (TransportAddr, TransportAddr),
+    mut request: Vec<u8>,
+) -> (Vec<(TransportAddr, Vec<u8>)>, Vec<u8>) {
+    b.handle_datagram(now, from, &mut request.clone());
+    let answer = sent(b);
+    let [(_, r)] = responses(&answer)[..] else {
+        panic!("one link response: {answer:?}")
+    };
+    let LinkStatus::Cookie(_) = r.status else {
+        return (answer, request);
+    };
+    let at = answer.iter().position(|(t, _)| *t == from).unwrap();
+    a.handle_datagram(now, to, &mut answer[at].1.clone());
+    request = sent(a)
+        .into_iter()
+        .find(|(t, _)| *t == to)
+        .expect("the request again, with the cookie")
+        .1;
+    b.handle_datagram(now, from, &mut request.clone());
+    (sent(b), request)
+}
+
 #[test]
 fn a_node_that_reaches_itself_drops_that_transport_and_counts_it_as_its_own() {
     let now = Instant::now();
@@ -283,8 +312,7 @@ fn a_duplicate_link_request_on_another_edge_is_answered_already_connected() {
     a.join(now, &[tb]);
     a.handle_timeout(now);
     let request = sent(&mut a).remove(0).1;
-    b.handle_datagram(now, ta, &mut request.clone());
-    let ok = sent(&mut b);
+    let (ok, request) = link_through_cookie(&mut a, &mut b, now, (ta, tb), request);
     assert_eq!(responses(&ok)[0].1.status, LinkStatus::Ok);
     // The same request (same token) also arrives over another edge, A's TCP address.
     let ta_tcp = TransportAddr::tcp(ta.addr);
@@ -339,9 +367,8 @@ fn a_new_node_on_a_transport_of_an_old_one_replaces_its_connection() {
         let mut a = raw(id, ta, Config::default(), now);
         a.join(now, &[tb]);
         a.handle_timeout(now);
-        let mut request = sent(&mut a).remove(0).1;
-        b.handle_datagram(now, ta, &mut request);
-        let answer = sent(&mut b);
+        let request = sent(&mut a).remove(0).1;
+        let (answer, _) = link_through_cookie(&mut a, &mut b, now, (ta, tb), request);
         assert_eq!(responses(&answer)[0].1.status, LinkStatus::Ok);
         a.address()
     };
@@ -373,9 +400,8 @@ fn the_address_a_peer_observed_is_learned_and_advertised_first() {
     b.join(now, &[]);
     a.join(now, &[tb]);
     a.handle_timeout(now);
-    let mut request = sent(&mut a).remove(0).1;
-    b.handle_datagram(now, public, &mut request);
-    let answer = sent(&mut b);
+    let request = sent(&mut a).remove(0).1;
+    let (answer, _) = link_through_cookie(&mut a, &mut b, now, (public, tb), request);
     let [(dst, r)] = responses(&answer)[..] else {
         panic!("one link response: {answer:?}")
     };

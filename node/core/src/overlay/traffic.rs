@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::{Edge, Node};
+use super::{Edge, Node, Source};
 use crate::address::Address;
 use crate::wire::{Broadcast, Mode, OverlayPayload, Roles, RoutedFlags, RoutedHeader, kind};
 
@@ -87,7 +87,33 @@ impl Node {
     }
 
     /// A broadcast reached this node: deliver it, and cover the rest of its arc.
-    pub(crate) fn on_broadcast(&mut self, b: &Broadcast<'_>) {
+    ///
+    /// Only a connected peer hands on a broadcast, one hop, in its own name, and it can
+    /// only hand on part of the arc it covers itself: the arc given to this node ends
+    /// after it and no further than the sender (the origin's arc ends at the origin).
+    /// A broadcast claiming the whole ring, or an arc that wraps past its sender, is
+    /// dropped, as are reserved kinds and more than `broadcasts_per_origin` broadcasts
+    /// per origin per second (from at most `ctm_sources` origins).
+    pub(crate) fn on_broadcast(
+        &mut self,
+        now: Instant,
+        src: Option<Source>,
+        header: &RoutedHeader,
+        b: &Broadcast<'_>,
+    ) {
+        let me = self.address;
+        let sender = src.and_then(|s| self.find_conn_mut(s)).map(|c| c.peer);
+        let arc_ok = b.end != me && me.cw_distance(b.end) <= me.cw_distance(header.src);
+        let (per_source, sources) = (self.config.broadcasts_per_origin, self.config.ctm_sources);
+        let ok = sender == Some(header.src)
+            && header.dst == me
+            && b.kind >= kind::FIRST_APP
+            && arc_ok
+            && self.broadcast_limit.allow(now, b.origin, per_source, sources);
+        if !ok {
+            self.stats.broadcast_refused += 1;
+            return;
+        }
         if b.origin != self.address {
             let header = RoutedHeader {
                 ttl: self.config.ttl,

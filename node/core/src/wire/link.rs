@@ -96,6 +96,11 @@ impl std::fmt::Debug for Roles {
     }
 }
 
+/// LinkRequest flag: the `dst` address follows.
+const REQ_DST: u8 = 1;
+/// LinkRequest flag: a cookie follows.
+const REQ_COOKIE: u8 = 2;
+
 /// Link handshake, step 1: the initiator asks for a connection.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LinkRequest<'a> {
@@ -114,6 +119,10 @@ pub struct LinkRequest<'a> {
     pub your_addr: Option<TransportAddr>,
     /// Transport addresses where the initiator can be reached.
     pub transports: TransportList<'a>,
+    /// The responder's return-routability cookie for this edge, echoed from a
+    /// [`LinkStatus::Cookie`] response; a request that would create or move a connection
+    /// must carry a valid one.
+    pub cookie: Option<u64>,
 }
 
 impl<'a> LinkRequest<'a> {
@@ -122,11 +131,16 @@ impl<'a> LinkRequest<'a> {
         let overlay = r.u64()?;
         let src = r.address()?;
         let flags = r.u8()?;
-        if flags & !1 != 0 {
+        if flags & !(REQ_DST | REQ_COOKIE) != 0 {
             return Err(Error::BadValue);
         }
-        let dst = if flags & 1 != 0 {
+        let dst = if flags & REQ_DST != 0 {
             Some(r.address()?)
+        } else {
+            None
+        };
+        let cookie = if flags & REQ_COOKIE != 0 {
+            Some(r.u64()?)
         } else {
             None
         };
@@ -141,6 +155,7 @@ impl<'a> LinkRequest<'a> {
             roles,
             your_addr,
             transports,
+            cookie,
         })
     }
 
@@ -149,6 +164,7 @@ impl<'a> LinkRequest<'a> {
             + Address::LEN
             + 1
             + if self.dst.is_some() { Address::LEN } else { 0 }
+            + if self.cookie.is_some() { 8 } else { 0 }
             + 1
             + opt_transport_len(&self.your_addr)
             + self.transports.encoded_len()
@@ -158,9 +174,14 @@ impl<'a> LinkRequest<'a> {
         w.u64(self.token)?;
         w.u64(self.overlay)?;
         w.address(&self.src)?;
-        w.u8(u8::from(self.dst.is_some()))?;
+        let flags = if self.dst.is_some() { REQ_DST } else { 0 }
+            | if self.cookie.is_some() { REQ_COOKIE } else { 0 };
+        w.u8(flags)?;
         if let Some(dst) = &self.dst {
             w.address(dst)?;
+        }
+        if let Some(cookie) = self.cookie {
+            w.u64(cookie)?;
         }
         w.u8(self.roles.bits())?;
         w.opt_transport(&self.your_addr)?;
@@ -183,6 +204,10 @@ pub enum LinkStatus {
     OverlayMismatch,
     /// The responder is not the node the initiator expected.
     WrongTarget,
+    /// Return routability: the request would create or move a connection, so the
+    /// initiator must send it again from the same edge carrying this cookie (which only
+    /// a sender that receives at its claimed edge learns).
+    Cookie(u64),
 }
 
 impl LinkStatus {
@@ -194,10 +219,11 @@ impl LinkStatus {
             LinkStatus::InProgress => 3,
             LinkStatus::OverlayMismatch => 4,
             LinkStatus::WrongTarget => 5,
+            LinkStatus::Cookie(_) => 6,
         }
     }
 
-    fn from_u8(v: u8) -> Result<Self, Error> {
+    fn from_u8(v: u8, r: &mut Reader<'_>) -> Result<Self, Error> {
         Ok(match v {
             0 => LinkStatus::Ok,
             1 => LinkStatus::ConnectToSelf,
@@ -205,6 +231,7 @@ impl LinkStatus {
             3 => LinkStatus::InProgress,
             4 => LinkStatus::OverlayMismatch,
             5 => LinkStatus::WrongTarget,
+            6 => LinkStatus::Cookie(r.u64()?),
             _ => return Err(Error::BadValue),
         })
     }
@@ -229,9 +256,11 @@ pub struct LinkResponse {
 
 impl LinkResponse {
     pub(super) fn parse(r: &mut Reader<'_>) -> Result<Self, Error> {
+        let token = r.u64()?;
+        let status = r.u8()?;
         Ok(LinkResponse {
-            token: r.u64()?,
-            status: LinkStatus::from_u8(r.u8()?)?,
+            token,
+            status: LinkStatus::from_u8(status, r)?,
             src: r.address()?,
             observed: r.opt_transport()?,
             roles: Roles::from_bits(r.u8()?),
@@ -239,12 +268,19 @@ impl LinkResponse {
     }
 
     pub(super) fn encoded_len(&self) -> usize {
-        8 + 1 + Address::LEN + opt_transport_len(&self.observed) + 1
+        let cookie = match self.status {
+            LinkStatus::Cookie(_) => 8,
+            _ => 0,
+        };
+        8 + 1 + cookie + Address::LEN + opt_transport_len(&self.observed) + 1
     }
 
     pub(super) fn emit(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.u64(self.token)?;
         w.u8(self.status.to_u8())?;
+        if let LinkStatus::Cookie(c) = self.status {
+            w.u64(c)?;
+        }
         w.address(&self.src)?;
         w.opt_transport(&self.observed)?;
         w.u8(self.roles.bits())

@@ -16,7 +16,7 @@ pub use payload::{Broadcast, CtmReply, CtmRequest, OverlayPayload, Probe, kind};
 pub use routed::{Mode, Routed, RoutedFlags, RoutedHeader};
 
 pub(crate) use codec::{Reader, Writer};
-pub(crate) use routed::{ROUTED_FLAGS_OFFSET, ROUTED_HOPS_OFFSET};
+pub(crate) use routed::{ROUTED_FLAGS_OFFSET, ROUTED_HOPS_OFFSET, ROUTED_TTL_OFFSET};
 
 /// The first two bytes of every datagram.
 pub const MAGIC: [u8; 2] = *b"WO";

@@ -7,6 +7,8 @@ use super::codec::{Reader, Writer};
 use super::{Error, HEADER_LEN};
 use crate::address::Address;
 
+/// Offset of the hop limit in a routed datagram.
+pub(crate) const ROUTED_TTL_OFFSET: usize = HEADER_LEN;
 /// Offset of the hop count in a routed datagram.
 pub(crate) const ROUTED_HOPS_OFFSET: usize = HEADER_LEN + 1;
 /// Offset of the flags byte in a routed datagram.

@@ -38,6 +38,7 @@ enum Owned {
         roles: Roles,
         your_addr: Option<TransportAddr>,
         transports: Vec<TransportAddr>,
+        cookie: Option<u64>,
     },
     LinkResponse(LinkResponse),
     Status {
@@ -69,6 +70,7 @@ impl Owned {
                 roles,
                 your_addr,
                 transports,
+                cookie,
             } => Message::LinkRequest(LinkRequest {
                 token: *token,
                 overlay: *overlay,
@@ -77,6 +79,7 @@ impl Owned {
                 roles: *roles,
                 your_addr: *your_addr,
                 transports: TransportList::Slice(transports),
+                cookie: *cookie,
             }),
             Owned::LinkResponse(r) => Message::LinkResponse(*r),
             Owned::Status {
@@ -123,6 +126,7 @@ fn arb_status_code() -> impl Strategy<Value = LinkStatus> {
         Just(LinkStatus::InProgress),
         Just(LinkStatus::OverlayMismatch),
         Just(LinkStatus::WrongTarget),
+        any::<u64>().prop_map(LinkStatus::Cookie),
     ]
 }
 
@@ -165,9 +169,10 @@ fn arb_owned() -> impl Strategy<Value = Owned> {
             arb_roles(),
             proptest::option::of(arb_transport()),
             proptest::collection::vec(arb_transport(), 0..=MAX_TRANSPORTS),
+            proptest::option::of(any::<u64>()),
         )
             .prop_map(
-                |((token, overlay), src, dst, roles, your_addr, transports)| {
+                |((token, overlay), src, dst, roles, your_addr, transports, cookie)| {
                     Owned::LinkRequest {
                         token,
                         overlay,
@@ -176,6 +181,7 @@ fn arb_owned() -> impl Strategy<Value = Owned> {
                         roles,
                         your_addr,
                         transports,
+                        cookie,
                     }
                 }
             ),
