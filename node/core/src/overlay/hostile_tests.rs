@@ -85,7 +85,10 @@ fn a_tunnel_naming_its_sender_as_relay_installs_no_connection_and_cannot_crash()
     let mut a = raw(1, udp("198.18.0.1:4000"), now);
     let me = a.address();
     let from = udp("198.18.0.66:4000");
-    let (p, q) = (Address::from_bytes([0x50; 20]), Address::from_bytes([0x51; 20]));
+    let (p, q) = (
+        Address::from_bytes([0x50; 20]),
+        Address::from_bytes([0x51; 20]),
+    );
     // P "relayed via P" (the old code stored it, then recursed forever when P timed
     // out), and P relayed via Q, which is no connection of A's at all.
     for via in [p, q] {
@@ -102,7 +105,10 @@ fn a_tunnel_naming_its_sender_as_relay_installs_no_connection_and_cannot_crash()
 fn dropping_connections_relayed_through_each_other_terminates() {
     let now = Instant::now();
     let mut a = raw(1, udp("198.18.0.1:4000"), now);
-    let (p, q) = (Address::from_bytes([0x50; 20]), Address::from_bytes([0x51; 20]));
+    let (p, q) = (
+        Address::from_bytes([0x50; 20]),
+        Address::from_bytes([0x51; 20]),
+    );
     // A cycle no handshake can build any more; dropping must not recurse through it.
     a.table
         .insert(Connection::new(p, Edge::Relay { via: q }, 1, now));
@@ -132,7 +138,11 @@ fn a_link_request_from_a_spoofed_source_neither_creates_nor_moves_a_connection()
     next[19] += 1;
     let neighbour = Address::from_bytes(next);
     a.handle_datagram(now, spoofed, &mut link_request(neighbour, None, 7, None));
-    a.handle_datagram(now, spoofed, &mut link_request(neighbour, None, 7, Some(42)));
+    a.handle_datagram(
+        now,
+        spoofed,
+        &mut link_request(neighbour, None, 7, Some(42)),
+    );
     assert_eq!(a.connections().count(), 1);
     let answers: Vec<LinkStatus> = drain(&mut a)
         .iter()
@@ -195,7 +205,10 @@ fn repeated_ctms_for_one_requester_do_not_grow_its_link_attempt() {
     let a_cands = a.attempts.iter().map(|x| x.candidates.len()).max();
     assert!(a_cands <= Some(link::MAX_CANDIDATES), "{a_cands:?}");
     // The old code sent about 8k link requests for the k-th CTM.
-    assert!(sends <= link::MAX_CANDIDATES + 1, "{sends} datagrams in one round");
+    assert!(
+        sends <= link::MAX_CANDIDATES + 1,
+        "{sends} datagrams in one round"
+    );
 }
 
 #[test]
@@ -235,11 +248,16 @@ fn a_forged_broadcast_claiming_the_whole_ring_reaches_nobody() {
     // ring), and a reserved kind from a real peer's address.
     let peer = sim.node(nodes[6]).stack.node.address();
     for (src, end, k) in [(stranger, target, 99), (peer, target, 99), (peer, peer, 1)] {
-        sim.act(x, |n, now| n.handle_datagram(now, from, &mut forge(src, end, k)));
+        sim.act(x, |n, now| {
+            n.handle_datagram(now, from, &mut forge(src, end, k))
+        });
     }
     sim.run_for(Duration::from_secs(2));
     let got = sim.take_deliveries().len();
-    assert_eq!(got, 0, "the old code delivered one datagram to all 16 nodes");
+    assert_eq!(
+        got, 0,
+        "the old code delivered one datagram to all 16 nodes"
+    );
     assert_eq!(sim.node(x).stack.node.stats().broadcast_refused, 3);
     // A member's own broadcast still reaches every other node once.
     sim.act(nodes[3], |n, _| n.broadcast(99, b"hello"));

@@ -68,7 +68,8 @@ mod tests {
             Address::from_bytes([2; 20]),
             Address::from_bytes([3; 20]),
         );
-        let allowed = |l: &mut RateLimiter, t, src| (0..5).filter(|_| l.allow(t, src, 3, 2)).count();
+        let allowed =
+            |l: &mut RateLimiter, t, src| (0..5).filter(|_| l.allow(t, src, 3, 2)).count();
         assert_eq!(allowed(&mut l, t0, a), 3);
         assert_eq!(allowed(&mut l, t0, b), 3);
         assert_eq!(

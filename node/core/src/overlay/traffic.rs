@@ -109,7 +109,9 @@ impl Node {
             && header.dst == me
             && b.kind >= kind::FIRST_APP
             && arc_ok
-            && self.broadcast_limit.allow(now, b.origin, per_source, sources);
+            && self
+                .broadcast_limit
+                .allow(now, b.origin, per_source, sources);
         if !ok {
             self.stats.broadcast_refused += 1;
             return;
