@@ -76,6 +76,12 @@ impl Record {
     }
 }
 
+/// When a record with `ttl` to live expires: `now + ttl`, or `now` (at once) where that
+/// is past what an [`Instant`] can hold, so a TTL from the network cannot panic the node.
+fn expiry(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl).unwrap_or(now)
+}
+
 /// Limits on what a replica accepts.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -236,7 +242,7 @@ impl Store {
                 creator,
                 charged: requester,
                 op_id: req.op_id,
-                expires: now + ttl,
+                expires: expiry(now, ttl),
                 value: req.value.to_vec(),
                 pushed_to: None,
             },
@@ -275,7 +281,7 @@ impl Store {
                 creator: rec.creator,
                 charged: sender,
                 op_id: rec.op_id,
-                expires: now + ttl,
+                expires: expiry(now, ttl),
                 value: rec.value.to_vec(),
                 pushed_to: None,
             },

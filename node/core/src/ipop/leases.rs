@@ -301,7 +301,14 @@ impl Ipop {
                                 }
                             }
                         }
-                        Err(e) => self.events.push_back(Event::NamespaceUnusable(e)),
+                        Err(e) => {
+                            // Someone wrote a bad record (or it was damaged): it is not
+                            // used, and asked for again later rather than at once.
+                            self.stats.refused_records += 1;
+                            self.record_retry_at = now + RECORD_RETRY;
+                            self.events
+                                .push_back(Event::NamespaceUnusable(e.to_string()));
+                        }
                     },
                     _ => {
                         self.record_retry_at = now + RECORD_RETRY;

@@ -37,7 +37,7 @@ use crate::overlay::Node;
 use crate::wire::{RoutedHeader, kind};
 use frame::{Dropped, HostFrame};
 use leases::Client;
-pub use namespace::{Ipv4Range, NamespaceId, NamespaceRecord};
+pub use namespace::{Ipv4Range, NamespaceId, NamespaceRecord, RecordError};
 use resolver::{Limits, Resolver};
 
 /// Routed kind of an IP packet: namespace id (16 bytes), then the IPv4 packet.
@@ -175,6 +175,9 @@ pub struct Stats {
     pub dropped_not_here: u64,
     /// Dropped: the sending node does not own the source IP.
     pub dropped_spoofed: u64,
+    /// Namespace records read from the DHT and refused as malformed or out of range
+    /// (see [`namespace::RecordError`]); the node asks again a few seconds later.
+    pub refused_records: u64,
 }
 
 /// An address this node holds.
@@ -191,14 +194,21 @@ impl Lease {
         Lease {
             mac,
             password,
-            renew_at: now + lease / 2,
+            renew_at: later(now, lease / 2),
             renewing: None,
         }
     }
 
     fn renewed(&mut self, now: Instant, lease: Duration) {
-        self.renew_at = now + lease / 2;
+        self.renew_at = later(now, lease / 2);
     }
+}
+
+/// `now + d`, or `now` where that is past what an [`Instant`] can hold: durations from
+/// the network are range-checked before they get here, and this keeps one that was not
+/// from panicking the node.
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d).unwrap_or(now)
 }
 
 /// What one of our DHT operations is for.
