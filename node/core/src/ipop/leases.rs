@@ -26,6 +26,8 @@ const RECORD_RENEW: Duration = Duration::from_secs(600);
 const RECORD_TTL: Duration = Duration::from_secs(3600);
 /// How long to wait before asking for a missing namespace record again.
 const RECORD_RETRY: Duration = Duration::from_secs(5);
+/// Random addresses a DHCP acquisition draws before it scans for a free one.
+const RANDOM_PICKS: u32 = 16;
 
 /// A DHCP client the node is answering.
 #[derive(Debug, Clone)]
@@ -170,32 +172,62 @@ impl Ipop {
             self.fetch_record(now, node, dht);
             return; // the client retransmits; by then the record may be here
         };
-        let Some(client) = self.clients.get_mut(&mac) else {
-            return;
-        };
-        if client.acquiring {
-            return;
-        }
-        if client.tries >= self.config.max_tries {
-            self.stats.dhcp_failures += 1;
-            client.tries = 0;
-            return;
-        }
-        let ip = loop {
-            let ip = record.range.random_host(&mut self.rng);
-            if !self.leases.contains_key(&ip) {
-                break ip;
+        match self.clients.get_mut(&mac) {
+            None => return,
+            Some(c) if c.acquiring => return,
+            Some(c) if c.tries >= self.config.max_tries => {
+                self.stats.dhcp_failures += 1;
+                c.tries = 0;
+                return;
             }
+            Some(_) => {}
+        }
+        let Some(ip) = self.free_host(&record) else {
+            // Every assignable address is held here: no offer (the client retries).
+            self.stats.dhcp_exhausted += 1;
+            return;
         };
         let mut password = vec![0u8; 16];
         self.rng.fill_bytes(&mut password);
         let value = node.address().to_string();
         let key = self.config.namespace.ip_key(ip);
+        let Some(client) = self.clients.get_mut(&mac) else {
+            return;
+        };
         if let Ok(id) = dht.create(now, node, &key, &password, value.as_bytes(), record.lease) {
             client.acquiring = true;
             client.tries += 1;
             self.ops.insert(id, Purpose::Create { mac, ip, password });
         }
+    }
+
+    /// An assignable address of the namespace this node does not hold: a few random
+    /// picks, then the next free one after a random start, None if it holds them all.
+    /// (The random picks keep nodes from racing for the same addresses; the scan
+    /// bounds the search, which used to loop forever when every address was held.)
+    fn free_host(&mut self, record: &NamespaceRecord) -> Option<Ipv4Addr> {
+        let range = record.range;
+        let held = self
+            .leases
+            .keys()
+            .filter(|ip| range.is_assignable(**ip))
+            .count();
+        if u64::try_from(held).unwrap_or(u64::MAX) >= u64::from(range.assignable()) {
+            return None;
+        }
+        for _ in 0..RANDOM_PICKS {
+            let ip = range.random_host(&mut self.rng);
+            if !self.leases.contains_key(&ip) {
+                return Some(ip);
+            }
+        }
+        // At most `held` addresses in a row are taken, so this ends within `held + 1`.
+        let first = u32::from(range.random_host(&mut self.rng));
+        let hosts = u32::from(range.network) + 2..=u32::from(range.broadcast()) - 1;
+        (first..=*hosts.end())
+            .chain(*hosts.start()..first)
+            .map(Ipv4Addr::from)
+            .find(|ip| !self.leases.contains_key(ip))
     }
 
     fn release(&mut self, now: Instant, node: &mut Node, dht: &mut Dht, ip: Ipv4Addr) {

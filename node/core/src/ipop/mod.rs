@@ -144,6 +144,9 @@ pub struct Stats {
     pub last_dhcp_tries: u32,
     /// DHCP acquisitions that ran out of tries.
     pub dhcp_failures: u64,
+    /// DHCP requests for a new address when this node already holds every assignable
+    /// address of the namespace (the client gets no offer).
+    pub dhcp_exhausted: u64,
     /// DHCP requests refused in hash mode: the node can hand out only its own address,
     /// and only to one client.
     pub dhcp_refused: u64,

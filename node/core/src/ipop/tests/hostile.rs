@@ -60,3 +60,43 @@ fn fault4_a_record_with_an_endless_lease_is_refused_without_a_panic() {
     let lease = Lease::new(None, Vec::new(), now, Duration::MAX);
     assert!(lease.renew_at >= now);
 }
+
+#[test]
+fn fault5_a_full_range_refuses_a_second_client_instead_of_hanging() {
+    let ns = NamespaceId([0x51; 16]);
+    // A /30 has one assignable address (network, gateway, host, broadcast).
+    let mut sim = overlay(12, 51, ns, "10.51.0.0/30");
+    sim.enable_ipop(3, Config::new(ns));
+    let first = lease_for(&mut sim, 3, mac(3));
+    assert_eq!(first, Ipv4Addr::new(10, 51, 0, 2));
+    // A second client behind the same node: before the fix, `acquire` looped forever
+    // drawing random hosts of the range, all held, and froze the node.
+    let second = [0x02, 0, 0, 0, 0x20, 1];
+    for xid in 0..3 {
+        sim.tap_write(
+            3,
+            &dhcp_request_from(second, MessageType::Discover, 900 + xid, None),
+        );
+        sim.run_for(Duration::from_secs(1));
+    }
+    let offers = dhcp_answers(&sim.take_tap_frames(), 3);
+    assert!(
+        offers
+            .iter()
+            .all(|m| m.chaddr().get(..6) != Some(&second[..])),
+        "no offer for the second client"
+    );
+    let stats = sim.node_ipop(3).stats();
+    assert_eq!(stats.dhcp_exhausted, 3);
+    assert_eq!(sim.node_ipop(3).addresses(), vec![first]);
+    // The node keeps working: the first client renews its address.
+    sim.tap_write(
+        3,
+        &dhcp_request_from(mac(3), MessageType::Request, 77, Some(first)),
+    );
+    sim.run_for(Duration::from_millis(100));
+    let ack = dhcp_answers(&sim.take_tap_frames(), 3)
+        .pop()
+        .expect("an answer");
+    assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
+}
