@@ -410,10 +410,12 @@ impl Ipop {
         true
     }
 
-    /// The overlay found no route to node `owner`: forget the IPs it owned, so that the
-    /// next packet to them looks them up again (they may have moved).
+    /// The overlay says there is no route to node `owner`: the IPs it owned are looked
+    /// up again (they may have moved). The notice may be forged, so the mappings stay in
+    /// use until the DHT answers otherwise, and each IP is looked up at most once per
+    /// couple of seconds however many notices arrive.
     pub fn handle_unreachable(&mut self, owner: Address) {
-        self.resolver.invalidate_owner(owner);
+        self.resolver.suspect_owner(owner);
     }
 
     /// Renewals, the namespace record, cache expiry.

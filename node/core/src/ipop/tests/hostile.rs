@@ -100,3 +100,32 @@ fn fault5_a_full_range_refuses_a_second_client_instead_of_hanging() {
         .expect("an answer");
     assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
 }
+
+#[test]
+fn fault8_forged_unreachable_notices_keep_the_mapping_and_lose_no_packets() {
+    let ns = NamespaceId([0x81; 16]);
+    let mut sim = overlay(16, 81, ns, "10.81.0.0/24");
+    let (x, y) = (3, 7);
+    sim.enable_ipop(x, Config::new(ns));
+    sim.enable_ipop(y, Config::new(ns));
+    let (a, b) = (lease(&mut sim, x), lease(&mut sim, y));
+    sim.tap_write(x, &udp_frame(mac(x), a, b, (1, 9000), b"first"));
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(received(&sim.take_tap_frames(), y).len(), 1);
+    let owner = sim.node(y).stack.node.address();
+    let lookups = sim.node_ipop(x).stats().lookups;
+    // Anyone can claim that y is unreachable (and in the same way that it no longer
+    // holds b). Before the fix each notice dropped the mapping: the next packet waited
+    // for a fresh DHT lookup, one per notice.
+    for i in 0..20u8 {
+        sim.node_ipop(x).handle_unreachable(owner);
+        assert_eq!(sim.node_ipop(x).resolver_state().1, 1, "mapping kept");
+        sim.tap_write(x, &udp_frame(mac(x), a, b, (1, 9000), &[i]));
+        sim.run_for(Duration::from_millis(100));
+    }
+    sim.run_for(Duration::from_secs(1));
+    let got = received(&sim.take_tap_frames(), y);
+    assert_eq!(got.len(), 20, "every packet arrived");
+    let again = sim.node_ipop(x).stats().lookups - lookups;
+    assert!(again <= 2, "{again} lookups in 2 s of notices");
+}
