@@ -53,8 +53,9 @@ impl Stack {
         }
     }
 
-    /// Adds the virtual IP network layer.
-    pub fn enable_ipop(&mut self, config: ipop::Config, seed: u64, now: Instant) {
+    /// Adds the virtual IP network layer; `seed` must come from the operating system's
+    /// random generator outside tests (it seeds lease passwords, see [`Ipop::new`]).
+    pub fn enable_ipop(&mut self, config: ipop::Config, seed: [u8; 32], now: Instant) {
         self.ipop = Some(Ipop::new(config, seed, now));
     }
 

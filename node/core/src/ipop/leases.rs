@@ -187,8 +187,7 @@ impl Ipop {
             self.stats.dhcp_exhausted += 1;
             return;
         };
-        let mut password = vec![0u8; 16];
-        self.rng.fill_bytes(&mut password);
+        let password = self.new_password();
         let value = node.address().to_string();
         let key = self.config.namespace.ip_key(ip);
         let Some(client) = self.clients.get_mut(&mac) else {
@@ -199,6 +198,13 @@ impl Ipop {
             client.tries += 1;
             self.ops.insert(id, Purpose::Create { mac, ip, password });
         }
+    }
+
+    /// A password for a new lease: 16 bytes from the cryptographically seeded generator.
+    pub(super) fn new_password(&mut self) -> Vec<u8> {
+        let mut password = vec![0u8; 16];
+        self.rng.fill_bytes(&mut password);
+        password
     }
 
     /// An assignable address of the namespace this node does not hold: a few random

@@ -29,7 +29,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
-use rand::rngs::Xoshiro256PlusPlus;
+use rand::rngs::StdRng;
 
 use crate::address::Address;
 use crate::dht::{Dht, DhtError, Outcome, RequestId};
@@ -235,7 +235,9 @@ pub(crate) enum Purpose {
 #[derive(Debug)]
 pub struct Ipop {
     config: Config,
-    rng: Xoshiro256PlusPlus,
+    /// Address picks and lease passwords: a cryptographic generator (ChaCha), so that
+    /// passwords cannot be guessed from a few of them or from a small seed.
+    rng: StdRng,
     record: Option<NamespaceRecord>,
     record_fetch: Option<RequestId>,
     record_retry_at: Instant,
@@ -254,8 +256,11 @@ pub struct Ipop {
 }
 
 impl Ipop {
-    /// The IPOP layer; `seed` drives address picks and lease passwords.
-    pub fn new(config: Config, seed: u64, now: Instant) -> Self {
+    /// The IPOP layer; `seed` drives address picks and lease passwords. Lease passwords
+    /// guard the node's addresses in the DHT, so a real node must take `seed` from the
+    /// operating system's random generator (the simulator uses its own seeded one, so
+    /// its runs repeat).
+    pub fn new(config: Config, seed: [u8; 32], now: Instant) -> Self {
         let limits = Limits {
             per_ip: config.queue_per_ip,
             total: config.queue_total,
@@ -264,7 +269,7 @@ impl Ipop {
         };
         Ipop {
             config,
-            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            rng: StdRng::from_seed(seed),
             record: None,
             record_fetch: None,
             record_retry_at: now,
