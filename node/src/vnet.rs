@@ -9,7 +9,7 @@ use ipop_core::ipop::{self, Event, Mapping, NamespaceId, NamespaceRecord};
 use ipop_core::{Address, Stack};
 use rand::TryRng;
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use tun_rs::AsyncDevice;
 
 use crate::config::Config;
@@ -141,6 +141,10 @@ impl Vnet {
             Event::NamespaceUnusable(why) => {
                 warn!("{why}");
                 return;
+            }
+            Event::AddressRefused { ip, reason } => {
+                error!("address {ip} refused: {reason}");
+                self.held.retain(|h| h.ip != ip);
             }
         }
         if let Err(e) = leasefile::save(&self.lease_file, &self.held) {

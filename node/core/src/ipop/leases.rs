@@ -200,6 +200,24 @@ impl Ipop {
         }
     }
 
+    /// Drops the held addresses the namespace's range does not let a node hold (a
+    /// static address set to the virtual gateway, say), before they are registered.
+    pub(super) fn refuse_unassignable(&mut self) {
+        let Some(range) = self.record.as_ref().map(|r| r.range) else {
+            return;
+        };
+        let refused: Vec<(Ipv4Addr, String)> = self
+            .leases
+            .keys()
+            .filter_map(|ip| range.why_not_assignable(*ip).map(|why| (*ip, why)))
+            .collect();
+        for (ip, reason) in refused {
+            self.leases.remove(&ip);
+            self.stats.refused_addresses += 1;
+            self.events.push_back(Event::AddressRefused { ip, reason });
+        }
+    }
+
     /// A password for a new lease: 16 bytes from the cryptographically seeded generator.
     pub(super) fn new_password(&mut self) -> Vec<u8> {
         let mut password = vec![0u8; 16];
@@ -320,6 +338,7 @@ impl Ipop {
                     {
                         Ok(r) => {
                             self.record = Some(r);
+                            self.refuse_unassignable();
                             self.record_renew_at = now + RECORD_RENEW;
                             // Clients waiting for the record get an address now.
                             let waiting: Vec<[u8; 6]> = self

@@ -129,6 +129,15 @@ pub enum Event {
     },
     /// The namespace record cannot be used (missing or malformed).
     NamespaceUnusable(String),
+    /// A restored or static address cannot be held in the namespace (it is the virtual
+    /// gateway, the network or broadcast address, or outside the range): it is dropped
+    /// and not registered. A configuration error: `reason` says what to change.
+    AddressRefused {
+        /// The address.
+        ip: Ipv4Addr,
+        /// Why, for the log.
+        reason: String,
+    },
 }
 
 /// Counters.
@@ -147,6 +156,9 @@ pub struct Stats {
     /// DHCP requests for a new address when this node already holds every assignable
     /// address of the namespace (the client gets no offer).
     pub dhcp_exhausted: u64,
+    /// Restored or static addresses refused because the namespace's range does not let
+    /// a node hold them (see [`Event::AddressRefused`]).
+    pub refused_addresses: u64,
     /// DHCP requests refused in hash mode: the node can hand out only its own address,
     /// and only to one client.
     pub dhcp_refused: u64,
@@ -301,6 +313,7 @@ impl Ipop {
         let mut lease = Lease::new(mac, password, now, Duration::ZERO);
         lease.renew_at = now;
         self.leases.insert(ip, lease);
+        self.refuse_unassignable();
     }
 
     /// The namespace.

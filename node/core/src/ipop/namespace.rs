@@ -117,6 +117,25 @@ impl Ipv4Range {
         self.contains(ip) && ip != self.network && ip != self.gateway() && ip != self.broadcast()
     }
 
+    /// Why a node may not hold `ip` (None if it may): the reason names the address and
+    /// the range, for the person who configured it.
+    pub fn why_not_assignable(&self, ip: Ipv4Addr) -> Option<String> {
+        if !self.contains(ip) {
+            Some(format!("{ip} is outside the namespace's range {self}"))
+        } else if ip == self.gateway() {
+            Some(format!(
+                "{ip} is the namespace's virtual gateway (the first host of {self}, which \
+                 every node's DHCP server answers from): choose another address"
+            ))
+        } else if ip == self.network {
+            Some(format!("{ip} is the network address of {self}"))
+        } else if ip == self.broadcast() {
+            Some(format!("{ip} is the broadcast address of {self}"))
+        } else {
+            None
+        }
+    }
+
     /// A uniformly random assignable address.
     pub fn random_host<R: Rng + ?Sized>(&self, rng: &mut R) -> Ipv4Addr {
         let offset = rng.random_range(2..2 + self.assignable());
@@ -420,6 +439,17 @@ mod tests {
             Err(RecordError::Missing("a lease time"))
         );
         assert_eq!(NamespaceRecord::decode(&[0xff]), Err(RecordError::NotText));
+    }
+
+    #[test]
+    fn fault9_addresses_a_node_may_not_hold_say_why() {
+        let r: Ipv4Range = "10.9.0.0/24".parse().unwrap();
+        let why = |ip: [u8; 4]| r.why_not_assignable(Ipv4Addr::from(ip));
+        assert!(why([10, 9, 0, 1]).unwrap().contains("virtual gateway"));
+        assert!(why([10, 9, 0, 0]).unwrap().contains("network address"));
+        assert!(why([10, 9, 0, 255]).unwrap().contains("broadcast address"));
+        assert!(why([10, 8, 0, 7]).unwrap().contains("outside"));
+        assert_eq!(why([10, 9, 0, 2]), None);
     }
 
     #[test]

@@ -150,3 +150,45 @@ fn fault8_lease_passwords_come_from_a_256_bit_seed() {
     );
     assert_ne!(same.new_password(), first);
 }
+
+#[test]
+fn fault9_a_static_address_on_the_virtual_gateway_is_refused() {
+    let ns = NamespaceId([0x91; 16]);
+    let mut sim = overlay(12, 91, ns, "10.91.0.0/24");
+    sim.enable_ipop(5, Config::new(ns));
+    // The driver hands static addresses over at start, before the record is known.
+    let gateway = Ipv4Addr::new(10, 91, 0, 1);
+    let fine = Ipv4Addr::new(10, 91, 0, 9);
+    let now = sim.now();
+    for ip in [gateway, fine] {
+        sim.node_ipop(5)
+            .restore_lease(now, ip, None, b"static-password".to_vec());
+    }
+    sim.run_for(Duration::from_secs(3));
+    // Before the fix the gateway was registered and held, and peers then dropped all
+    // its traffic as outside the namespace.
+    assert_eq!(sim.node_ipop(5).addresses(), vec![fine]);
+    assert_eq!(sim.node_ipop(5).stats().refused_addresses, 1);
+    let events = sim.take_ipop_events();
+    assert!(
+        events.iter().any(|(n, e)| *n == 5
+            && matches!(e, Event::AddressRefused { ip, reason }
+                if *ip == gateway && reason.contains("is the namespace's virtual gateway"))),
+        "{events:?}"
+    );
+    let id = sim
+        .act_dht(8, |d, n, t| d.get(t, n, &ns.ip_key(gateway)))
+        .unwrap();
+    sim.run_for(Duration::from_secs(2));
+    let r = sim
+        .take_dht_results()
+        .into_iter()
+        .find(|r| r.node == 8 && r.id == id)
+        .unwrap();
+    assert_eq!(r.result, Ok(crate::dht::Outcome::Values(Vec::new())));
+    // Once the record is known, a gateway handed over later is refused at once.
+    let now = sim.now();
+    sim.node_ipop(5)
+        .restore_lease(now, gateway, None, b"static-password".to_vec());
+    assert_eq!(sim.node_ipop(5).addresses(), vec![fine]);
+}
