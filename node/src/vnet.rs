@@ -9,7 +9,7 @@ use ipop_core::ipop::{self, Event, Mapping, NamespaceId, NamespaceRecord};
 use ipop_core::{Address, Stack};
 use rand::TryRng;
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use tun_rs::AsyncDevice;
 
 use crate::config::Config;
@@ -77,11 +77,11 @@ impl Vnet {
         let tap = crate::tap::open(&c.tap, DEFAULT_MTU)?;
         let mut icfg = ipop::Config::new(ns.0);
         icfg.mapping = c.mapping.0;
-        let mut seed = [0u8; 8];
+        let mut seed = [0u8; 32];
         rand::rngs::SysRng
             .try_fill_bytes(&mut seed)
             .context("no randomness")?;
-        stack.enable_ipop(icfg, u64::from_le_bytes(seed), now);
+        stack.enable_ipop(icfg, seed, now);
         let held = match c.mapping.0 {
             // No leases in hash mode: the node holds its one configured address, whose
             // hash is its P2P address, and nothing of it goes to the DHT.
@@ -141,6 +141,10 @@ impl Vnet {
             Event::NamespaceUnusable(why) => {
                 warn!("{why}");
                 return;
+            }
+            Event::AddressRefused { ip, reason } => {
+                error!("address {ip} refused: {reason}");
+                self.held.retain(|h| h.ip != ip);
             }
         }
         if let Err(e) = leasefile::save(&self.lease_file, &self.held) {

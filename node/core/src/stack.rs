@@ -13,6 +13,11 @@ use crate::overlay::{self, Event, Handled, Node};
 use crate::transport::TransportAddr;
 use crate::wire::RoutedHeader;
 
+/// Most routed payloads that no layer claimed are kept for [`Stack::poll_delivery`]; past
+/// this the oldest is dropped (and counted), so that a driver that never polls them, or
+/// a flood of payloads of unknown kinds, cannot grow the queue without bound.
+pub const MAX_UNCLAIMED: usize = 256;
+
 /// The protocol layers of one node.
 #[derive(Debug)]
 pub struct Stack {
@@ -23,6 +28,7 @@ pub struct Stack {
     /// The virtual IP network, if this node has a TAP.
     pub ipop: Option<Ipop>,
     app: VecDeque<(RoutedHeader, Vec<u8>)>,
+    dropped_unclaimed: u64,
     results: VecDeque<(RequestId, Result<Outcome, DhtError>)>,
     events: VecDeque<Event>,
 }
@@ -41,13 +47,15 @@ impl Stack {
             dht: Dht::new(dht, seed.rotate_left(17), now),
             ipop: None,
             app: VecDeque::new(),
+            dropped_unclaimed: 0,
             results: VecDeque::new(),
             events: VecDeque::new(),
         }
     }
 
-    /// Adds the virtual IP network layer.
-    pub fn enable_ipop(&mut self, config: ipop::Config, seed: u64, now: Instant) {
+    /// Adds the virtual IP network layer; `seed` must come from the operating system's
+    /// random generator outside tests (it seeds lease passwords, see [`Ipop::new`]).
+    pub fn enable_ipop(&mut self, config: ipop::Config, seed: [u8; 32], now: Instant) {
         self.ipop = Some(Ipop::new(config, seed, now));
     }
 
@@ -144,6 +152,10 @@ impl Stack {
             }
             if let Some((header, payload)) = self.node.poll_delivery() {
                 if !self.deliver(now, &header, &payload) {
+                    if self.app.len() >= MAX_UNCLAIMED {
+                        self.app.pop_front();
+                        self.dropped_unclaimed += 1;
+                    }
                     self.app.push_back((header, payload));
                 }
                 continue;
@@ -186,9 +198,16 @@ impl Stack {
         self.results.pop_front()
     }
 
-    /// The next application payload that did not arrive in a caller's buffer.
+    /// The next application payload that did not arrive in a caller's buffer (at most
+    /// [`MAX_UNCLAIMED`] wait).
     pub fn poll_delivery(&mut self) -> Option<(RoutedHeader, Vec<u8>)> {
         self.app.pop_front()
+    }
+
+    /// Payloads no layer claimed that were dropped because [`MAX_UNCLAIMED`] were
+    /// already waiting for [`Stack::poll_delivery`].
+    pub fn dropped_unclaimed(&self) -> u64 {
+        self.dropped_unclaimed
     }
 
     /// When [`Stack::handle_timeout`] should be called next (None once the node left).
@@ -201,5 +220,49 @@ impl Stack {
             next = next.min(i.poll_timeout());
         }
         Some(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::wire::{Mode, kind};
+
+    /// Fault 2 of issue 12: payloads of a kind no layer takes used to pile up in the
+    /// stack without bound (50 000 of them left 50 000 entries).
+    #[test]
+    fn fault2_unclaimed_deliveries_stay_bounded_and_are_counted() {
+        let now = Instant::now();
+        let me = Address::from_bytes([0x42; 20]);
+        let mut stack = Stack::new(
+            overlay::Config::default(),
+            dht::Config::default(),
+            me,
+            1,
+            now,
+        );
+        stack
+            .node
+            .add_local_transport(TransportAddr::udp(([198, 18, 0, 1], 4000).into()));
+        stack
+            .node
+            .join(now, &[TransportAddr::udp(([198, 18, 0, 2], 4000).into())]);
+        let unclaimed = kind::FIRST_APP + 50;
+        for i in 0..50_000u32 {
+            let at = now + Duration::from_micros(u64::from(i));
+            stack
+                .dht_op(at, |_, n| {
+                    n.send_routed(at, me, Mode::Exact, unclaimed, &i.to_be_bytes())
+                })
+                .unwrap();
+        }
+        assert_eq!(stack.app.len(), MAX_UNCLAIMED);
+        assert_eq!(stack.dropped_unclaimed(), 50_000 - MAX_UNCLAIMED as u64);
+        // The newest are kept.
+        let (header, payload) = stack.poll_delivery().unwrap();
+        assert_eq!(header.kind, unclaimed);
+        assert_eq!(payload, (50_000 - MAX_UNCLAIMED as u32).to_be_bytes());
     }
 }

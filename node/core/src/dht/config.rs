@@ -27,8 +27,9 @@ pub struct Config {
     pub resync: Duration,
     /// Period of expiry and migration checks.
     pub tick: Duration,
-    /// Most records a node stores on behalf of one peer: the requester for records it
-    /// wrote, the sending replica for records copied from another replica.
+    /// Most records a node stores on behalf of one sector of the ring: the records
+    /// whose (claimed) writer or sending replica lies nearer to one connected peer than
+    /// to any other (see `replica::quota_holder`: sources are not authenticated yet).
     pub max_records_per_peer: usize,
     /// Most records a node stores.
     pub max_records: usize,

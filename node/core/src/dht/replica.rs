@@ -4,7 +4,7 @@
 //!
 //! A copied record (REPLICATE) is taken only for a sub-key this node is responsible for,
 //! only if the sub-key is the one its key and index name, and it counts against the
-//! sender's quota. A copy that would hand a live record to another owner (another
+//! quota of the sender's sector (see [`quota_holder`]). A copy that would hand a live record to another owner (another
 //! password) is taken only from a ring neighbour (one of this node's near peers, the
 //! only nodes that share sub-keys with it): so a node elsewhere on the ring cannot take
 //! over a record, while records still move to new holders from wherever their former
@@ -40,7 +40,8 @@ impl Dht {
             return;
         }
         let limits = self.limits();
-        self.store.merge(now, rec, header.src, &limits);
+        self.store
+            .merge(now, rec, quota_holder(node, header.src), &limits);
     }
 
     /// A request reached this node as a replica of its sub-key.
@@ -65,9 +66,16 @@ impl Dht {
             }
         } else {
             let limits = self.limits();
-            let status = self
-                .store
-                .apply(now, sub_key, header.src, req, &limits, &mut self.rng);
+            let charged = quota_holder(node, header.src);
+            let status = self.store.apply(
+                now,
+                sub_key,
+                header.src,
+                charged,
+                req,
+                &limits,
+                &mut self.rng,
+            );
             if status == Status::Ok {
                 self.replicate_to_partner(now, node, sub_key);
             }
@@ -132,6 +140,26 @@ impl Dht {
             }
         }
     }
+}
+
+/// The quota a record from the claimed source `src` counts against.
+///
+/// The quota keeps one writer from filling this replica's store (the per-peer limit)
+/// within the store's total. The routed source address is not authenticated, so
+/// charging it let a sender that made up a new source for every record store as many
+/// records as the total allows (over a million by default). A record is charged
+/// instead to the sector of the ring `src` lies in, as this node's routing table divides
+/// the ring: the connected peer (or this node) nearest to `src`. A forger can only move
+/// records between these sectors, so it gets at most (connections + 1) × the per-peer
+/// limit, whatever it claims. The price is that honest writers in one sector share its
+/// quota. Once sources are authenticated (the crypto issue), this can return `src`.
+pub(super) fn quota_holder(node: &Node, src: Address) -> Address {
+    let me = node.address();
+    node.connections()
+        .map(|c| c.peer)
+        .chain([me])
+        .min_by_key(|p| p.ring_distance(src))
+        .unwrap_or(me)
 }
 
 /// The other node of the pair adjacent to `key`, as this node sees the ring.

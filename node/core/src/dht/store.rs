@@ -1,7 +1,7 @@
 //! The records one node holds as a replica: soft state with a TTL, a salted password
 //! hash (never the password), a revision that orders writes, and per-peer quotas (each
-//! record counts against the peer it came from: the requester that wrote it, or the
-//! replica that copied it here).
+//! record counts against the peer the caller names: see `replica::quota_holder` for
+//! which one that is).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -74,6 +74,12 @@ impl Record {
     pub(crate) fn ttl_left_s(&self, now: Instant) -> u32 {
         u32::try_from(self.expires.saturating_duration_since(now).as_secs()).unwrap_or(u32::MAX)
     }
+}
+
+/// When a record with `ttl` to live expires: `now + ttl`, or `now` (at once) where that
+/// is past what an [`Instant`] can hold, so a TTL from the network cannot panic the node.
+fn expiry(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl).unwrap_or(now)
 }
 
 /// Limits on what a replica accepts.
@@ -160,13 +166,16 @@ impl Store {
         }
     }
 
-    /// Applies a write request from `requester` as the deciding replica. A write that
-    /// would take the record's revision past [`MAX_REV`] is refused with `Quota`.
+    /// Applies a write request from `requester` as the deciding replica, charging a new
+    /// record to `charged`'s quota. A write that would take the record's revision past
+    /// [`MAX_REV`] is refused with `Quota`.
+    #[allow(clippy::too_many_arguments)] // each is a distinct input of the decision
     pub(crate) fn apply<R: Rng + ?Sized>(
         &mut self,
         now: Instant,
         sub_key: Address,
         requester: Address,
+        charged: Address,
         req: &Request<'_>,
         limits: &Limits,
         rng: &mut R,
@@ -219,7 +228,7 @@ impl Store {
         let Some(next_rev) = next_rev else {
             return Status::Quota;
         };
-        if !self.has_room(&sub_key, requester, limits) {
+        if !self.has_room(&sub_key, charged, limits) {
             return Status::Quota;
         }
         let mut salt = [0u8; 16];
@@ -234,9 +243,9 @@ impl Store {
                 salt,
                 hash: password_hash(&salt, password),
                 creator,
-                charged: requester,
+                charged,
                 op_id: req.op_id,
-                expires: now + ttl,
+                expires: expiry(now, ttl),
                 value: req.value.to_vec(),
                 pushed_to: None,
             },
@@ -244,8 +253,8 @@ impl Store {
         status
     }
 
-    /// Merges a record that the replica `sender` copied here: the higher revision wins,
-    /// and the record counts against `sender`'s quota. Returns whether the local copy
+    /// Merges a record that a replica copied here: the higher revision wins, and the
+    /// record counts against `sender`'s quota. Returns whether the local copy
     /// changed. (The caller checks that `sender` may send it.)
     pub(crate) fn merge(
         &mut self,
@@ -275,7 +284,7 @@ impl Store {
                 creator: rec.creator,
                 charged: sender,
                 op_id: rec.op_id,
-                expires: now + ttl,
+                expires: expiry(now, ttl),
                 value: rec.value.to_vec(),
                 pushed_to: None,
             },
@@ -320,7 +329,7 @@ mod tests {
             Address::from_bytes([3; 20]),
         );
         let mut apply =
-            |s: &mut Store, who, r: Request<'_>| s.apply(t0, k, who, &r, &LIMITS, &mut rng);
+            |s: &mut Store, who, r: Request<'_>| s.apply(t0, k, who, who, &r, &LIMITS, &mut rng);
         assert_eq!(
             apply(&mut s, a, req(Op::Create, 1, b"pw", b"v1")),
             Status::Ok
@@ -375,6 +384,7 @@ mod tests {
             now,
             k,
             k,
+            k,
             &req(Op::Create, 1, b"secret", b"v"),
             &LIMITS,
             &mut rng,
@@ -396,6 +406,7 @@ mod tests {
             let st = s.apply(
                 now,
                 k,
+                a,
                 a,
                 &req(Op::Create, u64::from(i), b"p", b"v"),
                 &LIMITS,
@@ -421,12 +432,21 @@ mod tests {
             now,
             k,
             k,
+            k,
             &req(Op::Create, 1, b"p", b"old"),
             &LIMITS,
             &mut rng,
         );
         let old = s1.get(&k).unwrap().clone();
-        s1.apply(now, k, k, &req(Op::Delete, 2, b"p", b""), &LIMITS, &mut rng);
+        s1.apply(
+            now,
+            k,
+            k,
+            k,
+            &req(Op::Delete, 2, b"p", b""),
+            &LIMITS,
+            &mut rng,
+        );
         assert!(s2.merge(now, &s1.get(&k).unwrap().repr(k, now), k, &LIMITS));
         // The stale live copy does not resurrect the deleted value.
         assert!(!s2.merge(now, &old.repr(k, now), k, &LIMITS));
@@ -496,7 +516,7 @@ mod tests {
         let (k, a) = (Address::from_bytes([5; 20]), Address::from_bytes([6; 20]));
         assert!(s.merge(now, &copied(k, a, MAX_REV), a, &LIMITS));
         let mut apply = |op, id, pw: &'static [u8]| {
-            s.apply(now, k, a, &req(op, id, pw, b"x"), &LIMITS, &mut rng)
+            s.apply(now, k, a, a, &req(op, id, pw, b"x"), &LIMITS, &mut rng)
         };
         assert_eq!(apply(Op::Delete, 1, b"p"), Status::Quota);
         assert_eq!(apply(Op::Recreate, 2, b"p"), Status::Quota);

@@ -308,3 +308,58 @@ fn operations_survive_message_loss() {
         );
     }
 }
+
+#[test]
+fn fault8_forged_sources_cannot_bypass_the_replica_quota() {
+    let per_sector = 8;
+    let mut sim = overlay_with(
+        12,
+        8,
+        0.0,
+        Config {
+            max_records_per_peer: per_sector,
+            ..Config::default()
+        },
+    );
+    let target = 4;
+    let connections = sim.node(target).stack.node.connections().count();
+    let before = sim.node(target).stack.dht.store.len();
+    // 2 000 creates, each claiming a different made-up source. Before the fix each
+    // source had its own quota, so all of them were stored.
+    for i in 0..2000u32 {
+        let key = format!("forged/{i}");
+        let src = Address::random(sim.rng());
+        let req = Request {
+            op: Op::Create,
+            op_id: u64::from(i),
+            sub: 0,
+            key: key.as_bytes(),
+            password: b"pw",
+            new_password: b"",
+            value: b"junk",
+            ttl_s: 3600,
+        };
+        let mut buf = [0u8; wire::MAX_MESSAGE];
+        let n = req.emit(&mut buf).unwrap();
+        let header = RoutedHeader {
+            ttl: 32,
+            hops: 3,
+            mode: Mode::Exact,
+            flags: Default::default(),
+            kind: wire::REQUEST,
+            src,
+            dst: sub_key(key.as_bytes(), 0),
+            via: None,
+        };
+        sim.act_dht(target, |d, node, t| {
+            d.handle_delivery(t, node, &header, &buf[..n])
+        });
+    }
+    let stored = sim.node(target).stack.dht.store.len() - before;
+    let bound = (connections + 1) * per_sector;
+    assert!(
+        stored <= bound,
+        "{stored} forged records stored, at most {bound}"
+    );
+    assert!(stored >= per_sector, "the sectors still take records");
+}

@@ -160,9 +160,10 @@ impl Ipop {
         }
         let body = &payload[16..];
         if header.kind == KIND_NOTICE {
-            // The sender does not hold this IP: our mapping is stale (it moved).
+            // The sender does not hold this IP: our mapping may be stale (it moved), or
+            // the notice forged; the IP is looked up again.
             if let Ok(b) = <[u8; 4]>::try_from(body) {
-                self.resolver.invalidate(Ipv4Addr::from(b));
+                self.resolver.suspect(Ipv4Addr::from(b));
             }
             return;
         }
@@ -191,6 +192,11 @@ impl Ipop {
                 self.deliver_inbound(body);
             }
             Some(false) if self.config.mapping == Mapping::Hash => self.stats.dropped_spoofed += 1,
+            _ if self.resolver.confirmed(now, src).is_some() => {
+                // The DHT just named another owner: a forgery (looked up at most once
+                // per retry interval, however many arrive).
+                self.stats.dropped_spoofed += 1;
+            }
             _ => {
                 // Unknown (or changed) owner: look it up before delivering.
                 if self.held_count >= HELD_LIMIT {
@@ -203,8 +209,8 @@ impl Ipop {
                     .or_default()
                     .push((header.src, body.to_vec()));
                 self.held_count += 1;
-                if first {
-                    self.resolver.invalidate(src);
+                if first && !self.resolver.in_flight(src) {
+                    self.resolver.suspect(src);
                     self.lookup(now, node, dht, src);
                 }
             }

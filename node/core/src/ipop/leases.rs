@@ -26,6 +26,8 @@ const RECORD_RENEW: Duration = Duration::from_secs(600);
 const RECORD_TTL: Duration = Duration::from_secs(3600);
 /// How long to wait before asking for a missing namespace record again.
 const RECORD_RETRY: Duration = Duration::from_secs(5);
+/// Random addresses a DHCP acquisition draws before it scans for a free one.
+const RANDOM_PICKS: u32 = 16;
 
 /// A DHCP client the node is answering.
 #[derive(Debug, Clone)]
@@ -170,32 +172,86 @@ impl Ipop {
             self.fetch_record(now, node, dht);
             return; // the client retransmits; by then the record may be here
         };
+        match self.clients.get_mut(&mac) {
+            None => return,
+            Some(c) if c.acquiring => return,
+            Some(c) if c.tries >= self.config.max_tries => {
+                self.stats.dhcp_failures += 1;
+                c.tries = 0;
+                return;
+            }
+            Some(_) => {}
+        }
+        let Some(ip) = self.free_host(&record) else {
+            // Every assignable address is held here: no offer (the client retries).
+            self.stats.dhcp_exhausted += 1;
+            return;
+        };
+        let password = self.new_password();
+        let value = node.address().to_string();
+        let key = self.config.namespace.ip_key(ip);
         let Some(client) = self.clients.get_mut(&mac) else {
             return;
         };
-        if client.acquiring {
-            return;
-        }
-        if client.tries >= self.config.max_tries {
-            self.stats.dhcp_failures += 1;
-            client.tries = 0;
-            return;
-        }
-        let ip = loop {
-            let ip = record.range.random_host(&mut self.rng);
-            if !self.leases.contains_key(&ip) {
-                break ip;
-            }
-        };
-        let mut password = vec![0u8; 16];
-        self.rng.fill_bytes(&mut password);
-        let value = node.address().to_string();
-        let key = self.config.namespace.ip_key(ip);
         if let Ok(id) = dht.create(now, node, &key, &password, value.as_bytes(), record.lease) {
             client.acquiring = true;
             client.tries += 1;
             self.ops.insert(id, Purpose::Create { mac, ip, password });
         }
+    }
+
+    /// Drops the held addresses the namespace's range does not let a node hold (a
+    /// static address set to the virtual gateway, say), before they are registered.
+    pub(super) fn refuse_unassignable(&mut self) {
+        let Some(range) = self.record.as_ref().map(|r| r.range) else {
+            return;
+        };
+        let refused: Vec<(Ipv4Addr, String)> = self
+            .leases
+            .keys()
+            .filter_map(|ip| range.why_not_assignable(*ip).map(|why| (*ip, why)))
+            .collect();
+        for (ip, reason) in refused {
+            self.leases.remove(&ip);
+            self.stats.refused_addresses += 1;
+            self.events.push_back(Event::AddressRefused { ip, reason });
+        }
+    }
+
+    /// A password for a new lease: 16 bytes from the cryptographically seeded generator.
+    pub(super) fn new_password(&mut self) -> Vec<u8> {
+        let mut password = vec![0u8; 16];
+        self.rng.fill_bytes(&mut password);
+        password
+    }
+
+    /// An assignable address of the namespace this node does not hold: a few random
+    /// picks, then the next free one after a random start, None if it holds them all.
+    /// (The random picks keep nodes from racing for the same addresses; the scan
+    /// bounds the search, which used to loop forever when every address was held.)
+    fn free_host(&mut self, record: &NamespaceRecord) -> Option<Ipv4Addr> {
+        let range = record.range;
+        let held = self
+            .leases
+            .keys()
+            .filter(|ip| range.is_assignable(**ip))
+            .count();
+        if u64::try_from(held).unwrap_or(u64::MAX) >= u64::from(range.assignable()) {
+            return None;
+        }
+        for _ in 0..RANDOM_PICKS {
+            let ip = range.random_host(&mut self.rng);
+            if !self.leases.contains_key(&ip) {
+                return Some(ip);
+            }
+        }
+        // At most `held` addresses in a row are taken, so this ends within `held + 1`.
+        let first = u32::from(range.random_host(&mut self.rng));
+        let hosts = u32::from(range.network) + 2..=u32::from(range.broadcast()) - 1;
+        (first..=*hosts.end())
+            .chain(*hosts.start()..first)
+            .map(Ipv4Addr::from)
+            .find(|ip| !self.leases.contains_key(ip))
     }
 
     fn release(&mut self, now: Instant, node: &mut Node, dht: &mut Dht, ip: Ipv4Addr) {
@@ -282,6 +338,7 @@ impl Ipop {
                     {
                         Ok(r) => {
                             self.record = Some(r);
+                            self.refuse_unassignable();
                             self.record_renew_at = now + RECORD_RENEW;
                             // Clients waiting for the record get an address now.
                             let waiting: Vec<[u8; 6]> = self
@@ -301,7 +358,14 @@ impl Ipop {
                                 }
                             }
                         }
-                        Err(e) => self.events.push_back(Event::NamespaceUnusable(e)),
+                        Err(e) => {
+                            // Someone wrote a bad record (or it was damaged): it is not
+                            // used, and asked for again later rather than at once.
+                            self.stats.refused_records += 1;
+                            self.record_retry_at = now + RECORD_RETRY;
+                            self.events
+                                .push_back(Event::NamespaceUnusable(e.to_string()));
+                        }
                     },
                     _ => {
                         self.record_retry_at = now + RECORD_RETRY;

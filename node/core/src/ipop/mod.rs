@@ -29,7 +29,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
-use rand::rngs::Xoshiro256PlusPlus;
+use rand::rngs::StdRng;
 
 use crate::address::Address;
 use crate::dht::{Dht, DhtError, Outcome, RequestId};
@@ -37,7 +37,7 @@ use crate::overlay::Node;
 use crate::wire::{RoutedHeader, kind};
 use frame::{Dropped, HostFrame};
 use leases::Client;
-pub use namespace::{Ipv4Range, NamespaceId, NamespaceRecord};
+pub use namespace::{Ipv4Range, NamespaceId, NamespaceRecord, RecordError};
 use resolver::{Limits, Resolver};
 
 /// Routed kind of an IP packet: namespace id (16 bytes), then the IPv4 packet.
@@ -129,6 +129,15 @@ pub enum Event {
     },
     /// The namespace record cannot be used (missing or malformed).
     NamespaceUnusable(String),
+    /// A restored or static address cannot be held in the namespace (it is the virtual
+    /// gateway, the network or broadcast address, or outside the range): it is dropped
+    /// and not registered. A configuration error: `reason` says what to change.
+    AddressRefused {
+        /// The address.
+        ip: Ipv4Addr,
+        /// Why, for the log.
+        reason: String,
+    },
 }
 
 /// Counters.
@@ -144,6 +153,12 @@ pub struct Stats {
     pub last_dhcp_tries: u32,
     /// DHCP acquisitions that ran out of tries.
     pub dhcp_failures: u64,
+    /// DHCP requests for a new address when this node already holds every assignable
+    /// address of the namespace (the client gets no offer).
+    pub dhcp_exhausted: u64,
+    /// Restored or static addresses refused because the namespace's range does not let
+    /// a node hold them (see [`Event::AddressRefused`]).
+    pub refused_addresses: u64,
     /// DHCP requests refused in hash mode: the node can hand out only its own address,
     /// and only to one client.
     pub dhcp_refused: u64,
@@ -175,6 +190,9 @@ pub struct Stats {
     pub dropped_not_here: u64,
     /// Dropped: the sending node does not own the source IP.
     pub dropped_spoofed: u64,
+    /// Namespace records read from the DHT and refused as malformed or out of range
+    /// (see [`namespace::RecordError`]); the node asks again a few seconds later.
+    pub refused_records: u64,
 }
 
 /// An address this node holds.
@@ -191,14 +209,21 @@ impl Lease {
         Lease {
             mac,
             password,
-            renew_at: now + lease / 2,
+            renew_at: later(now, lease / 2),
             renewing: None,
         }
     }
 
     fn renewed(&mut self, now: Instant, lease: Duration) {
-        self.renew_at = now + lease / 2;
+        self.renew_at = later(now, lease / 2);
     }
+}
+
+/// `now + d`, or `now` where that is past what an [`Instant`] can hold: durations from
+/// the network are range-checked before they get here, and this keeps one that was not
+/// from panicking the node.
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d).unwrap_or(now)
 }
 
 /// What one of our DHT operations is for.
@@ -222,7 +247,9 @@ pub(crate) enum Purpose {
 #[derive(Debug)]
 pub struct Ipop {
     config: Config,
-    rng: Xoshiro256PlusPlus,
+    /// Address picks and lease passwords: a cryptographic generator (ChaCha), so that
+    /// passwords cannot be guessed from a few of them or from a small seed.
+    rng: StdRng,
     record: Option<NamespaceRecord>,
     record_fetch: Option<RequestId>,
     record_retry_at: Instant,
@@ -241,8 +268,11 @@ pub struct Ipop {
 }
 
 impl Ipop {
-    /// The IPOP layer; `seed` drives address picks and lease passwords.
-    pub fn new(config: Config, seed: u64, now: Instant) -> Self {
+    /// The IPOP layer; `seed` drives address picks and lease passwords. Lease passwords
+    /// guard the node's addresses in the DHT, so a real node must take `seed` from the
+    /// operating system's random generator (the simulator uses its own seeded one, so
+    /// its runs repeat).
+    pub fn new(config: Config, seed: [u8; 32], now: Instant) -> Self {
         let limits = Limits {
             per_ip: config.queue_per_ip,
             total: config.queue_total,
@@ -251,7 +281,7 @@ impl Ipop {
         };
         Ipop {
             config,
-            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            rng: StdRng::from_seed(seed),
             record: None,
             record_fetch: None,
             record_retry_at: now,
@@ -283,6 +313,7 @@ impl Ipop {
         let mut lease = Lease::new(mac, password, now, Duration::ZERO);
         lease.renew_at = now;
         self.leases.insert(ip, lease);
+        self.refuse_unassignable();
     }
 
     /// The namespace.
@@ -397,10 +428,12 @@ impl Ipop {
         true
     }
 
-    /// The overlay found no route to node `owner`: forget the IPs it owned, so that the
-    /// next packet to them looks them up again (they may have moved).
+    /// The overlay says there is no route to node `owner`: the IPs it owned are looked
+    /// up again (they may have moved). The notice may be forged, so the mappings stay in
+    /// use until the DHT answers otherwise, and each IP is looked up at most once per
+    /// couple of seconds however many notices arrive.
     pub fn handle_unreachable(&mut self, owner: Address) {
-        self.resolver.invalidate_owner(owner);
+        self.resolver.suspect_owner(owner);
     }
 
     /// Renewals, the namespace record, cache expiry.

@@ -117,6 +117,25 @@ impl Ipv4Range {
         self.contains(ip) && ip != self.network && ip != self.gateway() && ip != self.broadcast()
     }
 
+    /// Why a node may not hold `ip` (None if it may): the reason names the address and
+    /// the range, for the person who configured it.
+    pub fn why_not_assignable(&self, ip: Ipv4Addr) -> Option<String> {
+        if !self.contains(ip) {
+            Some(format!("{ip} is outside the namespace's range {self}"))
+        } else if ip == self.gateway() {
+            Some(format!(
+                "{ip} is the namespace's virtual gateway (the first host of {self}, which \
+                 every node's DHCP server answers from): choose another address"
+            ))
+        } else if ip == self.network {
+            Some(format!("{ip} is the network address of {self}"))
+        } else if ip == self.broadcast() {
+            Some(format!("{ip} is the broadcast address of {self}"))
+        } else {
+            None
+        }
+    }
+
     /// A uniformly random assignable address.
     pub fn random_host<R: Rng + ?Sized>(&self, rng: &mut R) -> Ipv4Addr {
         let offset = rng.random_range(2..2 + self.assignable());
@@ -155,18 +174,95 @@ impl FromStr for Ipv4Range {
     }
 }
 
+/// Shortest DHCP lease a namespace record may set (the driver refuses shorter ones when
+/// it creates a record).
+pub const MIN_LEASE: Duration = Duration::from_secs(60);
+/// Longest DHCP lease a namespace record may set: the DHT keeps a value at most 7 days
+/// (its default `max_ttl`), so a longer lease would vanish before its renewal.
+pub const MAX_LEASE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Smallest MTU a namespace record may hand out (the IPv4 minimum datagram size).
+pub const MIN_MTU: u16 = 576;
+/// Largest MTU a namespace record may hand out: what fits, with the overlay's and a
+/// relay's headers, in one datagram on a 1500-byte underlay path (see
+/// [`super::max_mtu`]).
+pub const MAX_MTU: u16 = super::max_mtu(1500) as u16;
+/// Longest name a namespace record may carry.
+pub const MAX_NAME: usize = 64;
+
+/// Why a namespace record read from the DHT is refused. Anyone who knows a namespace's
+/// identifier can rewrite its record, so every field is checked before it is used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// Not UTF-8 text.
+    #[error("namespace record is not text")]
+    NotText,
+    /// A required field is absent.
+    #[error("namespace record without {0}")]
+    Missing(&'static str),
+    /// A field's value does not parse (the value is cut to 32 characters).
+    #[error("namespace record: {field}={value:?} does not parse")]
+    Unparsable {
+        /// The field.
+        field: &'static str,
+        /// Its value, cut short.
+        value: String,
+    },
+    /// The range is malformed or unusable (see [`Ipv4Range::check_usable`]).
+    #[error("namespace record: {0}")]
+    Range(String),
+    /// The lease time is outside [`MIN_LEASE`]..=[`MAX_LEASE`].
+    #[error(
+        "namespace record: lease {0} s is outside {min}..={max} s",
+        min = MIN_LEASE.as_secs(),
+        max = MAX_LEASE.as_secs()
+    )]
+    Lease(u64),
+    /// The MTU is outside [`MIN_MTU`]..=[`MAX_MTU`].
+    #[error("namespace record: mtu {0} is outside {MIN_MTU}..={MAX_MTU}")]
+    Mtu(u16),
+    /// The DNS server is not a unicast address.
+    #[error("namespace record: dns {0} is not a unicast address")]
+    Dns(Ipv4Addr),
+    /// The name is longer than [`MAX_NAME`] bytes or holds control characters.
+    #[error("namespace record: the name is longer than {MAX_NAME} bytes or not printable")]
+    Name,
+}
+
+impl Ipv4Range {
+    /// Whether a namespace may use this range: not in 0.0.0.0/8, loopback (127/8),
+    /// multicast or reserved space (224.0.0.0 and up), which hosts would not route to a
+    /// TAP. (The prefix, 8..=30, leaves at least one assignable host.)
+    pub fn check_usable(&self) -> Result<(), String> {
+        if !(8..=30).contains(&self.prefix) {
+            return Err(format!("range {self}: the prefix must be 8..=30"));
+        }
+        let first = self.network.octets()[0];
+        let last = self.broadcast().octets()[0];
+        if u32::from(self.network) & !u32::from(self.mask()) != 0 {
+            return Err(format!("range {self}: host bits are set"));
+        }
+        if first == 0 || first == 127 || last == 127 || last >= 224 {
+            return Err(format!(
+                "range {self} lies in 0.0.0.0/8, 127.0.0.0/8 or 224.0.0.0 and up"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What a namespace record holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamespaceRecord {
-    /// A name for people.
+    /// A name for people (at most [`MAX_NAME`] bytes).
     pub name: String,
     /// The virtual IP range.
     pub range: Ipv4Range,
-    /// DHCP lease time.
+    /// DHCP lease time ([`MIN_LEASE`]..=[`MAX_LEASE`]).
     pub lease: Duration,
-    /// MTU handed to DHCP clients (option 26).
+    /// MTU handed to DHCP clients (option 26; [`MIN_MTU`]..=[`MAX_MTU`]).
     pub mtu: u16,
-    /// DNS server handed to DHCP clients, if any.
+    /// DNS server handed to DHCP clients, if any (a unicast address).
     pub dns: Option<Ipv4Addr>,
 }
 
@@ -186,34 +282,63 @@ impl NamespaceRecord {
         s.into_bytes()
     }
 
-    /// Parses a stored record; unknown keys are ignored (later versions may add some).
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let text =
-            std::str::from_utf8(bytes).map_err(|_| "namespace record is not text".to_owned())?;
+    /// Parses a stored record and checks every field against the limits above; unknown
+    /// keys are ignored (later versions may add some).
+    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| RecordError::NotText)?;
         let mut name = String::new();
         let (mut range, mut lease, mut mtu, mut dns) = (None, None, None, None);
         for line in text.lines() {
             let Some((k, v)) = line.split_once('=') else {
                 continue;
             };
+            let bad = |field| RecordError::Unparsable {
+                field,
+                value: v.chars().take(32).collect(),
+            };
             match k {
                 "name" => name = v.to_owned(),
-                "range" => range = Some(v.parse::<Ipv4Range>()?),
-                "lease_s" => {
-                    lease = Some(Duration::from_secs(v.parse().map_err(|_| "bad lease_s")?))
-                }
-                "mtu" => mtu = Some(v.parse().map_err(|_| "bad mtu")?),
-                "dns" => dns = Some(v.parse().map_err(|_| "bad dns")?),
+                "range" => range = Some(v.parse::<Ipv4Range>().map_err(RecordError::Range)?),
+                "lease_s" => lease = Some(v.parse::<u64>().map_err(|_| bad("lease_s"))?),
+                "mtu" => mtu = Some(v.parse().map_err(|_| bad("mtu"))?),
+                "dns" => dns = Some(v.parse().map_err(|_| bad("dns"))?),
                 _ => {}
             }
         }
-        Ok(NamespaceRecord {
+        let lease = lease.ok_or(RecordError::Missing("a lease time"))?;
+        if !(MIN_LEASE.as_secs()..=MAX_LEASE.as_secs()).contains(&lease) {
+            return Err(RecordError::Lease(lease));
+        }
+        let record = NamespaceRecord {
             name,
-            range: range.ok_or("namespace record without a range")?,
-            lease: lease.ok_or("namespace record without a lease time")?,
-            mtu: mtu.ok_or("namespace record without an MTU")?,
+            range: range.ok_or(RecordError::Missing("a range"))?,
+            lease: Duration::from_secs(lease),
+            mtu: mtu.ok_or(RecordError::Missing("an MTU"))?,
             dns,
-        })
+        };
+        record.check()?;
+        Ok(record)
+    }
+
+    /// Checks every field against the limits above.
+    pub fn check(&self) -> Result<(), RecordError> {
+        if self.name.len() > MAX_NAME || self.name.chars().any(char::is_control) {
+            return Err(RecordError::Name);
+        }
+        self.range.check_usable().map_err(RecordError::Range)?;
+        if !(MIN_LEASE..=MAX_LEASE).contains(&self.lease) {
+            return Err(RecordError::Lease(self.lease.as_secs()));
+        }
+        if !(MIN_MTU..=MAX_MTU).contains(&self.mtu) {
+            return Err(RecordError::Mtu(self.mtu));
+        }
+        match self.dns {
+            Some(d) if d.is_unspecified() || d.is_broadcast() || d.is_multicast() => {
+                Err(RecordError::Dns(d))
+            }
+            Some(d) if d.octets()[0] >= 240 => Err(RecordError::Dns(d)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -241,13 +366,90 @@ mod tests {
             name: "wow".into(),
             range: r,
             lease: Duration::from_secs(43200),
-            mtu: 1400,
+            mtu: 1300,
             dns: Some(Ipv4Addr::new(10, 128, 0, 1)),
         };
         assert_eq!(NamespaceRecord::decode(&rec.encode()), Ok(rec));
         let id = NamespaceId([0xab; 16]);
         assert_eq!(id.to_string().parse(), Ok(id));
         assert!("zz".parse::<NamespaceId>().is_err());
+    }
+
+    /// Fault 4 of issue 12: a record with any value in any field was taken (a lease of
+    /// u64::MAX seconds then panicked the member that leased under it).
+    #[test]
+    fn fault4_out_of_range_namespace_records_are_refused() {
+        let good = "v=1\nname=wow\nrange=10.128.0.0/12\nlease_s=43200\nmtu=1300\ndns=10.128.0.1\n";
+        assert!(NamespaceRecord::decode(good.as_bytes()).is_ok());
+        let with = |field: &str, value: &str| {
+            let line = |l: &str| match l.split_once('=') {
+                Some((k, _)) if k == field => format!("{k}={value}"),
+                _ => l.to_owned(),
+            };
+            let text: Vec<String> = good.lines().map(line).collect();
+            NamespaceRecord::decode(text.join("\n").as_bytes())
+        };
+        let max = u64::MAX.to_string();
+        assert_eq!(with("lease_s", &max), Err(RecordError::Lease(u64::MAX)));
+        assert_eq!(with("lease_s", "0"), Err(RecordError::Lease(0)));
+        assert_eq!(with("lease_s", "59"), Err(RecordError::Lease(59)));
+        assert_eq!(with("lease_s", "604801"), Err(RecordError::Lease(604_801)));
+        assert!(with("lease_s", "604800").is_ok());
+        assert!(matches!(
+            with("lease_s", "-1"),
+            Err(RecordError::Unparsable {
+                field: "lease_s",
+                ..
+            })
+        ));
+        assert_eq!(with("mtu", "65535"), Err(RecordError::Mtu(65535)));
+        assert_eq!(with("mtu", "100"), Err(RecordError::Mtu(100)));
+        assert_eq!(with("mtu", "1319"), Err(RecordError::Mtu(1319)));
+        assert!(with("mtu", "1318").is_ok() && with("mtu", "576").is_ok());
+        for range in [
+            "10.0.0.0/31",
+            "10.0.0.0/7",
+            "10.0.0.1/24",
+            "127.0.0.0/8",
+            "0.0.0.0/8",
+            "224.0.0.0/8",
+            "240.0.0.0/8",
+            "10.0.0.0",
+        ] {
+            assert!(
+                matches!(with("range", range), Err(RecordError::Range(_))),
+                "{range}"
+            );
+        }
+        assert!(with("range", "10.0.0.0/30").is_ok(), "one assignable host");
+        for dns in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "250.1.1.1"] {
+            assert!(
+                matches!(with("dns", dns), Err(RecordError::Dns(_))),
+                "{dns}"
+            );
+        }
+        assert!(matches!(
+            with("dns", "10.0.0.300"),
+            Err(RecordError::Unparsable { field: "dns", .. })
+        ));
+        assert_eq!(with("name", &"x".repeat(65)), Err(RecordError::Name));
+        assert_eq!(with("name", "a\u{1b}[2J"), Err(RecordError::Name));
+        assert_eq!(
+            NamespaceRecord::decode(b"v=1\nrange=10.0.0.0/24\nmtu=1300\n"),
+            Err(RecordError::Missing("a lease time"))
+        );
+        assert_eq!(NamespaceRecord::decode(&[0xff]), Err(RecordError::NotText));
+    }
+
+    #[test]
+    fn fault9_addresses_a_node_may_not_hold_say_why() {
+        let r: Ipv4Range = "10.9.0.0/24".parse().unwrap();
+        let why = |ip: [u8; 4]| r.why_not_assignable(Ipv4Addr::from(ip));
+        assert!(why([10, 9, 0, 1]).unwrap().contains("virtual gateway"));
+        assert!(why([10, 9, 0, 0]).unwrap().contains("network address"));
+        assert!(why([10, 9, 0, 255]).unwrap().contains("broadcast address"));
+        assert!(why([10, 8, 0, 7]).unwrap().contains("outside"));
+        assert_eq!(why([10, 9, 0, 2]), None);
     }
 
     #[test]

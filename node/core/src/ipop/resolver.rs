@@ -4,6 +4,12 @@
 //! answering (nothing heard from the IP for a few seconds while we keep sending) — every
 //! couple of seconds until it answers again. Packets for an IP still being resolved wait
 //! in a bounded queue.
+//!
+//! Notices that a mapping may be wrong (the overlay found no route to the owner, a node
+//! says it does not hold the IP, a packet arrives from another node) are not trusted:
+//! anyone can forge them. They mark the mapping stale, which keeps it in use and looks
+//! the IP up again, at most once per `RETRY` per IP; only the DHT's answer replaces or
+//! removes it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;
@@ -18,11 +24,13 @@ struct Entry {
     fetched: Instant,
     /// The last packet from this IP (through its owner).
     heard: Instant,
+    /// Someone said the mapping may be wrong: look it up again (keeping it meanwhile).
+    stale: bool,
 }
 
 /// How long an owner may stay silent while we send before it is looked up again.
 const SUSPECT: Duration = Duration::from_secs(3);
-/// Least time between two lookups of a silent owner.
+/// Least time between two lookups of a silent or doubted owner.
 const RETRY: Duration = Duration::from_secs(2);
 /// Traffic this recent counts as "in use".
 const RECENT: Duration = Duration::from_secs(10);
@@ -73,7 +81,8 @@ impl Resolver {
         }
     }
 
-    fn in_flight(&self, ip: Ipv4Addr) -> bool {
+    /// Whether a lookup of `ip` is in flight.
+    pub(crate) fn in_flight(&self, ip: Ipv4Addr) -> bool {
         self.lookups.values().any(|i| *i == ip)
     }
 
@@ -90,14 +99,15 @@ impl Resolver {
         if let Some(e) = self.cache.get(&ip).copied() {
             if self.cached(now, ip).is_some() {
                 let age = now.saturating_duration_since(e.fetched);
-                let silent = now.saturating_duration_since(e.heard) >= SUSPECT && age >= RETRY;
+                let silent = now.saturating_duration_since(e.heard) >= SUSPECT || e.stale;
+                let doubted = silent && age >= RETRY;
                 let last = self.last.entry(ip).or_insert_with(|| (now, Vec::new()));
                 last.0 = now;
                 last.1.clear();
                 last.1.extend_from_slice(packet);
                 return Lookup::Send {
                     owner: e.owner,
-                    refresh: (age >= self.limits.refresh || silent) && !self.in_flight(ip),
+                    refresh: (age >= self.limits.refresh || doubted) && !self.in_flight(ip),
                 };
             }
         }
@@ -147,6 +157,7 @@ impl Resolver {
                         owner,
                         fetched: now,
                         heard,
+                        stale: false,
                     },
                 );
             }
@@ -167,14 +178,28 @@ impl Resolver {
         Some((ip, packets))
     }
 
-    /// Forgets the owner of `ip` (it said it does not hold the IP any more).
-    pub(crate) fn invalidate(&mut self, ip: Ipv4Addr) {
-        self.cache.remove(&ip);
+    /// Doubts the owner of `ip` (someone said it does not hold the IP any more): it
+    /// stays in use until a lookup, rate-limited, says otherwise.
+    pub(crate) fn suspect(&mut self, ip: Ipv4Addr) {
+        if let Some(e) = self.cache.get_mut(&ip) {
+            e.stale = true;
+        }
     }
 
-    /// Forgets every IP owned by `owner` (the overlay found no route to it).
-    pub(crate) fn invalidate_owner(&mut self, owner: Address) {
-        self.cache.retain(|_, e| e.owner != owner);
+    /// Doubts every IP owned by `owner` (the overlay found no route to it).
+    pub(crate) fn suspect_owner(&mut self, owner: Address) {
+        for e in self.cache.values_mut().filter(|e| e.owner == owner) {
+            e.stale = true;
+        }
+    }
+
+    /// The owner of `ip` if a lookup named it less than `RETRY` ago and nothing cast
+    /// doubt on it since: a packet from `ip` through another node is then a forgery.
+    pub(crate) fn confirmed(&self, now: Instant, ip: Ipv4Addr) -> Option<Address> {
+        self.cache
+            .get(&ip)
+            .filter(|e| !e.stale && now.saturating_duration_since(e.fetched) < RETRY)
+            .map(|e| e.owner)
     }
 
     /// A packet from `ip` came through `owner`: the mapping is alive.
@@ -193,7 +218,7 @@ impl Resolver {
                     .last
                     .get(ip)
                     .is_some_and(|(at, _)| now.saturating_duration_since(*at) < RECENT);
-                used && now.saturating_duration_since(e.heard) >= SUSPECT
+                used && (now.saturating_duration_since(e.heard) >= SUSPECT || e.stale)
                     && now.saturating_duration_since(e.fetched) >= RETRY
                     && !self.in_flight(**ip)
             })
@@ -289,11 +314,27 @@ mod tests {
         r.lookup_started(RequestId(4), a);
         let (_, again) = r.resolved(silent, RequestId(4), Some(moved)).unwrap();
         assert_eq!(again, vec![b"p".to_vec()]);
-        r.invalidate_owner(moved);
-        assert_eq!(r.route(silent, a, b"p"), Lookup::Resolve);
+        // A notice that the owner is gone keeps the mapping and looks it up again,
+        // at most once per RETRY; only the DHT's answer removes it.
+        r.suspect_owner(moved);
+        assert_eq!(
+            r.route(silent, a, b"p"),
+            Lookup::Send {
+                owner: moved,
+                refresh: false
+            },
+            "just looked up"
+        );
+        let retry = silent + RETRY;
+        assert_eq!(
+            r.route(retry, a, b"p"),
+            Lookup::Send {
+                owner: moved,
+                refresh: true
+            }
+        );
         r.lookup_started(RequestId(3), a);
-        r.resolved(silent, RequestId(3), Some(owner));
-        r.invalidate(a);
-        assert_eq!(r.route(later, a, b"p6"), Lookup::Resolve);
+        r.resolved(retry, RequestId(3), None);
+        assert_eq!(r.route(retry, a, b"p6"), Lookup::Resolve);
     }
 }

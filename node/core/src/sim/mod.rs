@@ -323,7 +323,8 @@ impl Sim {
     /// Gives node `i` a virtual network interface (the IPOP layer).
     pub fn enable_ipop(&mut self, i: usize, config: crate::ipop::Config) {
         let now = self.now;
-        let seed = self.rng.next_u64();
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
         self.nodes[i].stack.enable_ipop(config, seed, now);
     }
 

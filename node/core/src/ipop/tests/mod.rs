@@ -4,6 +4,7 @@
 
 mod datapath;
 mod hash;
+mod hostile;
 mod leases;
 mod malformed;
 
@@ -27,7 +28,7 @@ fn record(range: &str) -> NamespaceRecord {
         name: "test".into(),
         range: range.parse().unwrap(),
         lease: Duration::from_secs(600),
-        mtu: 1380,
+        mtu: 1300,
         dns: None,
     }
 }
