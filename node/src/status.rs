@@ -77,6 +77,8 @@ pub fn ipop(i: &Ipop, tap: &TapFacts<'_>) -> Value {
             "dropped_queue_full": s.dropped_queue_full, "dropped_unresolved": s.dropped_unresolved,
             "dropped_no_route": s.dropped_no_route, "dropped_wrong_namespace": s.dropped_wrong_namespace,
             "dropped_not_here": s.dropped_not_here, "dropped_spoofed": s.dropped_spoofed,
+            "dhcp_exhausted": s.dhcp_exhausted, "refused_records": s.refused_records,
+            "refused_addresses": s.refused_addresses,
         },
     })
 }
@@ -190,6 +192,7 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
             "tcp_send_drops": facts.tcp_send_drops,
         },
         "dht": { "records": stack.dht.stored_records() },
+        "dropped_unclaimed": stack.dropped_unclaimed(),
     })
 }
 

@@ -201,13 +201,17 @@ pub fn record(
     if lease_s < 60 {
         return Err(format!("lease {lease_s} s: must be at least 60 s"));
     }
-    Ok(NamespaceRecord {
+    let record = NamespaceRecord {
         name: name.to_owned(),
         range: range.parse()?,
         lease: Duration::from_secs(lease_s),
         mtu,
         dns,
-    })
+    };
+    // The limits every member applies to the record it reads (a record it would refuse
+    // is refused here, with the reason).
+    record.check().map_err(|e| e.to_string())?;
+    Ok(record)
 }
 
 /// A fresh namespace identifier.
