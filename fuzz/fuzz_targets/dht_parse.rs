@@ -1,22 +1,8 @@
-//! Any bytes: the DHT's request, reply and record parsers must return, never panic, and
-//! whatever parses must re-emit to exactly the same bytes (every encoding is canonical).
+//! Fuzz target `dht_parse`; the checks are in `fuzz/bodies/dht_parse.rs`, shared with the corpus
+//! replay test (`node/core/tests/fuzz_corpus.rs`).
 #![no_main]
 
-use ipop_core::dht::wire::{MAX_MESSAGE, RecordRepr, Reply, Request};
-use libfuzzer_sys::fuzz_target;
+#[path = "../bodies/dht_parse.rs"]
+mod body;
 
-fuzz_target!(|data: &[u8]| {
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    if let Ok(m) = Request::parse(data) {
-        let n = m.emit(&mut buf).expect("a parsed request re-emits");
-        assert_eq!(&buf[..n], data);
-    }
-    if let Ok(m) = Reply::parse(data) {
-        let n = m.emit(&mut buf).expect("a parsed reply re-emits");
-        assert_eq!(&buf[..n], data);
-    }
-    if let Ok(m) = RecordRepr::parse(data) {
-        let n = m.emit(&mut buf).expect("a parsed record re-emits");
-        assert_eq!(&buf[..n], data);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));

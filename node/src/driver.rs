@@ -15,7 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::control::{self, Pending, Request};
+use crate::control::{self, ControlStats, Pending, Request};
+use crate::faults::{IoFaults, Op};
 use crate::status::{self, DriverFacts};
 use crate::transport::reachable_at;
 use crate::vnet::{self, Vnet};
@@ -40,11 +41,14 @@ enum Waiter {
 
 /// How long a probe waits for its echo.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-use crate::transport::tcp::{TcpEdges, TcpEvent};
+use crate::transport::tcp::{Limits, TcpEdges, TcpEvent};
 use crate::transport::udp::{RecvBufs, UdpEdge};
 
 /// Batches of UDP datagrams handled per wake-up before other work gets a turn.
 const UDP_BATCHES_PER_WAKE: usize = 8;
+/// The pause after a failed wait for the UDP socket or the TAP, so that a lasting
+/// failure does not spin the loop.
+const WAIT_ERROR_PAUSE: Duration = Duration::from_millis(10);
 
 struct Driver {
     config: Config,
@@ -54,8 +58,10 @@ struct Driver {
     tcp: Option<TcpEdges>,
     tcp_events: mpsc::Receiver<TcpEvent>,
     control: mpsc::Receiver<Pending>,
+    control_stats: std::sync::Arc<ControlStats>,
     out: Vec<u8>,
     facts: DriverFacts,
+    faults: IoFaults,
     waiting: HashMap<RequestId, Waiter>,
     vnet: Option<Vnet>,
     tap_buf: Vec<u8>,
@@ -90,7 +96,7 @@ pub async fn run(config: Config, address: Address) -> Result<()> {
     let (tcp_tx, tcp_events) = mpsc::channel(1024);
     let tcp = match config.tcp_listen.0 {
         Some(a) => Some(
-            TcpEdges::bind(a, tcp_tx)
+            TcpEdges::bind(a, Limits::default(), tcp_tx)
                 .await
                 .with_context(|| format!("cannot bind TCP {a}"))?,
         ),
@@ -110,7 +116,7 @@ pub async fn run(config: Config, address: Address) -> Result<()> {
         stack.node.add_local_transport(a.0);
     }
     let vnet = Vnet::start(&config, &mut stack, now)?;
-    let control = control::serve(&config.control_socket)?;
+    let (control, control_stats) = control::serve(&config.control_socket)?;
     let bootstrap: Vec<TransportAddr> = config.bootstrap.iter().map(|u| u.0).collect();
     info!(
         address = %address,
@@ -128,16 +134,13 @@ pub async fn run(config: Config, address: Address) -> Result<()> {
         tcp,
         tcp_events,
         control,
+        control_stats,
         out: Vec::new(),
-        facts: DriverFacts {
-            started: now,
-            connected_at: None,
-            udp_send_drops: 0,
-            tcp_send_drops: 0,
-        },
+        facts: DriverFacts::new(now),
+        faults: IoFaults::default(),
         waiting: HashMap::new(),
         vnet,
-        tap_buf: vec![0u8; 65_536],
+        tap_buf: vec![0u8; vnet::TAP_BUF],
         kept: Vec::new(),
         keep_at: now + KEEP_NAMESPACES,
         probes: HashMap::new(),
@@ -177,20 +180,20 @@ impl Driver {
         let mut int = signal(SignalKind::interrupt())?;
         loop {
             self.flush();
-            self.flush_tap().await;
+            self.flush_tap()?;
             let Some(deadline) = self.stack.poll_timeout() else {
                 break; // the node left
             };
             let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
             tokio::select! {
-                r = readable(&self.udp) => {
-                    r.context("UDP socket failed")?;
-                    self.on_udp();
-                }
-                r = tap_readable(&self.vnet) => {
-                    r.context("TAP device failed")?;
-                    self.on_tap();
-                }
+                r = readable(&self.udp) => match r {
+                    Ok(()) => self.on_udp(),
+                    Err(e) => self.wait_failed(Op::UdpRecv, &e).await?,
+                },
+                r = tap_readable(&self.vnet) => match r {
+                    Ok(()) => self.on_tap()?,
+                    Err(e) => self.wait_failed(Op::TapRecv, &e).await?,
+                },
                 Some(ev) = self.tcp_events.recv() => self.on_tcp(ev),
                 Some(p) = self.control.recv() => self.on_control(p),
                 () = sleep => self.stack.handle_timeout(Instant::now()),
@@ -205,6 +208,13 @@ impl Driver {
         Ok(())
     }
 
+    /// Counts a failed wait and pauses briefly; an error only if the node cannot go on.
+    async fn wait_failed(&mut self, op: Op, e: &std::io::Error) -> Result<()> {
+        self.faults.handle(op, e)?;
+        tokio::time::sleep(WAIT_ERROR_PAUSE).await;
+        Ok(())
+    }
+
     fn leave(&mut self, why: &str) {
         info!("{why}: leaving the overlay");
         self.stack.node.leave();
@@ -216,6 +226,7 @@ impl Driver {
             udp,
             tcp,
             bufs,
+            faults,
             ..
         } = self;
         let Some(u) = udp.as_ref() else {
@@ -230,16 +241,23 @@ impl Driver {
                     send_to(udp, tcp, t.dst, &buf[..t.len]);
                 }
             });
-            if !matches!(res, Ok(n) if n > 0) {
-                break;
+            match res {
+                Ok(n) if n > 0 => {}
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // ICMP errors and the like: never fatal for UDP.
+                    let _ = faults.handle(Op::UdpRecv, &e);
+                    break;
+                }
             }
         }
     }
 
     /// Reads the frames waiting on the TAP (a bounded batch per wake-up).
-    fn on_tap(&mut self) {
+    fn on_tap(&mut self) -> Result<()> {
         let Some(v) = self.vnet.as_mut() else {
-            return;
+            return Ok(());
         };
         for _ in 0..64 {
             match v.tap.try_recv(&mut self.tap_buf) {
@@ -248,27 +266,30 @@ impl Driver {
                     self.stack
                         .handle_tap_frame(Instant::now(), &self.tap_buf[..n]);
                 }
-                Err(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.faults.handle(Op::TapRecv, &e)?;
+                    break;
+                }
             }
         }
+        Ok(())
     }
 
-    /// Writes the frames IPOP produced to the TAP.
-    async fn flush_tap(&mut self) {
-        let Some(v) = self.vnet.as_mut() else {
-            return;
-        };
-        while self.stack.poll_tap(&mut self.tap_buf) {
-            let sent = match v.tap.try_send(&self.tap_buf) {
-                Ok(_) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    v.tap.send(&self.tap_buf).await.is_ok()
-                }
-                Err(_) => false,
-            };
-            v.frames_out += u64::from(sent);
+    /// Writes the frames IPOP produced to the TAP, never waiting for room.
+    fn flush_tap(&mut self) -> Result<()> {
+        let Driver {
+            stack,
+            vnet,
+            tap_buf,
+            faults,
+            ..
+        } = self;
+        if let Some(v) = vnet.as_mut() {
+            let tap = &v.tap;
+            v.frames_out += vnet::write_tap_frames(stack, tap_buf, faults, |f| tap.try_send(f))?;
         }
-        self.tap_buf.resize(65_536, 0);
+        Ok(())
     }
 
     fn on_tcp(&mut self, ev: TcpEvent) {
@@ -302,7 +323,7 @@ impl Driver {
                 self.refresh_facts();
                 let mut s = status::status(&self.stack, &self.config.overlay, &self.facts, now);
                 if let (Some(v), Value::Object(map)) = (&self.vnet, &mut s) {
-                    map.insert("ipop".into(), v.status(&self.stack));
+                    map.insert("ipop".into(), v.status(&self.stack, &self.faults));
                 }
                 let _ = p.reply.send(s);
                 return;
@@ -434,7 +455,10 @@ impl Driver {
 
     fn refresh_facts(&mut self) {
         self.facts.udp_send_drops = self.udp.as_ref().map_or(0, |u| u.send_drops());
-        self.facts.tcp_send_drops = self.tcp.as_ref().map_or(0, |t| t.send_drops);
+        self.facts.udp_errors = self.faults.udp_errors;
+        self.facts.tcp = self.tcp.as_ref().map(TcpEdges::stats).unwrap_or_default();
+        self.facts.control_accept_errors = self.control_stats.accept_errors();
+        self.facts.control_refused = self.control_stats.refused();
     }
 
     /// Sends what the stack queued and handles its events and results.

@@ -1,6 +1,5 @@
 //! The node's P2P address, kept in a file so that it survives restarts.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -29,24 +28,15 @@ pub fn load_or_create(path: &Path) -> Result<Address> {
     }
 }
 
-/// Writes the address atomically (temporary file, then rename).
+/// Writes the address atomically, owner-only.
 fn save(path: &Path, address: Address) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {} for the address file", dir.display()))?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    writeln!(f, "{address}")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    crate::private_file::write(path, &format!("{address}\n"), "address file")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn the_address_survives_a_restart() {
@@ -54,6 +44,8 @@ mod tests {
         let path = dir.path().join("state/address");
         let a = load_or_create(&path).unwrap();
         assert_eq!(load_or_create(&path).unwrap(), a);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "address file mode {mode:o}");
         std::fs::write(&path, "garbage").unwrap();
         let e = load_or_create(&path).unwrap_err().to_string();
         assert!(e.contains("40 hexadecimal digits"), "{e}");

@@ -3,11 +3,10 @@
 //!
 //! Format: `IP MAC PASSWORD-HEX`, MAC as `aa:bb:cc:dd:ee:ff` or `-`.
 
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 /// One held address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,14 +78,9 @@ pub fn load(path: &Path) -> Result<Vec<Held>> {
     Ok(out)
 }
 
-/// Writes the file atomically.
+/// Writes the file atomically, owner-only (it holds the leases' passwords).
 pub fn save(path: &Path, held: &[Held]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut text = String::new();
     for h in held {
         let mac = h.mac.map_or("-".to_owned(), |m| {
             m.iter()
@@ -94,15 +88,15 @@ pub fn save(path: &Path, held: &[Held]) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(":")
         });
-        writeln!(f, "{} {mac} {}", h.ip, hex(&h.password))?;
+        text += &format!("{} {mac} {}\n", h.ip, hex(&h.password));
     }
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    crate::private_file::write(path, &text, "lease file")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn leases_round_trip_and_bad_lines_are_named() {
@@ -122,6 +116,8 @@ mod tests {
             },
         ];
         save(&path, &held).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "lease file mode {mode:o}");
         assert_eq!(load(&path).unwrap(), held);
         std::fs::write(&path, "10.1.2.3 - 0102\nnonsense\n").unwrap();
         let e = load(&path).unwrap_err().to_string();

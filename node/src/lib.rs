@@ -4,11 +4,14 @@
 //! The driver moves bytes and timers between real sockets and the core; all protocol
 //! decisions are made in `ipop-core`.
 
+pub mod accept;
 pub mod config;
 pub mod control;
 pub mod driver;
+pub mod faults;
 pub mod identity;
 pub mod leasefile;
+pub mod private_file;
 pub mod status;
 pub mod sysinfo;
 pub mod tap;

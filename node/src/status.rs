@@ -10,6 +10,8 @@ use ipop_core::overlay::{Edge, LearnedAddress};
 use ipop_core::{Proto, Stack, TransportAddr};
 use serde_json::{Value, json};
 
+use crate::transport::tcp::TcpStats;
+
 /// Facts the driver keeps beside the protocol stack.
 #[derive(Debug, Clone, Copy)]
 pub struct DriverFacts {
@@ -19,8 +21,29 @@ pub struct DriverFacts {
     pub connected_at: Option<Instant>,
     /// UDP datagrams dropped by a full socket buffer.
     pub udp_send_drops: u64,
-    /// TCP frames dropped by a full stream queue.
-    pub tcp_send_drops: u64,
+    /// UDP waits and receives that failed.
+    pub udp_errors: u64,
+    /// What the TCP edges refused or failed at.
+    pub tcp: TcpStats,
+    /// Failed accepts on the control socket.
+    pub control_accept_errors: u64,
+    /// Control requests refused for being too long or too slow.
+    pub control_refused: u64,
+}
+
+impl DriverFacts {
+    /// The facts of a node that started at `started`, with nothing counted yet.
+    pub fn new(started: Instant) -> Self {
+        DriverFacts {
+            started,
+            connected_at: None,
+            udp_send_drops: 0,
+            udp_errors: 0,
+            tcp: TcpStats::default(),
+            control_accept_errors: 0,
+            control_refused: 0,
+        }
+    }
 }
 
 fn edge_json(edge: &Edge) -> (String, &'static str) {
@@ -47,6 +70,10 @@ pub struct TapFacts<'a> {
     pub frames_in: u64,
     /// Frames written to it.
     pub frames_out: u64,
+    /// Frames for it dropped because it was full.
+    pub write_drops: u64,
+    /// Its reads, writes and waits that failed otherwise.
+    pub errors: u64,
 }
 
 /// The `ipop` part of the status: the virtual network of a node with a namespace.
@@ -65,6 +92,8 @@ pub fn ipop(i: &Ipop, tap: &TapFacts<'_>) -> Value {
         })),
         "frames_in": tap.frames_in,
         "frames_out": tap.frames_out,
+        "tap_write_drops": tap.write_drops,
+        "tap_errors": tap.errors,
         "resolver": { "queued": queued, "cached": cached },
         "stats": {
             "arp_replies": s.arp_replies, "dhcp_messages": s.dhcp_messages,
@@ -189,7 +218,15 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
             "broadcast_refused": stats.broadcast_refused,
             "ttl_capped": stats.ttl_capped,
             "udp_send_drops": facts.udp_send_drops,
-            "tcp_send_drops": facts.tcp_send_drops,
+            "tcp_send_drops": facts.tcp.send_drops,
+            "udp_errors": facts.udp_errors,
+            "tcp_streams": facts.tcp.streams,
+            "tcp_accept_errors": facts.tcp.accept_errors,
+            "tcp_accepts_refused": facts.tcp.accepts_refused,
+            "tcp_connects_refused": facts.tcp.connects_refused,
+            "tcp_oversized_frames": facts.tcp.oversized_frames,
+            "control_accept_errors": facts.control_accept_errors,
+            "control_refused": facts.control_refused,
         },
         "dht": { "records": stack.dht.stored_records() },
         "dropped_unclaimed": stack.dropped_unclaimed(),
@@ -273,10 +310,8 @@ mod tests {
         sim.run_for(std::time::Duration::from_secs(10));
         let stack = &sim.node(1).stack;
         let facts = DriverFacts {
-            started: sim.at(std::time::Duration::ZERO),
             connected_at: sim.node(1).connected_at,
-            udp_send_drops: 0,
-            tcp_send_drops: 0,
+            ..DriverFacts::new(sim.at(std::time::Duration::ZERO))
         };
         let mut s = status(stack, "wow", &facts, sim.now());
         let tap = TapFacts {
@@ -284,6 +319,8 @@ mod tests {
             mtu: 1300,
             frames_in: 0,
             frames_out: 0,
+            write_drops: 0,
+            errors: 0,
         };
         s["ipop"] = ipop(stack.ipop.as_ref().unwrap(), &tap);
         assert!(!s["connections"].as_array().unwrap().is_empty());

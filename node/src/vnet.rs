@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 use tun_rs::AsyncDevice;
 
 use crate::config::Config;
+use crate::faults::{IoFaults, Op};
 use crate::leasefile::{self, Held};
 
 /// TAP MTU until the namespace record says otherwise: room for the overlay's headers
@@ -22,6 +23,8 @@ pub const DEFAULT_MTU: u16 = 1300;
 pub const UNDERLAY_MTU: usize = 1500;
 /// The smallest MTU an IPv4 host must accept.
 pub const MIN_MTU: u16 = 576;
+/// The size of the buffer frames are read from and written to the TAP with.
+pub const TAP_BUF: usize = 65_536;
 
 /// The TAP device and what the driver keeps about it.
 pub struct Vnet {
@@ -166,7 +169,7 @@ impl Vnet {
     }
 
     /// The `ipop` part of the status.
-    pub fn status(&self, stack: &Stack) -> Value {
+    pub fn status(&self, stack: &Stack, faults: &IoFaults) -> Value {
         stack.ipop.as_ref().map_or(Value::Null, |i| {
             crate::status::ipop(
                 i,
@@ -175,10 +178,32 @@ impl Vnet {
                     mtu: self.mtu,
                     frames_in: self.frames_in,
                     frames_out: self.frames_out,
+                    write_drops: faults.tap_write_drops,
+                    errors: faults.tap_errors,
                 },
             )
         })
     }
+}
+
+/// Writes the frames the stack has for the TAP with `write`, which must not block: a
+/// full TAP (`WouldBlock`) drops the frame, counted in `faults` like any other failed
+/// write. Returns the frames written; an error only if the TAP is gone.
+pub fn write_tap_frames(
+    stack: &mut Stack,
+    buf: &mut Vec<u8>,
+    faults: &mut IoFaults,
+    mut write: impl FnMut(&[u8]) -> std::io::Result<usize>,
+) -> Result<u64> {
+    let mut written = 0;
+    while stack.poll_tap(buf) {
+        match write(buf) {
+            Ok(_) => written += 1,
+            Err(e) => faults.handle(Op::TapWrite, &e)?,
+        }
+    }
+    buf.resize(TAP_BUF, 0);
+    Ok(written)
 }
 
 /// A namespace record from command-line values.
@@ -266,5 +291,45 @@ mod tests {
                 .unwrap_err()
                 .contains("host bits")
         );
+    }
+
+    /// An ARP request from the host for 10.1.0.9, which the virtual gateway answers.
+    fn arp_request() -> Vec<u8> {
+        let mac = [2, 0, 0, 0, 0, 5];
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&mac);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&mac);
+        f.extend_from_slice(&[10, 1, 0, 5, 0, 0, 0, 0, 0, 0, 10, 1, 0, 9]);
+        f
+    }
+
+    #[test]
+    fn a_full_tap_drops_frames_instead_of_blocking_the_node() {
+        let now = Instant::now();
+        let mut stack = Stack::new(
+            ipop_core::overlay::Config::default(),
+            ipop_core::dht::Config::default(),
+            Address::from_bytes([1; 20]),
+            1,
+            now,
+        );
+        stack.enable_ipop(ipop::Config::new(NamespaceId([1; 16])), 2, now);
+        let (mut buf, mut faults) = (vec![0u8; TAP_BUF], IoFaults::default());
+        for _ in 0..3 {
+            stack.handle_tap_frame(now, &arp_request());
+        }
+        let full = |_: &[u8]| Err(std::io::ErrorKind::WouldBlock.into());
+        let written = write_tap_frames(&mut stack, &mut buf, &mut faults, full).unwrap();
+        assert_eq!((written, faults.tap_write_drops), (0, 3));
+        // Room again: frames go out.
+        stack.handle_tap_frame(now, &arp_request());
+        let written = write_tap_frames(&mut stack, &mut buf, &mut faults, |f| Ok(f.len()));
+        assert_eq!(written.unwrap(), 1);
+        // A TAP that vanished ends the node with a message that says so.
+        stack.handle_tap_frame(now, &arp_request());
+        let gone = |_: &[u8]| Err(std::io::Error::from_raw_os_error(nix::libc::EBADFD));
+        let e = write_tap_frames(&mut stack, &mut buf, &mut faults, gone).unwrap_err();
+        assert!(e.to_string().contains("TAP device is gone"), "{e}");
     }
 }
