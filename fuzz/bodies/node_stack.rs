@@ -130,7 +130,7 @@ impl Harness {
         );
         stack.node.add_local_transport(local(false));
         stack.node.add_local_transport(local(true));
-        stack.enable_ipop(ipop::Config::new(NAMESPACE), 2, start);
+        stack.enable_ipop(ipop::Config::new(NAMESPACE), [2; 32], start);
         stack.node.join(start, &[source(0)]);
         Harness { stack, now: start }
     }

@@ -314,7 +314,7 @@ mod tests {
             1,
             now,
         );
-        stack.enable_ipop(ipop::Config::new(NamespaceId([1; 16])), 2, now);
+        stack.enable_ipop(ipop::Config::new(NamespaceId([1; 16])), [2; 32], now);
         let (mut buf, mut faults) = (vec![0u8; TAP_BUF], IoFaults::default());
         for _ in 0..3 {
             stack.handle_tap_frame(now, &arp_request());

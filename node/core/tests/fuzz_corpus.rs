@@ -272,7 +272,7 @@ mod seeds {
                 );
                 let me = node_stack::source(i);
                 s.node.add_local_transport(me);
-                s.enable_ipop(ipop::Config::new(NAMESPACE), 200 + u64::from(i), start);
+                s.enable_ipop(ipop::Config::new(NAMESPACE), [200 + i; 32], start);
                 s.node
                     .join(start, &[node_stack::local(me.proto == Proto::Tcp)]);
                 s

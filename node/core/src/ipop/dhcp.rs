@@ -28,7 +28,8 @@ pub(crate) struct ClientRequest {
 /// Parses a client message; None for anything that is not a well-formed BOOTREQUEST
 /// from an Ethernet client.
 pub(crate) fn parse(bytes: &[u8]) -> Option<ClientRequest> {
-    let msg = Message::decode(&mut Decoder::new(bytes)).ok()?;
+    let bytes = needed_options(bytes)?;
+    let msg = Message::decode(&mut Decoder::new(&bytes)).ok()?;
     // dhcproto keeps any hlen but `chaddr()` slices 16 bytes by it: a client hardware
     // address must be an Ethernet one (6..=16 bytes) before it is read.
     if msg.opcode() != Opcode::BootRequest || !(6..=16).contains(&msg.hlen()) {
@@ -54,6 +55,41 @@ pub(crate) fn parse(bytes: &[u8]) -> Option<ClientRequest> {
         broadcast: msg.flags().broadcast(),
         server,
     })
+}
+
+/// Options of a request the server reads, with the one length each may have.
+const NEEDED: [(u8, u8); 3] = [(53, 1), (50, 4), (54, 4)];
+/// Length of the fixed BOOTP part plus the magic cookie.
+const FIXED: usize = 240;
+
+/// The request with only the options the server reads, each checked for its length, or
+/// `None` if the options are cut short. dhcproto trusts the lengths of options it knows
+/// (it asserts, or reads past them, e.g. the Bulk Leasequery ones, found by fuzzing), so
+/// nothing else reaches its decoder.
+fn needed_options(bytes: &[u8]) -> Option<Vec<u8>> {
+    if bytes.len() < FIXED || bytes[236..FIXED] != [99, 130, 83, 99] {
+        return None;
+    }
+    let mut out = bytes[..FIXED].to_vec();
+    let mut i = FIXED;
+    while i < bytes.len() {
+        let code = bytes[i];
+        match code {
+            0 => i += 1,
+            255 => break,
+            _ => {
+                let len = *bytes.get(i + 1)?;
+                let end = i + 2 + usize::from(len);
+                let option = bytes.get(i..end)?;
+                if NEEDED.contains(&(code, len)) {
+                    out.extend_from_slice(option);
+                }
+                i = end;
+            }
+        }
+    }
+    out.push(255);
+    Some(out)
 }
 
 /// The kind of answer.
@@ -173,6 +209,33 @@ mod tests {
             lease: Duration::from_secs(43200),
             mtu: 1380,
             dns: Some(Ipv4Addr::new(10, 128, 0, 53)),
+        }
+    }
+
+    #[test]
+    fn options_with_lengths_dhcproto_does_not_check_are_skipped_not_trusted() {
+        let mac = [2, 0, 0, 0, 0, 7];
+        let good = client_message(MessageType::Discover, 42, mac, None);
+        let end = good.iter().rposition(|&b| b == 255).unwrap();
+        // Bulk Leasequery options with lengths their decoders assume (fuzzing found an
+        // assertion, and `len - 1` on an empty status code), a requested address with a
+        // wrong length, then one cut short.
+        for extra in [
+            &[91u8, 2, 0, 0][..],
+            &[151, 0],
+            &[50, 3, 10, 0, 0],
+            &[54, 9, 1],
+        ] {
+            let mut bytes = good[..end].to_vec();
+            bytes.extend_from_slice(extra);
+            bytes.push(255);
+            let parsed = parse(&bytes);
+            if extra.len() == 3 {
+                assert!(parsed.is_none(), "an option cut short: {extra:?}");
+            } else {
+                let req = parsed.unwrap_or_else(|| panic!("{extra:?}"));
+                assert_eq!((req.kind, req.requested), (MessageType::Discover, None));
+            }
         }
     }
 
