@@ -122,6 +122,11 @@ impl RunningNode {
         matches!(self.process.try_wait(), Ok(None))
     }
 
+    /// The process's output once it has exited by itself (taken once).
+    pub fn exited(&mut self) -> Option<Output> {
+        self.process.try_wait().ok().flatten()
+    }
+
     /// Graceful stop: SIGTERM (the node leaves the overlay), SIGKILL after `grace`.
     pub fn stop(&mut self, grace: Duration) -> Result<Output, HostError> {
         self.process.stop(grace)

@@ -179,7 +179,7 @@ impl Driver {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         loop {
-            self.flush();
+            self.flush()?;
             self.flush_tap()?;
             let Some(deadline) = self.stack.poll_timeout() else {
                 break; // the node left
@@ -202,7 +202,7 @@ impl Driver {
             }
         }
         // Let the Close messages of the graceful leave reach the wire.
-        self.flush();
+        self.flush()?;
         tokio::time::sleep(Duration::from_millis(200)).await;
         info!("left the overlay");
         Ok(())
@@ -461,8 +461,9 @@ impl Driver {
         self.facts.control_refused = self.control_stats.refused();
     }
 
-    /// Sends what the stack queued and handles its events and results.
-    fn flush(&mut self) {
+    /// Sends what the stack queued and handles its events and results; an error if the
+    /// node cannot go on (its configured static address was refused).
+    fn flush(&mut self) -> Result<()> {
         while let Some(dst) = self.stack.poll_transmit(&mut self.out) {
             send_to(&self.udp, &mut self.tcp, dst, &self.out);
         }
@@ -504,7 +505,7 @@ impl Driver {
         }
         while let Some(e) = self.stack.poll_ipop_event() {
             if let Some(v) = self.vnet.as_mut() {
-                v.on_event(e);
+                v.on_event(e)?;
             }
         }
         if let Some(v) = self.vnet.as_mut() {
@@ -569,5 +570,6 @@ impl Driver {
                 });
             }
         }
+        Ok(())
     }
 }

@@ -32,6 +32,8 @@ pub struct Vnet {
     pub tap: AsyncDevice,
     name: String,
     held: Vec<Held>,
+    /// Addresses the configuration gives the node (`--static-address`).
+    statics: Vec<Ipv4Addr>,
     lease_file: std::path::PathBuf,
     mtu: u16,
     /// Frames read from the TAP.
@@ -122,6 +124,7 @@ impl Vnet {
             tap,
             name: c.tap.clone(),
             held,
+            statics: c.static_addresses.clone(),
             lease_file: c.lease_file.clone(),
             mtu: DEFAULT_MTU,
             frames_in: 0,
@@ -129,8 +132,9 @@ impl Vnet {
         }))
     }
 
-    /// Handles an IPOP event: persists leases.
-    pub fn on_event(&mut self, e: Event) {
+    /// Handles an IPOP event: persists leases. A configured static address the
+    /// namespace refuses is a configuration error: the node stops, saying why.
+    pub fn on_event(&mut self, e: Event) -> Result<()> {
         match e {
             Event::LeaseAcquired { ip, mac, password } => {
                 info!(%ip, "leased");
@@ -143,16 +147,24 @@ impl Vnet {
             }
             Event::NamespaceUnusable(why) => {
                 warn!("{why}");
-                return;
+                return Ok(());
             }
             Event::AddressRefused { ip, reason } => {
-                error!("address {ip} refused: {reason}");
                 self.held.retain(|h| h.ip != ip);
+                if let Err(e) = leasefile::save(&self.lease_file, &self.held) {
+                    warn!("{e:#}");
+                }
+                if self.statics.contains(&ip) {
+                    anyhow::bail!("--static-address {ip}: {reason}");
+                }
+                error!("restored address {ip} refused: {reason}");
+                return Ok(());
             }
         }
         if let Err(e) = leasefile::save(&self.lease_file, &self.held) {
             warn!("{e:#}");
         }
+        Ok(())
     }
 
     /// Applies the namespace's MTU to the TAP once the record is known.

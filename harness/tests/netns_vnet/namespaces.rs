@@ -101,3 +101,25 @@ fn netns_fifty_clients_at_once_in_a_small_range_never_share_an_address() {
         let _ = c.stop(Duration::from_secs(1));
     }
 }
+
+#[test]
+fn netns_a_static_address_on_the_virtual_gateway_stops_the_node_with_the_reason() {
+    let (world, ns) = super::World::new(&lan(1), "10.202.0.0/24");
+    let host = world.host("lan-0");
+    let mut opts = wow_harness::vnet::member_options(&world.public, &ns);
+    // The range's first host is the gateway the node's own DHCP server answers as.
+    opts.extra
+        .extend(["--static-address".into(), "10.202.0.1".into()]);
+    let mut node = wow_harness::nodes::RunningNode::start(&host, &world.bin, &opts).unwrap();
+    let out =
+        wow_harness::nodes::wait_for(Duration::from_secs(30), Duration::from_millis(200), || {
+            node.exited()
+        })
+        .expect("the node stops");
+    assert!(!out.success());
+    let log = format!("{}{}", out.stdout_text(), out.stderr_text());
+    assert!(
+        log.contains("--static-address 10.202.0.1") && log.contains("virtual gateway"),
+        "{out:?}"
+    );
+}
