@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ipop_core::dht::{self, Outcome, RequestId};
+use ipop_core::ipop::{Keeper, KeeperEvent};
 use ipop_core::overlay::{Event, Handled};
 use ipop_core::{Address, Proto, Stack, TransportAddr};
 use rand::TryRng;
@@ -21,22 +22,9 @@ use crate::status::{self, DriverFacts};
 use crate::transport::reachable_at;
 use crate::vnet::{self, Vnet};
 
-/// How often the node re-creates the namespace records it created.
-const KEEP_NAMESPACES: Duration = Duration::from_secs(600);
-/// TTL of a namespace record (members renew it too).
-const NAMESPACE_TTL: Duration = Duration::from_secs(3600);
-
 /// Who waits for a DHT operation started from the control socket.
 enum Waiter {
     Reply(oneshot::Sender<Value>),
-    CreateNamespace {
-        reply: oneshot::Sender<Value>,
-        id: ipop_core::ipop::NamespaceId,
-        record: ipop_core::ipop::NamespaceRecord,
-        tries: u32,
-        /// The caller chose the identifier: no retry under another one.
-        fixed: bool,
-    },
 }
 
 /// How long a probe waits for its echo.
@@ -65,11 +53,10 @@ struct Driver {
     waiting: HashMap<RequestId, Waiter>,
     vnet: Option<Vnet>,
     tap_buf: Vec<u8>,
-    kept: Vec<(
-        ipop_core::ipop::NamespaceId,
-        ipop_core::ipop::NamespaceRecord,
-    )>,
-    keep_at: Instant,
+    /// Creates the namespaces asked for on the control socket and keeps them alive.
+    keeper: Keeper,
+    /// Creations under way, by the keeper's ticket, with the record asked for.
+    creating: HashMap<u64, (oneshot::Sender<Value>, ipop_core::ipop::NamespaceRecord)>,
     probes: HashMap<u64, (Instant, oneshot::Sender<Value>)>,
     next_probe: u64,
 }
@@ -141,8 +128,8 @@ pub async fn run(config: Config, address: Address) -> Result<()> {
         waiting: HashMap::new(),
         vnet,
         tap_buf: vec![0u8; vnet::TAP_BUF],
-        kept: Vec::new(),
-        keep_at: now + KEEP_NAMESPACES,
+        keeper: Keeper::new(vnet::os_seed()?, now),
+        creating: HashMap::new(),
         probes: HashMap::new(),
         next_probe: 1,
     };
@@ -370,7 +357,7 @@ impl Driver {
                     }
                 };
                 match vnet::record(&name, &range, lease_s, mtu, dns) {
-                    Ok(record) => self.create_namespace(now, p.reply, record, fixed, 0),
+                    Ok(record) => self.create_namespace(now, p.reply, record, fixed),
                     Err(e) => {
                         let _ = p.reply.send(json!({ "error": e }));
                     }
@@ -408,44 +395,23 @@ impl Driver {
         }
     }
 
-    /// Creates a namespace record under a fresh random identifier.
+    /// Creates a namespace record (under `fixed` or a fresh random identifier; the
+    /// keeper tries others if that one is taken).
     fn create_namespace(
         &mut self,
         now: Instant,
         reply: oneshot::Sender<Value>,
         record: ipop_core::ipop::NamespaceRecord,
         fixed: Option<ipop_core::ipop::NamespaceId>,
-        tries: u32,
     ) {
-        let id = match fixed.map_or_else(vnet::new_namespace_id, Ok) {
-            Ok(id) => id,
-            Err(e) => {
-                let _ = reply.send(json!({ "error": format!("{e:#}") }));
-                return;
-            }
-        };
-        let started = self.stack.dht_op(now, |d, n| {
-            d.create(
-                now,
-                n,
-                &id.record_key(),
-                &id.record_password(),
-                &record.encode(),
-                NAMESPACE_TTL,
-            )
-        });
-        match started {
-            Ok(rid) => {
-                self.waiting.insert(
-                    rid,
-                    Waiter::CreateNamespace {
-                        reply,
-                        id,
-                        record,
-                        tries,
-                        fixed: fixed.is_some(),
-                    },
-                );
+        let keeper = &mut self.keeper;
+        let asked = record.clone();
+        match self
+            .stack
+            .dht_op(now, |d, n| keeper.create(now, n, d, record, fixed))
+        {
+            Ok(ticket) => {
+                self.creating.insert(ticket, (reply, asked));
             }
             Err(e) => {
                 let _ = reply.send(json!({ "error": e.to_string() }));
@@ -512,6 +478,13 @@ impl Driver {
             v.apply_mtu(&self.stack);
         }
         while let Some((id, result)) = self.stack.poll_dht_result() {
+            let (now, keeper) = (Instant::now(), &mut self.keeper);
+            if self
+                .stack
+                .dht_op(now, |d, n| keeper.handle_dht_result(now, n, d, id, &result))
+            {
+                continue;
+            }
             match self.waiting.remove(&id) {
                 Some(Waiter::Reply(reply)) => {
                     let value = match result {
@@ -523,27 +496,6 @@ impl Driver {
                     };
                     let _ = reply.send(value);
                 }
-                Some(Waiter::CreateNamespace {
-                    reply,
-                    id,
-                    record,
-                    tries,
-                    fixed,
-                }) => match result {
-                    Ok(_) => {
-                        info!(namespace = %id, range = %record.range, "namespace created");
-                        let _ = reply.send(json!({ "namespace": id.to_string() }));
-                        self.kept.push((id, record));
-                    }
-                    // Taken (or no majority): another identifier.
-                    Err(_) if tries < 5 && !fixed => {
-                        self.create_namespace(Instant::now(), reply, record, None, tries + 1);
-                    }
-                    Err(e) => {
-                        let _ = reply
-                            .send(json!({ "error": format!("cannot create the namespace: {e}") }));
-                    }
-                },
                 None => {}
             }
         }
@@ -559,15 +511,24 @@ impl Driver {
                 let _ = reply.send(json!({ "error": "no echo within 5 s" }));
             }
         }
-        if now >= self.keep_at {
-            self.keep_at = now + KEEP_NAMESPACES;
-            for (id, record) in &self.kept {
-                let pw = id.record_password();
-                let key = id.record_key();
-                let value = record.encode();
-                let _ = self.stack.dht_op(now, |d, n| {
-                    d.recreate(now, n, &key, &pw, &pw, &value, NAMESPACE_TTL)
-                });
+        let keeper = &mut self.keeper;
+        self.stack
+            .dht_op(now, |d, n| keeper.handle_timeout(now, n, d));
+        while let Some(e) = self.keeper.poll_event() {
+            match e {
+                KeeperEvent::Created { ticket, id } => {
+                    if let Some((reply, record)) = self.creating.remove(&ticket) {
+                        info!(namespace = %id, range = %record.range, "namespace created");
+                        let _ = reply.send(json!({ "namespace": id.to_string() }));
+                    }
+                }
+                KeeperEvent::Failed { ticket, error } => {
+                    if let Some((reply, _)) = self.creating.remove(&ticket) {
+                        let _ = reply.send(
+                            json!({ "error": format!("cannot create the namespace: {error}") }),
+                        );
+                    }
+                }
             }
         }
         Ok(())

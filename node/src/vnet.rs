@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use ipop_core::ipop::{self, Event, Mapping, NamespaceId, NamespaceRecord};
+use ipop_core::ipop::{self, Event, Mapping, NamespaceRecord};
 use ipop_core::{Address, Stack};
 use rand::TryRng;
 use serde_json::Value;
@@ -82,11 +82,7 @@ impl Vnet {
         let tap = crate::tap::open(&c.tap, DEFAULT_MTU)?;
         let mut icfg = ipop::Config::new(ns.0);
         icfg.mapping = c.mapping.0;
-        let mut seed = [0u8; 32];
-        rand::rngs::SysRng
-            .try_fill_bytes(&mut seed)
-            .context("no randomness")?;
-        stack.enable_ipop(icfg, seed, now);
+        stack.enable_ipop(icfg, os_seed()?, now);
         let held = match c.mapping.0 {
             // No leases in hash mode: the node holds its one configured address, whose
             // hash is its P2P address, and nothing of it goes to the DHT.
@@ -251,13 +247,14 @@ pub fn record(
     Ok(record)
 }
 
-/// A fresh namespace identifier.
-pub fn new_namespace_id() -> Result<NamespaceId> {
-    let mut b = [0u8; 16];
+/// 32 bytes from the operating system's random generator (seeds of the IPOP layer's
+/// lease passwords and of namespace identifiers).
+pub fn os_seed() -> Result<[u8; 32]> {
+    let mut seed = [0u8; 32];
     rand::rngs::SysRng
-        .try_fill_bytes(&mut b)
-        .context("no randomness")?;
-    Ok(NamespaceId(b))
+        .try_fill_bytes(&mut seed)
+        .context("no operating-system randomness")?;
+    Ok(seed)
 }
 
 /// Parses a duration like `12h`, `30m`, `90s` or plain seconds.
@@ -326,7 +323,7 @@ mod tests {
             1,
             now,
         );
-        stack.enable_ipop(ipop::Config::new(NamespaceId([1; 16])), [2; 32], now);
+        stack.enable_ipop(ipop::Config::new(ipop::NamespaceId([1; 16])), [2; 32], now);
         let (mut buf, mut faults) = (vec![0u8; TAP_BUF], IoFaults::default());
         for _ in 0..3 {
             stack.handle_tap_frame(now, &arp_request());

@@ -20,6 +20,7 @@
 mod datapath;
 mod dhcp;
 mod frame;
+mod keeper;
 mod leases;
 pub mod namespace;
 mod resolver;
@@ -36,6 +37,7 @@ use crate::dht::{Dht, DhtError, Outcome, RequestId};
 use crate::overlay::Node;
 use crate::wire::{RoutedHeader, kind};
 use frame::{Dropped, HostFrame};
+pub use keeper::{CREATE_TRIES, Keeper, KeeperEvent, RECORD_TTL, REFRESH};
 use leases::Client;
 pub use namespace::{Ipv4Range, NamespaceId, NamespaceRecord, RecordError};
 use resolver::{Limits, Resolver};

@@ -5,6 +5,7 @@
 mod datapath;
 mod hash;
 mod hostile;
+mod keeper;
 mod leases;
 mod malformed;
 
