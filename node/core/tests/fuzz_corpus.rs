@@ -84,11 +84,7 @@ mod seeds {
     use ipop_core::ipop::{self, NamespaceRecord};
     use ipop_core::overlay::Handled;
     use ipop_core::{Address, Proto, Stack, TransportAddr, dht, overlay};
-    use smoltcp::phy::ChecksumCapabilities;
-    use smoltcp::wire::{
-        EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol,
-        Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
-    };
+    use smoltcp::wire::{EthernetFrame, Ipv4Packet, UdpPacket};
 
     use super::node_stack::{self, Harness, MTU, NAMESPACE, Op, Output, SOURCES};
 
@@ -123,37 +119,7 @@ mod seeds {
 
     /// A UDP packet from the host as it writes it to the TAP.
     fn udp_frame(src: Ipv4Addr, dst: Ipv4Addr, ports: (u16, u16), payload: &[u8]) -> Vec<u8> {
-        let ip = Ipv4Repr {
-            src_addr: src,
-            dst_addr: dst,
-            next_header: IpProtocol::Udp,
-            payload_len: 8 + payload.len(),
-            hop_limit: 64,
-        };
-        let mut frame = vec![0u8; 14 + 20 + 8 + payload.len()];
-        let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
-        EthernetRepr {
-            src_addr: EthernetAddress(HOST_MAC),
-            dst_addr: EthernetAddress([0xff; 6]),
-            ethertype: EthernetProtocol::Ipv4,
-        }
-        .emit(&mut eth);
-        let caps = ChecksumCapabilities::default();
-        let mut p = Ipv4Packet::new_unchecked(eth.payload_mut());
-        ip.emit(&mut p, &caps);
-        UdpRepr {
-            src_port: ports.0,
-            dst_port: ports.1,
-        }
-        .emit(
-            &mut UdpPacket::new_unchecked(p.payload_mut()),
-            &IpAddress::Ipv4(src),
-            &IpAddress::Ipv4(dst),
-            payload.len(),
-            |b| b.copy_from_slice(payload),
-            &caps,
-        );
-        frame
+        ipop_core::sim::host_udp_frame(HOST_MAC, src, dst, ports, payload)
     }
 
     fn dhcp(kind: MessageType, requested: Option<Ipv4Addr>) -> Op {

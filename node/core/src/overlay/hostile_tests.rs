@@ -64,6 +64,26 @@ fn link_request(src: Address, dst: Option<Address>, token: u64, cookie: Option<u
     .unwrap()
 }
 
+/// An application message (kind 99) from `src` to `dst`, as a datagram.
+fn app_datagram(src: Address, dst: Address, ttl: u8, hops: u8) -> Vec<u8> {
+    let header = RoutedHeader {
+        ttl,
+        hops,
+        mode: Mode::Exact,
+        flags: RoutedFlags::default(),
+        kind: 99,
+        src,
+        dst,
+        via: None,
+    };
+    Message::Routed(Routed {
+        header,
+        payload: b"x",
+    })
+    .to_vec()
+    .unwrap()
+}
+
 /// A tunnel from `src` through `via` to `dst`, delivered locally (PAIR_COPY).
 fn tunnel(src: Address, via: Address, dst: Address, inner: &[u8]) -> Vec<u8> {
     let header = RoutedHeader {
@@ -283,22 +303,11 @@ fn a_hop_limit_above_the_overlays_is_capped_when_forwarded() {
     }
     sim.run_for(Duration::from_secs(5));
     let from = sim.node(b).transport;
-    let header = RoutedHeader {
-        ttl: 255,
-        hops: 0,
-        mode: Mode::Exact,
-        flags: RoutedFlags::default(),
-        kind: 99,
-        src: sim.node(b).stack.node.address(),
-        dst: sim.node(c).stack.node.address(),
-        via: None,
-    };
-    let mut d = Message::Routed(Routed {
-        header,
-        payload: b"x",
-    })
-    .to_vec()
-    .unwrap();
+    let (src, dst) = (
+        sim.node(b).stack.node.address(),
+        sim.node(c).stack.node.address(),
+    );
+    let mut d = app_datagram(src, dst, 255, 0);
     let handled = sim.act(a, |n, now| n.handle_datagram(now, from, &mut d));
     assert!(matches!(handled, Handled::Forward(_)), "{handled:?}");
     assert_eq!(d[wire::ROUTED_TTL_OFFSET], Config::default().ttl);
@@ -312,23 +321,8 @@ fn forged_sources_cannot_grow_the_unreachable_notice_list() {
     let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(4);
     let from = udp("198.18.0.66:4000");
     for _ in 0..10_000 {
-        let header = RoutedHeader {
-            ttl: 64,
-            hops: 1,
-            mode: Mode::Exact,
-            flags: RoutedFlags::default(),
-            kind: 99,
-            src: Address::random(&mut rng),
-            dst: Address::random(&mut rng),
-            via: None,
-        };
-        let mut d = Message::Routed(Routed {
-            header,
-            payload: b"x",
-        })
-        .to_vec()
-        .unwrap();
-        a.handle_datagram(now, from, &mut d);
+        let (src, dst) = (Address::random(&mut rng), Address::random(&mut rng));
+        a.handle_datagram(now, from, &mut app_datagram(src, dst, 64, 1));
     }
     assert!(a.notices.len() <= 64, "{} notices", a.notices.len());
 }

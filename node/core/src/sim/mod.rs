@@ -7,6 +7,7 @@
 //! same seed gives the same run, event for event.
 
 mod dht_check;
+mod frames;
 mod scenario;
 
 use std::cmp::Reverse;
@@ -18,6 +19,7 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand::{Rng, RngExt, SeedableRng};
 
 pub use dht_check::DhtReport;
+pub use frames::host_udp_frame;
 pub use scenario::{Phase, Report, Scenario, describe_ring_errors, percentile};
 
 use crate::address::Address;
