@@ -1,7 +1,8 @@
 //! `join`: how fast a new node becomes useful (the WOW paper's join measurements). Each
 //! trial starts a fresh node J (new P2P address) on a host the subject leaves free, with
 //! a static virtual address the node registers in the DHT and the experiment puts on
-//! J's TAP, then pings peer P's virtual address once a second and records:
+//! J's TAP, then pings peer P's virtual address every 50 ms until the first reply (so
+//! `t_route` has 50 ms resolution) and once a second after that, and records:
 //!
 //! - `t_connected`: node start to correctly connected (status socket);
 //! - `t_route`: node start to the first echo reply from P through the overlay;

@@ -49,27 +49,40 @@ pub fn run(
     Ok(parse(&output.stdout_text()))
 }
 
-/// Sends one echo request at a time (each waiting up to a second) until one is
-/// answered; the time from the call to that reply, or `None` after `timeout`.
+/// Interval of the echo requests [`first_reply`] sends: its resolution.
+pub const FIRST_REPLY_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Sends echo requests every [`FIRST_REPLY_INTERVAL`] until one is answered (one
+/// `ping -c 1 -w DEADLINE`, which exits at the first reply); the time from the call to
+/// that reply, or `None` after `timeout`. A request lost while the route forms costs one
+/// interval, not a whole wait for its reply.
 pub fn first_reply(
     host: &dyn Host,
     address: Ipv4Addr,
     timeout: Duration,
 ) -> Result<Option<Duration>, HostError> {
     let start = std::time::Instant::now();
-    while start.elapsed() < timeout {
-        let report = run(
-            host,
-            address,
-            1,
-            Duration::from_millis(200),
-            Duration::from_secs(1),
-        )?;
-        if report.received > 0 {
-            return Ok(Some(start.elapsed()));
-        }
+    let deadline = timeout.as_secs().max(1);
+    let cmd = Cmd::new("ping").args([
+        "-n".to_string(),
+        "-c".into(),
+        "1".into(),
+        "-i".into(),
+        format!("{:.3}", FIRST_REPLY_INTERVAL.as_secs_f64()),
+        "-w".into(),
+        deadline.to_string(),
+        address.to_string(),
+    ]);
+    let output = host.run(&cmd, Duration::from_secs(deadline + 5))?;
+    let elapsed = start.elapsed();
+    if output.timed_out || !matches!(output.code, Some(0 | 1)) {
+        return Err(HostError::Failed {
+            host: host.name().to_string(),
+            cmd: cmd.to_string(),
+            output,
+        });
     }
-    Ok(None)
+    Ok((parse(&output.stdout_text()).received > 0).then_some(elapsed))
 }
 
 /// Parses ping's output: `time=` of each reply and the statistics line.
