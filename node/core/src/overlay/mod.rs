@@ -114,7 +114,7 @@ impl Default for Config {
             ctm_timeout: Duration::from_secs(3),
             ring_check: Duration::from_secs(30),
             close_grace: Duration::from_secs(3),
-            shortcut_threshold: 5,
+            shortcut_threshold: 1,
             shortcut_window: Duration::from_secs(10),
             shortcut_idle: Duration::from_secs(60),
             ttl: 64,
