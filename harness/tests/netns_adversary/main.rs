@@ -185,7 +185,8 @@ fn netns_a_hostile_peer_crashes_floods_and_bloats_nothing() {
         rss(&after),
         after["stats"]
     );
-    // (Before the unclaimed-payload queue was bounded: 6.1 -> 20.6 MiB.)
+    // (Before TCP frames were read into a buffer that grows with the bytes received:
+    // 6.1 -> 20.6 MiB, 64 KiB allocated per half-open stream from its length prefix.)
     assert!(
         rss(&after) < rss(&before) + 4.0,
         "the victim grew from {:.1} to {:.1} MiB",
@@ -196,7 +197,6 @@ fn netns_a_hostile_peer_crashes_floods_and_bloats_nothing() {
     let m = stream.unwrap_or_else(|e| panic!("the TCP stream broke: {e}"));
     assert!(m.mbit_per_s > 0.0, "{m:?}");
     eprintln!("TCP stream during the attacks: {m:?}");
-    assert!(after["dropped_unclaimed"].as_u64() > Some(0), "{after}");
     assert!(
         after["stats"]["tcp_oversized_frames"].as_u64() > Some(0),
         "{after}"
