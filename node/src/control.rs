@@ -188,11 +188,15 @@ pub fn request(socket: &PathBuf, request: &Value, timeout: Duration) -> Result<V
         )
     })?;
     stream.set_read_timeout(Some(timeout))?;
-    writeln!(stream, "{request}")?;
+    // A request the node refuses (too long) is answered and the socket closed while we
+    // may still be writing: read the answer even if the write failed.
+    let sent = writeln!(stream, "{request}");
     let mut line = String::new();
-    std::io::BufReader::new(stream)
-        .read_line(&mut line)
-        .context("no answer from the node")?;
+    let read = std::io::BufReader::new(stream).read_line(&mut line);
+    if line.is_empty() {
+        sent.context("cannot send the request to the node")?;
+        read.context("no answer from the node")?;
+    }
     let value: Value = serde_json::from_str(&line).context("the node's answer is not JSON")?;
     if let Some(e) = value.get("error").and_then(Value::as_str) {
         bail!("the node refused: {e}");
