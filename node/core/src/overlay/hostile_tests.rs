@@ -7,7 +7,6 @@ use rand::SeedableRng;
 
 use super::connection::Connection;
 use super::*;
-use crate::sim::{Network, Sim};
 use crate::wire::{
     Broadcast, CtmRequest, LinkRequest, LinkResponse, LinkStatus, Mode, OverlayPayload, Roles,
     Routed, RoutedFlags, TransportList, kind,
@@ -233,13 +232,7 @@ fn repeated_ctms_for_one_requester_do_not_grow_its_link_attempt() {
 
 #[test]
 fn a_forged_broadcast_claiming_the_whole_ring_reaches_nobody() {
-    let mut sim = Sim::new(21, Network::default(), Config::default());
-    let nodes: Vec<usize> = (0..16).map(|_| sim.add_node()).collect();
-    let boot = [sim.node(nodes[0]).transport];
-    for &i in &nodes {
-        sim.start(i, &boot);
-    }
-    sim.run_for(Duration::from_secs(30));
+    let (mut sim, nodes) = super::tests::settled(21, 16, Duration::from_secs(30));
     let x = nodes[5];
     let target = sim.node(x).stack.node.address();
     let forge = |src: Address, end: Address, kind: u8| {
@@ -295,13 +288,8 @@ fn a_forged_broadcast_claiming_the_whole_ring_reaches_nobody() {
 
 #[test]
 fn a_hop_limit_above_the_overlays_is_capped_when_forwarded() {
-    let mut sim = Sim::new(22, Network::default(), Config::default());
-    let (a, b, c) = (sim.add_node(), sim.add_node(), sim.add_node());
-    let boot = [sim.node(a).transport];
-    for i in [a, b, c] {
-        sim.start(i, &boot);
-    }
-    sim.run_for(Duration::from_secs(5));
+    let (mut sim, nodes) = super::tests::settled(22, 3, Duration::from_secs(5));
+    let (a, b, c) = (nodes[0], nodes[1], nodes[2]);
     let from = sim.node(b).transport;
     let (src, dst) = (
         sim.node(b).stack.node.address(),

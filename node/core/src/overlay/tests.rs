@@ -19,6 +19,19 @@ fn small(nodes: usize, seed: u64) -> Scenario {
     }
 }
 
+/// A simulated overlay of `n` nodes (seed `seed`) that all joined through the first one
+/// and ran for `settle`; with the nodes' indices.
+pub(super) fn settled(seed: u64, n: usize, settle: Duration) -> (Sim, Vec<usize>) {
+    let mut sim = Sim::new(seed, Network::default(), Config::default());
+    let nodes: Vec<usize> = (0..n).map(|_| sim.add_node()).collect();
+    let boot = [sim.node(nodes[0]).transport];
+    for &i in &nodes {
+        sim.start(i, &boot);
+    }
+    sim.run_for(settle);
+    (sim, nodes)
+}
+
 #[test]
 fn a_lone_seed_node_is_correctly_connected() {
     let mut sim = Sim::new(1, Network::default(), Config::default());
@@ -419,13 +432,8 @@ fn the_address_a_peer_observed_is_learned_and_advertised_first() {
 
 #[test]
 fn a_routed_message_at_its_hop_limit_is_dropped_and_counted() {
-    let mut sim = Sim::new(10, Network::default(), Config::default());
-    let (a, b, c) = (sim.add_node(), sim.add_node(), sim.add_node());
-    let boot = [sim.node(a).transport];
-    for i in [a, b, c] {
-        sim.start(i, &boot);
-    }
-    sim.run_for(Duration::from_secs(5));
+    let (mut sim, nodes) = settled(10, 3, Duration::from_secs(5));
+    let (a, b, c) = (nodes[0], nodes[1], nodes[2]);
     let (from, tc) = (sim.node(b).transport, sim.node(c).transport);
     let (src, dst) = (
         sim.node(b).stack.node.address(),
