@@ -341,3 +341,37 @@ fn forged_observed_addresses_never_push_local_ones_out_of_the_advertised_list() 
     assert!(advertised.contains(&local), "{advertised:?}");
     assert!(advertised.len() <= wire::MAX_TRANSPORTS);
 }
+
+#[test]
+fn a_cookie_from_another_address_of_the_responder_is_answered_there() {
+    let now = Instant::now();
+    let (ta, tb, tb_other) = (
+        udp("198.18.0.1:4000"),
+        udp("198.18.0.2:4000"),
+        udp("198.18.1.2:4000"),
+    );
+    let mut a = raw(1, ta, now);
+    let b = Address::from_bytes([2; 20]);
+    a.start_link(now, Some(b), [Edge::Direct(tb)], Roles::NEAR);
+    a.handle_timeout(now);
+    drain(&mut a);
+    let token = a.attempts[0].token;
+    // B answers from its other address.
+    let answer = |status| {
+        Message::LinkResponse(LinkResponse {
+            token,
+            status,
+            src: b,
+            observed: Some(ta),
+            roles: Roles::NONE,
+        })
+        .to_vec()
+        .unwrap()
+    };
+    a.handle_datagram(now, tb_other, &mut answer(LinkStatus::Cookie(5)));
+    let again: Vec<TransportAddr> = drain(&mut a).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(again, [tb_other]);
+    a.handle_datagram(now, tb_other, &mut answer(LinkStatus::Ok));
+    let edges: Vec<(Address, Edge)> = a.connections().map(|c| (c.peer, c.edge)).collect();
+    assert_eq!(edges, [(b, Edge::Direct(tb_other))]);
+}

@@ -432,8 +432,15 @@ impl Node {
             LinkStatus::Cookie(cookie) => {
                 // Send the request again at once, with the cookie, over the edge that
                 // asked for it (once per cookie: a responder that keeps asking waits for
-                // the normal retransmission).
+                // the normal retransmission). A responder may answer from another
+                // address than the one asked (a multi-homed host): that edge becomes a
+                // candidate, as it would by answering Ok.
                 let a = &mut self.attempts[i];
+                if !a.candidates.iter().any(|c| c.edge == src.edge)
+                    && a.candidates.len() < MAX_CANDIDATES
+                {
+                    a.candidates.push(Candidate::new(src.edge));
+                }
                 let Some(c) = a
                     .candidates
                     .iter_mut()
