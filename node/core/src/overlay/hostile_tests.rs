@@ -6,46 +6,18 @@ use std::time::Duration;
 use rand::SeedableRng;
 
 use super::connection::Connection;
+use super::tests::{app_datagram, routed, sent as drain, udp};
 use super::*;
 use crate::wire::{
     Broadcast, CtmRequest, LinkRequest, LinkResponse, LinkStatus, Mode, OverlayPayload, Roles,
-    Routed, RoutedFlags, TransportList, kind,
+    RoutedFlags, TransportList, kind,
 };
 
-fn udp(s: &str) -> TransportAddr {
-    TransportAddr::udp(s.parse().unwrap())
-}
-
+/// A node outside any simulator, listening on `t`, started as a lone overlay.
 fn raw(id: u8, t: TransportAddr, now: Instant) -> Node {
-    let mut n = Node::new(
-        Config::default(),
-        Address::from_bytes([id; 20]),
-        u64::from(id),
-        now,
-    );
-    n.add_local_transport(t);
+    let mut n = super::tests::raw(id, t, Config::default(), now);
     n.join(now, &[]);
     n
-}
-
-fn drain(n: &mut Node) -> Vec<(TransportAddr, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut buf = Vec::new();
-    while let Some(dst) = n.poll_transmit(&mut buf) {
-        out.push((dst, std::mem::take(&mut buf)));
-    }
-    out
-}
-
-fn routed(header: RoutedHeader, payload: &OverlayPayload<'_>) -> Vec<u8> {
-    let mut p = vec![0u8; payload.encoded_len()];
-    payload.emit(&mut p).unwrap();
-    Message::Routed(Routed {
-        header,
-        payload: &p,
-    })
-    .to_vec()
-    .unwrap()
 }
 
 fn link_request(src: Address, dst: Option<Address>, token: u64, cookie: Option<u64>) -> Vec<u8> {
@@ -58,26 +30,6 @@ fn link_request(src: Address, dst: Option<Address>, token: u64, cookie: Option<u
         your_addr: None,
         transports: TransportList::EMPTY,
         cookie,
-    })
-    .to_vec()
-    .unwrap()
-}
-
-/// An application message (kind 99) from `src` to `dst`, as a datagram.
-fn app_datagram(src: Address, dst: Address, ttl: u8, hops: u8) -> Vec<u8> {
-    let header = RoutedHeader {
-        ttl,
-        hops,
-        mode: Mode::Exact,
-        flags: RoutedFlags::default(),
-        kind: 99,
-        src,
-        dst,
-        via: None,
-    };
-    Message::Routed(Routed {
-        header,
-        payload: b"x",
     })
     .to_vec()
     .unwrap()

@@ -219,12 +219,12 @@ fn full_size_packets_cross_a_relay_edge() {
     assert_eq!(got[0].2, payload);
 }
 
-fn udp(s: &str) -> TransportAddr {
+pub(super) fn udp(s: &str) -> TransportAddr {
     TransportAddr::udp(s.parse().unwrap())
 }
 
 /// A node outside any simulator, listening on `t`; the test carries its datagrams.
-fn raw(id: u8, t: TransportAddr, config: Config, now: Instant) -> Node {
+pub(super) fn raw(id: u8, t: TransportAddr, config: Config, now: Instant) -> Node {
     let mut n = Node::new(
         config,
         crate::Address::from_bytes([id; 20]),
@@ -236,7 +236,7 @@ fn raw(id: u8, t: TransportAddr, config: Config, now: Instant) -> Node {
 }
 
 /// Takes every datagram `n` queued, with its destination.
-fn sent(n: &mut Node) -> Vec<(TransportAddr, Vec<u8>)> {
+pub(super) fn sent(n: &mut Node) -> Vec<(TransportAddr, Vec<u8>)> {
     let mut out = Vec::new();
     let mut buf = Vec::new();
     while let Some(dst) = n.poll_transmit(&mut buf) {
@@ -439,22 +439,7 @@ fn a_routed_message_at_its_hop_limit_is_dropped_and_counted() {
         sim.node(b).stack.node.address(),
         sim.node(c).stack.node.address(),
     );
-    let routed = |hops| {
-        let header = RoutedHeader {
-            ttl: 4,
-            hops,
-            mode: Mode::Exact,
-            flags: RoutedFlags::default(),
-            kind: 99,
-            src,
-            dst,
-            via: None,
-        };
-        let payload = b"x";
-        wire::Message::Routed(Routed { header, payload })
-            .to_vec()
-            .unwrap()
-    };
+    let routed = |hops| app_datagram(src, dst, 4, hops);
     let before = sim.node(a).stack.node.stats();
     let mut at_limit = routed(4);
     let handled = sim.act(a, |n, now| n.handle_datagram(now, from, &mut at_limit));
@@ -476,6 +461,38 @@ fn a_routed_message_at_its_hop_limit_is_dropped_and_counted() {
     );
 }
 
+/// An application message (kind 99) from `src` to `dst`, as a datagram.
+pub(super) fn app_datagram(src: Address, dst: Address, ttl: u8, hops: u8) -> Vec<u8> {
+    let header = RoutedHeader {
+        ttl,
+        hops,
+        mode: Mode::Exact,
+        flags: RoutedFlags::default(),
+        kind: 99,
+        src,
+        dst,
+        via: None,
+    };
+    wire::Message::Routed(Routed {
+        header,
+        payload: b"x",
+    })
+    .to_vec()
+    .unwrap()
+}
+
+/// A routed message with `payload`, as a datagram.
+pub(super) fn routed(header: RoutedHeader, payload: &OverlayPayload<'_>) -> Vec<u8> {
+    let mut p = vec![0u8; payload.encoded_len()];
+    payload.emit(&mut p).unwrap();
+    wire::Message::Routed(Routed {
+        header,
+        payload: &p,
+    })
+    .to_vec()
+    .unwrap()
+}
+
 /// A CTM request from `src` to `dst` offering `transports`, as a datagram.
 fn ctm_request(src: Address, dst: Address, token: u64, transports: &[TransportAddr]) -> Vec<u8> {
     let payload = OverlayPayload::CtmRequest(CtmRequest {
@@ -485,8 +502,6 @@ fn ctm_request(src: Address, dst: Address, token: u64, transports: &[TransportAd
         transports: TransportList::Slice(transports),
         relays: AddressList::EMPTY,
     });
-    let mut p = vec![0u8; payload.encoded_len()];
-    payload.emit(&mut p).unwrap();
     let header = RoutedHeader {
         ttl: 64,
         hops: 1,
@@ -497,12 +512,7 @@ fn ctm_request(src: Address, dst: Address, token: u64, transports: &[TransportAd
         dst,
         via: None,
     };
-    wire::Message::Routed(Routed {
-        header,
-        payload: &p,
-    })
-    .to_vec()
-    .unwrap()
+    routed(header, &payload)
 }
 
 #[test]
