@@ -55,8 +55,8 @@ struct Driver {
     tap_buf: Vec<u8>,
     /// Creates the namespaces asked for on the control socket and keeps them alive.
     keeper: Keeper,
-    /// Creations under way, by the keeper's ticket, with the record asked for.
-    creating: HashMap<u64, (oneshot::Sender<Value>, ipop_core::ipop::NamespaceRecord)>,
+    /// Who waits for each creation under way, by the keeper's ticket.
+    creating: HashMap<u64, oneshot::Sender<Value>>,
     probes: HashMap<u64, (Instant, oneshot::Sender<Value>)>,
     next_probe: u64,
 }
@@ -405,13 +405,12 @@ impl Driver {
         fixed: Option<ipop_core::ipop::NamespaceId>,
     ) {
         let keeper = &mut self.keeper;
-        let asked = record.clone();
         match self
             .stack
             .dht_op(now, |d, n| keeper.create(now, n, d, record, fixed))
         {
             Ok(ticket) => {
-                self.creating.insert(ticket, (reply, asked));
+                self.creating.insert(ticket, reply);
             }
             Err(e) => {
                 let _ = reply.send(json!({ "error": e.to_string() }));
@@ -517,13 +516,15 @@ impl Driver {
         while let Some(e) = self.keeper.poll_event() {
             match e {
                 KeeperEvent::Created { ticket, id } => {
-                    if let Some((reply, record)) = self.creating.remove(&ticket) {
-                        info!(namespace = %id, range = %record.range, "namespace created");
+                    if let Some(reply) = self.creating.remove(&ticket) {
+                        if let Some((_, record)) = self.keeper.kept().iter().find(|k| k.0 == id) {
+                            info!(namespace = %id, range = %record.range, "namespace created");
+                        }
                         let _ = reply.send(json!({ "namespace": id.to_string() }));
                     }
                 }
                 KeeperEvent::Failed { ticket, error } => {
-                    if let Some((reply, _)) = self.creating.remove(&ticket) {
+                    if let Some(reply) = self.creating.remove(&ticket) {
                         let _ = reply.send(
                             json!({ "error": format!("cannot create the namespace: {error}") }),
                         );
