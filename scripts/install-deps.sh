@@ -10,6 +10,9 @@ PACKAGES=(
   iproute2 iptables nftables conntrack ethtool tcpdump procps util-linux
   # workloads the experiments run for real
   iputils-ping iperf3 isc-dhcp-client udhcpc openssh-server openssh-client
+  # the WOW workloads: batch system with PBS commands, MEME-suite motif finder, NFS
+  # server and userspace client (meme-pbs)
+  slurm-wlm slurm-wlm-torque glam2 nfs-ganesha nfs-ganesha-vfs libnfs-utils rpcbind
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -24,6 +27,14 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Daemons are started by the harness inside its namespaces, never by the packages:
+  # deny service starts while installing (policy-rc.d), unless the machine has its own.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi

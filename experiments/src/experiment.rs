@@ -22,6 +22,10 @@ use crate::subject::{Subject, SubjectKind};
 /// leave out a metric it could not measure.
 pub type Values = BTreeMap<String, f64>;
 
+/// Many values of one metric from one trial (a batch's per-job times): metric name to
+/// its values. Summaries and CDFs count each value as one sample.
+pub type Samples = BTreeMap<String, Vec<f64>>;
+
 /// An experiment of the papers.
 pub trait Experiment: Send + Sync + std::fmt::Debug {
     /// Its name on the command line (`wow-bench run NAME`).
@@ -38,6 +42,12 @@ pub trait Experiment: Send + Sync + std::fmt::Debug {
 
     /// The subjects it can measure.
     fn subjects(&self) -> &'static [SubjectKind];
+
+    /// The workload options it takes ([`Workload`]), as their command-line flags
+    /// (`--jobs`); the runner refuses the others.
+    fn workload_options(&self) -> &'static [&'static str] {
+        &[]
+    }
 
     /// The paper's figures for this experiment, as a Markdown table with its source, for
     /// the report (including rows for subjects other than the one measured).
@@ -67,6 +77,47 @@ pub trait Trials {
 
     /// Runs trial `index` (0-based). An error fails this trial only.
     fn trial(&mut self, index: u32) -> Result<Values, TrialError>;
+
+    /// What the last trial measured besides its [`Values`]: many values of a metric
+    /// (per-job times of a batch) and lines for the report (which node ran which job).
+    /// Taken once after each trial, failed or not.
+    fn take_extra(&mut self) -> Extra {
+        Extra::default()
+    }
+}
+
+/// What a trial measured besides its values ([`Trials::take_extra`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extra {
+    /// Per-item values of metrics.
+    pub samples: Samples,
+    /// Lines for the report.
+    pub notes: Vec<String>,
+}
+
+/// The size of an experiment's workload, from the command line; `None` where the user
+/// gave no flag (the experiment's default applies). Only experiments whose
+/// [`Experiment::workload_options`] name a flag read it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Workload {
+    /// `--jobs`: jobs per batch.
+    pub jobs: Option<u32>,
+    /// `--job-seconds`: how long one job runs alone on an idle core.
+    pub job_seconds: Option<f64>,
+}
+
+impl Workload {
+    /// The flags given, as written on the command line.
+    pub fn flags(&self) -> Vec<&'static str> {
+        let mut flags = Vec::new();
+        if self.jobs.is_some() {
+            flags.push("--jobs");
+        }
+        if self.job_seconds.is_some() {
+            flags.push("--job-seconds");
+        }
+        flags
+    }
 }
 
 /// What the runner hands an experiment.
@@ -80,6 +131,10 @@ pub struct Setup<'a> {
     pub subject: &'a dyn Subject,
     /// The run's seed, for experiments that draw random choices.
     pub seed: u64,
+    /// The workload size the user asked for.
+    pub workload: &'a Workload,
+    /// Where an experiment adds progress bars of its own (a batch's jobs).
+    pub progress: &'a indicatif::MultiProgress,
 }
 
 /// What an experiment needs of an overlay subject ([`Experiment::overlay_needs`]).

@@ -7,10 +7,12 @@
 //! [`Subject`], which says where one host reaches another. Adding an experiment: write
 //! a module with a type implementing [`Experiment`] and list it in [`ALL`].
 
+pub mod cluster;
 pub mod dhcp_join;
 pub mod experiment;
 pub mod join;
 pub mod latency;
+pub mod meme_pbs;
 pub mod multihop;
 pub mod paper;
 pub mod path;
@@ -19,8 +21,8 @@ pub mod throughput;
 pub mod tools;
 
 pub use experiment::{
-    Error, Experiment, Hosts, Metric, OverlayNeeds, PaperFigure, PlotSpec, Setup, Stat, TrialError,
-    Trials, Values,
+    Error, Experiment, Extra, Hosts, Metric, OverlayNeeds, PaperFigure, PlotSpec, Samples, Setup,
+    Stat, TrialError, Trials, Values, Workload,
 };
 pub use path::Path;
 pub use subject::{
@@ -34,6 +36,7 @@ pub static ALL: &[&dyn Experiment] = &[
     &join::Join,
     &dhcp_join::DhcpJoin,
     &multihop::Multihop,
+    &meme_pbs::MemePbs,
 ];
 
 /// The experiment called `name`.

@@ -160,7 +160,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::experiment::Hosts;
+    use crate::experiment::{Hosts, Workload};
     use crate::subject::{Subject, SubjectKind, Unreachable};
 
     /// Carries flows to every node whose name does not start with `blocked`.
@@ -198,6 +198,10 @@ mod tests {
             hosts: &hosts,
             subject,
             seed: 1,
+            workload: &Workload::default(),
+            progress: &indicatif::MultiProgress::with_draw_target(
+                indicatif::ProgressDrawTarget::hidden(),
+            ),
         };
         choose(&setup, Flow::Icmp)
     }

@@ -37,7 +37,7 @@ pub(crate) fn draw_all(dir: &Path, saved: &Saved) -> anyhow::Result<BTreeMap<Str
         saved
             .trials
             .iter()
-            .filter_map(|t| t.values.get(name).copied())
+            .flat_map(|t| t.metric_values(name))
             .collect()
     };
     let mut skipped = BTreeMap::new();

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use wow_experiments::{Edges, Experiment, Hosts, Setup, SubjectKind};
+use wow_experiments::{Edges, Experiment, Hosts, Setup, SubjectKind, Workload};
 use wow_netns::{Launcher, Node, Options, RunPrefix, Testbed, Topology};
 
 use crate::NetnsHost;
@@ -49,6 +49,8 @@ pub struct Request {
     pub edges: Edges,
     /// The log filter of the ipop subject's nodes (their logs go to `logs/`).
     pub node_log: String,
+    /// The workload size asked for (flags the experiment takes).
+    pub workload: Workload,
     /// The command line, for `config.json`.
     pub command: Vec<String>,
 }
@@ -85,6 +87,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     if request.trials == 0 {
         bail!("--trials must be at least 1");
     }
+    check_workload(experiment, &request.workload)?;
     let dir = &request.out;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let fleet = match &request.hosts {
@@ -104,6 +107,8 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         edges: request.edges,
         node_log: request.node_log.clone(),
         trials: request.trials,
+        jobs: request.workload.jobs,
+        job_seconds: request.workload.job_seconds,
         seed: request.seed,
         out: dir.display().to_string(),
         prefix: if fleet.is_some() {
@@ -140,11 +145,14 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     let hosts = bed.hosts();
     let subject = crate::subjects::open(request.subject, bed.nodes(), hosts, &topology, &options)
         .with_context(|| format!("setting up the {} subject", request.subject))?;
+    let progress = indicatif::MultiProgress::new();
     let setup = Setup {
         topology: &topology,
         hosts,
         subject: &*subject,
         seed: request.seed,
+        workload: &request.workload,
+        progress: &progress,
     };
     let mut trials = experiment
         .prepare(&setup)
@@ -161,24 +169,29 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     };
     results::write_json(dir, LINKS, &links)?;
 
-    let bar = ProgressBar::new(u64::from(request.trials)).with_style(
-        ProgressStyle::with_template(
-            "{msg} [{wide_bar}] {pos}/{len} trials, {elapsed} elapsed, {eta} left",
-        )
-        .context("progress bar template")?
-        .progress_chars("=> "),
-    );
+    let bar = progress
+        .add(ProgressBar::new(u64::from(request.trials)))
+        .with_style(
+            ProgressStyle::with_template(
+                "{msg} [{wide_bar}] {pos}/{len} trials, {elapsed} elapsed, {eta} left",
+            )
+            .context("progress bar template")?
+            .progress_chars("=> "),
+        );
     bar.set_message(format!("{} ({})", experiment.name(), request.subject));
     let mut records = Vec::with_capacity(request.trials as usize);
     let mut failed = 0u32;
     for index in 0..request.trials {
         let start = Instant::now();
         let result = trials.trial(index);
+        let extra = trials.take_extra();
         let record = TrialRecord {
             trial: index,
             ok: result.is_ok(),
             error: result.as_ref().err().map(|e| e.0.clone()),
             values: result.unwrap_or_default(),
+            samples: extra.samples,
+            notes: extra.notes,
             seconds: (start.elapsed().as_secs_f64() * 1e6).round() / 1e6,
         };
         if let Some(e) = &record.error {
@@ -233,6 +246,18 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         dir: dir.clone(),
         summary,
     })
+}
+
+/// Refuses workload flags `experiment` does not take.
+pub fn check_workload(experiment: &dyn Experiment, workload: &Workload) -> anyhow::Result<()> {
+    if let Some(flag) = workload
+        .flags()
+        .into_iter()
+        .find(|f| !experiment.workload_options().contains(f))
+    {
+        bail!("{flag} does not apply to {}", experiment.name());
+    }
+    Ok(())
 }
 
 /// Where a run's hosts are.

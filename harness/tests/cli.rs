@@ -31,6 +31,14 @@ fn list_prints_one_line_per_experiment() {
 }
 
 #[test]
+fn workload_flags_are_refused_where_they_do_not_apply() {
+    let o = wow_bench(&["run", "latency", "--jobs", "3"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("--jobs does not apply to latency"), "{e}");
+}
+
+#[test]
 fn nat_matrix_refuses_flags_that_do_not_apply() {
     let o = wow_bench(&["run", "nat-matrix", "--trials", "3"]);
     assert_eq!(o.status.code(), Some(1));

@@ -37,13 +37,16 @@ pub enum Unit {
     /// A whole number of things.
     #[serde(rename = "count")]
     Count,
+    /// Events per minute (jobs a batch system finished; recorded in thousandths).
+    #[serde(rename = "/min")]
+    PerMinute,
 }
 
 impl Unit {
     /// Histogram units per unit.
     pub fn scale(self) -> f64 {
         match self {
-            Unit::Millis | Unit::Seconds | Unit::Mbps | Unit::Percent => 1000.0,
+            Unit::Millis | Unit::Seconds | Unit::Mbps | Unit::Percent | Unit::PerMinute => 1000.0,
             Unit::Count => 1.0,
         }
     }
@@ -56,6 +59,7 @@ impl Unit {
             Unit::Mbps => "Mbit/s",
             Unit::Percent => "%",
             Unit::Count => "count",
+            Unit::PerMinute => "/min",
         }
     }
 
@@ -63,7 +67,7 @@ impl Unit {
     pub fn decimals(self) -> usize {
         match self {
             Unit::Millis => 3,
-            Unit::Seconds | Unit::Mbps | Unit::Percent => 2,
+            Unit::Seconds | Unit::Mbps | Unit::Percent | Unit::PerMinute => 2,
             Unit::Count => 0,
         }
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use wow_experiments::{Edges, SubjectKind};
+use wow_experiments::{Edges, SubjectKind, Workload};
 
 use crate::results::Summary;
 use crate::results::report::{figure, mean, ratio};
@@ -49,6 +49,13 @@ pub(crate) struct Args {
     /// tracing directives); each node's log is written to the result folder's logs/.
     #[arg(long, default_value = "info")]
     node_log: String,
+    /// Jobs per batch (meme-pbs: glam2 jobs submitted with qsub per trial).
+    #[arg(long)]
+    jobs: Option<u32>,
+    /// How long one job runs alone on an idle core, in seconds (meme-pbs: the glam2
+    /// job is sized to it; the paper's MEME jobs took 24.1 s).
+    #[arg(long)]
+    job_seconds: Option<f64>,
     /// Print summary.json on stdout (the table goes to stderr).
     #[arg(long)]
     json: bool,
@@ -95,6 +102,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(t) => t,
         None => locate(experiment.default_topology())?,
     };
+    let workload = Workload {
+        jobs: args.jobs,
+        job_seconds: args.job_seconds,
+    };
+    crate::runner::check_workload(experiment, &workload)?;
     if args.hosts.is_none() {
         super::require_root()?;
     }
@@ -108,6 +120,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         subject,
         edges,
         node_log: args.node_log,
+        workload,
         command: std::env::args().collect(),
     };
     let outcome = crate::runner::run(&request)?;

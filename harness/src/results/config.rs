@@ -25,6 +25,12 @@ pub struct RunConfig {
     pub node_log: String,
     /// Trials asked for.
     pub trials: u32,
+    /// Jobs per batch asked for (`--jobs`), where the experiment takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<u32>,
+    /// Seconds one job runs alone (`--job-seconds`), where the experiment takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_seconds: Option<f64>,
     /// The seed.
     pub seed: u64,
     /// The result folder.

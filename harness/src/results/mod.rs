@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
-use wow_experiments::{Metric, PaperFigure, PlotSpec, SubjectKind, Values};
+use wow_experiments::{Metric, PaperFigure, PlotSpec, Samples, SubjectKind, Values};
 use wow_plots::{Unit, summarize};
 
 pub use config::{Git, Machine, RunConfig, TopologyFile, Versions};
@@ -52,11 +52,26 @@ pub struct TrialRecord {
     /// What it measured (empty when it failed).
     #[serde(default)]
     pub values: Values,
+    /// Per-item values it measured (a batch's jobs), summarised with `values`.
+    #[serde(default, skip_serializing_if = "Samples::is_empty")]
+    pub samples: Samples,
+    /// Lines for the report (which node ran which job).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// How long it took, in seconds.
     pub seconds: f64,
+}
+
+impl TrialRecord {
+    /// Every value of `metric` the trial measured: its value and its samples.
+    pub fn metric_values<'a>(&'a self, metric: &str) -> impl Iterator<Item = f64> + 'a {
+        let one = self.values.get(metric).copied();
+        let many = self.samples.get(metric).into_iter().flatten().copied();
+        one.into_iter().chain(many)
+    }
 }
 
 /// Appends trial records to `trials.jsonl`, one flushed line each, so that an
@@ -269,13 +284,16 @@ impl Summary {
         for metric in run.metrics {
             let values: Vec<f64> = trials
                 .iter()
-                .filter_map(|t| t.values.get(&metric.name).copied())
+                .flat_map(|t| t.metric_values(&metric.name))
                 .collect();
             metrics.insert(metric.name.clone(), MetricSummary::new(metric, &values)?);
         }
         if let Some((t, name)) = trials
             .iter()
-            .flat_map(|t| t.values.keys().map(move |k| (t.trial, k)))
+            .flat_map(|t| {
+                let keys = t.values.keys().chain(t.samples.keys());
+                keys.map(move |k| (t.trial, k))
+            })
             .find(|(_, k)| !metrics.contains_key(*k))
         {
             bail!("trial {t} reports {name:?}, which is not among the experiment's metrics");

@@ -157,6 +157,28 @@ pub fn render(saved: &Saved, skipped: &BTreeMap<String, String>) -> String {
             }
         }
     }
+    let noted: Vec<_> = saved
+        .trials
+        .iter()
+        .filter(|t| !t.notes.is_empty())
+        .collect();
+    if !noted.is_empty() {
+        r.push_str("\n## What the trials noted\n\n");
+        for t in noted.iter().take(LIST_FAILURES) {
+            let _ = writeln!(r, "Trial {}:\n", t.trial);
+            for line in &t.notes {
+                let _ = writeln!(r, "- {line}");
+            }
+            r.push('\n');
+        }
+        if noted.len() > LIST_FAILURES {
+            let _ = writeln!(
+                r,
+                "… and {} more trials with notes (see trials.jsonl)\n",
+                noted.len() - LIST_FAILURES
+            );
+        }
+    }
     let failed: Vec<_> = saved.trials.iter().filter(|t| !t.ok).collect();
     if !failed.is_empty() {
         r.push_str("\n## Failed trials\n\n");

@@ -68,6 +68,8 @@ fn trials() -> Vec<TrialRecord> {
                     ("pings_lost".to_string(), f64::from(u8::from(i == 3))),
                 ])
             },
+            samples: Samples::new(),
+            notes: Vec::new(),
             error: (i == 7).then(|| "ufl-0: no reply from 198.18.0.3 to 3 echo requests".into()),
             seconds: 0.04,
         })
@@ -133,6 +135,8 @@ fn config(dir: &std::path::Path) -> RunConfig {
         node_log: "info".into(),
         subject: SubjectKind::Physical,
         trials: 100,
+        jobs: None,
+        job_seconds: None,
         seed: 1,
         out: dir.display().to_string(),
         prefix: "r1".into(),
@@ -299,4 +303,45 @@ fn plots_and_report_redraw_from_the_saved_files_alone() {
     let err = format!("{:#}", Saved::load(&dir).unwrap_err());
     assert!(err.contains("summary.json"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn samples_count_as_values_and_notes_round_trip() {
+    let mut batch = trials();
+    batch.truncate(2);
+    batch[0].values.clear();
+    batch[0]
+        .samples
+        .insert("rtt".into(), vec![10.0, 20.0, 30.0]);
+    batch[0].notes.push("jobs per node: a 2, b 1".into());
+    let s = summary(&batch);
+    assert_eq!(s.metrics["rtt"].count, 4, "three samples and one value");
+    assert_eq!(s.metrics["rtt"].min, Some(10.0));
+    let line = serde_json::to_string(&batch[0]).unwrap();
+    let back: TrialRecord = serde_json::from_str(&line).unwrap();
+    assert_eq!(back, batch[0]);
+    let plain = serde_json::to_string(&batch[1]).unwrap();
+    assert!(
+        !plain.contains("samples") && !plain.contains("notes"),
+        "{plain}"
+    );
+    let mut odd = batch.clone();
+    odd[1].samples.insert("jitter".into(), vec![1.0]);
+    assert!(
+        Summary::new(
+            Finished {
+                experiment: "latency",
+                subject: SubjectKind::Physical,
+                topology: "lan",
+                metrics: &metrics(),
+                paths: &[],
+                plots: &[],
+                paper_table: "",
+            },
+            &odd,
+            &[],
+        )
+        .is_err(),
+        "samples of an unknown metric are refused"
+    );
 }

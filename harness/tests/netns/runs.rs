@@ -261,10 +261,49 @@ fn netns_run_multihop_on_planetlab_118() {
     assert!(summary["metrics"]["hops"]["min"].as_f64().unwrap() >= 2.0);
 }
 
+/// `meme-pbs`, reduced: Slurm and an NFS server on the NATed wan-3site cluster, 20 glam2
+/// jobs of about a second submitted with qsub; every job's motif comes back over NFS.
+#[test]
+fn netns_run_meme_pbs_on_wan_3site() {
+    let topology = repo("topologies/wan-3site.toml");
+    let args = [
+        "--topology",
+        &topology,
+        "--jobs",
+        "20",
+        "--job-seconds",
+        "1",
+    ];
+    let (run, summary) = run("meme-pbs", &args);
+    assert_complete(&run.out, &summary, 1);
+    let m = &summary["metrics"];
+    assert_eq!(m["run_s"]["count"], 20, "one sample per job: {m}");
+    assert_eq!(m["nodes_up"]["min"], 5.0, "every compute node up: {m}");
+    assert!(m["nodes_used"]["min"].as_f64().unwrap() >= 2.0, "{m}");
+    assert!(m["efficiency"]["mean"].as_f64().unwrap() > 5.0, "{m}");
+    let report = std::fs::read_to_string(run.out.join("report.md")).unwrap();
+    assert!(
+        report.contains("every job's output has a motif"),
+        "{report}"
+    );
+    assert!(report.contains("do not answer a ping"), "{report}");
+    assert!(
+        !report.contains("0 of 5 compute nodes do not answer"),
+        "{report}"
+    );
+}
+
 /// Every experiment has a reduced run above (a new one needs its own).
 #[test]
 fn every_experiment_has_a_reduced_run_in_ci() {
-    let tested = ["latency", "throughput", "join", "dhcp-join", "multihop"];
+    let tested = [
+        "latency",
+        "throughput",
+        "join",
+        "dhcp-join",
+        "multihop",
+        "meme-pbs",
+    ];
     let all: Vec<&str> = wow_experiments::ALL.iter().map(|e| e.name()).collect();
     assert_eq!(all, tested);
 }

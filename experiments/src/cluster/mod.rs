@@ -1,0 +1,231 @@
+//! A cluster of workstations for the WOW workloads (meme-pbs; the paper's PBS and PVM
+//! pools): the testbed's site hosts, the first of them the head node (scheduler, file
+//! server, submit host), each known to the others by its **hostname**, which
+//! `/etc/hosts` on every workstation maps to the address the subject gives: the virtual
+//! IP for the ipop subject, so every daemon's traffic crosses the overlay; the underlay
+//! address for the physical subject.
+//!
+//! Daemons keep their files under one folder per run ([`Cluster::dir`]) on every host,
+//! removed when the cluster drops. [`slurm`] runs the batch system, [`nfs`] the file
+//! server.
+
+pub mod nfs;
+pub mod slurm;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use wow_host::{Cmd, Host, HostError};
+
+use crate::experiment::{Error, Hosts, Setup};
+use crate::subject::{Flow, SubjectKind};
+
+/// How long a small command on a host may take.
+pub(crate) const QUICK: Duration = Duration::from_secs(20);
+
+/// The workstations and how they name each other.
+#[derive(Debug)]
+pub struct Cluster<'a> {
+    hosts: &'a Hosts,
+    /// The head node: scheduler, file server, where jobs are submitted.
+    pub head: String,
+    /// The compute nodes (every other workstation).
+    pub computes: Vec<String>,
+    /// Every workstation's address as the others reach it (by hostname).
+    pub addresses: BTreeMap<String, Ipv4Addr>,
+    /// The run's folder, the same path on every host.
+    pub dir: String,
+    /// Which subject carries the traffic.
+    pub subject: SubjectKind,
+}
+
+impl<'a> Cluster<'a> {
+    /// The cluster of `workstations` (the first is the head), each reaching the head and
+    /// reached from it on `ports` (TCP); fails with the subject's reasons for every pair
+    /// it cannot carry.
+    pub fn new(
+        setup: &Setup<'a>,
+        workstations: &[String],
+        ports: &[u16],
+        tag: &str,
+    ) -> Result<Cluster<'a>, Error> {
+        let (head, computes) = workstations.split_first().ok_or_else(|| Error::Topology {
+            topology: setup.topology.name.clone(),
+            reason: "a cluster needs at least two workstations (site hosts)".into(),
+        })?;
+        if computes.is_empty() {
+            return Err(Error::Topology {
+                topology: setup.topology.name.clone(),
+                reason: "a cluster needs at least two workstations (site hosts)".into(),
+            });
+        }
+        let mut addresses = BTreeMap::new();
+        let mut refused = Vec::new();
+        for node in computes {
+            for (from, to) in [(head, node), (node, head)] {
+                for &port in ports {
+                    match setup.subject.target(from, to, Flow::Tcp { port }) {
+                        Ok(t) if t.node == *to => {
+                            addresses.insert(to.clone(), t.address);
+                        }
+                        Ok(t) => refused.push(format!(
+                            "{from} → {to} port {port}: only {} answers ({})",
+                            t.node,
+                            t.note.unwrap_or_default()
+                        )),
+                        Err(u) => refused.push(format!("{from} → {to} port {port}: {u}")),
+                    }
+                }
+            }
+        }
+        if !refused.is_empty() {
+            return Err(Error::NoPath {
+                subject: setup.subject.kind(),
+                tried: refused,
+            });
+        }
+        for name in workstations {
+            setup.hosts.get(name)?;
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = format!("/tmp/wow-{tag}-{}-{nanos:x}", std::process::id());
+        let cluster = Cluster {
+            hosts: setup.hosts,
+            head: head.clone(),
+            computes: computes.to_vec(),
+            addresses,
+            dir,
+            subject: setup.subject.kind(),
+        };
+        for host in cluster.all() {
+            let host = cluster.host(host)?;
+            host.check(&Cmd::new("mkdir").args(["-p", &cluster.dir]), QUICK)?;
+        }
+        Ok(cluster)
+    }
+
+    /// Every workstation, head first.
+    pub fn all(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.head.as_str()).chain(self.computes.iter().map(String::as_str))
+    }
+
+    /// The host of workstation `name`.
+    pub fn host(&self, name: &str) -> Result<&'a dyn Host, Error> {
+        self.hosts.get(name)
+    }
+
+    /// Rewrites `/etc/hosts` on every workstation: every workstation's hostname maps to
+    /// its [`Cluster::addresses`] entry; lines naming other nodes stay.
+    pub fn write_hosts_files(&self) -> Result<(), Error> {
+        for name in self.all() {
+            let host = self.host(name)?;
+            let old = String::from_utf8_lossy(&host.read_file("/etc/hosts")?).into_owned();
+            let text = hosts_file(&old, &self.addresses);
+            put(host, "/etc/hosts", text.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Checks that no underlay address of any testbed node appears in `text` (a daemon's
+    /// configuration), for the ipop subject: the cluster is configured with virtual
+    /// addresses and hostnames only.
+    pub fn check_virtual_only(&self, what: &str, text: &str) -> Result<(), Error> {
+        if self.subject != SubjectKind::Ipop {
+            return Ok(());
+        }
+        for host in self.hosts.iter() {
+            for a in host.addresses() {
+                let a = a.to_string();
+                let hit = text.match_indices(&a).any(|(i, _)| {
+                    let before = text[..i].chars().next_back();
+                    let after = text[i + a.len()..].chars().next();
+                    ![before, after]
+                        .into_iter()
+                        .any(|c| c.is_some_and(|c| c.is_ascii_digit()))
+                });
+                if hit {
+                    return Err(Error::Preflight {
+                        path: what.to_string(),
+                        reason: format!(
+                            "names the underlay address {a} of {}; the cluster must be \
+                             configured with virtual addresses and hostnames only",
+                            host.name()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates `sub` (relative to the run folder) on every workstation; returns its path.
+    pub fn make_dir(&self, sub: &str) -> Result<String, Error> {
+        let path = format!("{}/{sub}", self.dir);
+        for name in self.all() {
+            self.host(name)?
+                .check(&Cmd::new("mkdir").args(["-p", &path]), QUICK)?;
+        }
+        Ok(path)
+    }
+}
+
+impl Drop for Cluster<'_> {
+    fn drop(&mut self) {
+        for name in self.all() {
+            if let Ok(host) = self.host(name) {
+                let _ = host.run(&Cmd::new("rm").args(["-rf", &self.dir]), QUICK);
+            }
+        }
+    }
+}
+
+/// `/etc/hosts` text: `old` without lines naming a workstation, then one line per
+/// workstation.
+pub fn hosts_file(old: &str, addresses: &BTreeMap<String, Ipv4Addr>) -> String {
+    let mut text: String = old
+        .lines()
+        .filter(|line| {
+            let names = line.split('#').next().unwrap_or("").split_whitespace();
+            !names.skip(1).any(|n| addresses.contains_key(n))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    text.push_str("# the cluster's workstations (wow-bench)\n");
+    for (name, address) in addresses {
+        text.push_str(&format!("{address}\t{name}\n"));
+    }
+    text
+}
+
+/// Writes `contents` to the file `path` on `host` (through `sh`, so it works on any host).
+pub fn put(host: &dyn Host, path: &str, contents: &[u8]) -> Result<(), HostError> {
+    host.check(
+        &Cmd::new("sh")
+            .args(["-c", "cat > \"$1\"", "sh", path])
+            .stdin(contents),
+        QUICK,
+    )
+    .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_files_replace_workstation_lines_only() {
+        let old = "127.0.0.1\tlocalhost\n198.18.0.1\tufl-gw\n198.19.1.10\tufl-0\n\
+                   198.19.1.11\tufl-1 # a comment\n";
+        let addresses = BTreeMap::from([
+            ("ufl-0".to_string(), Ipv4Addr::new(10, 128, 0, 7)),
+            ("ufl-1".to_string(), Ipv4Addr::new(10, 128, 0, 9)),
+        ]);
+        let text = hosts_file(old, &addresses);
+        assert!(text.starts_with("127.0.0.1\tlocalhost\n198.18.0.1\tufl-gw\n#"));
+        assert!(text.contains("10.128.0.7\tufl-0\n10.128.0.9\tufl-1\n"));
+        assert!(!text.contains("198.19.1.1"));
+    }
+}
