@@ -37,6 +37,13 @@ pub trait Experiment: Send + Sync + std::fmt::Debug {
     /// The topology file it runs on by default, relative to the repository root.
     fn default_topology(&self) -> &'static str;
 
+    /// The topology file the physical subject runs on by default, where the default
+    /// topology's NATs keep the physical network from carrying the experiment (the same
+    /// hosts and links, routed).
+    fn physical_topology(&self) -> &'static str {
+        self.default_topology()
+    }
+
     /// How many trials a run has by default.
     fn default_trials(&self) -> u32;
 

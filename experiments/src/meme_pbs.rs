@@ -83,6 +83,10 @@ impl Experiment for MemePbs {
         "topologies/wow-6domain.toml"
     }
 
+    fn physical_topology(&self) -> &'static str {
+        "topologies/wow-6domain-open.toml"
+    }
+
     fn default_trials(&self) -> u32 {
         1
     }

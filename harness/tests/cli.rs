@@ -39,6 +39,17 @@ fn workload_flags_are_refused_where_they_do_not_apply() {
 }
 
 #[test]
+fn a_physical_topology_needs_several_subjects() {
+    let o = wow_bench(&["run", "meme-pbs", "--physical-topology", "x.toml"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("--physical-topology applies only with several subjects"),
+        "{e}"
+    );
+}
+
+#[test]
 fn nat_matrix_refuses_flags_that_do_not_apply() {
     let o = wow_bench(&["run", "nat-matrix", "--trials", "3"]);
     assert_eq!(o.status.code(), Some(1));

@@ -3,6 +3,7 @@
 //! one module).
 
 mod clean;
+mod compare;
 mod emulate;
 mod fleet;
 mod list;

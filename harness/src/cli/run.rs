@@ -38,9 +38,15 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// What carries the traffic: ipop (the overlay; the default where the experiment
-    /// supports it) or physical (the underlay, the papers' baseline).
+    /// supports it) or physical (the underlay, the papers' baseline). Several, comma
+    /// separated (`ipop,physical`), run one after the other in one invocation, each in
+    /// OUT/SUBJECT, and OUT/comparison.md gives each metric's ratio to the first.
     #[arg(long)]
     subject: Option<String>,
+    /// Topology file of the physical subject when several subjects run (default: the
+    /// --topology given, else the experiment's physical topology).
+    #[arg(long)]
+    physical_topology: Option<PathBuf>,
     /// Which edges the ipop subject's nodes make: udp (TCP only where UDP is blocked)
     /// or tcp (the IPOP paper's IPOP-TCP rows).
     #[arg(long, default_value = "udp")]
@@ -85,21 +91,29 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             names.join(", ")
         )
     })?;
-    let subject = match &args.subject {
-        Some(name) => SubjectKind::from_name(name).with_context(|| {
-            let names: Vec<&str> = SubjectKind::ALL.iter().map(|s| s.as_str()).collect();
-            format!(
-                "unknown subject {name:?}; expected one of {}",
-                names.join(", ")
-            )
-        })?,
-        None if experiment.subjects().contains(&SubjectKind::Ipop) => SubjectKind::Ipop,
-        None => experiment.subjects()[0],
+    let subjects = match &args.subject {
+        Some(names) => names
+            .split(',')
+            .map(|name| {
+                SubjectKind::from_name(name.trim()).with_context(|| {
+                    let names: Vec<&str> = SubjectKind::ALL.iter().map(|s| s.as_str()).collect();
+                    format!(
+                        "unknown subject {name:?}; expected one of {}",
+                        names.join(", ")
+                    )
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        None if experiment.subjects().contains(&SubjectKind::Ipop) => vec![SubjectKind::Ipop],
+        None => vec![experiment.subjects()[0]],
     };
+    if args.physical_topology.is_some() && subjects.len() < 2 {
+        bail!("--physical-topology applies only with several subjects (--subject ipop,physical)");
+    }
     let edges = Edges::from_name(&args.edges)
         .with_context(|| format!("unknown --edges {:?}; expected udp or tcp", args.edges))?;
-    let topology = match args.topology {
-        Some(t) => t,
+    let topology = match &args.topology {
+        Some(t) => t.clone(),
         None => locate(experiment.default_topology())?,
     };
     let workload = Workload {
@@ -110,29 +124,67 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.hosts.is_none() {
         super::require_root()?;
     }
-    let request = Request {
-        experiment,
-        topology,
-        hosts: args.hosts,
-        trials: args.trials.unwrap_or_else(|| experiment.default_trials()),
-        out: args.out.unwrap_or_else(|| default_out(experiment.name())),
-        seed: args.seed,
-        subject,
-        edges,
-        node_log: args.node_log,
-        workload,
-        command: std::env::args().collect(),
-    };
-    let outcome = crate::runner::run(&request)?;
-    let table = table(&outcome.summary);
-    if args.json {
-        eprint!("{table}");
-        println!("{}", serde_json::to_string_pretty(&outcome.summary)?);
-    } else {
-        print!("{table}");
-        println!("results in {}", outcome.dir.display());
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(experiment.name()));
+    let several = subjects.len() > 1;
+    let mut outcomes = Vec::new();
+    for &subject in &subjects {
+        let topology = match (subject, &args.physical_topology, &args.topology) {
+            (SubjectKind::Physical, Some(t), _) => t.clone(),
+            (SubjectKind::Physical, None, None) if several => {
+                locate(experiment.physical_topology())?
+            }
+            _ => topology.clone(),
+        };
+        let request = Request {
+            experiment,
+            topology,
+            hosts: args.hosts.clone(),
+            trials: args.trials.unwrap_or_else(|| experiment.default_trials()),
+            out: if several {
+                out.join(subject.as_str())
+            } else {
+                out.clone()
+            },
+            seed: args.seed,
+            subject,
+            edges,
+            node_log: args.node_log.clone(),
+            workload: workload.clone(),
+            command: std::env::args().collect(),
+        };
+        let outcome = crate::runner::run(&request)?;
+        let table = table(&outcome.summary);
+        if args.json {
+            eprint!("{table}");
+        } else {
+            print!("{table}");
+            println!("results in {}", outcome.dir.display());
+        }
+        outcomes.push(outcome);
     }
-    Ok(if outcome.summary.failed_trials > 0 {
+    let summaries: Vec<&Summary> = outcomes.iter().map(|o| &o.summary).collect();
+    if several {
+        let text = super::compare::render(&summaries);
+        let path = out.join(super::compare::FILE);
+        std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+        if args.json {
+            eprint!("\n{text}");
+        } else {
+            print!("\n{text}");
+            println!("comparison in {}", path.display());
+        }
+    }
+    if args.json {
+        if several {
+            println!("{}", serde_json::to_string_pretty(&summaries)?);
+        } else {
+            println!("{}", serde_json::to_string_pretty(summaries[0])?);
+        }
+    }
+    Ok(if summaries.iter().any(|s| s.failed_trials > 0) {
         ExitCode::from(FAILED_TRIALS)
     } else {
         ExitCode::SUCCESS
