@@ -11,6 +11,7 @@
 
 pub mod nfs;
 pub mod slurm;
+pub mod ssh;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
