@@ -111,6 +111,10 @@ pub struct Workload {
     pub jobs: Option<u32>,
     /// `--job-seconds`: how long one job runs alone on an idle core.
     pub job_seconds: Option<f64>,
+    /// `--taxa`: taxa of a simulated alignment.
+    pub taxa: Option<u32>,
+    /// `--workers`: the numbers of parallel workers to measure.
+    pub workers: Option<Vec<u32>>,
 }
 
 impl Workload {
@@ -122,6 +126,12 @@ impl Workload {
         }
         if self.job_seconds.is_some() {
             flags.push("--job-seconds");
+        }
+        if self.taxa.is_some() {
+            flags.push("--taxa");
+        }
+        if self.workers.is_some() {
+            flags.push("--workers");
         }
         flags
     }

@@ -10,6 +10,7 @@
 pub mod cluster;
 pub mod dhcp_join;
 pub mod experiment;
+pub mod fastdnaml_pvm;
 pub mod join;
 pub mod latency;
 pub mod meme_pbs;
@@ -37,6 +38,7 @@ pub static ALL: &[&dyn Experiment] = &[
     &dhcp_join::DhcpJoin,
     &multihop::Multihop,
     &meme_pbs::MemePbs,
+    &fastdnaml_pvm::FastDnamlPvm,
 ];
 
 /// The experiment called `name`.

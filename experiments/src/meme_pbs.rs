@@ -143,7 +143,7 @@ impl Experiment for MemePbs {
             });
         }
         let runs = runs_for(head, &input, target)?;
-        let cores = cores(&cluster)?;
+        let cores = cluster.cores()?;
         let isolation = isolation(setup, &cluster)?;
         Ok(Box::new(Batches {
             jobs: setup.workload.jobs.unwrap_or(DEFAULT_JOBS).max(1),
@@ -245,32 +245,6 @@ fn isolation(setup: &Setup<'_>, cluster: &Cluster<'_>) -> Result<String, Error> 
             answered.join(", ")
         }
     ))
-}
-
-/// The cores the compute nodes had: for each distinct machine (kernel boot id), the
-/// smaller of its CPUs and its job slots (one per compute node on it).
-fn cores(cluster: &Cluster<'_>) -> Result<u32, Error> {
-    let mut machines: BTreeMap<String, (u32, u32)> = BTreeMap::new();
-    for name in &cluster.computes {
-        let host = cluster.host(name)?;
-        let out = host.check(
-            &Cmd::new("sh").args(["-c", "cat /proc/sys/kernel/random/boot_id; nproc"]),
-            QUICK,
-        )?;
-        let text = out.stdout_text();
-        let mut lines = text.lines();
-        let boot = lines.next().unwrap_or_default().trim().to_string();
-        let cpus = lines
-            .next()
-            .and_then(|l| l.trim().parse().ok())
-            .unwrap_or(1);
-        let entry = machines.entry(boot).or_insert((cpus, 0));
-        entry.1 += 1;
-    }
-    Ok(machines
-        .values()
-        .map(|&(cpus, slots)| cpus.min(slots))
-        .sum())
 }
 
 /// A prepared run: the cluster with its daemons (dropped in this order: jobs cancelled

@@ -109,6 +109,8 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         trials: request.trials,
         jobs: request.workload.jobs,
         job_seconds: request.workload.job_seconds,
+        taxa: request.workload.taxa,
+        workers: request.workload.workers.clone(),
         seed: request.seed,
         out: dir.display().to_string(),
         prefix: if fleet.is_some() {

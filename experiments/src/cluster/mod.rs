@@ -10,6 +10,7 @@
 //! server.
 
 pub mod nfs;
+pub mod pvm;
 pub mod slurm;
 pub mod ssh;
 
@@ -160,6 +161,30 @@ impl<'a> Cluster<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The cores the compute nodes have: for each distinct machine (kernel boot id), the
+    /// smaller of its CPUs and the compute nodes on it (namespace hosts share one).
+    pub fn cores(&self) -> Result<u32, Error> {
+        let mut machines: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+        for name in &self.computes {
+            let out = self.host(name)?.check(
+                &Cmd::new("sh").args(["-c", "cat /proc/sys/kernel/random/boot_id; nproc"]),
+                QUICK,
+            )?;
+            let text = out.stdout_text();
+            let mut lines = text.lines();
+            let boot = lines.next().unwrap_or_default().trim().to_string();
+            let cpus = lines
+                .next()
+                .and_then(|l| l.trim().parse().ok())
+                .unwrap_or(1);
+            machines.entry(boot).or_insert((cpus, 0)).1 += 1;
+        }
+        Ok(machines
+            .values()
+            .map(|&(cpus, nodes)| cpus.min(nodes))
+            .sum())
     }
 
     /// Creates `sub` (relative to the run folder) on every workstation; returns its path.

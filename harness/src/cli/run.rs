@@ -62,6 +62,13 @@ pub(crate) struct Args {
     /// job is sized to it; the paper's MEME jobs took 24.1 s).
     #[arg(long)]
     job_seconds: Option<f64>,
+    /// Taxa of the simulated alignment (fastdnaml-pvm).
+    #[arg(long)]
+    taxa: Option<u32>,
+    /// Numbers of parallel workers to measure, comma separated (fastdnaml-pvm:
+    /// `--workers 1,2,4`).
+    #[arg(long, value_delimiter = ',')]
+    workers: Option<Vec<u32>>,
     /// Print summary.json on stdout (the table goes to stderr).
     #[arg(long)]
     json: bool,
@@ -119,6 +126,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let workload = Workload {
         jobs: args.jobs,
         job_seconds: args.job_seconds,
+        taxa: args.taxa,
+        workers: args.workers.clone(),
     };
     crate::runner::check_workload(experiment, &workload)?;
     if args.hosts.is_none() {

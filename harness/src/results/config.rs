@@ -31,6 +31,12 @@ pub struct RunConfig {
     /// Seconds one job runs alone (`--job-seconds`), where the experiment takes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_seconds: Option<f64>,
+    /// Taxa asked for (`--taxa`), where the experiment takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taxa: Option<u32>,
+    /// Worker counts asked for (`--workers`), where the experiment takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<Vec<u32>>,
     /// The seed.
     pub seed: u64,
     /// The result folder.

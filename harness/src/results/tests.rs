@@ -137,6 +137,8 @@ fn config(dir: &std::path::Path) -> RunConfig {
         trials: 100,
         jobs: None,
         job_seconds: None,
+        taxa: None,
+        workers: None,
         seed: 1,
         out: dir.display().to_string(),
         prefix: "r1".into(),

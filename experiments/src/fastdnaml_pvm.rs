@@ -1,0 +1,436 @@
+//! `fastdnaml-pvm`: the WOW paper's parallel workload. A PVM virtual machine spans the
+//! cluster's workstations (its daemons started over SSH by hostname, so under the ipop
+//! subject all of PVM's traffic crosses the overlay), and `fdpvm-master`
+//! (workloads/fastdnaml-pvm) builds a maximum-likelihood tree by fastDNAml's stepwise
+//! addition with local rearrangements, farming every candidate tree out to PVM workers
+//! that score it with the real serial `fastDNAml` — the structure of the paper's parallel
+//! fastDNAml (foreman and workers).
+//!
+//! Each trial times the sequential run (`--local`: the same algorithm, every candidate
+//! scored in turn on the head node, no PVM) and then the parallel run with each worker
+//! count of `--workers`, and checks every parallel run found the sequential run's tree
+//! with the same log likelihood. Speedup is sequential ÷ parallel wall time; efficiency
+//! is speedup ÷ the cores the workers could use (fewer than the workers on a small
+//! machine). The alignment is simulated along a random tree (`simalign`, seeded by the
+//! run's seed) with `--taxa` taxa.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde::Deserialize;
+use wow_host::{Cmd, Host};
+use wow_plots::Unit;
+
+use crate::cluster::pvm::Pvm;
+use crate::cluster::ssh::{SSH_PORT, Ssh};
+use crate::cluster::{Cluster, QUICK};
+use crate::experiment::{
+    Error, Experiment, Extra, Metric, PaperFigure, PlotSpec, Setup, Stat, TrialError, Trials,
+    Values,
+};
+use crate::path::Path;
+use crate::subject::{Flow, SubjectKind};
+
+/// Taxa by default (the sequential run takes minutes here).
+const DEFAULT_TAXA: u32 = 40;
+/// Alignment columns.
+const SITES: u32 = 1000;
+/// The paper's speedup.
+const PAPER_SPEEDUP: f64 = 13.5;
+/// How long one run may take.
+const RUN_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+
+const PAPER: &str = "\
+WOW paper (Ganguly et al., HPDC 2006): the PVM-based parallel fastDNAml (a foreman
+farming candidate trees to workers) on the WOW's VMs in six firewalled/NATed domains.
+
+| what | reported |
+|---|---|
+| parallel speedup | 13.5 |
+
+This machine has fewer cores than the paper's pool had VMs: speedup is bounded by the
+cores; compare the efficiency (speedup ÷ usable cores) and the ipop ÷ physical ratio.
+";
+
+/// The experiment.
+#[derive(Debug, Clone, Copy)]
+pub struct FastDnamlPvm;
+
+/// Where the workload's programs are: `$WOW_WORKLOADS/bin`, else `target/workloads/bin`
+/// of this source tree (`./setup.sh` and `./test.sh` build them there).
+pub fn workload_bin() -> String {
+    match std::env::var("WOW_WORKLOADS") {
+        Ok(dir) if !dir.is_empty() => format!("{dir}/bin"),
+        _ => format!("{}/../target/workloads/bin", env!("CARGO_MANIFEST_DIR")),
+    }
+}
+
+impl Experiment for FastDnamlPvm {
+    fn name(&self) -> &'static str {
+        "fastdnaml-pvm"
+    }
+
+    fn description(&self) -> &'static str {
+        "parallel fastDNAml over PVM (daemons started by ssh) on the cluster's workstations: speedup, likelihood check (WOW)"
+    }
+
+    fn default_topology(&self) -> &'static str {
+        "topologies/wow-6domain.toml"
+    }
+
+    fn physical_topology(&self) -> &'static str {
+        "topologies/wow-6domain-open.toml"
+    }
+
+    fn default_trials(&self) -> u32 {
+        1
+    }
+
+    fn subjects(&self) -> &'static [SubjectKind] {
+        &[SubjectKind::Ipop, SubjectKind::Physical]
+    }
+
+    fn workload_options(&self) -> &'static [&'static str] {
+        &["--taxa", "--workers"]
+    }
+
+    fn paper_table(&self) -> &'static str {
+        PAPER
+    }
+
+    fn prepare<'a>(&self, setup: &Setup<'a>) -> Result<Box<dyn Trials + 'a>, Error> {
+        let workstations: Vec<String> = setup
+            .topology
+            .sites
+            .iter()
+            .flat_map(|s| (0..s.hosts).map(move |i| format!("{}-{i}", s.name)))
+            .collect();
+        let cluster = Cluster::new(setup, &workstations, &[SSH_PORT], "fdpvm")?;
+        let bin = workload_bin();
+        let head = cluster.host(&cluster.head)?;
+        for program in ["simalign", "fdpvm-master", "fdpvm-worker"] {
+            let path = format!("{bin}/{program}");
+            if !head
+                .run(&Cmd::new("test").args(["-x", &path]), QUICK)?
+                .success()
+            {
+                return Err(Error::Preflight {
+                    path: cluster.head.clone(),
+                    reason: format!(
+                        "{path} is missing: build the workload with `make -C \
+                         workloads/fastdnaml-pvm PREFIX=$PWD/target/workloads` (./setup.sh \
+                         does), or set WOW_WORKLOADS to where it is installed on every host"
+                    ),
+                });
+            }
+        }
+        let taxa = setup.workload.taxa.unwrap_or(DEFAULT_TAXA);
+        if !(4..=200).contains(&taxa) {
+            return Err(Error::Preflight {
+                path: "--taxa".into(),
+                reason: format!("{taxa} taxa: fastDNAml needs 4 to 200 here"),
+            });
+        }
+        let hosts = workstations.len() as u32;
+        let workers = match &setup.workload.workers {
+            Some(list) if list.iter().all(|&w| w >= 1) && !list.is_empty() => list.clone(),
+            Some(list) => {
+                return Err(Error::Preflight {
+                    path: "--workers".into(),
+                    reason: format!("{list:?}: worker counts must be at least 1"),
+                });
+            }
+            None => std::iter::successors(Some(1u32), |w| Some(w * 2))
+                .take_while(|&w| w <= hosts)
+                .collect(),
+        };
+        let paths = paths(setup, &cluster)?;
+        cluster.write_hosts_files()?;
+        let alignment = format!("{}/alignment.phy", cluster.dir);
+        head.check(
+            &Cmd::new("sh").args([
+                "-c",
+                "\"$1\" --taxa \"$2\" --sites \"$3\" --seed \"$4\" > \"$5\"",
+                "sh",
+                &format!("{bin}/simalign"),
+                &taxa.to_string(),
+                &SITES.to_string(),
+                &setup.seed.to_string(),
+                &alignment,
+            ]),
+            QUICK,
+        )?;
+        let scratch = cluster.make_dir("scratch")?;
+        let ssh = Ssh::start(&cluster)?;
+        let pvm = Pvm::start(&cluster, &ssh, &bin)?;
+        let cores = cluster.cores()?;
+        Ok(Box::new(Sweeps {
+            workers,
+            cores,
+            taxa,
+            bin,
+            alignment,
+            scratch,
+            paths,
+            progress: setup.progress.clone(),
+            extra: Extra::default(),
+            pvm,
+            _ssh: ssh,
+            cluster,
+        }))
+    }
+}
+
+/// A path per compute node: the head node's SSH (which starts its pvmd) to the node.
+fn paths(setup: &Setup<'_>, cluster: &Cluster<'_>) -> Result<Vec<Path>, Error> {
+    let flow = Flow::Tcp { port: SSH_PORT };
+    cluster
+        .computes
+        .iter()
+        .map(|node| {
+            let target = setup
+                .subject
+                .target(&cluster.head, node, flow)
+                .map_err(|u| Error::NoPath {
+                    subject: setup.subject.kind(),
+                    tried: vec![u.0],
+                })?;
+            let mut path = Path {
+                from: cluster.head.clone(),
+                to: node.clone(),
+                flow,
+                target,
+                wan: false,
+                skipped: Vec::new(),
+            };
+            path.wan = crate::path::link_of(setup.topology, &cluster.head)
+                != crate::path::link_of(setup.topology, node);
+            Ok(path)
+        })
+        .collect()
+}
+
+/// What `fdpvm-master` prints (one JSON line).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct RunResult {
+    evaluations: u64,
+    wall_s: f64,
+    log_likelihood: f64,
+    tree: String,
+    #[serde(default)]
+    per_host: BTreeMap<String, u64>,
+}
+
+/// A prepared run: the virtual machine, then SSH, then the folders (dropped in order).
+struct Sweeps<'a> {
+    workers: Vec<u32>,
+    cores: u32,
+    taxa: u32,
+    bin: String,
+    alignment: String,
+    scratch: String,
+    paths: Vec<Path>,
+    progress: MultiProgress,
+    extra: Extra,
+    pvm: Pvm<'a>,
+    /// The nodes' SSH daemons, stopped after the virtual machine halts.
+    _ssh: Ssh,
+    cluster: Cluster<'a>,
+}
+
+impl Sweeps<'_> {
+    fn head(&self) -> Result<&dyn Host, TrialError> {
+        self.cluster
+            .host(&self.cluster.head)
+            .map_err(|e| TrialError(e.to_string()))
+    }
+
+    /// `fdpvm-master` with `mode` (`--local`, or `--workers W`).
+    fn run(&self, mode: &[&str]) -> Result<RunResult, TrialError> {
+        let cmd = self.pvm.env(
+            Cmd::new(format!("{}/fdpvm-master", self.bin))
+                .args(mode.iter().copied())
+                .args(["--scratch", &self.scratch, &self.alignment]),
+        );
+        let out = self.head()?.check(&cmd, RUN_TIMEOUT)?;
+        let text = out.stdout_text();
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or("");
+        serde_json::from_str(line).map_err(|e| {
+            TrialError(format!(
+                "fdpvm-master {}: bad result line {line:?}: {e}",
+                mode.join(" ")
+            ))
+        })
+    }
+
+    fn sweep(&mut self) -> Result<Values, TrialError> {
+        let bar = self.progress.add(
+            ProgressBar::new(1 + self.workers.len() as u64).with_style(
+                ProgressStyle::with_template("  runs {bar:30} {pos}/{len}, {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ),
+        );
+        bar.set_message("sequential (--local)");
+        let result = self.measure(&bar);
+        bar.finish_and_clear();
+        self.progress.remove(&bar);
+        result
+    }
+
+    fn measure(&mut self, bar: &ProgressBar) -> Result<Values, TrialError> {
+        let sequential = self.run(&["--local"])?;
+        bar.inc(1);
+        let mut values = Values::from([("sequential_s".to_string(), sequential.wall_s)]);
+        let mut notes = vec![format!(
+            "sequential: {} taxa × {} sites, {} fastDNAml evaluations in {:.1} s, \
+             ln L = {}",
+            self.taxa, SITES, sequential.evaluations, sequential.wall_s, sequential.log_likelihood
+        )];
+        let mut last = (0u32, 0.0f64);
+        for &w in &self.workers.clone() {
+            bar.set_message(format!("{w} workers"));
+            let parallel = self.run(&["--workers", &w.to_string()])?;
+            bar.inc(1);
+            let same = parallel.tree == sequential.tree
+                && (parallel.log_likelihood - sequential.log_likelihood).abs()
+                    <= 1e-9 * sequential.log_likelihood.abs();
+            if !same {
+                return Err(TrialError(format!(
+                    "{w} workers found ln L {} (tree {}), the sequential run ln L {} (tree {})",
+                    parallel.log_likelihood,
+                    parallel.tree,
+                    sequential.log_likelihood,
+                    sequential.tree
+                )));
+            }
+            let speedup = sequential.wall_s / parallel.wall_s;
+            let usable = w.min(self.cores).max(1);
+            values.insert(format!("wall_s_w{w}"), parallel.wall_s);
+            values.insert(format!("speedup_w{w}"), speedup);
+            values.insert(
+                format!("efficiency_w{w}"),
+                100.0 * speedup / f64::from(usable),
+            );
+            let hosts: Vec<String> = parallel
+                .per_host
+                .iter()
+                .map(|(h, n)| format!("{h} {n}"))
+                .collect();
+            notes.push(format!(
+                "{w} workers: {:.1} s, speedup {speedup:.2}, same tree and ln L; \
+                 evaluations per host: {}",
+                parallel.wall_s,
+                hosts.join(", ")
+            ));
+            last = (w, speedup);
+        }
+        values.insert("speedup".into(), last.1);
+        values.insert(
+            "efficiency".into(),
+            100.0 * last.1 / f64::from(last.0.min(self.cores).max(1)),
+        );
+        notes.push(format!(
+            "{} hosts in the PVM virtual machine; the workers could use {} cores",
+            self.pvm.hosts, self.cores
+        ));
+        self.extra.notes = notes;
+        Ok(values)
+    }
+}
+
+impl Trials for Sweeps<'_> {
+    fn paths(&self) -> &[Path] {
+        &self.paths
+    }
+
+    fn metrics(&self) -> Vec<Metric> {
+        let m = |name: String, unit, description: String, paper| Metric {
+            name,
+            description,
+            unit,
+            paper,
+        };
+        let max = self.workers.iter().max().copied().unwrap_or(1);
+        let mut metrics = vec![
+            m(
+                "sequential_s".into(),
+                Unit::Seconds,
+                "fdpvm-master --local: every candidate tree scored in turn on the head node".into(),
+                None,
+            ),
+            m(
+                "speedup".into(),
+                Unit::Count,
+                format!("sequential ÷ parallel wall time with {max} workers"),
+                Some(PaperFigure {
+                    stat: Stat::Mean,
+                    low: PAPER_SPEEDUP,
+                    high: PAPER_SPEEDUP,
+                    source: "WOW abstract: parallel speedup of 13.5 for PVM fastDNAml".into(),
+                }),
+            ),
+            m(
+                "efficiency".into(),
+                Unit::Percent,
+                format!("speedup with {max} workers ÷ the cores they could use"),
+                None,
+            ),
+        ];
+        for &w in &self.workers {
+            metrics.push(m(
+                format!("wall_s_w{w}"),
+                Unit::Seconds,
+                format!("parallel run with {w} PVM workers"),
+                None,
+            ));
+            metrics.push(m(
+                format!("speedup_w{w}"),
+                Unit::Count,
+                format!("sequential ÷ parallel wall time, {w} workers"),
+                None,
+            ));
+            metrics.push(m(
+                format!("efficiency_w{w}"),
+                Unit::Percent,
+                format!("speedup with {w} workers ÷ min({w}, cores)"),
+                None,
+            ));
+        }
+        metrics
+    }
+
+    fn plots(&self) -> Vec<PlotSpec> {
+        let each = |prefix: &str| -> Vec<String> {
+            self.workers
+                .iter()
+                .map(|w| format!("{prefix}_w{w}"))
+                .collect()
+        };
+        vec![
+            PlotSpec::Bars {
+                file: "fastdnaml_speedup".into(),
+                title: "Parallel fastDNAml over PVM: speedup by workers".into(),
+                metrics: each("speedup"),
+            },
+            PlotSpec::Bars {
+                file: "fastdnaml_efficiency".into(),
+                title: "Parallel fastDNAml over PVM: efficiency by workers".into(),
+                metrics: each("efficiency"),
+            },
+        ]
+    }
+
+    fn trial(&mut self, _index: u32) -> Result<Values, TrialError> {
+        self.extra = Extra::default();
+        self.sweep()
+    }
+
+    fn take_extra(&mut self) -> Extra {
+        std::mem::take(&mut self.extra)
+    }
+}
