@@ -100,12 +100,7 @@ impl Experiment for FastDnamlPvm {
     }
 
     fn prepare<'a>(&self, setup: &Setup<'a>) -> Result<Box<dyn Trials + 'a>, Error> {
-        let workstations: Vec<String> = setup
-            .topology
-            .sites
-            .iter()
-            .flat_map(|s| (0..s.hosts).map(move |i| format!("{}-{i}", s.name)))
-            .collect();
+        let workstations = crate::cluster::workstations(setup.topology);
         let cluster = Cluster::new(setup, &workstations, &[SSH_PORT], "fdpvm")?;
         let bin = workload_bin();
         let head = cluster.host(&cluster.head)?;
@@ -145,7 +140,7 @@ impl Experiment for FastDnamlPvm {
                 .take_while(|&w| w <= hosts)
                 .collect(),
         };
-        let paths = paths(setup, &cluster)?;
+        let paths = cluster.paths(setup, Flow::Tcp { port: SSH_PORT })?;
         cluster.write_hosts_files()?;
         let alignment = format!("{}/alignment.phy", cluster.dir);
         head.check(
@@ -180,35 +175,6 @@ impl Experiment for FastDnamlPvm {
             cluster,
         }))
     }
-}
-
-/// A path per compute node: the head node's SSH (which starts its pvmd) to the node.
-fn paths(setup: &Setup<'_>, cluster: &Cluster<'_>) -> Result<Vec<Path>, Error> {
-    let flow = Flow::Tcp { port: SSH_PORT };
-    cluster
-        .computes
-        .iter()
-        .map(|node| {
-            let target = setup
-                .subject
-                .target(&cluster.head, node, flow)
-                .map_err(|u| Error::NoPath {
-                    subject: setup.subject.kind(),
-                    tried: vec![u.0],
-                })?;
-            let mut path = Path {
-                from: cluster.head.clone(),
-                to: node.clone(),
-                flow,
-                target,
-                wan: false,
-                skipped: Vec::new(),
-            };
-            path.wan = crate::path::link_of(setup.topology, &cluster.head)
-                != crate::path::link_of(setup.topology, node);
-            Ok(path)
-        })
-        .collect()
 }
 
 /// What `fdpvm-master` prints (one JSON line).

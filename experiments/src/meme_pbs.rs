@@ -104,12 +104,7 @@ impl Experiment for MemePbs {
     }
 
     fn prepare<'a>(&self, setup: &Setup<'a>) -> Result<Box<dyn Trials + 'a>, Error> {
-        let workstations: Vec<String> = setup
-            .topology
-            .sites
-            .iter()
-            .flat_map(|s| (0..s.hosts).map(move |i| format!("{}-{i}", s.name)))
-            .collect();
+        let workstations = crate::cluster::workstations(setup.topology);
         let ports = [
             slurm::SLURMCTLD_PORT,
             slurm::SLURMD_PORT,
@@ -118,7 +113,12 @@ impl Experiment for MemePbs {
             nfs::MOUNTD_PORT,
         ];
         let cluster = Cluster::new(setup, &workstations, &ports, "meme")?;
-        let paths = paths(setup, &cluster)?;
+        let paths = cluster.paths(
+            setup,
+            Flow::Tcp {
+                port: slurm::SLURMD_PORT,
+            },
+        )?;
         cluster.write_hosts_files()?;
         let head = cluster.host(&cluster.head)?;
         let server = NfsServer::start(&cluster)?;
@@ -160,38 +160,6 @@ impl Experiment for MemePbs {
             cluster,
         }))
     }
-}
-
-/// A path per compute node: the head's scheduler to the node's `slurmd`.
-fn paths(setup: &Setup<'_>, cluster: &Cluster<'_>) -> Result<Vec<Path>, Error> {
-    cluster
-        .computes
-        .iter()
-        .map(|node| {
-            let flow = Flow::Tcp {
-                port: slurm::SLURMD_PORT,
-            };
-            let target = setup
-                .subject
-                .target(&cluster.head, node, flow)
-                .map_err(|u| Error::NoPath {
-                    subject: setup.subject.kind(),
-                    tried: vec![u.0],
-                })?;
-            let mut path = Path {
-                from: cluster.head.clone(),
-                to: node.clone(),
-                flow,
-                target,
-                wan: false,
-                skipped: Vec::new(),
-            };
-            path.wan = !path.links(setup.topology).is_empty()
-                && crate::path::link_of(setup.topology, &cluster.head)
-                    != crate::path::link_of(setup.topology, node);
-            Ok(path)
-        })
-        .collect()
 }
 
 /// The `-r` that makes a job take `target` seconds on `host`'s idle core: glam2's time

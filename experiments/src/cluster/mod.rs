@@ -21,6 +21,7 @@ use std::time::Duration;
 use wow_host::{Cmd, Host, HostError};
 
 use crate::experiment::{Error, Hosts, Setup};
+use crate::path::{Path, link_of};
 use crate::subject::{Flow, SubjectKind};
 
 /// How long a small command on a host may take.
@@ -40,6 +41,16 @@ pub struct Cluster<'a> {
     pub dir: String,
     /// Which subject carries the traffic.
     pub subject: SubjectKind,
+}
+
+/// The workstations of `topology`: its site hosts, in file order (the first is the head
+/// node).
+pub fn workstations(topology: &wow_netns::Topology) -> Vec<String> {
+    topology
+        .sites
+        .iter()
+        .flat_map(|s| (0..s.hosts).map(move |i| format!("{}-{i}", s.name)))
+        .collect()
 }
 
 impl<'a> Cluster<'a> {
@@ -107,6 +118,31 @@ impl<'a> Cluster<'a> {
             host.check(&Cmd::new("mkdir").args(["-p", &cluster.dir]), QUICK)?;
         }
         Ok(cluster)
+    }
+
+    /// A path per compute node: `flow` from the head node to it (for the report).
+    pub fn paths(&self, setup: &Setup<'_>, flow: Flow) -> Result<Vec<Path>, Error> {
+        self.computes
+            .iter()
+            .map(|node| {
+                let target =
+                    setup
+                        .subject
+                        .target(&self.head, node, flow)
+                        .map_err(|u| Error::NoPath {
+                            subject: setup.subject.kind(),
+                            tried: vec![u.0],
+                        })?;
+                Ok(Path {
+                    from: self.head.clone(),
+                    to: node.clone(),
+                    flow,
+                    target,
+                    wan: link_of(setup.topology, &self.head) != link_of(setup.topology, node),
+                    skipped: Vec::new(),
+                })
+            })
+            .collect()
     }
 
     /// Every workstation, head first.

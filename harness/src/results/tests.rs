@@ -92,6 +92,23 @@ fn links() -> Vec<LinkResult> {
     }]
 }
 
+/// The summary of `trials` with no paths, plots or paper table.
+fn bare_summary(trials: &[TrialRecord]) -> anyhow::Result<Summary> {
+    Summary::new(
+        Finished {
+            experiment: "latency",
+            subject: SubjectKind::Physical,
+            topology: "lan",
+            metrics: &metrics(),
+            paths: &[],
+            plots: &[],
+            paper_table: "",
+        },
+        trials,
+        &[],
+    )
+}
+
 fn summary(trials: &[TrialRecord]) -> Summary {
     let plots = vec![
         PlotSpec::Cdf {
@@ -220,21 +237,7 @@ fn metrics_with_no_values_are_null_and_unknown_metrics_are_refused() {
     assert_eq!(s.metrics["rtt"].p50, None);
     let mut odd = trials();
     odd[5].values.insert("jitter".into(), 1.0);
-    let err = Summary::new(
-        Finished {
-            experiment: "latency",
-            subject: SubjectKind::Physical,
-            topology: "lan",
-            metrics: &metrics(),
-            paths: &[],
-            plots: &[],
-            paper_table: "",
-        },
-        &odd,
-        &[],
-    )
-    .unwrap_err()
-    .to_string();
+    let err = bare_summary(&odd).unwrap_err().to_string();
     assert!(err.contains("trial 5 reports \"jitter\""), "{err}");
 }
 
@@ -330,20 +333,7 @@ fn samples_count_as_values_and_notes_round_trip() {
     let mut odd = batch.clone();
     odd[1].samples.insert("jitter".into(), vec![1.0]);
     assert!(
-        Summary::new(
-            Finished {
-                experiment: "latency",
-                subject: SubjectKind::Physical,
-                topology: "lan",
-                metrics: &metrics(),
-                paths: &[],
-                plots: &[],
-                paper_table: "",
-            },
-            &odd,
-            &[],
-        )
-        .is_err(),
+        bare_summary(&odd).is_err(),
         "samples of an unknown metric are refused"
     );
 }
