@@ -61,6 +61,9 @@ pub fn project_namespaces(scope: &Scope) -> Vec<String> {
     out
 }
 
+/// How many times [`clean`] looks again for processes started during its first pass.
+const RESCANS: usize = 5;
+
 /// Removes everything of the runs in `scope`.
 pub fn clean(scope: &Scope) -> Result<Removed> {
     let mut removed = Removed::default();
@@ -92,6 +95,15 @@ pub fn clean(scope: &Scope) -> Result<Removed> {
         .collect();
     doomed.extend(processes_in(&namespaces));
     removed.processes = end_processes(&doomed, GRACE);
+    // A daemon may have started a child after the scan (a batch system's job): scan
+    // again until the namespaces are empty, a bounded number of times.
+    for _ in 0..RESCANS {
+        let late = processes_in(&namespaces);
+        if late.is_empty() {
+            break;
+        }
+        removed.processes += end_processes(&late, GRACE);
+    }
 
     // 2. Namespaces, 3. /etc/netns folders, 4. state folders.
     let mut first_error = None;

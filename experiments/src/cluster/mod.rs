@@ -5,9 +5,11 @@
 //! IP for the ipop subject, so every daemon's traffic crosses the overlay; the underlay
 //! address for the physical subject.
 //!
-//! Daemons keep their files under one folder per run ([`Cluster::dir`]) on every host,
-//! removed when the cluster drops. [`slurm`] runs the batch system, [`nfs`] the file
-//! server.
+//! Daemons keep their files under one folder per run ([`Cluster::dir`], in `/run`) on
+//! every host, removed when the cluster drops; a namespace host's `/run` is its own, so
+//! workstations share no files (what a job needs crosses the network) and the testbed's
+//! cleanup removes them after a crash too. [`slurm`] runs the batch system, [`nfs`] the
+//! file server, [`ssh`] logins between workstations, [`pvm`] a PVM virtual machine.
 
 pub mod nfs;
 pub mod pvm;
@@ -104,7 +106,9 @@ impl<'a> Cluster<'a> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let dir = format!("/tmp/wow-{tag}-{}-{nanos:x}", std::process::id());
+        // Under `/run`: a namespace host's is private (each workstation has its own disk,
+        // as real ones do, and the testbed's cleanup removes it even after a crash).
+        let dir = format!("/run/wow-{tag}-{}-{nanos:x}", std::process::id());
         let cluster = Cluster {
             hosts: setup.hosts,
             head: head.clone(),
