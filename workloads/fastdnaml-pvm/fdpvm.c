@@ -1230,6 +1230,7 @@ struct opts {
 
 static struct opts O;
 static long evaluations = 0;
+static double eval_seconds = 0; /* sum of the evaluations' own wall times */
 
 struct worker {
     int tid;
@@ -1303,6 +1304,9 @@ static void pvm_shutdown(int kill_workers)
         for (int i = 0; i < nw; i++)
             if (W[i].tid > 0 && !W[i].exiting) pvm_kill(W[i].tid);
     }
+    /* pvm_exit would wait for the output of every child (pvm_catchout) and
+     * so hang on a stopped or unreachable worker */
+    pvm_catchout(NULL);
     pvm_exit();
 }
 
@@ -1388,6 +1392,7 @@ static void run_batch_pvm(struct job *jobs, int n)
         jobs[j].host = w->hidx;
         host_count[w->hidx]++;
         evaluations++;
+        eval_seconds += secs;
         ndone++;
         while (next < n && w->ninflight < O.prefetch) send_job(w, jobs, next++);
     }
@@ -1407,6 +1412,7 @@ static void run_batch_local(struct job *jobs, int n)
         jobs[j].host = h;
         host_count[h]++;
         evaluations++;
+        eval_seconds += r.seconds;
     }
 }
 
@@ -1613,6 +1619,7 @@ static void pvm_stop(void)
         fprintf(stderr, "%s: %d worker(s) did not exit within 30 s; killing them\n", prog, left);
         for (int i = 0; i < nw; i++)
             if (!gone[i]) pvm_kill(W[i].tid);
+        pvm_catchout(NULL);
     }
     pvm_exit();
 }
@@ -1865,8 +1872,8 @@ int main(int argc, char **argv)
     double wall = now_s() - t_start;
 
     printf("{\"mode\":\"%s\",\"taxa\":%d,\"sites\":%d,\"workers\":%d,\"evaluations\":%ld,\"rearrange_rounds\":%d,"
-           "\"wall_s\":%.3f,\"log_likelihood\":%.5f,\"tree\":",
-           O.local ? "local" : "pvm", A.ntaxa, A.nsites, O.local ? 0 : nw, evaluations, rounds_total, wall, cur);
+           "\"wall_s\":%.3f,\"eval_s\":%.3f,\"log_likelihood\":%.5f,\"tree\":",
+           O.local ? "local" : "pvm", A.ntaxa, A.nsites, O.local ? 0 : nw, evaluations, rounds_total, wall, eval_seconds, cur);
     json_str(stdout, nwbuf);
     printf(",\"per_host\":{");
     for (int i = 0; i < nhosts_seen; i++) {
