@@ -67,15 +67,23 @@ fail() {
 
 # run a command "on an emulated host": inside network namespace $1, in its own
 # UTS namespace with hostname $2, its own /etc/hosts (bind-mounted from $3)
-# and a private /run.
-on_host() {
+# and a private /run.  host_exec replaces the calling (sub)shell: nsenter,
+# unshare and sh all exec, so the process ends up being the command itself.
+host_exec() {
     local ns=$1 name=$2 hosts=$3
     shift 3
-    nsenter --net="/run/netns/$ns" unshare --uts --mount --propagation private /bin/sh -c '
+    exec nsenter --net="/run/netns/$ns" unshare --uts --mount --propagation private /bin/sh -c '
         hostname "$1" && mount --bind "$2" /etc/hosts &&
         mount -t tmpfs -o mode=755 tmpfs /run && mkdir -p /run/sshd || exit 111
         shift 2
         exec "$@"' sh "$name" "$hosts" "$@"
+}
+# in the foreground
+on_host() { (host_exec "$@"); }
+# in the background: BG_PID is the command's own pid
+on_host_bg() {
+    (host_exec "$@") &
+    BG_PID=$!
 }
 
 alive() { kill -0 "$1" 2>/dev/null; }
@@ -116,7 +124,10 @@ cleanup() {
     for ns in "${NSS[@]}"; do
         # anything still running in a namespace we created was started by us
         # (e.g. a pvmd that the master pvmd started over ssh)
-        for p in $(ip netns pids "$ns" 2>/dev/null); do stop_pid "$p"; done
+        for p in $(ip netns pids "$ns" 2>/dev/null); do
+            log "stopping pid $p ($(ps -o comm= -p "$p")) left in $ns"
+            stop_pid "$p"
+        done
         ip netns del "$ns" 2>/dev/null
     done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
@@ -144,9 +155,9 @@ jtree() { sed -n 's/.*"tree":"\([^"]*\)".*/\1/p' "$1"; }
 start_pvmd() {
     local ns=$1 name=$2 hosts=$3 tmp=$4 hostfile=$5 want=$6 logf=$7 i n=0
     mkdir -p "$tmp"
-    on_host "$ns" "$name" "$hosts" env PVM_TMP="$tmp" ${PVM_RSH:+PVM_RSH=$PVM_RSH} \
-        pvmd "$hostfile" </dev/null >"$logf" 2>&1 &
-    local pid=$!
+    on_host_bg "$ns" "$name" "$hosts" env PVM_TMP="$tmp" ${PVM_RSH:+PVM_RSH=$PVM_RSH} \
+        pvmd "$hostfile" </dev/null >"$logf" 2>&1
+    local pid=$BG_PID
     PIDS+=("$pid")
     PVMS+=("$ns|$name|$hosts|$tmp|$pid")
     for i in $(seq 300); do
@@ -159,7 +170,7 @@ start_pvmd() {
         sleep 0.1
     done
     [ "${n:-0}" -ge "$want" ] || { cat "$logf" "$tmp"/pvml.* >&2 2>/dev/null; fail "virtual machine on $name has ${n:-0} of $want hosts"; }
-    log "pvmd pid $pid on $name: virtual machine of $n host(s)"
+    log "pvmd pid $pid ($(ps -o comm= -p "$pid")) on $name: virtual machine of $n host(s)"
     LAST_PVMD=$pid
 }
 
@@ -313,8 +324,8 @@ EOF
     # the slave pvmd's environment (dx=): its own PVM_TMP, root allowed
     printf '#!/bin/sh\nexport PVM_ROOT=/usr/lib/pvm3 PVM_ALLOW_ROOT=1 PVM_TMP=%s\nexec /usr/bin/pvmd "$@"\n' "$HB/tmp" >"$HB/pvmd"
     chmod 755 "$WORK/ssh/ssh-pvm" "$HB/pvmd"
-    on_host "$NB" fdhb "$HB/hosts" /usr/sbin/sshd -D -e -f "$WORK/sshd/sshd_config" >"$WORK/sshd.log" 2>&1 &
-    SSHD=$!
+    on_host_bg "$NB" fdhb "$HB/hosts" /usr/sbin/sshd -D -e -f "$WORK/sshd/sshd_config" >"$WORK/sshd.log" 2>&1
+    SSHD=$BG_PID
     PIDS+=("$SSHD")
     for i in $(seq 50); do
         on_host "$NA" fdha "$HA/hosts" "$WORK/ssh/ssh-pvm" fdhb hostname >"$WORK/ssh-test.out" 2>&1 && break
@@ -322,7 +333,7 @@ EOF
         sleep 0.2
     done
     [ "$(cat "$WORK/ssh-test.out")" = fdhb ] || { cat "$WORK/ssh-test.out" "$WORK/sshd.log" >&2; fail "ssh fdha -> fdhb"; }
-    log "sshd pid $SSHD on fdhb (198.18.200.2): ssh from fdha works"
+    log "sshd pid $SSHD ($(ps -o comm= -p "$SSHD")) on fdhb (198.18.200.2): ssh from fdha works"
     cat >"$HA/hostfile" <<EOF
 * ep=$BIN
 fdha wd=$HA/wd

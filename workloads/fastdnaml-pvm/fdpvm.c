@@ -673,6 +673,24 @@ static int valid_base(int c)
     return c && strchr("ACGTURYMKSWHBVDN-?", c) != NULL;
 }
 
+/* one line into buf (at most max characters plus the NUL, newline
+ * included); returns its length, -1 at end of file, -2 if longer than max
+ * (the rest of the line is not read), -3 on a NUL byte */
+static long read_line(FILE *f, char *buf, long max)
+{
+    long n = 0;
+    int c, nul = 0;
+    while ((c = getc(f)) != EOF) {
+        if (n >= max) return -2;
+        if (c == 0) nul = 1;
+        buf[n++] = (char)c;
+        if (c == '\n') break;
+    }
+    buf[n] = 0;
+    if (n == 0 && c == EOF) return -1;
+    return nul ? -3 : n;
+}
+
 /* Reads an interleaved (or one-line-per-taxon) PHYLIP alignment.  On error
  * writes "file:line: reason" to err and returns -1. */
 static int read_alignment(const char *path, struct aln *a, char *err, size_t errlen)
@@ -682,9 +700,8 @@ static int read_alignment(const char *path, struct aln *a, char *err, size_t err
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
+    char *line = xmalloc(MAX_LINE + 2);
+    long len;
     long lineno = 0;
     int have_header = 0, block = 0, t = 0, rc = -1;
     int filled[MAX_TAXA];
@@ -698,13 +715,13 @@ static int read_alignment(const char *path, struct aln *a, char *err, size_t err
         goto out;                                                      \
     } while (0)
 
-    while ((len = getline(&line, &cap, f)) >= 0) {
+    while ((len = read_line(f, line, MAX_LINE + 1)) != -1) {
         lineno++;
-        if (len > MAX_LINE) FAIL("line longer than %d characters", MAX_LINE);
-        if ((size_t)len != strlen(line)) FAIL("NUL byte in line");
+        if (len == -2) FAIL("line longer than %d characters", MAX_LINE);
+        if (len == -3) FAIL("NUL byte in line");
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         int blank = 1;
-        for (ssize_t i = 0; i < len; i++)
+        for (long i = 0; i < len; i++)
             if (!isspace((unsigned char)line[i])) blank = 0;
         if (!have_header) {
             if (blank) continue;
