@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ./scripts/install-deps.sh
 cargo build --release --workspace --locked
+./scripts/build-workloads.sh

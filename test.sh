@@ -10,6 +10,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The fuzz crate lives outside the workspace; make sure its targets still compile.
 cargo build --locked --manifest-path fuzz/Cargo.toml --bins
 cargo build --release --workspace --locked
+./scripts/build-workloads.sh
 
 # Namespaces of the project (wow-*) that exist before the tests are not the tests' own.
 ours() { ip netns list 2>/dev/null | awk '$1 ~ /^wow-/ {print $1}' | sort; }

@@ -13,6 +13,8 @@ PACKAGES=(
   # the WOW workloads: batch system with PBS commands, MEME-suite motif finder, NFS
   # server and userspace client (meme-pbs)
   slurm-wlm slurm-wlm-torque glam2 nfs-ganesha nfs-ganesha-vfs libnfs-utils rpcbind
+  # fastdnaml-pvm: serial fastDNAml, PVM and its headers (workloads/fastdnaml-pvm)
+  fastdnaml pvm pvm-dev
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -33,9 +33,9 @@ use crate::path::Path;
 use crate::subject::{Flow, SubjectKind};
 
 /// Taxa by default (the sequential run takes minutes here).
-const DEFAULT_TAXA: u32 = 40;
+const DEFAULT_TAXA: u32 = 50;
 /// Alignment columns.
-const SITES: u32 = 1000;
+const SITES: u32 = 2000;
 /// The paper's speedup.
 const PAPER_SPEEDUP: f64 = 13.5;
 /// How long one run may take.
@@ -219,7 +219,15 @@ impl Sweeps<'_> {
                 .args(mode.iter().copied())
                 .args(["--scratch", &self.scratch, &self.alignment]),
         );
-        let out = self.head()?.check(&cmd, RUN_TIMEOUT)?;
+        let out = self.head()?.run(&cmd, RUN_TIMEOUT)?;
+        if !out.success() {
+            return Err(TrialError(format!(
+                "fdpvm-master {} failed: {}; PVM logs: {}",
+                mode.join(" "),
+                out.stderr_text().trim(),
+                self.pvm.log_tails(&self.cluster)
+            )));
+        }
         let text = out.stdout_text();
         let line = text
             .lines()
@@ -331,7 +339,7 @@ impl Trials for Sweeps<'_> {
             ),
             m(
                 "speedup".into(),
-                Unit::Count,
+                Unit::Ratio,
                 format!("sequential ÷ parallel wall time with {max} workers"),
                 Some(PaperFigure {
                     stat: Stat::Mean,
@@ -356,7 +364,7 @@ impl Trials for Sweeps<'_> {
             ));
             metrics.push(m(
                 format!("speedup_w{w}"),
-                Unit::Count,
+                Unit::Ratio,
                 format!("sequential ÷ parallel wall time, {w} workers"),
                 None,
             ));

@@ -40,13 +40,21 @@ pub enum Unit {
     /// Events per minute (jobs a batch system finished; recorded in thousandths).
     #[serde(rename = "/min")]
     PerMinute,
+    /// A ratio of two measurements (a speedup; recorded in thousandths).
+    #[serde(rename = "×")]
+    Ratio,
 }
 
 impl Unit {
     /// Histogram units per unit.
     pub fn scale(self) -> f64 {
         match self {
-            Unit::Millis | Unit::Seconds | Unit::Mbps | Unit::Percent | Unit::PerMinute => 1000.0,
+            Unit::Millis
+            | Unit::Seconds
+            | Unit::Mbps
+            | Unit::Percent
+            | Unit::PerMinute
+            | Unit::Ratio => 1000.0,
             Unit::Count => 1.0,
         }
     }
@@ -60,6 +68,7 @@ impl Unit {
             Unit::Percent => "%",
             Unit::Count => "count",
             Unit::PerMinute => "/min",
+            Unit::Ratio => "×",
         }
     }
 
@@ -67,7 +76,7 @@ impl Unit {
     pub fn decimals(self) -> usize {
         match self {
             Unit::Millis => 3,
-            Unit::Seconds | Unit::Mbps | Unit::Percent | Unit::PerMinute => 2,
+            Unit::Seconds | Unit::Mbps | Unit::Percent | Unit::PerMinute | Unit::Ratio => 2,
             Unit::Count => 0,
         }
     }

@@ -136,6 +136,25 @@ impl<'a> Pvm<'a> {
             .env("PVM_TMP", &self.tmp)
     }
 
+    /// The last lines of every host's PVM log (`$PVM_TMP/pvml.<uid>`: its pvmd's and its
+    /// tasks' output), for a failed run's error.
+    pub fn log_tails(&self, cluster: &Cluster<'_>) -> String {
+        let mut tails = Vec::new();
+        for name in cluster.all() {
+            let Ok(host) = cluster.host(name) else {
+                continue;
+            };
+            let tmp = format!("{}/tmp", host_dir(&cluster.dir, name));
+            let cmd = Cmd::new("sh").args(["-c", "tail -n 4 \"$1\"/pvml.*", "sh", &tmp]);
+            if let Ok(out) = host.run(&cmd, QUICK) {
+                let text = out.stdout_text();
+                let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+                tails.push(format!("{name}: {}", lines.join(" | ")));
+            }
+        }
+        tails.join("; ")
+    }
+
     /// Hosts in the virtual machine (the console's `conf`).
     fn conf(&self) -> Option<usize> {
         let out = self

@@ -91,12 +91,16 @@ pub(crate) fn classify(frame: &[u8]) -> Result<HostFrame<'_>, Dropped> {
         }
         EthernetProtocol::Ipv4 => {
             let payload = eth.payload();
+            // The header is checked here rather than by `Ipv4Repr::parse`, which refuses
+            // fragments: a host fragments datagrams larger than the TAP's MTU (PVM's and
+            // NFS-over-UDP's), and every fragment must cross the overlay.
             let ip = Ipv4Packet::new_checked(payload).map_err(|_| Dropped::Malformed)?;
-            let repr = Ipv4Repr::parse(&ip, &ChecksumCapabilities::default())
-                .map_err(|_| Dropped::Malformed)?;
+            if ip.version() != 4 || !ip.verify_checksum() {
+                return Err(Dropped::Malformed);
+            }
             let total = usize::from(ip.total_len());
             let packet = &payload[..total];
-            if repr.next_header == IpProtocol::Udp && !ip.more_frags() && ip.frag_offset() == 0 {
+            if ip.next_header() == IpProtocol::Udp && !ip.more_frags() && ip.frag_offset() == 0 {
                 if let Ok(udp) = UdpPacket::new_checked(ip.payload()) {
                     if udp.dst_port() == DHCP_SERVER_PORT && udp.src_port() == DHCP_CLIENT_PORT {
                         let len = usize::from(udp.len()).saturating_sub(UDP_HEADER);
@@ -110,8 +114,8 @@ pub(crate) fn classify(frame: &[u8]) -> Result<HostFrame<'_>, Dropped> {
             }
             Ok(HostFrame::Ipv4 {
                 src_mac,
-                src: repr.src_addr,
-                dst: repr.dst_addr,
+                src: ip.src_addr(),
+                dst: ip.dst_addr(),
                 packet,
             })
         }
@@ -202,6 +206,36 @@ mod tests {
 
     const HOST: [u8; 6] = [0x02, 0, 0, 0, 0, 0x10];
     const GW: [u8; 6] = [0x02, 0, 0x5e, 0, 0, 1];
+
+    #[test]
+    fn fragments_are_ipv4_packets_and_bad_checksums_are_malformed() {
+        let message = [7u8; 40];
+        let mut frame = dhcp_frame(
+            GW,
+            Ipv4Addr::new(10, 0, 0, 1),
+            HOST,
+            Ipv4Addr::new(10, 0, 0, 5),
+            &message,
+        );
+        let mut ip = Ipv4Packet::new_unchecked(&mut frame[ETHERNET_HEADER..]);
+        ip.set_more_frags(true);
+        ip.set_frag_offset(0);
+        ip.fill_checksum();
+        assert!(
+            matches!(classify(&frame), Ok(HostFrame::Ipv4 { dst, .. }) if dst == Ipv4Addr::new(10, 0, 0, 5)),
+            "a first fragment is carried, not taken for DHCP"
+        );
+        let mut ip = Ipv4Packet::new_unchecked(&mut frame[ETHERNET_HEADER..]);
+        ip.set_more_frags(false);
+        ip.set_frag_offset(1480);
+        ip.fill_checksum();
+        assert!(
+            matches!(classify(&frame), Ok(HostFrame::Ipv4 { .. })),
+            "a later fragment too"
+        );
+        frame[ETHERNET_HEADER + 10] ^= 0xff;
+        assert!(matches!(classify(&frame), Err(Dropped::Malformed)));
+    }
 
     #[test]
     fn arp_requests_are_recognised_and_answered() {
