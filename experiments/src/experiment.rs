@@ -113,8 +113,10 @@ pub struct Workload {
     pub job_seconds: Option<f64>,
     /// `--taxa`: taxa of a simulated alignment.
     pub taxa: Option<u32>,
-    /// `--workers`: the numbers of parallel workers to measure.
+    /// `--workers`: the numbers of parallel workers (or compute nodes) to measure.
     pub workers: Option<Vec<u32>>,
+    /// `--db-mb`: the size of each database file.
+    pub db_mb: Option<f64>,
 }
 
 impl Workload {
@@ -132,6 +134,9 @@ impl Workload {
         }
         if self.workers.is_some() {
             flags.push("--workers");
+        }
+        if self.db_mb.is_some() {
+            flags.push("--db-mb");
         }
         flags
     }

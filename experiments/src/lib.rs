@@ -14,6 +14,7 @@ pub mod fastdnaml_pvm;
 pub mod join;
 pub mod latency;
 pub mod meme_pbs;
+pub mod mpi_nfs;
 pub mod multihop;
 pub mod paper;
 pub mod path;
@@ -39,6 +40,7 @@ pub static ALL: &[&dyn Experiment] = &[
     &multihop::Multihop,
     &meme_pbs::MemePbs,
     &fastdnaml_pvm::FastDnamlPvm,
+    &mpi_nfs::MpiNfs,
 ];
 
 /// The experiment called `name`.

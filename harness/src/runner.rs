@@ -111,6 +111,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         job_seconds: request.workload.job_seconds,
         taxa: request.workload.taxa,
         workers: request.workload.workers.clone(),
+        db_mb: request.workload.db_mb,
         seed: request.seed,
         out: dir.display().to_string(),
         prefix: if fleet.is_some() {

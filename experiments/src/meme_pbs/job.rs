@@ -70,16 +70,19 @@ impl Job {
              # A MEME-suite motif search (glam2) on input staged over NFS from the head node.\n\
              set -eu\n\
              now() {{ date +%s.%N; }}\n\
+             cpu() {{ awk '{{print $16 + $17}}' /proc/$$/stat; }}\n\
              began=$(now)\n\
              scratch=$(mktemp -d {scratch}/{name}.XXXXXX)\n\
              trap 'rm -rf \"$scratch\"' EXIT\n\
              nfs-cp {url}/input.fa \"$scratch/input.fa\" >/dev/null\n\
              start=$(now)\n\
+             cpu0=$(cpu)\n\
              nice -n 10 glam2 -o \"$scratch/glam2.txt\" -r {runs} -n {GLAM2_ITERATIONS} -s {seed} n \"$scratch/input.fa\" 2>/dev/null\n\
              end=$(now)\n\
+             ticks=$(( $(cpu) - cpu0 ))\n\
              nfs-cp \"$scratch/glam2.txt\" {url}/out/{name}.txt >/dev/null\n\
              staged=$(now)\n\
-             echo \"$(hostname) $began $start $end $staged\" > \"$scratch/times\"\n\
+             echo \"$(hostname) $began $start $end $staged $ticks $(getconf CLK_TCK)\" > \"$scratch/times\"\n\
              nfs-cp \"$scratch/times\" {url}/out/{name}.times >/dev/null\n"
         );
         Job {
@@ -101,6 +104,8 @@ pub(super) struct Finished {
     pub(super) start: f64,
     pub(super) end: f64,
     pub(super) staged: f64,
+    /// glam2's CPU time (user + system): the job's run time alone on a dedicated core.
+    pub(super) cpu: f64,
     pub(super) score: f64,
 }
 
@@ -236,7 +241,7 @@ fn read(head: &dyn Host, export: &str, job: &Job, submitted: f64) -> Result<Fini
         return Err(bad("empty times file"));
     };
     let t: Vec<f64> = rest.iter().filter_map(|f| f.parse().ok()).collect();
-    let [began, start, end, staged] = t[..] else {
+    let [began, start, end, staged, ticks, hz] = t[..] else {
         return Err(bad(&format!("bad times file {times:?}")));
     };
     let output = head.read_file(&format!("{export}/out/{}.txt", job.name))?;
@@ -249,6 +254,7 @@ fn read(head: &dyn Host, export: &str, job: &Job, submitted: f64) -> Result<Fini
         start,
         end,
         staged,
+        cpu: ticks / hz.max(1.0),
         score,
     })
 }

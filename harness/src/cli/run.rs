@@ -69,6 +69,9 @@ pub(crate) struct Args {
     /// `--workers 1,2,4`).
     #[arg(long, value_delimiter = ',')]
     workers: Option<Vec<u32>>,
+    /// Size of each database file in MB (mpi-nfs; the paper's were 32).
+    #[arg(long)]
+    db_mb: Option<f64>,
     /// Print summary.json on stdout (the table goes to stderr).
     #[arg(long)]
     json: bool,
@@ -128,6 +131,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         job_seconds: args.job_seconds,
         taxa: args.taxa,
         workers: args.workers.clone(),
+        db_mb: args.db_mb,
     };
     crate::runner::check_workload(experiment, &workload)?;
     if args.hosts.is_none() {

@@ -37,6 +37,9 @@ pub struct RunConfig {
     /// Worker counts asked for (`--workers`), where the experiment takes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<Vec<u32>>,
+    /// Database size asked for (`--db-mb`), where the experiment takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_mb: Option<f64>,
     /// The seed.
     pub seed: u64,
     /// The result folder.

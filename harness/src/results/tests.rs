@@ -156,6 +156,7 @@ fn config(dir: &std::path::Path) -> RunConfig {
         job_seconds: None,
         taxa: None,
         workers: None,
+        db_mb: None,
         seed: 1,
         out: dir.display().to_string(),
         prefix: "r1".into(),

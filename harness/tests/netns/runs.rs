@@ -293,6 +293,26 @@ fn netns_run_meme_pbs_on_wan_3site() {
     );
 }
 
+/// `mpi-nfs`, reduced: 1 MB databases on the NATed wan-3site's file server, the MPI
+/// analysis over SSH on four compute nodes in three domains; results match sequential.
+#[test]
+fn netns_run_mpi_nfs_on_wan_3site() {
+    let (run, summary) = run("mpi-nfs", &["--db-mb", "1"]);
+    assert_complete(&run.out, &summary, 1);
+    assert_eq!(summary["topology"], "wan-3site");
+    let m = &summary["metrics"];
+    assert!(
+        m["speedup_images2_6"]["mean"].as_f64().unwrap() > 0.0,
+        "{m}"
+    );
+    let report = std::fs::read_to_string(run.out.join("report.md")).unwrap();
+    assert!(
+        report.contains("the same sequentially and in parallel"),
+        "{report}"
+    );
+    assert!(report.contains("image 2 0.0 MB (cache warm)"), "{report}");
+}
+
 /// Every experiment has a reduced run above (a new one needs its own).
 #[test]
 fn every_experiment_has_a_reduced_run_in_ci() {

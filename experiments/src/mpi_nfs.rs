@@ -1,0 +1,451 @@
+//! `mpi-nfs`: the IPOP paper's MPI case study (Table IV). A file server exports the
+//! images and four databases over NFS (nfs-ganesha on the head node); four compute nodes
+//! run an MPI image analysis launched over SSH by hostname (Open MPI, its TCP traffic
+//! held to the subject's addresses), each reading the files through a client-side disk
+//! cache filled from NFS — the paper's "NFS-based virtual file system" with user-level
+//! caching. The analysis is `lss-mpi` (workloads/lss-mpi): the LSS application is not
+//! available, so a stand-in of its structure does the work (a master hands out image ×
+//! database × pixel-block tasks; workers fit every database spectrum to every pixel by
+//! linear least squares and return the best; the master derives the image parameters).
+//!
+//! A trial analyses six consecutive images sequentially on one compute node, then in
+//! parallel on the four (master and one worker on the first), each with cold caches, and
+//! reports the first image (cold) apart from images 2–6 (warm), as Table IV does. Every
+//! image's result checksum must be the same in both runs.
+
+use serde::Deserialize;
+use wow_host::Cmd;
+use wow_plots::Unit;
+
+use crate::cluster::nfs::{self, NfsServer};
+use crate::cluster::ssh::{SSH_PORT, Ssh};
+use crate::cluster::{Cluster, QUICK};
+use crate::experiment::{
+    Error, Experiment, Extra, Metric, PaperFigure, PlotSpec, Setup, Stat, TrialError, Trials,
+    Values,
+};
+use crate::fastdnaml_pvm::workload_bin;
+use crate::path::Path;
+use crate::subject::{Flow, SubjectKind};
+
+/// Images per run (Table IV).
+const IMAGES: u32 = 6;
+/// Databases (Table IV: four of 32 MB).
+const DATABASES: u32 = 4;
+/// Their size by default.
+const DEFAULT_DB_MB: f64 = 32.0;
+/// Compute nodes by default (Table IV's parallel run).
+const DEFAULT_NODES: u32 = 4;
+/// How long one run may take.
+const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4 * 3600);
+
+/// Table IV: (1 node image 1, images 2–6), (4 nodes image 1, images 2–6), seconds.
+const PAPER_SEQUENTIAL: (f64, f64) = (811.0, 834.0);
+const PAPER_PARALLEL: (f64, f64) = (378.0, 217.0);
+
+const PAPER: &str = "\
+IPOP paper (Ganguly et al., IPDPS 2006), Table IV: LSS image analysis (MPI, LAM 7.0.6,
+launched over SSH) on nodes joined by IPOP across firewalled domains; images and four
+32 MB databases on an NFS file server read through a client-side disk cache.
+
+| nodes | image 1 (cold caches) | images 2–6 | total |
+|---|---|---|---|
+| 1 | 811 s | 834 s | 1645 s |
+| 4 | 378 s | 217 s | 595 s |
+
+Speedup on images 2–6: 834 ÷ 217 = 3.8. The application here is a stand-in of LSS's
+structure (lss-mpi), not LSS; compare speedups, and ipop ÷ physical on this machine.
+";
+
+/// The experiment.
+#[derive(Debug, Clone, Copy)]
+pub struct MpiNfs;
+
+/// The compute nodes: `count` workstations other than the head, taken from the sites in
+/// turn (so the run spans the domains).
+fn compute_nodes(topology: &wow_netns::Topology, count: usize) -> Vec<String> {
+    let sites: Vec<Vec<String>> = topology
+        .sites
+        .iter()
+        .map(|s| (0..s.hosts).map(|i| format!("{}-{i}", s.name)).collect())
+        .collect();
+    let depth = sites.iter().map(Vec::len).max().unwrap_or(0);
+    (0..depth)
+        .flat_map(|i| sites.iter().filter_map(move |s| s.get(i).cloned()))
+        .skip(1)
+        .take(count)
+        .collect()
+}
+
+impl Experiment for MpiNfs {
+    fn name(&self) -> &'static str {
+        "mpi-nfs"
+    }
+
+    fn description(&self) -> &'static str {
+        "MPI image analysis (LSS stand-in) over SSH with its data on NFS and a client-side cache: cold/warm times, speedup (IPOP Table IV)"
+    }
+
+    fn default_topology(&self) -> &'static str {
+        "topologies/wan-3site.toml"
+    }
+
+    fn physical_topology(&self) -> &'static str {
+        "topologies/wan-3site-open.toml"
+    }
+
+    fn default_trials(&self) -> u32 {
+        1
+    }
+
+    fn subjects(&self) -> &'static [SubjectKind] {
+        &[SubjectKind::Ipop, SubjectKind::Physical]
+    }
+
+    fn workload_options(&self) -> &'static [&'static str] {
+        &["--workers", "--db-mb"]
+    }
+
+    fn paper_table(&self) -> &'static str {
+        PAPER
+    }
+
+    fn prepare<'a>(&self, setup: &Setup<'a>) -> Result<Box<dyn Trials + 'a>, Error> {
+        let nodes = match setup.workload.workers.as_deref() {
+            None => DEFAULT_NODES,
+            Some([n]) if *n >= 1 => *n,
+            Some(list) => {
+                return Err(Error::Preflight {
+                    path: "--workers".into(),
+                    reason: format!("{list:?}: give one number of compute nodes"),
+                });
+            }
+        };
+        let db_mb = setup.workload.db_mb.unwrap_or(DEFAULT_DB_MB);
+        if !(0.01..=1024.0).contains(&db_mb) {
+            return Err(Error::Preflight {
+                path: "--db-mb".into(),
+                reason: format!("{db_mb} MB: a database is 0.01 to 1024 MB"),
+            });
+        }
+        let head = crate::cluster::workstations(setup.topology)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let computes = compute_nodes(setup.topology, nodes as usize);
+        if computes.len() < nodes as usize {
+            return Err(Error::Topology {
+                topology: setup.topology.name.clone(),
+                reason: format!(
+                    "{nodes} compute nodes and a file server need {} workstations",
+                    nodes + 1
+                ),
+            });
+        }
+        let members: Vec<String> = std::iter::once(head).chain(computes).collect();
+        let ports = [SSH_PORT, nfs::NFS_PORT, nfs::RPCBIND_PORT, nfs::MOUNTD_PORT];
+        let cluster = Cluster::new(setup, &members, &ports, "mpi")?;
+        let bin = workload_bin();
+        let host = cluster.host(&cluster.head)?;
+        for program in ["lssgen", "lss-mpi"] {
+            let path = format!("{bin}/{program}");
+            if !host
+                .run(&Cmd::new("test").args(["-x", &path]), QUICK)?
+                .success()
+            {
+                return Err(Error::Preflight {
+                    path: cluster.head.clone(),
+                    reason: format!(
+                        "{path} is missing: build the workloads with scripts/build-workloads.sh \
+                         (./setup.sh does), or set WOW_WORKLOADS"
+                    ),
+                });
+            }
+        }
+        let paths = cluster.paths(
+            setup,
+            Flow::Tcp {
+                port: nfs::NFS_PORT,
+            },
+        )?;
+        cluster.write_hosts_files()?;
+        let server = NfsServer::start(&cluster)?;
+        host.check(
+            &Cmd::new(format!("{bin}/lssgen")).args([
+                "--out",
+                &server.export,
+                "--seed",
+                &setup.seed.to_string(),
+                "--dbs",
+                &DATABASES.to_string(),
+                "--db-mb",
+                &db_mb.to_string(),
+                "--images",
+                &IMAGES.to_string(),
+            ]),
+            std::time::Duration::from_secs(600),
+        )?;
+        let ssh = Ssh::start(&cluster)?;
+        let addresses: Vec<String> = cluster
+            .addresses
+            .values()
+            .map(|a| format!("{a}/32"))
+            .collect();
+        Ok(Box::new(Analyses {
+            bin,
+            url: server.url.clone(),
+            include: addresses.join(","),
+            cache: format!("{}/cache", cluster.dir),
+            out: format!("{}/results", cluster.dir),
+            db_mb,
+            cores: cluster.cores()?,
+            paths,
+            extra: Extra::default(),
+            ssh,
+            _server: server,
+            cluster,
+        }))
+    }
+}
+
+/// One line of `lss-mpi`'s output.
+#[derive(Debug, Clone, Deserialize)]
+struct Image {
+    image: u32,
+    seconds: f64,
+    fetched_db_bytes: u64,
+    checksum: String,
+}
+
+/// A prepared run (dropped in order: SSH, the file server, the folders).
+struct Analyses<'a> {
+    bin: String,
+    url: String,
+    include: String,
+    cache: String,
+    out: String,
+    db_mb: f64,
+    cores: u32,
+    paths: Vec<Path>,
+    extra: Extra,
+    ssh: Ssh,
+    _server: NfsServer,
+    cluster: Cluster<'a>,
+}
+
+impl Analyses<'_> {
+    /// Runs `cmd` on the first compute node and reads its per-image lines.
+    fn run(&self, what: &str, cmd: Cmd) -> Result<Vec<Image>, TrialError> {
+        let first = &self.cluster.computes[0];
+        let host = self
+            .cluster
+            .host(first)
+            .map_err(|e| TrialError(e.to_string()))?;
+        let out = host.run(&cmd, RUN_TIMEOUT)?;
+        if !out.success() {
+            return Err(TrialError(format!(
+                "{what} on {first} failed: {}",
+                out.stderr_text().trim()
+            )));
+        }
+        let images: Vec<Image> = out
+            .stdout_text()
+            .lines()
+            .filter(|l| l.contains("\"image\""))
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()
+            .map_err(|e| TrialError(format!("{what}: bad output line: {e}")))?;
+        if images.len() != IMAGES as usize {
+            return Err(TrialError(format!(
+                "{what}: {} of {IMAGES} images analysed",
+                images.len()
+            )));
+        }
+        Ok(images)
+    }
+
+    /// `lss-mpi` with the run's data and caches (emptied first: `--cold`).
+    fn lss(&self, program: Cmd) -> Cmd {
+        program.args([
+            "--nfs",
+            &self.url,
+            "--cache",
+            &self.cache,
+            "--out",
+            &self.out,
+            "--cold",
+            "--images",
+            &IMAGES.to_string(),
+        ])
+    }
+
+    fn analyse(&mut self) -> Result<Values, TrialError> {
+        let lss = format!("{}/lss-mpi", self.bin);
+        let sequential = self.run("sequential", self.lss(Cmd::new(&lss).arg("--sequential")))?;
+        let nodes = &self.cluster.computes;
+        let hosts: Vec<String> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{n}:{}", if i == 0 { 2 } else { 1 }))
+            .collect();
+        let mpirun = Cmd::new("mpirun")
+            .args(["--allow-run-as-root", "--bind-to", "none", "-np"])
+            .arg((nodes.len() + 1).to_string())
+            .args(["--host", &hosts.join(",")])
+            .args(["-mca", "plm_rsh_agent", &self.ssh.client])
+            .args(["-mca", "btl", "tcp,self"])
+            .args(["-mca", "btl_tcp_if_include", &self.include])
+            .args(["-mca", "oob_tcp_if_include", &self.include])
+            .arg(&lss);
+        let parallel = self.run("parallel (mpirun)", self.lss(mpirun))?;
+        for (s, p) in sequential.iter().zip(&parallel) {
+            if s.image != p.image || s.checksum != p.checksum {
+                return Err(TrialError(format!(
+                    "image {}: parallel result {} differs from the sequential {}",
+                    s.image, p.checksum, s.checksum
+                )));
+            }
+        }
+        let split = |run: &[Image]| -> (f64, f64) {
+            (run[0].seconds, run[1..].iter().map(|i| i.seconds).sum())
+        };
+        let (s1, s26) = split(&sequential);
+        let (p1, p26) = split(&parallel);
+        let fetched = |run: &[Image], i: usize| run[i].fetched_db_bytes as f64 / 1e6;
+        self.extra.notes = vec![
+            format!(
+                "{IMAGES} images, {DATABASES} databases of {} MB on the NFS server {}; \
+                 every image's result checksum is the same sequentially and in parallel",
+                self.db_mb, self.cluster.head
+            ),
+            format!(
+                "sequential on {}: image 1 fetched {:.1} MB of databases from NFS, image 2 \
+                 {:.1} MB (cache warm); parallel on {} ({} MPI ranks, the master beside a worker on the first)",
+                nodes[0],
+                fetched(&sequential, 0),
+                fetched(&sequential, 1),
+                nodes.join(", "),
+                nodes.len() + 1
+            ),
+            format!("the compute nodes could use {} cores", self.cores),
+        ];
+        Ok(Values::from([
+            ("seq_image1_s".to_string(), s1),
+            ("seq_images2_6_s".to_string(), s26),
+            ("par_image1_s".to_string(), p1),
+            ("par_images2_6_s".to_string(), p26),
+            ("speedup_image1".to_string(), s1 / p1),
+            ("speedup_images2_6".to_string(), s26 / p26),
+            ("speedup_total".to_string(), (s1 + s26) / (p1 + p26)),
+        ]))
+    }
+}
+
+impl Trials for Analyses<'_> {
+    fn paths(&self) -> &[Path] {
+        &self.paths
+    }
+
+    fn metrics(&self) -> Vec<Metric> {
+        let paper = |v: f64, source: &str| {
+            Some(PaperFigure {
+                stat: Stat::Mean,
+                low: v,
+                high: v,
+                source: source.into(),
+            })
+        };
+        let m = |name: &str, unit, description: &str, paper| Metric {
+            name: name.into(),
+            description: description.into(),
+            unit,
+            paper,
+        };
+        let (s, x) = (Unit::Seconds, Unit::Ratio);
+        let (ps, pp) = (PAPER_SEQUENTIAL, PAPER_PARALLEL);
+        vec![
+            m(
+                "seq_image1_s",
+                s,
+                "1 node, image 1, cold cache",
+                paper(ps.0, "Table IV"),
+            ),
+            m(
+                "seq_images2_6_s",
+                s,
+                "1 node, images 2–6 together",
+                paper(ps.1, "Table IV"),
+            ),
+            m(
+                "par_image1_s",
+                s,
+                "4 nodes, image 1, cold caches",
+                paper(pp.0, "Table IV"),
+            ),
+            m(
+                "par_images2_6_s",
+                s,
+                "4 nodes, images 2–6 together",
+                paper(pp.1, "Table IV"),
+            ),
+            m(
+                "speedup_image1",
+                x,
+                "sequential ÷ parallel, image 1 (cold)",
+                paper(ps.0 / pp.0, "Table IV: 811 ÷ 378"),
+            ),
+            m(
+                "speedup_images2_6",
+                x,
+                "sequential ÷ parallel, images 2–6 (warm)",
+                paper(ps.1 / pp.1, "Table IV: 834 ÷ 217"),
+            ),
+            m(
+                "speedup_total",
+                x,
+                "sequential ÷ parallel, all six images",
+                paper((ps.0 + ps.1) / (pp.0 + pp.1), "Table IV: 1645 ÷ 595"),
+            ),
+        ]
+    }
+
+    fn plots(&self) -> Vec<PlotSpec> {
+        vec![PlotSpec::Bars {
+            file: "mpi_speedup".into(),
+            title: "MPI image analysis over NFS: speedup, cold and warm (Table IV)".into(),
+            metrics: vec![
+                "speedup_image1".into(),
+                "speedup_images2_6".into(),
+                "speedup_total".into(),
+            ],
+        }]
+    }
+
+    fn trial(&mut self, _index: u32) -> Result<Values, TrialError> {
+        self.extra = Extra::default();
+        self.analyse()
+    }
+
+    fn take_extra(&mut self) -> Extra {
+        std::mem::take(&mut self.extra)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compute_nodes_span_the_sites_and_leave_the_file_server_out() {
+        let path = format!(
+            "{}/../topologies/wan-3site.toml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let topology = wow_netns::Topology::load(path.as_ref()).unwrap();
+        assert_eq!(
+            compute_nodes(&topology, 4),
+            ["vims-0", "lsu-0", "ufl-1", "ufl-2"]
+        );
+        assert_eq!(compute_nodes(&topology, 9).len(), 5);
+    }
+}
