@@ -35,9 +35,13 @@ typedef struct {
     size_t max_bytes;
 } opts;
 
+typedef struct { /* bytes brought into a cache from the file server */
+    uint64_t all, db; /* all files / database files only */
+} fetch_acct;
+
 typedef struct { /* result message header, followed by npix px_result */
     int32_t task, npix;
-    uint64_t fetched;
+    fetch_acct fetched;
 } res_hdr;
 
 static int g_rank = 0, g_mpi = 0;
@@ -132,14 +136,14 @@ static const char *fetch(wstate *ws, const char *name, char *path, size_t plen,
     return path;
 }
 
-static void ensure_image(wstate *ws, unsigned k, uint64_t *fetched)
+static void ensure_image(wstate *ws, unsigned k, fetch_acct *fetched)
 {
     if (ws->img_k == k) return;
     lss_image_free(&ws->img);
     ws->img_k = 0;
     char name[64], path[4096], why[512];
     snprintf(name, sizeof name, "image-%u.lssimg", k);
-    fetch(ws, name, path, sizeof path, fetched);
+    fetch(ws, name, path, sizeof path, &fetched->all);
     if (lss_load_image(path, ws->o->max_bytes, &ws->img, why, sizeof why) != 0) {
         char w2[512];
         cache_drop(&ws->cc, name, w2, sizeof w2);
@@ -151,12 +155,14 @@ static void ensure_image(wstate *ws, unsigned k, uint64_t *fetched)
     ws->img_k = k;
 }
 
-static void ensure_db(wstate *ws, unsigned j, uint64_t *fetched)
+static void ensure_db(wstate *ws, unsigned j, fetch_acct *fetched)
 {
     if (ws->loaded[j - 1]) return;
     char name[64], path[4096], why[512];
     snprintf(name, sizeof name, "db-%u.lssdb", j);
-    fetch(ws, name, path, sizeof path, fetched);
+    uint64_t before = fetched->all;
+    fetch(ws, name, path, sizeof path, &fetched->all);
+    fetched->db += fetched->all - before;
     lss_db *db = &ws->db[j - 1];
     if (lss_load_db(path, ws->o->max_bytes, db, why, sizeof why) != 0) {
         char w2[512];
@@ -172,7 +178,7 @@ static void ensure_db(wstate *ws, unsigned j, uint64_t *fetched)
 
 /* one task: image k, database j, pixels [pix0, pix0+npix) */
 static void do_task(wstate *ws, unsigned k, unsigned j, uint32_t pix0, uint32_t npix,
-                    px_result *out, uint64_t *fetched)
+                    px_result *out, fetch_acct *fetched)
 {
     ensure_image(ws, k, fetched);
     ensure_db(ws, j, fetched);
@@ -220,7 +226,7 @@ static void merge(px_result *best, uint32_t pix0, const px_result *r, uint32_t n
 }
 
 static void finish_image(const opts *o, const wstate *ms, unsigned k, const px_result *best,
-                         uint32_t npix, double t0, uint64_t fetched, unsigned ntasks)
+                         uint32_t npix, double t0, fetch_acct fetched, unsigned ntasks)
 {
     res_summary s;
     char why[512];
@@ -230,15 +236,15 @@ static void finish_image(const opts *o, const wstate *ms, unsigned k, const px_r
         fatal(o->out, "%s", why);
     double sec = lss_now() - t0;
     printf("{\"image\":%u,\"seconds\":%.3f,\"pixels\":%u,\"fetched_bytes\":%llu,"
-           "\"checksum\":\"%016llx\",\"tasks\":%u,\"fitted\":%u,\"median_d_um\":%.3f,"
-           "\"fraction_d_above_8um\":%.4f}\n",
-           k, sec, npix, (unsigned long long)fetched, (unsigned long long)s.checksum,
-           ntasks, s.fitted, s.median_d, s.frac_large);
+           "\"checksum\":\"%016llx\",\"fetched_db_bytes\":%llu,\"tasks\":%u,"
+           "\"fitted\":%u,\"median_d_um\":%.3f,\"fraction_d_above_8um\":%.4f}\n",
+           k, sec, npix, (unsigned long long)fetched.all, (unsigned long long)s.checksum,
+           (unsigned long long)fetched.db, ntasks, s.fitted, s.median_d, s.frac_large);
     fflush(stdout);
 }
 
 static px_result *start_image(const opts *o, wstate *ms, unsigned k, plan *pl,
-                              uint64_t *fetched)
+                              fetch_acct *fetched)
 {
     ensure_image(ms, k, fetched);
     uint64_t n = (uint64_t)ms->img.width * ms->img.height;
@@ -264,7 +270,7 @@ static void run_sequential(const opts *o)
     double t_all = lss_now();
     for (unsigned k = 1; k <= o->images; k++) {
         double t0 = lss_now();
-        uint64_t fetched = 0;
+        fetch_acct fetched = {0, 0};
         plan pl;
         px_result *best = start_image(o, &ws, k, &pl, &fetched);
         for (unsigned t = 0; t < pl.ntasks; t++) {
@@ -294,7 +300,7 @@ static void run_master(const opts *o, int nranks)
     double t_all = lss_now();
     for (unsigned k = 1; k <= o->images; k++) {
         double t0 = lss_now();
-        uint64_t fetched = 0;
+        fetch_acct fetched = {0, 0};
         plan pl;
         px_result *best = start_image(o, &ms, k, &pl, &fetched);
         unsigned next = 0, done = 0;
@@ -324,7 +330,8 @@ static void run_master(const opts *o, int nranks)
                       w, h.task, h.npix, count);
             px_result *r = (px_result *)(void *)(rbuf + sizeof h);
             merge(best, (uint32_t)sent[w][3], r, (uint32_t)h.npix);
-            fetched += h.fetched;
+            fetched.all += h.fetched.all;
+            fetched.db += h.fetched.db;
             done++;
             assigned[w] = -1;
             if (next < pl.ntasks) {
@@ -365,7 +372,7 @@ static void run_worker(const opts *o)
         if (st.MPI_TAG != TAG_TASK || count != 5 || m[1] < 1 || (unsigned)m[1] > o->images ||
             m[2] < 1 || (unsigned)m[2] > o->dbs || m[3] < 0 || m[4] < 1)
             fatal(NULL, "malformed task message from the master");
-        res_hdr h = {m[0], m[4], 0};
+        res_hdr h = {m[0], m[4], {0, 0}};
         px_result *r = (px_result *)(void *)(sbuf + sizeof h);
         do_task(&ws, (unsigned)m[1], (unsigned)m[2], (uint32_t)m[3], (uint32_t)m[4], r,
                 &h.fetched);
