@@ -389,6 +389,7 @@ static void usage(void)
 {
     fprintf(stderr,
         "usage: lss-mpi (--nfs nfs://SERVER/EXPORT | --data DIR) --cache DIR\n"
+        "               (%%h in DIR becomes the host name)\n"
         "               [--out DIR] [--sequential] [--cold] [--images 6] [--dbs 4]\n"
         "               [--block 32] [--poly 2] [--nfs-cp nfs-cp]\n"
         "               [--fetch-timeout 600] [--max-file-mb 1024]\n"
@@ -459,11 +460,33 @@ static void drop_all(const opts *o)
     }
 }
 
+/* "%h" in the cache path -> this host's name (hosts that share a file system,
+ * e.g. network namespaces on one machine, still get one cache each) */
+static const char *expand_host(const char *in, char *buf, size_t n)
+{
+    size_t o = 0;
+    for (const char *p = in; *p; p++) {
+        const char *add = p[0] == '%' && p[1] == 'h' ? g_host : NULL;
+        size_t len = add ? strlen(add) : 1;
+        if (o + len + 1 > n) {
+            fprintf(stderr, "lss-mpi: --cache path too long\n");
+            exit(2);
+        }
+        memcpy(buf + o, add ? add : p, len);
+        o += len;
+        if (add) p++;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 int main(int argc, char **argv)
 {
     opts o;
+    static char cache_buf[4096];
     parse(argc, argv, &o);
     gethostname(g_host, sizeof g_host - 1);
+    o.cache = expand_host(o.cache, cache_buf, sizeof cache_buf);
     const char *ws = getenv("OMPI_COMM_WORLD_SIZE");
     if (o.sequential) {
         if (ws && atoi(ws) > 1) {
