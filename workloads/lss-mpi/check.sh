@@ -151,15 +151,18 @@ seq_run "$tmp/mseq.out" "$tmp/med" "$tmp/cache-mseq" --images "$nimg" ||
     fail "medium sequential: $(cat "$tmp/mseq.out.err")"
 par_run "$tmp/mpar.out" 3 "$tmp/med" "$tmp/cache-mpar" --images "$nimg" ||
     fail "medium parallel: $(cat "$tmp/mpar.out.err")"
-printf '%-6s %12s %12s %9s  %s\n' image "seq s" "np=3 s" speedup checksum
+printf '%-6s %10s %10s %9s %12s %12s  %s\n' image "seq s" "np=3 s" speedup "seq cpu s" \
+    "np=3 cpu s" checksum
 for k in $(seq 1 "$nimg"); do
     s=$(field "$tmp/mseq.out" $k checksum)
     p=$(field "$tmp/mpar.out" $k checksum)
     [ "$s" = "$p" ] || fail "medium image $k checksums differ: $s vs $p"
     ts=$(field "$tmp/mseq.out" $k seconds)
     tp=$(field "$tmp/mpar.out" $k seconds)
-    printf '%-6s %12s %12s %9s  %s\n' "$k" "$ts" "$tp" \
-        "$(awk -v a="$ts" -v b="$tp" 'BEGIN{printf "%.2f", a/b}')" "$s"
+    printf '%-6s %10s %10s %9s %12s %12s  %s\n' "$k" "$ts" "$tp" \
+        "$(awk -v a="$ts" -v b="$tp" 'BEGIN{printf "%.2f", a/b}')" \
+        "$(field "$tmp/mseq.out" $k task_cpu_seconds)" \
+        "$(field "$tmp/mpar.out" $k task_cpu_seconds)" "$s"
 done
 warm='[.[] | select(.image and .image > 1) | .seconds] | add'
 ws=$(jq -s "$warm" "$tmp/mseq.out")

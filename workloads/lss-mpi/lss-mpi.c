@@ -35,8 +35,9 @@ typedef struct {
     size_t max_bytes;
 } opts;
 
-typedef struct { /* bytes brought into a cache from the file server */
+typedef struct { /* per image: bytes brought into caches from the file server */
     uint64_t all, db; /* all files / database files only */
+    double cpu;       /* CPU seconds the tasks took (fetch, load, fit) */
 } fetch_acct;
 
 typedef struct { /* result message header, followed by npix px_result */
@@ -176,10 +177,18 @@ static void ensure_db(wstate *ws, unsigned j, fetch_acct *fetched)
     ws->loaded[j - 1] = 1;
 }
 
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* one task: image k, database j, pixels [pix0, pix0+npix) */
 static void do_task(wstate *ws, unsigned k, unsigned j, uint32_t pix0, uint32_t npix,
                     px_result *out, fetch_acct *fetched)
 {
+    double c0 = cpu_now();
     ensure_image(ws, k, fetched);
     ensure_db(ws, j, fetched);
     uint64_t total = (uint64_t)ws->img.width * ws->img.height;
@@ -187,6 +196,7 @@ static void do_task(wstate *ws, unsigned k, unsigned j, uint32_t pix0, uint32_t 
         fatal(NULL, "task for image %u pixels %u+%u out of range (%llu pixels)", k, pix0,
               npix, (unsigned long long)total);
     fit_block(&ws->fit[j - 1], &ws->img, pix0, npix, &ws->scr, out);
+    fetched->cpu += cpu_now() - c0;
 }
 
 /* ---- MPI helpers: poll with short sleeps instead of Open MPI's busy wait so
@@ -236,10 +246,11 @@ static void finish_image(const opts *o, const wstate *ms, unsigned k, const px_r
         fatal(o->out, "%s", why);
     double sec = lss_now() - t0;
     printf("{\"image\":%u,\"seconds\":%.3f,\"pixels\":%u,\"fetched_bytes\":%llu,"
-           "\"checksum\":\"%016llx\",\"fetched_db_bytes\":%llu,\"tasks\":%u,"
+           "\"checksum\":\"%016llx\",\"fetched_db_bytes\":%llu,\"task_cpu_seconds\":%.3f,"
+           "\"tasks\":%u,"
            "\"fitted\":%u,\"median_d_um\":%.3f,\"fraction_d_above_8um\":%.4f}\n",
            k, sec, npix, (unsigned long long)fetched.all, (unsigned long long)s.checksum,
-           (unsigned long long)fetched.db, ntasks, s.fitted, s.median_d, s.frac_large);
+           (unsigned long long)fetched.db, fetched.cpu, ntasks, s.fitted, s.median_d, s.frac_large);
     fflush(stdout);
 }
 
@@ -270,7 +281,7 @@ static void run_sequential(const opts *o)
     double t_all = lss_now();
     for (unsigned k = 1; k <= o->images; k++) {
         double t0 = lss_now();
-        fetch_acct fetched = {0, 0};
+        fetch_acct fetched = {0, 0, 0.0};
         plan pl;
         px_result *best = start_image(o, &ws, k, &pl, &fetched);
         for (unsigned t = 0; t < pl.ntasks; t++) {
@@ -300,7 +311,7 @@ static void run_master(const opts *o, int nranks)
     double t_all = lss_now();
     for (unsigned k = 1; k <= o->images; k++) {
         double t0 = lss_now();
-        fetch_acct fetched = {0, 0};
+        fetch_acct fetched = {0, 0, 0.0};
         plan pl;
         px_result *best = start_image(o, &ms, k, &pl, &fetched);
         unsigned next = 0, done = 0;
@@ -332,6 +343,7 @@ static void run_master(const opts *o, int nranks)
             merge(best, (uint32_t)sent[w][3], r, (uint32_t)h.npix);
             fetched.all += h.fetched.all;
             fetched.db += h.fetched.db;
+            fetched.cpu += h.fetched.cpu;
             done++;
             assigned[w] = -1;
             if (next < pl.ntasks) {
@@ -372,7 +384,7 @@ static void run_worker(const opts *o)
         if (st.MPI_TAG != TAG_TASK || count != 5 || m[1] < 1 || (unsigned)m[1] > o->images ||
             m[2] < 1 || (unsigned)m[2] > o->dbs || m[3] < 0 || m[4] < 1)
             fatal(NULL, "malformed task message from the master");
-        res_hdr h = {m[0], m[4], {0, 0}};
+        res_hdr h = {m[0], m[4], {0, 0, 0.0}};
         px_result *r = (px_result *)(void *)(sbuf + sizeof h);
         do_task(&ws, (unsigned)m[1], (unsigned)m[2], (uint32_t)m[3], (uint32_t)m[4], r,
                 &h.fetched);

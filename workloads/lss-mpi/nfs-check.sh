@@ -201,15 +201,16 @@ cat "$tmp/warm.out"
 ls -d "$tmp"/cache-par-* | sed 's/.*cache-par-/cache on /'
 
 say "summary"
-printf '%-6s %10s %10s %10s %14s %14s  %s\n' image seq_s par_s warm_s seq_fetched \
-    par_fetched checksum
+printf '%-6s %8s %8s %8s %8s %8s %12s %12s  %s\n' image seq_s par_s warm_s seq_cpu \
+    warm_cpu seq_fetched par_fetched checksum
 for k in $(seq 1 "$nimg"); do
     f() { jq -r "select(.image == $k) | .$2" "$1"; }
     s=$(f "$tmp/seq.out" checksum)
     [ "$s" = "$(f "$tmp/par.out" checksum)" ] && [ "$s" = "$(f "$tmp/warm.out" checksum)" ] ||
         fail "image $k: checksums differ"
-    printf '%-6s %10s %10s %10s %14s %14s  %s\n' "$k" "$(f "$tmp/seq.out" seconds)" \
+    printf '%-6s %8s %8s %8s %8s %8s %12s %12s  %s\n' "$k" "$(f "$tmp/seq.out" seconds)" \
         "$(f "$tmp/par.out" seconds)" "$(f "$tmp/warm.out" seconds)" \
+        "$(f "$tmp/seq.out" task_cpu_seconds)" "$(f "$tmp/warm.out" task_cpu_seconds)" \
         "$(f "$tmp/seq.out" fetched_bytes)" "$(f "$tmp/par.out" fetched_bytes)" "$s"
 done
 jq -se '[.[] | select(.image) | .fetched_bytes] | all(. == 0)' "$tmp/warm.out" >/dev/null || fail "warm run fetched"
