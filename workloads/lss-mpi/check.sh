@@ -6,7 +6,8 @@
 #     databases, image 2 fetches no database bytes (only its own image file);
 #     a second run on the same cache fetches 0 bytes for every image; the
 #     fitted parameters match the generator's truth; a corrupted database is
-#     rejected with its name and a non-zero exit, without hanging.
+#     rejected with its name and a non-zero exit, without hanging; files of two
+#     data sets are not mixed.
 #  2. medium data set: sequential vs -np 3 (master + 2 workers) times.
 # Environment: KEEP=1 keeps the temp dir; MEDIUM="lssgen options" overrides the
 # medium data set; SKIP_MEDIUM=1 skips part 2.
@@ -136,6 +137,17 @@ par_run "$tmp/bad.out" 3 "$tmp/bad" "$tmp/cache-bad" --images 1 || rc=$?
 grep -q 'db-2.lssdb: malformed database file.*hash mismatch' "$tmp/bad.out.err" ||
     fail "corrupt database: no clear message"
 echo "corrupt db-2.lssdb rejected: $(grep -m1 'lss-mpi: rank' "$tmp/bad.out.err")"
+
+# files of two data sets mixed (e.g. a stale cache): refused
+"$gen" --out "$tmp/other" --seed 8 --db-mb 1 --width 12 --height 10 --bins 100 \
+    --images 1 >/dev/null
+mkdir "$tmp/mixed"
+cp "$tmp/tiny"/db-* "$tmp/other/image-1.lssimg" "$tmp/mixed/"
+rc=0
+seq_run "$tmp/mixed.out" "$tmp/mixed" "$tmp/cache-mixed" --images 1 || rc=$?
+[ "$rc" != 0 ] && grep -q 'belongs to data set' "$tmp/mixed.out.err" ||
+    fail "mixed data sets not refused (exit $rc)"
+echo "mixed data sets refused: $(grep -m1 'lss-mpi: rank' "$tmp/mixed.out.err")"
 
 # ---------------------------------------------------------------- 2. medium
 if [ "${SKIP_MEDIUM:-0}" = 1 ]; then

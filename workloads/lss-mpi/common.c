@@ -255,6 +255,7 @@ int lss_load_db(const char *path, size_t max_bytes, lss_db *db, char *why, size_
     db->lambda_max = lss_get_f32(b + 28);
     db->index = lss_get_u32(b + 32);
     db->seed = lss_get_u64(b + 40);
+    db->dataset = lss_get_u64(b + 48);
     if (ver != LSS_VERSION) {
         why_set(why, wl, "unsupported version %u", ver);
         goto fail;
@@ -309,6 +310,7 @@ int lss_load_image(const char *path, size_t max_bytes, lss_image *img, char *why
     img->lambda_max = lss_get_f32(b + 28);
     img->index = lss_get_u32(b + 32);
     img->seed = lss_get_u64(b + 40);
+    img->dataset = lss_get_u64(b + 48);
     if (ver != LSS_VERSION) {
         why_set(why, wl, "unsupported version %u", ver);
         goto fail;

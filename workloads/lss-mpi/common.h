@@ -17,13 +17,15 @@
  * database  header: magic "LSSDB1\0\0", u32 version=1, u32 n_entries,
  *                   u32 n_bins, u32 n_params, f32 lambda_min_nm,
  *                   f32 lambda_max_nm, u32 db_index, u32 reserved=0,
- *                   u64 seed, 16 reserved zero bytes
+ *                   u64 seed, u64 dataset id, 8 reserved zero bytes
  *           payload: f32 params[n_entries][n_params]   (d_um, m, ...)
  *                    f32 spectra[n_entries][n_bins]
  * image     header: magic "LSSIMG1\0", u32 version=1, u32 width, u32 height,
  *                   u32 n_bins, f32 lambda_min_nm, f32 lambda_max_nm,
  *                   u32 image_index, u32 reserved=0, u64 seed,
- *                   16 reserved zero bytes
+ *                   u64 dataset id, 8 reserved zero bytes
+ * The dataset id is the same in every file written by one lssgen run (a hash
+ * of its options); lss-mpi refuses to mix files of different data sets.
  *           payload: f32 pixels[height][width][n_bins]
  */
 #define LSS_PI 3.14159265358979323846
@@ -41,7 +43,7 @@
 typedef struct {
     uint32_t n_entries, n_bins, n_params, index;
     float lambda_min, lambda_max;
-    uint64_t seed;
+    uint64_t seed, dataset;
     const float *params;  /* [n_entries][n_params] */
     const float *spectra; /* [n_entries][n_bins] */
     unsigned char *raw;   /* owned buffer holding the whole file */
@@ -51,7 +53,7 @@ typedef struct {
 typedef struct {
     uint32_t width, height, n_bins, index;
     float lambda_min, lambda_max;
-    uint64_t seed;
+    uint64_t seed, dataset;
     const float *pixels; /* [height*width][n_bins] */
     unsigned char *raw;
     size_t raw_size;

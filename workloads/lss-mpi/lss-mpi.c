@@ -76,6 +76,7 @@ typedef struct {
     int have_geom;
     uint32_t n_bins;
     float lmin, lmax;
+    uint64_t dataset;
     fit_scratch scr;
 } wstate;
 
@@ -110,10 +111,12 @@ static void ws_free(wstate *ws)
     free(ws->loaded);
 }
 
-static void check_geom(wstate *ws, const char *name, uint32_t nb, float lmin, float lmax)
+static void check_geom(wstate *ws, const char *name, uint32_t nb, float lmin, float lmax,
+                       uint64_t dataset)
 {
     if (!ws->have_geom) {
         ws->have_geom = 1;
+        ws->dataset = dataset;
         ws->n_bins = nb;
         ws->lmin = lmin;
         ws->lmax = lmax;
@@ -124,6 +127,10 @@ static void check_geom(wstate *ws, const char *name, uint32_t nb, float lmin, fl
     if (nb != ws->n_bins || lmin != ws->lmin || lmax != ws->lmax)
         fatal(name, "spectral grid %u bins [%g,%g] nm differs from the other files' "
                     "%u bins [%g,%g] nm", nb, lmin, lmax, ws->n_bins, ws->lmin, ws->lmax);
+    if (dataset != ws->dataset)
+        fatal(name, "belongs to data set %016llx, the files loaded before to %016llx "
+                    "(stale cache? rerun with --cold)",
+              (unsigned long long)dataset, (unsigned long long)ws->dataset);
 }
 
 static const char *fetch(wstate *ws, const char *name, char *path, size_t plen,
@@ -152,7 +159,8 @@ static void ensure_image(wstate *ws, unsigned k, fetch_acct *fetched)
     }
     if (ws->img.index != k)
         fatal(path, "header says image %u, expected %u", ws->img.index, k);
-    check_geom(ws, path, ws->img.n_bins, ws->img.lambda_min, ws->img.lambda_max);
+    check_geom(ws, path, ws->img.n_bins, ws->img.lambda_min, ws->img.lambda_max,
+               ws->img.dataset);
     ws->img_k = k;
 }
 
@@ -171,7 +179,7 @@ static void ensure_db(wstate *ws, unsigned j, fetch_acct *fetched)
         fatal(path, "malformed database file (removed from cache): %s", why);
     }
     if (db->index != j) fatal(path, "header says database %u, expected %u", db->index, j);
-    check_geom(ws, path, db->n_bins, db->lambda_min, db->lambda_max);
+    check_geom(ws, path, db->n_bins, db->lambda_min, db->lambda_max, db->dataset);
     if (fit_prepare(&ws->fit[j - 1], db, ws->o->poly, why, sizeof why) != 0)
         fatal(path, "%s", why);
     ws->loaded[j - 1] = 1;

@@ -19,6 +19,7 @@ typedef struct {
     unsigned dbs, images, width, height, bins, m_steps;
     double db_mb, noise;
     float lmin, lmax;
+    uint64_t dataset; /* hash of all the options above */
 } gen_opts;
 
 typedef struct {
@@ -66,7 +67,7 @@ static void entry_params(const gen_opts *o, const db_layout *L, unsigned j,
 
 static void write_header(unsigned char *h, const char *magic, uint32_t a, uint32_t b,
                          uint32_t c, float lmin, float lmax, uint32_t index,
-                         uint64_t seed)
+                         uint64_t seed, uint64_t dataset)
 {
     memset(h, 0, LSS_HDR_SIZE);
     memcpy(h, magic, 8);
@@ -78,6 +79,7 @@ static void write_header(unsigned char *h, const char *magic, uint32_t a, uint32
     lss_put_f32(h + 28, lmax);
     lss_put_u32(h + 32, index);
     lss_put_u64(h + 40, seed);
+    lss_put_u64(h + 48, dataset);
 }
 
 static void gen_db(const gen_opts *o, const db_layout *L, unsigned j)
@@ -89,7 +91,7 @@ static void gen_db(const gen_opts *o, const db_layout *L, unsigned j)
     if (!w.f) die("cannot create %s", tmp);
     unsigned char hdr[LSS_HDR_SIZE];
     write_header(hdr, LSS_DB_MAGIC, L->n_entries, o->bins, LSS_NPARAMS, o->lmin,
-                 o->lmax, j + 1, lss_mix(o->seed, 100 + j));
+                 o->lmax, j + 1, lss_mix(o->seed, 100 + j), o->dataset);
     hw_write(&w, hdr, sizeof hdr);
     unsigned char pb[8];
     for (uint32_t i = 0; i < L->n_entries; i++) {
@@ -144,7 +146,7 @@ static void gen_image(const gen_opts *o, const db_layout *L, unsigned k)
     fprintf(tf, "# truth for image %u: x y db entry d m amplitude\n", k);
     unsigned char hdr[LSS_HDR_SIZE];
     write_header(hdr, LSS_IMG_MAGIC, o->width, o->height, o->bins, o->lmin, o->lmax,
-                 k, seed);
+                 k, seed, o->dataset);
     hw_write(&w, hdr, sizeof hdr);
     float *s = malloc(sizeof(float) * o->bins);
     unsigned char *pb = malloc(4u * o->bins);
@@ -223,7 +225,7 @@ static double num(const char *opt, const char *v, double lo, double hi)
 
 int main(int argc, char **argv)
 {
-    gen_opts o = {NULL, 1, 4, 6, 40, 32, 200, 16, 32.0, 0.01, 400.0f, 700.0f};
+    gen_opts o = {NULL, 1, 4, 6, 40, 32, 200, 16, 32.0, 0.01, 400.0f, 700.0f, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
@@ -256,12 +258,19 @@ int main(int argc, char **argv)
     if (L.nd < 2) die("--db-mb too small for the bins and m-steps given%s", "");
     if ((uint64_t)L.nd * L.nm > LSS_MAX_ENTRIES) die("database too large%s", "");
     L.n_entries = L.nd * L.nm;
+    char idtext[512];
+    snprintf(idtext, sizeof idtext, "%llu %u %u %u %u %u %u %u %.17g %.17g %.9g %.9g",
+             (unsigned long long)o.seed, o.dbs, L.n_entries, o.images, o.width, o.height,
+             o.bins, o.m_steps, o.db_mb, o.noise, o.lmin, o.lmax);
+    o.dataset = lss_fnv1a(LSS_FNV_INIT, idtext, strlen(idtext));
     for (unsigned j = 0; j < o.dbs; j++) gen_db(&o, &L, j);
     for (unsigned k = 1; k <= o.images; k++) gen_image(&o, &L, k);
     printf("{\"dbs\":%u,\"entries_per_db\":%u,\"db_bytes\":%zu,\"images\":%u,"
-           "\"width\":%u,\"height\":%u,\"bins\":%u,\"image_bytes\":%zu,\"seed\":%llu}\n",
+           "\"width\":%u,\"height\":%u,\"bins\":%u,\"image_bytes\":%zu,\"seed\":%llu,"
+           "\"dataset\":\"%016llx\"}\n",
            o.dbs, L.n_entries, lss_db_file_size(L.n_entries, o.bins, LSS_NPARAMS),
            o.images, o.width, o.height, o.bins,
-           lss_image_file_size(o.width, o.height, o.bins), (unsigned long long)o.seed);
+           lss_image_file_size(o.width, o.height, o.bins), (unsigned long long)o.seed,
+           (unsigned long long)o.dataset);
     return 0;
 }

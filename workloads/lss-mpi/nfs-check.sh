@@ -12,7 +12,8 @@
 # checksums agree and prints times and fetched bytes.
 # Environment: GEN="lssgen options" (default: --images 2, i.e. 4 x 32 MB
 # databases, 40x32-pixel images), RATE=e.g. 40mbit shapes every host link
-# (both ways) with tbf, KEEP=1 keeps the temp dir.
+# (both ways) with tbf, MPI_EXTRA="..." adds mpirun options, KEEP=1 keeps the
+# temp dir.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -186,9 +187,11 @@ say "sequential on lss1, cold cache, files over NFS"
 bg_run "$tmp/seq.out" "${on1[@]}" "${lss[@]}" --sequential --cold --cache "$tmp/cache-seq-%h" \
     --out "$tmp/res-seq"
 cat "$tmp/seq.out"
-mpi=(mpirun --allow-run-as-root -np 3 --host lss1,lss2,lss3
+mpi=(mpirun --allow-run-as-root -np 3 --host lss1,lss2,lss3 --bind-to none
     -mca plm_rsh_agent "$tmp/ssh-wrap" -mca btl tcp,self
     -mca btl_tcp_if_include "$cidr" -mca oob_tcp_if_include "$cidr")
+# shellcheck disable=SC2206
+mpi+=(${MPI_EXTRA:-})
 say "Open MPI over SSH: ${mpi[*]}"
 say "parallel, cold caches"
 bg_run "$tmp/par.out" "${on1[@]}" "${mpi[@]}" "${lss[@]}" --cold --cache "$tmp/cache-par-%h" \
