@@ -15,6 +15,8 @@ PACKAGES=(
   slurm-wlm slurm-wlm-torque glam2 nfs-ganesha nfs-ganesha-vfs libnfs-utils rpcbind
   # fastdnaml-pvm: serial fastDNAml, PVM and its headers (workloads/fastdnaml-pvm)
   fastdnaml pvm pvm-dev
+  # mpi-nfs: Open MPI (workloads/lss-mpi)
+  openmpi-bin libopenmpi-dev
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -11,7 +11,9 @@
 //! A trial analyses six consecutive images sequentially on one compute node, then in
 //! parallel on the four (master and one worker on the first), each with cold caches, and
 //! reports the first image (cold) apart from images 2–6 (warm), as Table IV does. Every
-//! image's result checksum must be the same in both runs.
+//! image's result checksum must be the same in both runs. In the parallel run the master
+//! (rank 0, which only hands out tasks and combines results) runs on the file server
+//! and one worker on each compute node.
 
 use serde::Deserialize;
 use wow_host::Cmd;
@@ -36,8 +38,12 @@ const DATABASES: u32 = 4;
 const DEFAULT_DB_MB: f64 = 32.0;
 /// Compute nodes by default (Table IV's parallel run).
 const DEFAULT_NODES: u32 = 4;
-/// How long one run may take.
+/// How long the sequential run may take.
 const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4 * 3600);
+/// The parallel run may take this many times the sequential run (and at least
+/// [`MIN_PARALLEL_TIMEOUT`]): a stalled MPI job fails its trial instead of the run.
+const PARALLEL_SLACK: f64 = 4.0;
+const MIN_PARALLEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Table IV: (1 node image 1, images 2–6), (4 nodes image 1, images 2–6), seconds.
 const PAPER_SEQUENTIAL: (f64, f64) = (811.0, 834.0);
@@ -186,15 +192,11 @@ impl Experiment for MpiNfs {
             std::time::Duration::from_secs(600),
         )?;
         let ssh = Ssh::start(&cluster)?;
-        let addresses: Vec<String> = cluster
-            .addresses
-            .values()
-            .map(|a| format!("{a}/32"))
-            .collect();
+        let include = covering_cidr(cluster.addresses.values().copied());
         Ok(Box::new(Analyses {
             bin,
             url: server.url.clone(),
-            include: addresses.join(","),
+            include,
             cache: format!("{}/cache", cluster.dir),
             out: format!("{}/results", cluster.dir),
             db_mb,
@@ -206,6 +208,18 @@ impl Experiment for MpiNfs {
             cluster,
         }))
     }
+}
+
+/// The smallest CIDR block holding every address: what Open MPI may use (its
+/// `*_tcp_if_include`), so that MPI's traffic goes only to the subject's addresses (the
+/// virtual network's under ipop; a list of /32s does not keep it off other interfaces).
+fn covering_cidr(addresses: impl Iterator<Item = std::net::Ipv4Addr>) -> String {
+    let all: Vec<u32> = addresses.map(u32::from).collect();
+    let first = all.first().copied().unwrap_or(0);
+    let differ = all.iter().fold(0u32, |d, a| d | (a ^ first));
+    let prefix = differ.leading_zeros();
+    let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+    format!("{}/{prefix}", std::net::Ipv4Addr::from(first & mask))
 }
 
 /// One line of `lss-mpi`'s output.
@@ -235,16 +249,27 @@ struct Analyses<'a> {
 
 impl Analyses<'_> {
     /// Runs `cmd` on the first compute node and reads its per-image lines.
-    fn run(&self, what: &str, cmd: Cmd) -> Result<Vec<Image>, TrialError> {
-        let first = &self.cluster.computes[0];
+    fn run(
+        &self,
+        on: &str,
+        what: &str,
+        cmd: Cmd,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<Image>, TrialError> {
+        let first = on;
         let host = self
             .cluster
             .host(first)
             .map_err(|e| TrialError(e.to_string()))?;
-        let out = host.run(&cmd, RUN_TIMEOUT)?;
+        let out = host.run(&cmd, timeout)?;
         if !out.success() {
+            let why = if out.timed_out {
+                format!("no result within {} s", timeout.as_secs())
+            } else {
+                "failed".to_string()
+            };
             return Err(TrialError(format!(
-                "{what} on {first} failed: {}",
+                "{what} on {first}: {why}: {}",
                 out.stderr_text().trim()
             )));
         }
@@ -281,12 +306,22 @@ impl Analyses<'_> {
 
     fn analyse(&mut self) -> Result<Values, TrialError> {
         let lss = format!("{}/lss-mpi", self.bin);
-        let sequential = self.run("sequential", self.lss(Cmd::new(&lss).arg("--sequential")))?;
+        let sequential = self.run(
+            &self.cluster.computes[0],
+            "sequential",
+            self.lss(Cmd::new(&lss).arg("--sequential")),
+            RUN_TIMEOUT,
+        )?;
+        let total: f64 = sequential.iter().map(|i| i.seconds).sum();
+        let timeout =
+            MIN_PARALLEL_TIMEOUT.max(std::time::Duration::from_secs_f64(total * PARALLEL_SLACK));
         let nodes = &self.cluster.computes;
-        let hosts: Vec<String> = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| format!("{n}:{}", if i == 0 { 2 } else { 1 }))
+        // One process per host: the master (rank 0) on the file server, a worker on each
+        // compute node. (A worker beside the master on one node stalled Open MPI 4.1's
+        // TCP connection set-up here: "cannot find a corresponding process entry".)
+        let hosts: Vec<String> = std::iter::once(&self.cluster.head)
+            .chain(nodes)
+            .map(|n| format!("{n}:1"))
             .collect();
         let mpirun = Cmd::new("mpirun")
             .args(["--allow-run-as-root", "--bind-to", "none", "-np"])
@@ -297,7 +332,12 @@ impl Analyses<'_> {
             .args(["-mca", "btl_tcp_if_include", &self.include])
             .args(["-mca", "oob_tcp_if_include", &self.include])
             .arg(&lss);
-        let parallel = self.run("parallel (mpirun)", self.lss(mpirun))?;
+        let parallel = self.run(
+            &self.cluster.head,
+            "parallel (mpirun)",
+            self.lss(mpirun),
+            timeout,
+        )?;
         for (s, p) in sequential.iter().zip(&parallel) {
             if s.image != p.image || s.checksum != p.checksum {
                 return Err(TrialError(format!(
@@ -320,7 +360,8 @@ impl Analyses<'_> {
             ),
             format!(
                 "sequential on {}: image 1 fetched {:.1} MB of databases from NFS, image 2 \
-                 {:.1} MB (cache warm); parallel on {} ({} MPI ranks, the master beside a worker on the first)",
+                 {:.1} MB (cache warm); parallel: the master on the file server, a worker on \
+                 each of {} ({} MPI ranks)",
                 nodes[0],
                 fetched(&sequential, 0),
                 fetched(&sequential, 1),
@@ -447,5 +488,15 @@ mod tests {
             ["vims-0", "lsu-0", "ufl-1", "ufl-2"]
         );
         assert_eq!(compute_nodes(&topology, 9).len(), 5);
+    }
+
+    #[test]
+    fn the_cidr_covers_every_address_and_no_more_bits() {
+        let a = |s: &str| s.parse::<std::net::Ipv4Addr>().unwrap();
+        let v = [a("10.128.17.208"), a("10.128.44.95"), a("10.128.93.73")];
+        assert_eq!(covering_cidr(v.into_iter()), "10.128.0.0/17");
+        let v = [a("198.19.1.10"), a("198.19.3.10")];
+        assert_eq!(covering_cidr(v.into_iter()), "198.19.0.0/22");
+        assert_eq!(covering_cidr([a("10.0.0.1")].into_iter()), "10.0.0.1/32");
     }
 }
