@@ -161,8 +161,10 @@ say "medium data set (timings are wall-clock on a shared 2-core machine: noisy)"
 nimg=$(jq -r .images "$tmp/med.json")
 seq_run "$tmp/mseq.out" "$tmp/med" "$tmp/cache-mseq" --images "$nimg" ||
     fail "medium sequential: $(cat "$tmp/mseq.out.err")"
+echo "load average after the sequential run: $(cut -d' ' -f1-3 /proc/loadavg)"
 par_run "$tmp/mpar.out" 3 "$tmp/med" "$tmp/cache-mpar" --images "$nimg" ||
     fail "medium parallel: $(cat "$tmp/mpar.out.err")"
+echo "load average after the parallel run: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-6s %10s %10s %9s %12s %12s  %s\n' image "seq s" "np=3 s" speedup "seq cpu s" \
     "np=3 cpu s" checksum
 for k in $(seq 1 "$nimg"); do
@@ -177,8 +179,8 @@ for k in $(seq 1 "$nimg"); do
         "$(field "$tmp/mpar.out" $k task_cpu_seconds)" "$s"
 done
 warm='[.[] | select(.image and .image > 1) | .seconds] | add'
-ws=$(jq -s "$warm" "$tmp/mseq.out")
-wp=$(jq -s "$warm" "$tmp/mpar.out")
+ws=$(jq -s "$warm" "$tmp/mseq.out" | awk '{printf "%.2f", $1}')
+wp=$(jq -s "$warm" "$tmp/mpar.out" | awk '{printf "%.2f", $1}')
 sp=$(awk -v a="$ws" -v b="$wp" 'BEGIN{printf "%.2f", a/b}')
 echo "images 2..$nimg (warm): sequential ${ws}s, np=3 ${wp}s, speedup $sp"
 if awk -v s="$sp" 'BEGIN{exit !(s < 1.3)}'; then
