@@ -313,6 +313,27 @@ fn netns_run_mpi_nfs_on_wan_3site() {
     assert!(report.contains("image 2 0.0 MB (cache warm)"), "{report}");
 }
 
+/// `fastdnaml-pvm`, reduced: PVM started over ssh across the NATed wan-3site cluster, a
+/// 10-taxon tree built sequentially and with 1 and 3 workers, the same tree each time.
+#[test]
+fn netns_run_fastdnaml_pvm_on_wan_3site() {
+    let topology = repo("topologies/wan-3site.toml");
+    let args = ["--topology", &topology, "--taxa", "10", "--workers", "1,3"];
+    let (run, summary) = run("fastdnaml-pvm", &args);
+    assert_complete(&run.out, &summary, 1);
+    let m = &summary["metrics"];
+    assert!(m["speedup_w3"]["mean"].as_f64().unwrap() > 0.0, "{m}");
+    let report = std::fs::read_to_string(run.out.join("report.md")).unwrap();
+    assert!(
+        report.contains("3 workers:") && report.contains("same tree and ln L"),
+        "{report}"
+    );
+    assert!(
+        report.contains("6 hosts in the PVM virtual machine"),
+        "{report}"
+    );
+}
+
 /// Every experiment has a reduced run above (a new one needs its own).
 #[test]
 fn every_experiment_has_a_reduced_run_in_ci() {
@@ -323,6 +344,8 @@ fn every_experiment_has_a_reduced_run_in_ci() {
         "dhcp-join",
         "multihop",
         "meme-pbs",
+        "fastdnaml-pvm",
+        "mpi-nfs",
     ];
     let all: Vec<&str> = wow_experiments::ALL.iter().map(|e| e.name()).collect();
     assert_eq!(all, tested);
