@@ -157,6 +157,33 @@ pub struct Setup<'a> {
     pub workload: &'a Workload,
     /// Where an experiment adds progress bars of its own (a batch's jobs).
     pub progress: &'a indicatif::MultiProgress,
+    /// Virtual machines the testbed can make and migrate (a namespace testbed's; none
+    /// on remote hosts).
+    pub machines: Option<&'a dyn Machines>,
+}
+
+/// Virtual machines a testbed creates on its hosts and migrates between them.
+pub trait Machines: Send + Sync + std::fmt::Debug {
+    /// The bridge on a host that its machines' NICs join: the host puts on it what its
+    /// machines reach (an overlay node's TAP device, router mode).
+    fn bridge(&self) -> &str;
+
+    /// Creates machine `name` on host `at`, its NIC on `at`'s bridge and unconfigured.
+    fn create(&self, name: &str, at: &str) -> Result<Box<dyn Machine + '_>, HostError>;
+}
+
+/// A virtual machine ([`Machines::create`]); dropping it removes it with its processes.
+pub trait Machine: Send + std::fmt::Debug {
+    /// The machine as a host: commands run inside it.
+    fn host(&self) -> &dyn Host;
+
+    /// The host it runs on.
+    fn at(&self) -> &str;
+
+    /// Migrates it to host `to`: its NIC leaves the current host's bridge and joins
+    /// `to`'s, with its MAC, addresses, processes and open sockets unchanged; frames in
+    /// flight are lost (a suspended VM resumed at another site).
+    fn move_to(&mut self, to: &str) -> Result<(), HostError>;
 }
 
 /// What an experiment needs of an overlay subject ([`Experiment::overlay_needs`]).

@@ -24,7 +24,7 @@ use wow_plots::Unit;
 
 use crate::cluster::pvm::Pvm;
 use crate::cluster::ssh::{SSH_PORT, Ssh};
-use crate::cluster::{Cluster, QUICK};
+use crate::cluster::{Cluster, QUICK, require_workloads, workload_bin};
 use crate::experiment::{
     Error, Experiment, Extra, Metric, PaperFigure, PlotSpec, Setup, Stat, TrialError, Trials,
     Values,
@@ -56,15 +56,6 @@ cores; compare the efficiency (speedup ÷ usable cores) and the ipop ÷ physical
 /// The experiment.
 #[derive(Debug, Clone, Copy)]
 pub struct FastDnamlPvm;
-
-/// Where the workload's programs are: `$WOW_WORKLOADS/bin`, else `target/workloads/bin`
-/// of this source tree (`./setup.sh` and `./test.sh` build them there).
-pub fn workload_bin() -> String {
-    match std::env::var("WOW_WORKLOADS") {
-        Ok(dir) if !dir.is_empty() => format!("{dir}/bin"),
-        _ => format!("{}/../target/workloads/bin", env!("CARGO_MANIFEST_DIR")),
-    }
-}
 
 impl Experiment for FastDnamlPvm {
     fn name(&self) -> &'static str {
@@ -103,23 +94,8 @@ impl Experiment for FastDnamlPvm {
         let workstations = crate::cluster::workstations(setup.topology);
         let cluster = Cluster::new(setup, &workstations, &[SSH_PORT], "fdpvm")?;
         let bin = workload_bin();
-        let head = cluster.host(&cluster.head)?;
-        for program in ["simalign", "fdpvm-master", "fdpvm-worker"] {
-            let path = format!("{bin}/{program}");
-            if !head
-                .run(&Cmd::new("test").args(["-x", &path]), QUICK)?
-                .success()
-            {
-                return Err(Error::Preflight {
-                    path: cluster.head.clone(),
-                    reason: format!(
-                        "{path} is missing: build the workload with `make -C \
-                         workloads/fastdnaml-pvm PREFIX=$PWD/target/workloads` (./setup.sh \
-                         does), or set WOW_WORKLOADS to where it is installed on every host"
-                    ),
-                });
-            }
-        }
+        let head = cluster.head_host()?;
+        require_workloads(head, &["simalign", "fdpvm-master", "fdpvm-worker"])?;
         let taxa = setup.workload.taxa.unwrap_or(DEFAULT_TAXA);
         if !(4..=200).contains(&taxa) {
             return Err(Error::Preflight {
@@ -207,8 +183,7 @@ struct Sweeps<'a> {
 
 impl Sweeps<'_> {
     fn head(&self) -> Result<&dyn Host, TrialError> {
-        self.cluster
-            .host(&self.cluster.head)
+        self.cluster.head_host()
             .map_err(|e| TrialError(e.to_string()))
     }
 

@@ -23,7 +23,7 @@ pub mod throughput;
 pub mod tools;
 
 pub use experiment::{
-    Error, Experiment, Extra, Hosts, Metric, OverlayNeeds, PaperFigure, PlotSpec, Samples, Setup,
+    Error, Experiment, Extra, Hosts, Machine, Machines, Metric, OverlayNeeds, PaperFigure, PlotSpec, Samples, Setup,
     Stat, TrialError, Trials, Values, Workload,
 };
 pub use path::Path;

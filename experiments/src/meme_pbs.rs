@@ -122,7 +122,7 @@ impl Experiment for MemePbs {
             },
         )?;
         cluster.write_hosts_files()?;
-        let head = cluster.host(&cluster.head)?;
+        let head = cluster.head_host()?;
         let server = NfsServer::start(&cluster)?;
         server.publish(head, "input.fa", job::sequences(setup.seed).as_bytes())?;
         head.check(
@@ -206,7 +206,7 @@ fn glam2_time(host: &dyn Host, input: &str, runs: u32) -> Result<Duration, Error
 /// underlay address): under the ipop subject on a NATed topology, the cluster works only
 /// through the overlay. A line for the report.
 fn isolation(setup: &Setup<'_>, cluster: &Cluster<'_>) -> Result<String, Error> {
-    let head = cluster.host(&cluster.head)?;
+    let head = cluster.head_host()?;
     let mut script = String::new();
     for name in &cluster.computes {
         let host = cluster.host(name)?;
@@ -252,9 +252,7 @@ struct Batches<'a> {
 
 impl Batches<'_> {
     fn batch(&mut self, trial: u32) -> Result<Values, TrialError> {
-        let head = self
-            .cluster
-            .host(&self.cluster.head)
+        let head = self.cluster.head_host()
             .map_err(|e| TrialError(e.to_string()))?;
         let sequential = glam2_time(head, &self.input, self.runs)
             .map_err(|e| TrialError(format!("timing a job alone: {e}")))?

@@ -21,12 +21,11 @@ use wow_plots::Unit;
 
 use crate::cluster::nfs::{self, NfsServer};
 use crate::cluster::ssh::{SSH_PORT, Ssh};
-use crate::cluster::{Cluster, QUICK};
+use crate::cluster::{Cluster, require_workloads, workload_bin};
 use crate::experiment::{
     Error, Experiment, Extra, Metric, PaperFigure, PlotSpec, Setup, Stat, TrialError, Trials,
     Values,
 };
-use crate::fastdnaml_pvm::workload_bin;
 use crate::path::Path;
 use crate::subject::{Flow, SubjectKind};
 
@@ -152,22 +151,8 @@ impl Experiment for MpiNfs {
         let ports = [SSH_PORT, nfs::NFS_PORT, nfs::RPCBIND_PORT, nfs::MOUNTD_PORT];
         let cluster = Cluster::new(setup, &members, &ports, "mpi")?;
         let bin = workload_bin();
-        let host = cluster.host(&cluster.head)?;
-        for program in ["lssgen", "lss-mpi"] {
-            let path = format!("{bin}/{program}");
-            if !host
-                .run(&Cmd::new("test").args(["-x", &path]), QUICK)?
-                .success()
-            {
-                return Err(Error::Preflight {
-                    path: cluster.head.clone(),
-                    reason: format!(
-                        "{path} is missing: build the workloads with scripts/build-workloads.sh \
-                         (./setup.sh does), or set WOW_WORKLOADS"
-                    ),
-                });
-            }
-        }
+        let host = cluster.head_host()?;
+        require_workloads(host, &["lssgen", "lss-mpi"])?;
         let paths = cluster.paths(
             setup,
             Flow::Tcp {

@@ -202,6 +202,7 @@ mod tests {
             progress: &indicatif::MultiProgress::with_draw_target(
                 indicatif::ProgressDrawTarget::hidden(),
             ),
+            machines: None,
         };
         choose(&setup, Flow::Icmp)
     }

@@ -172,6 +172,17 @@ pub trait Overlay: Send + Sync + fmt::Debug {
         static_address: Option<Ipv4Addr>,
     ) -> Result<Box<dyn OverlayNode>, HostError>;
 
+    /// Starts a member node on `host` that takes over the virtual machines the stopped
+    /// node on `from` served (router mode, after a migration): the old node's lease file —
+    /// the virtual IPs it held and their DHT passwords — is carried to `host` the way a
+    /// migrating VM's image carries it, and nothing else (the new node has a new P2P
+    /// address, and re-registers the carried addresses under it).
+    fn start_carrying(
+        &self,
+        host: &dyn Host,
+        from: &dyn Host,
+    ) -> Result<Box<dyn OverlayNode>, HostError>;
+
     /// The TAP device of member nodes.
     fn tap(&self) -> &str;
 

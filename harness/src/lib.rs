@@ -12,6 +12,7 @@ pub mod cli;
 pub use wow_host as host;
 pub mod fleet;
 mod links;
+mod machines;
 pub mod natmatrix;
 mod netns_host;
 pub mod nodes;

@@ -38,6 +38,14 @@ impl NetnsHost {
         })
     }
 
+    /// A machine of `bed` ([`wow_netns::machine::Machine`]), valid while it lives.
+    pub fn machine(bed: &Testbed, machine: &wow_netns::machine::Machine) -> NetnsHost {
+        NetnsHost {
+            node: machine.node().clone(),
+            run: bed.run_dir().clone(),
+        }
+    }
+
     /// The node `name` of a run recorded on disk (built by another process).
     pub fn from_record(record: &RunRecord, name: &str) -> Result<NetnsHost, wow_netns::Error> {
         let prefix = RunPrefix::new(&record.prefix)?;

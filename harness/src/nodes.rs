@@ -14,6 +14,9 @@ use crate::host::{Cmd, Host, HostError, Output, Process};
 pub const STATE_DIR: &str = "/run/ipop";
 /// The node's control socket on a host.
 pub const CONTROL_SOCKET: &str = "/run/ipop/ipop.sock";
+/// The node's lease file on a host (`--lease-file`): the virtual IPs it holds for its
+/// TAP's machines and their DHT passwords.
+pub const LEASE_FILE: &str = "/run/ipop/leases";
 
 /// The `ipop-node` binary: `$IPOP_NODE`, else next to this executable (or its parent
 /// folder, for test executables under `target/*/deps`), else `ipop-node` on `PATH`.

@@ -18,10 +18,11 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use wow_experiments::{Edges, Experiment, Hosts, Setup, SubjectKind, Workload};
+use wow_experiments::{Edges, Experiment, Hosts, Machines, Setup, SubjectKind, Workload};
 use wow_netns::{Launcher, Node, Options, RunPrefix, Testbed, Topology};
 
 use crate::NetnsHost;
+use crate::machines::NetnsMachines;
 use crate::fleet::{FleetBed, HostsFile, Parallel};
 use crate::results::{
     self, Finished, Git, LINKS, Machine, REPORT, RunConfig, SUMMARY, Saved, Summary, TopologyFile,
@@ -149,6 +150,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     let subject = crate::subjects::open(request.subject, bed.nodes(), hosts, &topology, &options)
         .with_context(|| format!("setting up the {} subject", request.subject))?;
     let progress = indicatif::MultiProgress::new();
+    let machines = bed.machines();
     let setup = Setup {
         topology: &topology,
         hosts,
@@ -156,6 +158,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         seed: request.seed,
         workload: &request.workload,
         progress: &progress,
+        machines: machines.as_ref().map(|m| m as &dyn Machines),
     };
     let mut trials = experiment
         .prepare(&setup)
@@ -292,6 +295,14 @@ impl Bed {
             hosts.insert(Box::new(NetnsHost::new(&testbed, &node.name)?));
         }
         Ok(Bed::Netns { testbed, hosts })
+    }
+
+    /// The virtual machines experiments may make (namespace testbeds only).
+    fn machines(&self) -> Option<NetnsMachines<'_>> {
+        match self {
+            Bed::Netns { testbed, .. } => Some(NetnsMachines::new(testbed)),
+            Bed::Fleet(_) => None,
+        }
     }
 
     fn hosts(&self) -> &Hosts {

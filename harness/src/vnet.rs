@@ -12,7 +12,7 @@ use crate::host::{Cmd, Host, Process};
 use wow_experiments::tools::dhcp;
 pub use wow_experiments::tools::dhcp::{DhcpClient, address_of};
 
-use crate::nodes::{CONTROL_SOCKET, NodeOptions, STATE_DIR};
+use crate::nodes::{CONTROL_SOCKET, LEASE_FILE, NodeOptions, STATE_DIR};
 
 /// The TAP device name the harness gives member nodes.
 pub const TAP: &str = "ipop0";
@@ -56,7 +56,7 @@ pub fn member_options(bootstrap: &dyn Host, namespace: &str) -> NodeOptions {
         "--tap".to_owned(),
         TAP.to_owned(),
         "--lease-file".to_owned(),
-        format!("{STATE_DIR}/leases"),
+        LEASE_FILE.to_string(),
     ]);
     opts
 }

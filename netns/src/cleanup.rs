@@ -135,6 +135,22 @@ pub fn clean(scope: &Scope) -> Result<Removed> {
     }
 }
 
+/// Removes one namespace of the project made outside a testbed's plan (a
+/// [`Machine`](crate::machine::Machine)): ends its processes, deletes it and its
+/// `/etc/netns` folder. Best effort: what is left, the run's cleanup removes.
+pub fn remove_namespace(ns: &str) {
+    let namespaces = [ns.to_string()];
+    for _ in 0..=RESCANS {
+        let procs = processes_in(&namespaces);
+        if procs.is_empty() {
+            break;
+        }
+        end_processes(&procs, GRACE);
+    }
+    let _ = run_root("ip", &["netns", "delete", ns], None);
+    let _ = fs::remove_dir_all(Path::new(ETC_NETNS_DIR).join(ns));
+}
+
 /// Every process whose network namespace is one of `namespaces` (never this process).
 fn processes_in(namespaces: &[String]) -> Vec<ProcessRecord> {
     let ids: Vec<(u64, u64)> = namespaces

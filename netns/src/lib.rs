@@ -19,6 +19,7 @@ pub mod cleanup;
 pub mod emulator;
 mod error;
 pub mod exec;
+pub mod machine;
 pub mod nat;
 pub mod plan;
 mod prefix;

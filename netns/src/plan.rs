@@ -29,6 +29,9 @@ pub enum Role {
     SiteHost,
     /// A host on the public core.
     PublicHost,
+    /// A virtual machine bridged on a host, which it may move between
+    /// ([`Machine`](crate::machine::Machine)); never part of a plan.
+    Machine,
 }
 
 /// One namespace of the run, as the harness sees it.

@@ -497,6 +497,8 @@ fn node_batch(plan: &Plan, i: usize, topology: &Topology) -> String {
                 let _ = writeln!(b, "route add {} via {}", route.subnet, route.via);
             }
         }
+        // Made at run time by `Machine::create`, with no configuration of the plan's.
+        Role::Machine => {}
     }
     b
 }

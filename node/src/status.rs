@@ -76,6 +76,9 @@ pub struct TapFacts<'a> {
     pub errors: u64,
 }
 
+/// How many Brunet-ARP mappings a status lists (the first, by IP).
+const MAPPINGS_SHOWN: usize = 64;
+
 /// The `ipop` part of the status: the virtual network of a node with a namespace.
 pub fn ipop(i: &Ipop, tap: &TapFacts<'_>) -> Value {
     let s = i.stats();
@@ -94,7 +97,14 @@ pub fn ipop(i: &Ipop, tap: &TapFacts<'_>) -> Value {
         "frames_out": tap.frames_out,
         "tap_write_drops": tap.write_drops,
         "tap_errors": tap.errors,
-        "resolver": { "queued": queued, "cached": cached },
+        "resolver": {
+            "queued": queued,
+            "cached": cached,
+            // At most MAPPINGS_SHOWN, so a status stays small however many IPs are cached.
+            "mappings": i.resolver_mappings(MAPPINGS_SHOWN).into_iter()
+                .map(|(ip, owner)| json!({ "ip": ip.to_string(), "owner": owner.to_string() }))
+                .collect::<Vec<_>>(),
+        },
         "stats": {
             "arp_replies": s.arp_replies, "dhcp_messages": s.dhcp_messages,
             "last_dhcp_tries": s.last_dhcp_tries, "dhcp_failures": s.dhcp_failures,

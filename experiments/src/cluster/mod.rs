@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use wow_host::{Cmd, Host, HostError};
 
-use crate::experiment::{Error, Hosts, Setup};
+use crate::experiment::{Error, Hosts, Machine, Setup};
 use crate::path::{Path, link_of};
 use crate::subject::{Flow, SubjectKind};
 
@@ -43,6 +43,8 @@ pub struct Cluster<'a> {
     pub dir: String,
     /// Which subject carries the traffic.
     pub subject: SubjectKind,
+    /// Compute nodes that are virtual machines ([`Cluster::add_machine`]).
+    machines: BTreeMap<String, Box<dyn Machine + 'a>>,
 }
 
 /// The workstations of `topology`: its site hosts, in file order (the first is the head
@@ -116,6 +118,7 @@ impl<'a> Cluster<'a> {
             addresses,
             dir,
             subject: setup.subject.kind(),
+            machines: BTreeMap::new(),
         };
         for host in cluster.all() {
             let host = cluster.host(host)?;
@@ -155,8 +158,39 @@ impl<'a> Cluster<'a> {
     }
 
     /// The host of workstation `name`.
-    pub fn host(&self, name: &str) -> Result<&'a dyn Host, Error> {
-        self.hosts.get(name)
+    pub fn host(&self, name: &str) -> Result<&dyn Host, Error> {
+        match self.machines.get(name) {
+            Some(m) => Ok(m.host()),
+            None => self.hosts.get(name),
+        }
+    }
+
+    /// The head node's host.
+    pub fn head_host(&self) -> Result<&'a dyn Host, Error> {
+        self.hosts.get(&self.head)
+    }
+
+    /// Adds virtual machine `machine` as a compute node, known to the others by its
+    /// hostname at `address` (call before [`Cluster::write_hosts_files`] and before
+    /// starting daemons); the cluster owns it from now on.
+    pub fn add_machine(
+        &mut self,
+        machine: Box<dyn Machine + 'a>,
+        address: Ipv4Addr,
+    ) -> Result<(), Error> {
+        let name = machine.host().name().to_string();
+        machine
+            .host()
+            .check(&Cmd::new("mkdir").args(["-p", &self.dir]), QUICK)?;
+        self.computes.push(name.clone());
+        self.addresses.insert(name.clone(), address);
+        self.machines.insert(name, machine);
+        Ok(())
+    }
+
+    /// The virtual machine `name` ([`Cluster::add_machine`]), to migrate it.
+    pub fn machine(&mut self, name: &str) -> Option<&mut (dyn Machine + 'a)> {
+        self.machines.get_mut(name).map(|m| &mut **m)
     }
 
     /// Rewrites `/etc/hosts` on every workstation: every workstation's hostname maps to
@@ -246,6 +280,38 @@ impl Drop for Cluster<'_> {
             }
         }
     }
+}
+
+/// Where the workloads' programs are: `$WOW_WORKLOADS/bin`, else `target/workloads/bin`
+/// of this source tree (`./setup.sh` and `./test.sh` build them there with
+/// `scripts/build-workloads.sh`).
+pub fn workload_bin() -> String {
+    match std::env::var("WOW_WORKLOADS") {
+        Ok(dir) if !dir.is_empty() => format!("{dir}/bin"),
+        _ => format!("{}/../target/workloads/bin", env!("CARGO_MANIFEST_DIR")),
+    }
+}
+
+/// Checks that every one of `programs` is an executable in [`workload_bin`] on `host`.
+pub fn require_workloads(host: &dyn Host, programs: &[&str]) -> Result<(), Error> {
+    let bin = workload_bin();
+    for program in programs {
+        let path = format!("{bin}/{program}");
+        if !host
+            .run(&Cmd::new("test").args(["-x", &path]), QUICK)?
+            .success()
+        {
+            return Err(Error::Preflight {
+                path: host.name().to_string(),
+                reason: format!(
+                    "{path} is missing: build the workloads with scripts/build-workloads.sh \
+                     (./setup.sh does), or set WOW_WORKLOADS to where they are installed on \
+                     every host"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `/etc/hosts` text: `old` without lines naming a workstation, then one line per

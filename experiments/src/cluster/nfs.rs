@@ -55,7 +55,7 @@ impl NfsServer {
     /// Exports `<cluster dir>/export` from the head node and waits until the first
     /// compute node lists it.
     pub fn start(cluster: &Cluster<'_>) -> Result<NfsServer, Error> {
-        let head = cluster.host(&cluster.head)?;
+        let head = cluster.head_host()?;
         let export = format!("{}/export", cluster.dir);
         head.check(&Cmd::new("mkdir").args(["-p", &export]), QUICK)?;
         let text = config(&export, &cluster.dir);

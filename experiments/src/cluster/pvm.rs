@@ -84,7 +84,7 @@ impl<'a> Pvm<'a> {
                 QUICK,
             )?;
         }
-        let head = cluster.host(&cluster.head)?;
+        let head = cluster.head_host()?;
         let text = hostfile(dir, &cluster.head, &cluster.computes, bin);
         cluster.check_virtual_only("PVM host file", &text)?;
         let file = format!("{dir}/pvm/hostfile");

@@ -89,7 +89,7 @@ impl<'a> Slurm<'a> {
                 )?;
             }
         }
-        let head = cluster.host(&cluster.head)?;
+        let head = cluster.head_host()?;
         let mut slurm = Slurm {
             head,
             computes: cluster.computes.clone(),

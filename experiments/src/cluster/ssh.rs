@@ -64,7 +64,7 @@ impl Ssh {
     /// to every compute node.
     pub fn start(cluster: &Cluster<'_>) -> Result<Ssh, Error> {
         let dir = &cluster.dir;
-        let head = cluster.host(&cluster.head)?;
+        let head = cluster.head_host()?;
         let keys = format!("{dir}/ssh");
         head.check(&Cmd::new("mkdir").args(["-p", "-m", "0700", &keys]), QUICK)?;
         for (file, comment) in [

@@ -41,7 +41,9 @@ use wow_experiments::{
 use wow_host::{Cmd, Host, HostError, Output, Process};
 use wow_netns::{Node, Role, Topology};
 
-use crate::nodes::{self, CONTROL_SOCKET, NodeOptions, RunningNode, STATE_DIR, wait_for};
+use crate::nodes::{
+    self, CONTROL_SOCKET, LEASE_FILE, NodeOptions, RunningNode, STATE_DIR, wait_for,
+};
 use crate::vnet::{DhcpClient, TAP, create_namespace, start_dhcp, wait_address};
 
 /// The port nodes listen on (UDP and TCP).
@@ -160,7 +162,7 @@ impl Launch {
                     "--tap",
                     TAP,
                     "--lease-file",
-                    &format!("{STATE_DIR}/leases"),
+                    LEASE_FILE,
                 ]
                 .map(String::from),
             );
@@ -417,34 +419,18 @@ impl Overlay for Ipop {
         static_address: Option<Ipv4Addr>,
     ) -> Result<Box<dyn OverlayNode>, HostError> {
         // A fresh node: no identity, node lease or DHCP client lease from an earlier one.
-        host.check(
-            &Cmd::new("rm").args([
-                "-f",
-                &format!("{STATE_DIR}/address"),
-                &format!("{STATE_DIR}/leases"),
-                &wow_experiments::tools::dhcp::lease_file(TAP, STATE_DIR),
-            ]),
-            Duration::from_secs(5),
-        )?;
-        let member = (kind == NodeKind::Member).then_some(self.namespace.as_str());
-        let mut opts = self.launch.options(self.launch.bootstrap.clone(), member);
-        if let Some(ip) = static_address.filter(|_| member.is_some()) {
-            opts.extra
-                .extend(["--static-address".to_string(), ip.to_string()]);
-        }
-        let binary = self.launch.binary(host);
-        let node = RunningNode::start(host, &binary, &opts).map_err(|e| HostError::Start {
-            host: host.name().to_string(),
-            cmd: "ipop-node".into(),
-            reason: format!("{e:#}"),
-        })?;
-        Ok(Box::new(Started {
-            log: self.logs.next_name(host.name()),
-            logs: self.logs.clone(),
-            stopped: false,
-            node,
-            binary,
-        }))
+        self.forget(host, None)?;
+        self.launch(host, kind, static_address)
+    }
+
+    fn start_carrying(
+        &self,
+        host: &dyn Host,
+        from: &dyn Host,
+    ) -> Result<Box<dyn OverlayNode>, HostError> {
+        let leases = from.read_file(LEASE_FILE)?;
+        self.forget(host, Some(&leases))?;
+        self.launch(host, NodeKind::Member, None)
     }
 
     fn tap(&self) -> &str {
@@ -476,6 +462,58 @@ impl Overlay for Ipop {
         ]);
         let out = from.check(&cmd, Duration::from_secs(20))?;
         nodes::json_output(from, &cmd, &out.stdout)
+    }
+}
+
+impl Ipop {
+    /// Removes the files an earlier node on `host` left (identity, lease file, DHCP
+    /// client lease); writes `leases` as the lease file if given.
+    fn forget(&self, host: &dyn Host, leases: Option<&[u8]>) -> Result<(), HostError> {
+        host.check(
+            &Cmd::new("rm").args([
+                "-f",
+                &format!("{STATE_DIR}/address"),
+                LEASE_FILE,
+                &wow_experiments::tools::dhcp::lease_file(TAP, STATE_DIR),
+            ]),
+            Duration::from_secs(5),
+        )?;
+        if let Some(leases) = leases {
+            host.check(
+                &Cmd::new("sh")
+                    .args(["-c", "mkdir -p \"$1\" && cat > \"$2\"", "sh", STATE_DIR, LEASE_FILE])
+                    .stdin(leases),
+                Duration::from_secs(5),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn launch(
+        &self,
+        host: &dyn Host,
+        kind: NodeKind,
+        static_address: Option<Ipv4Addr>,
+    ) -> Result<Box<dyn OverlayNode>, HostError> {
+        let member = (kind == NodeKind::Member).then_some(self.namespace.as_str());
+        let mut opts = self.launch.options(self.launch.bootstrap.clone(), member);
+        if let Some(ip) = static_address.filter(|_| member.is_some()) {
+            opts.extra
+                .extend(["--static-address".to_string(), ip.to_string()]);
+        }
+        let binary = self.launch.binary(host);
+        let node = RunningNode::start(host, &binary, &opts).map_err(|e| HostError::Start {
+            host: host.name().to_string(),
+            cmd: "ipop-node".into(),
+            reason: format!("{e:#}"),
+        })?;
+        Ok(Box::new(Started {
+            log: self.logs.next_name(host.name()),
+            logs: self.logs.clone(),
+            stopped: false,
+            node,
+            binary,
+        }))
     }
 }
 

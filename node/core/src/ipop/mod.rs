@@ -348,6 +348,12 @@ impl Ipop {
         (self.resolver.queued(), self.resolver.entries())
     }
 
+    /// The first `max` cached Brunet-ARP mappings (virtual IP → owner's P2P address), by
+    /// IP: what this node currently believes, for status displays.
+    pub fn resolver_mappings(&self, max: usize) -> Vec<(Ipv4Addr, Address)> {
+        self.resolver.mappings().take(max).collect()
+    }
+
     /// A frame the host wrote to the TAP.
     pub fn handle_tap_frame(&mut self, now: Instant, node: &mut Node, dht: &mut Dht, frame: &[u8]) {
         self.stats.tap_frames += 1;

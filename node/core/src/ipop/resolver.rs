@@ -244,6 +244,11 @@ impl Resolver {
     pub(crate) fn entries(&self) -> usize {
         self.cache.len()
     }
+
+    /// The cached mappings, by IP: each IP's owner.
+    pub(crate) fn mappings(&self) -> impl Iterator<Item = (Ipv4Addr, Address)> + '_ {
+        self.cache.iter().map(|(ip, e)| (*ip, e.owner))
+    }
 }
 
 #[cfg(test)]
