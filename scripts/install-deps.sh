@@ -11,8 +11,8 @@ PACKAGES=(
   # workloads the experiments run for real
   iputils-ping iperf3 isc-dhcp-client udhcpc openssh-server openssh-client
   # the WOW workloads: batch system with PBS commands, MEME-suite motif finder, NFS
-  # server and userspace client (meme-pbs)
-  slurm-wlm slurm-wlm-torque glam2 nfs-ganesha nfs-ganesha-vfs libnfs-utils rpcbind
+  # server and userspace client (meme-pbs), libnfs headers (workloads/nfs-session)
+  slurm-wlm slurm-wlm-torque glam2 nfs-ganesha nfs-ganesha-vfs libnfs-utils libnfs-dev rpcbind
   # fastdnaml-pvm: serial fastDNAml, PVM and its headers (workloads/fastdnaml-pvm)
   fastdnaml pvm pvm-dev
   # mpi-nfs: Open MPI (workloads/lss-mpi)
