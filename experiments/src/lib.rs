@@ -14,6 +14,7 @@ pub mod fastdnaml_pvm;
 pub mod join;
 pub mod latency;
 pub mod meme_pbs;
+pub mod migration;
 pub mod mpi_nfs;
 pub mod multihop;
 pub mod paper;
@@ -41,6 +42,7 @@ pub static ALL: &[&dyn Experiment] = &[
     &meme_pbs::MemePbs,
     &fastdnaml_pvm::FastDnamlPvm,
     &mpi_nfs::MpiNfs,
+    &migration::Migration,
 ];
 
 /// The experiment called `name`.

@@ -266,6 +266,17 @@ pub fn check_workload(experiment: &dyn Experiment, workload: &Workload) -> anyho
     Ok(())
 }
 
+/// How a testbed starts its link emulator: this very program (`/proc/self/exe`, which
+/// in the forked child is the image running now, even if a rebuild replaced the file
+/// since), `wow-bench __emulate`.
+pub(crate) fn emulator(detach: bool) -> Launcher {
+    Launcher {
+        program: PathBuf::from("/proc/self/exe"),
+        args: vec!["__emulate".into()],
+        detach,
+    }
+}
+
 /// Where a run's hosts are.
 enum Bed {
     /// A namespace testbed and a host for each of its nodes.
@@ -282,11 +293,7 @@ impl Bed {
             topology,
             &Options {
                 prefix,
-                emulator: Some(Launcher {
-                    program: std::env::current_exe().context("finding the wow-bench binary")?,
-                    args: vec!["__emulate".into()],
-                    detach: false,
-                }),
+                emulator: Some(emulator(false)),
             },
         )
         .with_context(|| format!("building topology {}", topology.name))?;

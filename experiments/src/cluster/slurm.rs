@@ -164,10 +164,31 @@ impl<'a> Slurm<'a> {
     /// its command line only: left out, it writes the output files into the submitting
     /// process's folder.)
     pub fn qsub(&self, script: &str, name: &str, log: &str, workdir: &str) -> Result<u64, Error> {
+        self.submit(
+            self.cmd("qsub")
+                .args(["-N", name, "-j", "oe", "-o", log, "-wd", workdir, script]),
+        )
+    }
+
+    /// Submits the batch script `script` (a path on the head node) as job `name` to run
+    /// on compute node `node` (`sbatch -w`), its output and errors in `log` (a path on
+    /// that node); returns the job id.
+    pub fn submit_on(&self, node: &str, script: &str, name: &str, log: &str) -> Result<u64, Error> {
+        self.submit(self.cmd("sbatch").args([
+            "--parsable",
+            "-w",
+            node,
+            "-J",
+            name,
+            "-o",
+            log,
+            script,
+        ]))
+    }
+
+    /// Runs a submission command on the head node; reads the job id it prints.
+    fn submit(&self, cmd: Cmd) -> Result<u64, Error> {
         let head = self.head;
-        let cmd = self
-            .cmd("qsub")
-            .args(["-N", name, "-j", "oe", "-o", log, "-wd", workdir, script]);
         let out = head.check(&cmd, QUICK)?;
         let text = out.stdout_text();
         text.trim().parse().map_err(|_| {

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use wow_netns::cleanup::{Scope, clean};
 use wow_netns::state::{RunDir, RunRecord, recorded_runs};
 use wow_netns::topology::{MatrixProfile, nat_matrix};
-use wow_netns::{Launcher, Options, RunPrefix, Testbed, Topology};
+use wow_netns::{Options, RunPrefix, Testbed, Topology};
 
 use crate::host::Cmd;
 use crate::netns_host::NetnsHost;
@@ -112,11 +112,7 @@ fn up(spec: &str, prefix: &str) -> anyhow::Result<ExitCode> {
     let topology = load_topology(spec)?;
     let options = Options {
         prefix: RunPrefix::new(prefix)?,
-        emulator: Some(Launcher {
-            program: std::env::current_exe().context("finding the wow-bench binary")?,
-            args: vec!["__emulate".into()],
-            detach: true,
-        }),
+        emulator: Some(crate::runner::emulator(true)),
     };
     let bed = Testbed::up(&topology, &options)?;
     let record = bed.persist();

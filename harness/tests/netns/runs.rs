@@ -334,6 +334,27 @@ fn netns_run_fastdnaml_pvm_on_wan_3site() {
     );
 }
 
+/// `migration`, reduced: two moves of the VM (into a port-restricted NAT, then into a
+/// symmetric one) with ping, TCP, SSH, NFS and a batch job open; every session survives.
+#[test]
+fn netns_run_migration_twice() {
+    let (run, summary) = run("migration", &["--trials", "2"]);
+    assert_complete(&run.out, &summary, 2);
+    let m = &summary["metrics"];
+    for metric in [
+        "ping_downtime_s",
+        "tcp_downtime_s",
+        "ssh_gap_s",
+        "nfs_stall_s",
+        "resume_s",
+        "arp_update_s",
+        "direct_edge_s",
+    ] {
+        assert_eq!(m[metric]["count"], 2, "{metric}: {m}");
+    }
+    assert!(m["ping_downtime_s"]["max"].as_f64().unwrap() > 0.0, "{m}");
+}
+
 /// Every experiment has a reduced run above (a new one needs its own).
 #[test]
 fn every_experiment_has_a_reduced_run_in_ci() {
@@ -346,6 +367,7 @@ fn every_experiment_has_a_reduced_run_in_ci() {
         "meme-pbs",
         "fastdnaml-pvm",
         "mpi-nfs",
+        "migration",
     ];
     let all: Vec<&str> = wow_experiments::ALL.iter().map(|e| e.name()).collect();
     assert_eq!(all, tested);
