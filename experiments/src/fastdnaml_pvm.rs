@@ -183,7 +183,8 @@ struct Sweeps<'a> {
 
 impl Sweeps<'_> {
     fn head(&self) -> Result<&dyn Host, TrialError> {
-        self.cluster.head_host()
+        self.cluster
+            .head_host()
             .map_err(|e| TrialError(e.to_string()))
     }
 

@@ -24,8 +24,8 @@ pub mod throughput;
 pub mod tools;
 
 pub use experiment::{
-    Error, Experiment, Extra, Hosts, Machine, Machines, Metric, OverlayNeeds, PaperFigure, PlotSpec, Samples, Setup,
-    Stat, TrialError, Trials, Values, Workload,
+    Error, Experiment, Extra, Hosts, Machine, Machines, Metric, OverlayNeeds, PaperFigure,
+    PlotSpec, Samples, Setup, Stat, TrialError, Trials, Values, Workload,
 };
 pub use path::Path;
 pub use subject::{

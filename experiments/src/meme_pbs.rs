@@ -252,7 +252,9 @@ struct Batches<'a> {
 
 impl Batches<'_> {
     fn batch(&mut self, trial: u32) -> Result<Values, TrialError> {
-        let head = self.cluster.head_host()
+        let head = self
+            .cluster
+            .head_host()
             .map_err(|e| TrialError(e.to_string()))?;
         let sequential = glam2_time(head, &self.input, self.runs)
             .map_err(|e| TrialError(format!("timing a job alone: {e}")))?

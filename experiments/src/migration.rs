@@ -94,7 +94,10 @@ fn describe(topology: &wow_netns::Topology, host: &str) -> String {
     topology
         .sites
         .iter()
-        .find(|s| host.strip_prefix(s.name.as_str()).is_some_and(|r| r.starts_with('-')))
+        .find(|s| {
+            host.strip_prefix(s.name.as_str())
+                .is_some_and(|r| r.starts_with('-'))
+        })
         .map_or_else(
             || host.to_string(),
             |s| format!("{host} ({} NAT, {} firewall)", s.nat, s.firewall.as_str()),
@@ -314,7 +317,10 @@ struct Converged {
 
 impl Moves<'_> {
     fn head(&self) -> Result<&dyn Host, TrialError> {
-        Ok(self.cluster.head_host().map_err(|e| TrialError(e.to_string()))?)
+        Ok(self
+            .cluster
+            .head_host()
+            .map_err(|e| TrialError(e.to_string()))?)
     }
 
     fn vm(&self) -> Result<&dyn Host, TrialError> {
@@ -335,7 +341,9 @@ impl Moves<'_> {
         // The job must be running on the VM before it moves.
         let running = wait_for(Duration::from_secs(30), Duration::from_millis(200), || {
             let jobs = self.slurm.jobs().ok()?;
-            jobs.get(&job).filter(|(state, _)| state == "RUNNING").map(drop)
+            jobs.get(&job)
+                .filter(|(state, _)| state == "RUNNING")
+                .map(drop)
         });
         if running.is_none() {
             return Err(TrialError(format!(
@@ -405,7 +413,10 @@ impl Moves<'_> {
                 let t = unix_now() - started;
                 let maps = status["ipop"]["resolver"]["mappings"]
                     .as_array()
-                    .is_some_and(|m| m.iter().any(|e| e["ip"] == vm.as_str() && e["owner"] == me.as_str()));
+                    .is_some_and(|m| {
+                        m.iter()
+                            .any(|e| e["ip"] == vm.as_str() && e["owner"] == me.as_str())
+                    });
                 if maps && c.arp_s.is_none() {
                     c.arp_s = Some(t);
                 }
@@ -443,16 +454,38 @@ impl Trials for Moves<'_> {
             paper: None,
         };
         vec![
-            m("ping_downtime_s", "the longest gap between ping replies (10 ms apart) across the move: last reply before to first after"),
-            m("tcp_downtime_s", "the longest run of 0.1 s intervals in which the TCP stream (10 Mbit/s) moved no byte"),
-            m("ssh_gap_s", "the longest pause between two lines of the SSH session's counter, as they arrived at the head node"),
-            m("nfs_stall_s", "the longest NFS write (pwrite + fsync) of the client in the VM"),
-            m("resume_s", "from stopping the node at the old site to its successor's start at the new one (the VM's NIC moved between)"),
-            m("arp_update_s", "from the new node's start until the head node's Brunet-ARP cache maps the VM's IP to it"),
-            m("direct_edge_s", "from the new node's start until it and the head node have a direct (UDP/TCP) edge"),
+            m(
+                "ping_downtime_s",
+                "the longest gap between ping replies (10 ms apart) across the move: last reply before to first after",
+            ),
+            m(
+                "tcp_downtime_s",
+                "the longest run of 0.1 s intervals in which the TCP stream (10 Mbit/s) moved no byte",
+            ),
+            m(
+                "ssh_gap_s",
+                "the longest pause between two lines of the SSH session's counter, as they arrived at the head node",
+            ),
+            m(
+                "nfs_stall_s",
+                "the longest NFS write (pwrite + fsync) of the client in the VM",
+            ),
+            m(
+                "resume_s",
+                "from stopping the node at the old site to its successor's start at the new one (the VM's NIC moved between)",
+            ),
+            m(
+                "arp_update_s",
+                "from the new node's start until the head node's Brunet-ARP cache maps the VM's IP to it",
+            ),
+            m(
+                "direct_edge_s",
+                "from the new node's start until it and the head node have a direct (UDP/TCP) edge",
+            ),
             Metric {
                 name: "relayed_first".into(),
-                description: "1 when a relay edge to the head node came before the direct one".into(),
+                description: "1 when a relay edge to the head node came before the direct one"
+                    .into(),
                 unit: Unit::Count,
                 paper: None,
             },
@@ -499,17 +532,24 @@ impl Trials for Moves<'_> {
         if let Some(t) = converged.direct_s {
             values.insert("direct_edge_s".into(), t);
         }
-        values.insert("relayed_first".into(), f64::from(u8::from(converged.relayed)));
+        values.insert(
+            "relayed_first".into(),
+            f64::from(u8::from(converged.relayed)),
+        );
         let broken = self.close(open, &mut values)?;
         let kept = crate::tools::dhcp::address_of(self.vm()?, "eth0");
         let mut broken = broken;
         if kept != Some(self.address) {
-            broken.push(format!("address: the VM has {kept:?}, not {}", self.address));
+            broken.push(format!(
+                "address: the VM has {kept:?}, not {}",
+                self.address
+            ));
         }
         let shown: Vec<String> = values.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
-        self.extra
-            .notes
-            .push(format!("trial {index}: {from} → {to}: {}", shown.join(", ")));
+        self.extra.notes.push(format!(
+            "trial {index}: {from} → {to}: {}",
+            shown.join(", ")
+        ));
         if broken.is_empty() {
             Ok(values)
         } else {
@@ -566,7 +606,11 @@ impl Moves<'_> {
             broken.push(format!(
                 "ssh: {} of {ticks} counts{}{}",
                 counted.counts,
-                if ended { "" } else { ", still running at the deadline" },
+                if ended {
+                    ""
+                } else {
+                    ", still running at the deadline"
+                },
                 tail(&ssh.stderr_text())
             ));
         }

@@ -66,22 +66,6 @@ structure (lss-mpi), not LSS; compare speedups, and ipop ÷ physical on this mac
 #[derive(Debug, Clone, Copy)]
 pub struct MpiNfs;
 
-/// The compute nodes: `count` workstations other than the head, taken from the sites in
-/// turn (so the run spans the domains).
-fn compute_nodes(topology: &wow_netns::Topology, count: usize) -> Vec<String> {
-    let sites: Vec<Vec<String>> = topology
-        .sites
-        .iter()
-        .map(|s| (0..s.hosts).map(|i| format!("{}-{i}", s.name)).collect())
-        .collect();
-    let depth = sites.iter().map(Vec::len).max().unwrap_or(0);
-    (0..depth)
-        .flat_map(|i| sites.iter().filter_map(move |s| s.get(i).cloned()))
-        .skip(1)
-        .take(count)
-        .collect()
-}
-
 impl Experiment for MpiNfs {
     fn name(&self) -> &'static str {
         "mpi-nfs"
@@ -133,12 +117,12 @@ impl Experiment for MpiNfs {
                 reason: format!("{db_mb} MB: a database is 0.01 to 1024 MB"),
             });
         }
-        let head = crate::cluster::workstations(setup.topology)
+        // Workstations come from the sites in turn: the computes span the domains.
+        let members: Vec<String> = crate::cluster::workstations(setup.topology)
             .into_iter()
-            .next()
-            .unwrap_or_default();
-        let computes = compute_nodes(setup.topology, nodes as usize);
-        if computes.len() < nodes as usize {
+            .take(nodes as usize + 1)
+            .collect();
+        if members.len() < nodes as usize + 1 {
             return Err(Error::Topology {
                 topology: setup.topology.name.clone(),
                 reason: format!(
@@ -147,7 +131,6 @@ impl Experiment for MpiNfs {
                 ),
             });
         }
-        let members: Vec<String> = std::iter::once(head).chain(computes).collect();
         let ports = [SSH_PORT, nfs::NFS_PORT, nfs::RPCBIND_PORT, nfs::MOUNTD_PORT];
         let cluster = Cluster::new(setup, &members, &ports, "mpi")?;
         let bin = workload_bin();
@@ -460,20 +443,6 @@ impl Trials for Analyses<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn compute_nodes_span_the_sites_and_leave_the_file_server_out() {
-        let path = format!(
-            "{}/../topologies/wan-3site.toml",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let topology = wow_netns::Topology::load(path.as_ref()).unwrap();
-        assert_eq!(
-            compute_nodes(&topology, 4),
-            ["vims-0", "lsu-0", "ufl-1", "ufl-2"]
-        );
-        assert_eq!(compute_nodes(&topology, 9).len(), 5);
-    }
 
     #[test]
     fn the_cidr_covers_every_address_and_no_more_bits() {

@@ -27,11 +27,12 @@ impl Machines for NetnsMachines<'_> {
     }
 
     fn create(&self, name: &str, at: &str) -> Result<Box<dyn Machine + '_>, HostError> {
-        let machine = machine::Machine::create(self.bed, name, at).map_err(|e| HostError::Start {
-            host: at.to_string(),
-            cmd: format!("creating machine {name}"),
-            reason: e.to_string(),
-        })?;
+        let machine =
+            machine::Machine::create(self.bed, name, at).map_err(|e| HostError::Start {
+                host: at.to_string(),
+                cmd: format!("creating machine {name}"),
+                reason: e.to_string(),
+            })?;
         let host = NetnsHost::machine(self.bed, &machine);
         Ok(Box::new(NetnsMachine {
             bed: self.bed,

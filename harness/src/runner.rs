@@ -22,8 +22,8 @@ use wow_experiments::{Edges, Experiment, Hosts, Machines, Setup, SubjectKind, Wo
 use wow_netns::{Launcher, Node, Options, RunPrefix, Testbed, Topology};
 
 use crate::NetnsHost;
-use crate::machines::NetnsMachines;
 use crate::fleet::{FleetBed, HostsFile, Parallel};
+use crate::machines::NetnsMachines;
 use crate::results::{
     self, Finished, Git, LINKS, Machine, REPORT, RunConfig, SUMMARY, Saved, Summary, TopologyFile,
     TrialLog, TrialRecord, Versions,

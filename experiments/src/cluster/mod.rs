@@ -47,13 +47,20 @@ pub struct Cluster<'a> {
     machines: BTreeMap<String, Box<dyn Machine + 'a>>,
 }
 
-/// The workstations of `topology`: its site hosts, in file order (the first is the head
-/// node).
+/// The workstations of `topology`: its site hosts, taken from the sites in turn (the
+/// first host of every site, then the second, …), so that the first few span the
+/// domains — PVM spreads tasks over its hosts in this order. The first is the head node
+/// (the first site's first host).
 pub fn workstations(topology: &wow_netns::Topology) -> Vec<String> {
-    topology
-        .sites
-        .iter()
-        .flat_map(|s| (0..s.hosts).map(move |i| format!("{}-{i}", s.name)))
+    let depth = topology.sites.iter().map(|s| s.hosts).max().unwrap_or(0);
+    (0..depth)
+        .flat_map(|i| {
+            topology
+                .sites
+                .iter()
+                .filter(move |s| i < s.hosts)
+                .map(move |s| format!("{}-{i}", s.name))
+        })
         .collect()
 }
 
@@ -346,6 +353,19 @@ pub fn put(host: &dyn Host, path: &str, contents: &[u8]) -> Result<(), HostError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workstations_take_the_sites_in_turn() {
+        let path = format!(
+            "{}/../topologies/wan-3site.toml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let topology = wow_netns::Topology::load(path.as_ref()).unwrap();
+        assert_eq!(
+            workstations(&topology),
+            ["ufl-0", "vims-0", "lsu-0", "ufl-1", "ufl-2", "ufl-3"]
+        );
+    }
 
     #[test]
     fn hosts_files_replace_workstation_lines_only() {

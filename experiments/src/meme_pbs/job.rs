@@ -158,8 +158,7 @@ pub(super) fn wait(
     timeout: Duration,
     bar: &ProgressBar,
 ) -> Result<Vec<Finished>, TrialError> {
-    let head = cluster.head_host()
-        .map_err(|e| TrialError(e.to_string()))?;
+    let head = cluster.head_host().map_err(|e| TrialError(e.to_string()))?;
     let deadline = Instant::now() + timeout;
     let mut last_check = Instant::now();
     let mut completed_since: BTreeMap<u64, Instant> = BTreeMap::new();

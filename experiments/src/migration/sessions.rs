@@ -94,7 +94,8 @@ pub fn stream_report(json: &str) -> Result<Stream, String> {
             a.iter()
                 .map(|i| {
                     let sum = &i["sum"];
-                    let len = sum["end"].as_f64().unwrap_or(0.0) - sum["start"].as_f64().unwrap_or(0.0);
+                    let len =
+                        sum["end"].as_f64().unwrap_or(0.0) - sum["start"].as_f64().unwrap_or(0.0);
                     (len, sum["bytes"].as_f64().unwrap_or(0.0))
                 })
                 .collect()
@@ -252,7 +253,8 @@ mod tests {
 
     #[test]
     fn a_stream_stall_is_its_longest_run_of_empty_intervals() {
-        let iv = |s: f64, b: u64| format!(r#"{{"sum":{{"start":{s},"end":{},"bytes":{b}}}}}"#, s + 0.1);
+        let iv =
+            |s: f64, b: u64| format!(r#"{{"sum":{{"start":{s},"end":{},"bytes":{b}}}}}"#, s + 0.1);
         let intervals: Vec<String> = (0..40)
             .map(|i| {
                 let s = f64::from(i) / 10.0;
@@ -271,7 +273,9 @@ mod tests {
         assert!((s.stall_s - 1.3).abs() < 1e-6, "{s:?}");
         assert!(s.resumed);
         assert_eq!(s.received, 27000);
-        let err = stream_report(r#"{"error":"unable to send control message: Connection reset by peer"}"#);
+        let err = stream_report(
+            r#"{"error":"unable to send control message: Connection reset by peer"}"#,
+        );
         assert!(err.unwrap_err().contains("reset"));
     }
 
@@ -289,7 +293,8 @@ mod tests {
 
     #[test]
     fn nfs_session_output_parses() {
-        let text = "write 0 1.0 1.01\nwrite 1 1.1 4.2\nverified 2 of 2\nretries 1\nmax_write_s 3.100000\n";
+        let text =
+            "write 0 1.0 1.01\nwrite 1 1.1 4.2\nverified 2 of 2\nretries 1\nmax_write_s 3.100000\n";
         let r = nfs_report(text);
         assert_eq!(r.written, 2);
         assert_eq!(r.verified, Some((2, 2)));
@@ -302,6 +307,9 @@ mod tests {
         let cmd = ssh("/run/x/ssh/ssh", "vm", 4);
         assert_eq!(cmd.program, "bash");
         let script = &cmd.args[1];
-        assert!(script.starts_with("set -o pipefail; /run/x/ssh/ssh -tt vm 'i=0;"), "{script}");
+        assert!(
+            script.starts_with("set -o pipefail; /run/x/ssh/ssh -tt vm 'i=0;"),
+            "{script}"
+        );
     }
 }

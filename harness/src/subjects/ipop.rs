@@ -156,15 +156,7 @@ impl Launch {
         let mut extra = self.extra.clone();
         if let Some(ns) = member_of {
             extra.extend(
-                [
-                    "--namespace",
-                    ns,
-                    "--tap",
-                    TAP,
-                    "--lease-file",
-                    LEASE_FILE,
-                ]
-                .map(String::from),
+                ["--namespace", ns, "--tap", TAP, "--lease-file", LEASE_FILE].map(String::from),
             );
         }
         NodeOptions {
@@ -481,7 +473,13 @@ impl Ipop {
         if let Some(leases) = leases {
             host.check(
                 &Cmd::new("sh")
-                    .args(["-c", "mkdir -p \"$1\" && cat > \"$2\"", "sh", STATE_DIR, LEASE_FILE])
+                    .args([
+                        "-c",
+                        "mkdir -p \"$1\" && cat > \"$2\"",
+                        "sh",
+                        STATE_DIR,
+                        LEASE_FILE,
+                    ])
                     .stdin(leases),
                 Duration::from_secs(5),
             )?;
