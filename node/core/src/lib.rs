@@ -12,6 +12,7 @@ pub mod address;
 pub mod dht;
 pub mod ipop;
 pub mod overlay;
+pub mod secure;
 pub mod sim;
 pub mod stack;
 pub mod transport;
