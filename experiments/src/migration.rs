@@ -317,10 +317,9 @@ struct Converged {
 
 impl Moves<'_> {
     fn head(&self) -> Result<&dyn Host, TrialError> {
-        Ok(self
-            .cluster
+        self.cluster
             .head_host()
-            .map_err(|e| TrialError(e.to_string()))?)
+            .map_err(|e| TrialError(e.to_string()))
     }
 
     fn vm(&self) -> Result<&dyn Host, TrialError> {

@@ -138,7 +138,9 @@ impl Machine {
         let has_bridge = run_in(ns, "ip", &["-o", "link", "show", "dev", BRIDGE], None).is_ok();
         let mut batch = String::new();
         if !has_bridge {
-            batch.push_str(&format!("link add {BRIDGE} type bridge\nlink set {BRIDGE} up\n"));
+            batch.push_str(&format!(
+                "link add {BRIDGE} type bridge\nlink set {BRIDGE} up\n"
+            ));
         }
         let port = self.port();
         batch.push_str(&format!(

@@ -180,8 +180,16 @@ pub struct Config {
     pub bootstrap: Vec<Uri>,
     /// Extra transport addresses to advertise (e.g. a port forwarded to this node).
     pub advertise: Vec<Uri>,
-    /// Holds the node's P2P address; created with a random address on first start.
+    /// Holds the node's P2P address; created with a random address on first start
+    /// (plain edges only: with an overlay secret the address comes from `key_file`).
     pub address_file: PathBuf,
+    /// The overlay's admission secret: a file holding 64 hexadecimal digits (from
+    /// `ipop-node secret`). With it every edge is an authenticated, encrypted Noise
+    /// session only holders of the secret can open, and the node's P2P address is the
+    /// SHA-1 of its public key. Without it edges are plain (a lab mode).
+    pub overlay_secret: Option<PathBuf>,
+    /// Holds the node's private key (with an overlay secret); created on first start.
+    pub key_file: PathBuf,
     /// The control socket (`ipop-node status` talks to it).
     pub control_socket: PathBuf,
     /// Log filter.
@@ -202,6 +210,8 @@ impl Default for Config {
             bootstrap: Vec::new(),
             advertise: Vec::new(),
             address_file: PathBuf::from("/var/lib/ipop/address"),
+            overlay_secret: None,
+            key_file: PathBuf::from("/var/lib/ipop/key"),
             control_socket: PathBuf::from("/run/ipop/ipop.sock"),
             log_level: LogLevel("info".to_owned()),
             protocol: Protocol::default(),
@@ -333,6 +343,15 @@ impl Config {
             return invalid(
                 &["address_file"],
                 "address_file: the path must not be empty",
+            );
+        }
+        if self.key_file.as_os_str().is_empty() {
+            return invalid(&["key_file"], "key_file: the path must not be empty");
+        }
+        if self.overlay_secret.is_some() && self.ipop.mapping.0 == ipop_core::ipop::Mapping::Hash {
+            return invalid(
+                &["overlay_secret", "ipop.mapping"],
+                "overlay_secret with ipop.mapping = \"hash\": with an overlay secret a node's P2P address is the hash of its key, not of its virtual IP; use mapping = \"dht\" (hash mode is for plain lab overlays)",
             );
         }
         if self.control_socket.as_os_str().is_empty() {

@@ -61,9 +61,19 @@ struct Driver {
     next_probe: u64,
 }
 
+/// What makes a node's edges secure: the overlay's admission secret and the node's key
+/// (its P2P address is the key's).
+#[derive(Debug)]
+pub struct Security {
+    /// The overlay's admission secret.
+    pub psk: [u8; 32],
+    /// The node's key pair.
+    pub identity: ipop_core::secure::Identity,
+}
+
 /// Runs a node with `config` and P2P address `address` until it leaves (SIGTERM,
-/// SIGINT, or `ipop-node leave`).
-pub async fn run(config: Config, address: Address) -> Result<()> {
+/// SIGINT, or `ipop-node leave`); with `security`, every edge is a Noise session.
+pub async fn run(config: Config, address: Address, security: Option<Security>) -> Result<()> {
     let now = Instant::now();
     let mut seed = [0u8; 8];
     rand::rngs::SysRng
@@ -76,6 +86,13 @@ pub async fn run(config: Config, address: Address) -> Result<()> {
         u64::from_le_bytes(seed),
         now,
     );
+    if let Some(sec) = security {
+        stack.enable_secure(
+            ipop_core::secure::Config::new(sec.psk),
+            sec.identity,
+            u64::from_le_bytes(seed).rotate_left(29),
+        );
+    }
     let udp = match config.udp_listen.0 {
         Some(a) => Some(UdpEdge::bind(a).with_context(|| format!("cannot bind UDP {a}"))?),
         None => None,
@@ -289,7 +306,6 @@ impl Driver {
             TcpEvent::Closed(peer) => {
                 tcp.closed(peer);
                 self.stack
-                    .node
                     .handle_transport_closed(now, TransportAddr::tcp(peer));
             }
             TcpEvent::Frame { from, mut data } => {

@@ -1,10 +1,79 @@
-//! The node's P2P address, kept in a file so that it survives restarts.
+//! The node's identity, kept in files so that it survives restarts: its P2P address
+//! (plain edges), or its private key, from which the address derives, and the overlay's
+//! admission secret (secure edges).
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use ipop_core::Address;
+use ipop_core::secure::Identity;
 use rand::TryRng;
+
+/// Reads the node's private key from `path` (64 hexadecimal digits), or creates the file
+/// with a new key.
+pub fn load_or_create_key(path: &Path) -> Result<Identity> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let private = hex32(&text).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: not a private key (64 hexadecimal digits); delete the file to get a new \
+                     key (and with it a new P2P address)",
+                    path.display()
+                )
+            })?;
+            Ok(Identity::from_private(private))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let identity = Identity::from_private(random32("a new key")?);
+            let text = format!("{}\n", hex(&identity.private()));
+            crate::private_file::write(path, &text, "key file")?;
+            Ok(identity)
+        }
+        Err(e) => bail!("cannot read {}: {e}", path.display()),
+    }
+}
+
+/// Reads the overlay's admission secret from `path` (64 hexadecimal digits).
+pub fn read_secret(path: &Path) -> Result<[u8; 32]> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the overlay secret {}", path.display()))?;
+    hex32(&text).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: not an overlay secret (64 hexadecimal digits); make one with `ipop-node secret`",
+            path.display()
+        )
+    })
+}
+
+/// A new overlay secret, as the 64 hexadecimal digits `read_secret` takes.
+pub fn new_secret() -> Result<String> {
+    Ok(hex(&random32("a new secret")?))
+}
+
+fn random32(what: &str) -> Result<[u8; 32]> {
+    let mut bytes = [0u8; 32];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut bytes)
+        .with_context(|| format!("no operating-system randomness for {what}"))?;
+    Ok(bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 32 bytes from 64 hexadecimal digits (surrounding whitespace ignored).
+fn hex32(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim();
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
 
 /// Reads the address from `path`, or creates the file with a new random address.
 pub fn load_or_create(path: &Path) -> Result<Address> {
@@ -37,6 +106,35 @@ fn save(path: &Path, address: Address) -> Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_key_survives_a_restart_and_gives_the_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/key");
+        let a = load_or_create_key(&path).unwrap();
+        let b = load_or_create_key(&path).unwrap();
+        assert_eq!(a.address(), b.address());
+        assert_eq!(a.address(), Address::sha1(&a.public()));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "key file mode {mode:o}");
+        std::fs::write(&path, "zz").unwrap();
+        let e = load_or_create_key(&path).unwrap_err().to_string();
+        assert!(e.contains("64 hexadecimal digits"), "{e}");
+    }
+
+    #[test]
+    fn secrets_round_trip_and_bad_ones_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        let s = new_secret().unwrap();
+        std::fs::write(&path, format!("{s}\n")).unwrap();
+        assert_eq!(hex(&read_secret(&path).unwrap()), s);
+        std::fs::write(&path, &s[..63]).unwrap();
+        let e = read_secret(&path).unwrap_err().to_string();
+        assert!(e.contains("ipop-node secret"), "{e}");
+        assert!(read_secret(&dir.path().join("missing")).is_err());
+        assert_eq!(hex32(&"é".repeat(32)), None);
+    }
 
     #[test]
     fn the_address_survives_a_restart() {

@@ -209,6 +209,24 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
             })).collect::<Vec<_>>(),
         },
         "nat": nat_view(&local, learned),
+        "secure": stack.secure.as_ref().map(|sec| {
+            let x = sec.stats();
+            json!({
+                "handshakes_started": x.handshakes_started,
+                "handshakes_completed": x.handshakes_completed,
+                "handshakes_failed": x.handshakes_failed,
+                "bad_psk_or_mac": x.bad_psk_or_mac,
+                "replayed": x.replayed,
+                "malformed": x.malformed,
+                "unknown_session": x.unknown_session,
+                "queue_dropped": x.queue_dropped,
+                "refused": x.refused,
+                "evicted": x.evicted,
+                "too_large": x.too_large,
+                "transmit_dropped": x.transmit_dropped,
+                "sessions": x.sessions,
+            })
+        }),
         "connections": connections,
         "stats": {
             "malformed": stats.malformed,
@@ -227,6 +245,7 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
             "refused_relay": stats.refused_relay,
             "broadcast_refused": stats.broadcast_refused,
             "ttl_capped": stats.ttl_capped,
+            "impersonation": stats.impersonation,
             "udp_send_drops": facts.udp_send_drops,
             "tcp_send_drops": facts.tcp.send_drops,
             "udp_errors": facts.udp_errors,

@@ -18,7 +18,7 @@ use crate::leasefile::{self, Held};
 
 /// TAP MTU until the namespace record says otherwise: room for the overlay's headers
 /// (and a relay tunnel's) inside a 1500-byte underlay packet.
-pub const DEFAULT_MTU: u16 = 1300;
+pub const DEFAULT_MTU: u16 = 1280;
 /// The underlay path MTU a namespace's MTU must fit: the Internet's usual 1500 bytes.
 pub const UNDERLAY_MTU: usize = 1500;
 /// The smallest MTU an IPv4 host must accept.
@@ -281,22 +281,22 @@ mod tests {
         assert_eq!(parse_duration("12h"), Ok(43200));
         assert_eq!(parse_duration("90"), Ok(90));
         assert!(parse_duration("soon").is_err());
-        assert!(record("x", "10.128.0.0/12", 43200, 1300, None).is_ok());
+        assert!(record("x", "10.128.0.0/12", 43200, 1280, None).is_ok());
         let e = record("x", "10.128.0.0/12", 43200, 100, None).unwrap_err();
         assert!(
-            e.starts_with("mtu 100: must be between 576 and 1318"),
+            e.starts_with("mtu 100: must be between 576 and 1286"),
             "{e}"
         );
         // The MTU is checked against the overlay's headers in a 1500-byte underlay.
-        assert!(record("x", "10.128.0.0/12", 43200, 1318, None).is_ok());
+        assert!(record("x", "10.128.0.0/12", 43200, 1286, None).is_ok());
         let e = record("x", "10.128.0.0/12", 43200, 1400, None).unwrap_err();
         assert!(
-            e.contains("1318") && e.contains("1500-byte underlay"),
+            e.contains("1286") && e.contains("1500-byte underlay"),
             "{e}"
         );
         assert!(usize::from(DEFAULT_MTU) <= ipop::max_mtu(UNDERLAY_MTU));
         assert!(
-            record("x", "10.128.0.1/12", 43200, 1300, None)
+            record("x", "10.128.0.1/12", 43200, 1280, None)
                 .unwrap_err()
                 .contains("host bits")
         );

@@ -10,6 +10,7 @@ use crate::address::Address;
 use crate::dht::{self, Dht, DhtError, Outcome, RequestId};
 use crate::ipop::{self, Ipop};
 use crate::overlay::{self, Event, Handled, Node};
+use crate::secure::{self, Identity, Opened, Secure};
 use crate::transport::TransportAddr;
 use crate::wire::RoutedHeader;
 
@@ -27,6 +28,13 @@ pub struct Stack {
     pub dht: Dht,
     /// The virtual IP network, if this node has a TAP.
     pub ipop: Option<Ipop>,
+    /// Authenticated, encrypted edges, if the overlay has an admission secret: every
+    /// datagram the node sends is sealed here and every one it receives opened here.
+    pub secure: Option<Secure>,
+    /// The last time a handler was called (sealing the node's datagrams needs a time).
+    now: Instant,
+    /// Plaintext of the datagram being opened or sealed.
+    scratch: Vec<u8>,
     app: VecDeque<(RoutedHeader, Vec<u8>)>,
     dropped_unclaimed: u64,
     results: VecDeque<(RequestId, Result<Outcome, DhtError>)>,
@@ -46,6 +54,9 @@ impl Stack {
             node: Node::new(overlay, address, seed, now),
             dht: Dht::new(dht, seed.rotate_left(17), now),
             ipop: None,
+            secure: None,
+            now,
+            scratch: Vec::new(),
             app: VecDeque::new(),
             dropped_unclaimed: 0,
             results: VecDeque::new(),
@@ -57,6 +68,13 @@ impl Stack {
     /// random generator outside tests (it seeds lease passwords, see [`Ipop::new`]).
     pub fn enable_ipop(&mut self, config: ipop::Config, seed: [u8; 32], now: Instant) {
         self.ipop = Some(Ipop::new(config, seed, now));
+    }
+
+    /// Makes every edge a Noise session keyed with the overlay's admission secret
+    /// (`config.psk`); `identity` must be the key of this node's address (its hash).
+    pub fn enable_secure(&mut self, config: secure::Config, identity: Identity, seed: u64) {
+        debug_assert_eq!(identity.address(), self.node.address());
+        self.secure = Some(Secure::new(config, identity, seed));
     }
 
     /// Handles a frame the host wrote to the TAP (nothing without the IPOP layer).
@@ -79,13 +97,39 @@ impl Stack {
 
     /// Handles one received datagram (see [`Node::handle_datagram`]); DHT messages are
     /// consumed here, other application payloads come back as [`Handled::Deliver`].
+    ///
+    /// With secure edges, `buf` holds the opened plaintext afterwards (it is shorter than
+    /// the datagram), a [`Handled::Deliver`] refers to it, and forwarded datagrams are
+    /// sealed again and sent through [`Stack::poll_transmit`] (never
+    /// [`Handled::Forward`]).
     pub fn handle_datagram(
         &mut self,
         now: Instant,
         from: TransportAddr,
         buf: &mut [u8],
     ) -> Handled {
-        let handled = match self.node.handle_datagram(now, from, buf) {
+        let (handled, buf) = match self.secure.as_mut() {
+            None => (self.node.handle_datagram(now, from, buf), buf),
+            Some(secure) => match secure.open(now, from, buf, &mut self.scratch) {
+                Opened::Plain(peer) => {
+                    let n = self.scratch.len();
+                    buf[..n].copy_from_slice(&self.scratch);
+                    let buf = &mut buf[..n];
+                    match self
+                        .node
+                        .handle_authenticated_datagram(now, from, peer, buf)
+                    {
+                        Handled::Forward(t) => {
+                            secure.seal(now, t.dst, &buf[..t.len]);
+                            (Handled::Done, buf)
+                        }
+                        other => (other, buf),
+                    }
+                }
+                Opened::Consumed | Opened::Dropped => (Handled::Done, buf),
+            },
+        };
+        let handled = match handled {
             Handled::Deliver(d) => {
                 if self.deliver(now, &d.header, &buf[d.payload.clone()]) {
                     Handled::Done
@@ -108,8 +152,21 @@ impl Stack {
             })
     }
 
+    /// The driver lost a transport (a TCP stream closed): the overlay drops the
+    /// connections over it, and its secure session goes.
+    pub fn handle_transport_closed(&mut self, now: Instant, t: TransportAddr) {
+        self.node.handle_transport_closed(now, t);
+        if let Some(s) = self.secure.as_mut() {
+            s.forget(t);
+        }
+        self.pump(now);
+    }
+
     /// Runs due timers of every layer.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(s) = self.secure.as_mut() {
+            s.handle_timeout(now);
+        }
         self.node.handle_timeout(now);
         self.dht.handle_timeout(now, &mut self.node);
         if let Some(ipop) = self.ipop.as_mut() {
@@ -146,6 +203,7 @@ impl Stack {
     /// DHT results to the IPOP layer when they are its own, and starts DHT operations
     /// that waited for the node to be correctly connected.
     fn pump(&mut self, now: Instant) {
+        self.now = now;
         loop {
             if self.node.is_correctly_connected() && self.dht.has_waiting() {
                 self.dht.handle_timeout(now, &mut self.node);
@@ -183,9 +241,16 @@ impl Stack {
         }
     }
 
-    /// The next datagram to send (see [`Node::poll_transmit`]).
+    /// The next datagram to send (see [`Node::poll_transmit`]), sealed with secure
+    /// edges (a datagram to a peer without a session waits for its handshake).
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<TransportAddr> {
-        self.node.poll_transmit(buf)
+        let Some(secure) = self.secure.as_mut() else {
+            return self.node.poll_transmit(buf);
+        };
+        while let Some(to) = self.node.poll_transmit(&mut self.scratch) {
+            secure.seal(self.now, to, &self.scratch);
+        }
+        secure.poll_transmit(buf)
     }
 
     /// The next overlay event.
@@ -218,6 +283,9 @@ impl Stack {
         }
         if let Some(i) = &self.ipop {
             next = next.min(i.poll_timeout());
+        }
+        if let Some(t) = self.secure.as_ref().and_then(Secure::poll_timeout) {
+            next = next.min(t);
         }
         Some(next)
     }

@@ -11,6 +11,8 @@ mod dht_parse;
 mod node_datagram;
 #[path = "../../../fuzz/bodies/node_stack.rs"]
 mod node_stack;
+#[path = "../../../fuzz/bodies/secure_open.rs"]
+mod secure_open;
 #[path = "../../../fuzz/bodies/wire_parse.rs"]
 mod wire_parse;
 
@@ -70,6 +72,11 @@ fn node_datagram_corpus_replays() {
 #[test]
 fn node_stack_corpus_replays() {
     replay("node_stack", node_stack::run);
+}
+
+#[test]
+fn secure_open_corpus_replays() {
+    replay("secure_open", secure_open::run);
 }
 
 /// The `node_stack` seeds: the operations that took its node from start to a joined
@@ -261,7 +268,7 @@ mod seeds {
             name: "fuzz".into(),
             range: "10.77.0.0/24".parse().unwrap(),
             lease: Duration::from_secs(600),
-            mtu: 1300,
+            mtu: 1280,
             dns: None,
         };
         let now = o.node.now;

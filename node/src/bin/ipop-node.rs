@@ -66,6 +66,9 @@ enum Command {
     },
     /// Print the example configuration: every field with its default.
     ConfigExample,
+    /// Print a new overlay admission secret (64 hexadecimal digits): save it to a file
+    /// only the node's user can read and give it to every node with --overlay-secret.
+    Secret,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,7 +89,7 @@ enum NamespaceCommand {
         /// A name for people.
         #[arg(long, default_value = "")]
         name: String,
-        /// MTU of the members' TAP devices, handed to DHCP clients (576 to 1318: a
+        /// MTU of the members' TAP devices, handed to DHCP clients (576 to 1286: a
         /// packet and the overlay's headers, a relay's included, must fit a 1500-byte
         /// underlay path).
         #[arg(long, default_value_t = ipop_node::vnet::DEFAULT_MTU)]
@@ -182,6 +185,13 @@ struct RunArgs {
     /// File holding the node's P2P address.
     #[arg(long)]
     address_file: Option<PathBuf>,
+    /// The overlay's admission secret (a file; `ipop-node secret` makes one): edges
+    /// become authenticated, encrypted Noise sessions.
+    #[arg(long)]
+    overlay_secret: Option<PathBuf>,
+    /// File holding the node's private key (with an overlay secret).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
     /// Control socket path.
     #[arg(long)]
     control_socket: Option<PathBuf>,
@@ -234,6 +244,12 @@ impl RunArgs {
         if let Some(p) = &self.address_file {
             c.address_file.clone_from(p);
         }
+        if let Some(p) = &self.overlay_secret {
+            c.overlay_secret = Some(p.clone());
+        }
+        if let Some(p) = &self.key_file {
+            c.key_file.clone_from(p);
+        }
         if let Some(p) = &self.control_socket {
             c.control_socket.clone_from(p);
         }
@@ -273,16 +289,25 @@ fn run_node(args: &RunArgs) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    // In hash mode the address is the hash of the node's one virtual address.
-    let address = match ipop_node::vnet::hashed_address(&config) {
-        Some(a) => a,
-        None => identity::load_or_create(&config.address_file)?,
+    // With an overlay secret the address is the hash of the node's key; in hash mode
+    // the hash of its one virtual address.
+    let security = match &config.overlay_secret {
+        Some(path) => Some(driver::Security {
+            psk: identity::read_secret(path)?,
+            identity: identity::load_or_create_key(&config.key_file)?,
+        }),
+        None => None,
+    };
+    let address = match (&security, ipop_node::vnet::hashed_address(&config)) {
+        (Some(s), _) => s.identity.address(),
+        (None, Some(a)) => a,
+        (None, None) => identity::load_or_create(&config.address_file)?,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(driver::run(config, address))
+    runtime.block_on(driver::run(config, address, security))
 }
 
 fn print_connections(status: &Value) {
@@ -355,6 +380,7 @@ fn main() -> ExitCode {
             print!("{}", ipop_node::config::EXAMPLE);
             Ok(())
         }
+        Some(Command::Secret) => identity::new_secret().map(|s| println!("{s}")),
         Some(Command::Status { json, socket }) => socket.request(json!({"command": "status"})).map(|s| {
             if *json {
                 println!("{s}");

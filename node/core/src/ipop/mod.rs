@@ -55,11 +55,12 @@ pub const RELAY_OVERHEAD: usize = crate::wire::HEADER_LEN + 5 + 3 * Address::LEN
 /// paths fit too).
 pub const UNDERLAY_HEADERS: usize = 40 + 8;
 
-/// The largest virtual-network MTU whose packets, with the overlay's headers and a
-/// relay's, fit in one UDP datagram on an underlay path of `path_mtu` bytes without IP
-/// fragmentation (1318 for the Internet's usual 1500).
+/// The largest virtual-network MTU whose packets, with the overlay's headers, a
+/// relay's and a secure edge's seal, fit in one UDP datagram on an underlay path of
+/// `path_mtu` bytes without IP fragmentation (1286 for the Internet's usual 1500).
 pub const fn max_mtu(path_mtu: usize) -> usize {
-    path_mtu.saturating_sub(UNDERLAY_HEADERS + OVERHEAD + RELAY_OVERHEAD)
+    path_mtu
+        .saturating_sub(UNDERLAY_HEADERS + OVERHEAD + RELAY_OVERHEAD + crate::secure::DATA_OVERHEAD)
 }
 
 /// How a virtual IP is mapped to the node that owns it.

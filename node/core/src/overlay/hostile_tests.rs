@@ -327,3 +327,26 @@ fn a_cookie_from_another_address_of_the_responder_is_answered_there() {
     let edges: Vec<(Address, Edge)> = a.connections().map(|c| (c.peer, c.edge)).collect();
     assert_eq!(edges, [(b, Edge::Direct(tb_other))]);
 }
+
+#[test]
+fn a_secure_edge_refuses_link_messages_claiming_another_address() {
+    let now = Instant::now();
+    let mut a = raw(1, udp("198.18.0.1:4000"), now);
+    let me = a.address();
+    let from = udp("198.18.0.66:4000");
+    let (holder, victim) = (
+        Address::from_bytes([0x50; 20]),
+        Address::from_bytes([0x51; 20]),
+    );
+    // The edge authenticated `holder`; its request claims to come from `victim`.
+    let mut forged = link_request(victim, Some(me), 7, None);
+    a.handle_authenticated_datagram(now, from, holder, &mut forged);
+    assert_eq!(a.stats().impersonation, 1);
+    assert!(drain(&mut a).is_empty(), "no answer to an impersonation");
+    assert_eq!(a.connections().count(), 0);
+    // The same request under its own name is answered (a cookie first, or a link).
+    let mut honest = link_request(holder, Some(me), 8, None);
+    a.handle_authenticated_datagram(now, from, holder, &mut honest);
+    assert_eq!(a.stats().impersonation, 1);
+    assert!(!drain(&mut a).is_empty(), "the honest request is answered");
+}

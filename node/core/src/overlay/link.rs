@@ -284,6 +284,10 @@ impl Node {
 
     pub(crate) fn on_link_request(&mut self, now: Instant, src: Source, req: &LinkRequest<'_>) {
         let peer = req.src;
+        if src.authenticated.is_some_and(|a| a != peer) {
+            self.stats.impersonation += 1;
+            return;
+        }
         if !self.acceptable_edge(peer, src) {
             self.stats.refused_relay += 1;
             return;
@@ -372,6 +376,10 @@ impl Node {
             return; // a late duplicate
         };
         let peer = resp.src;
+        if src.authenticated.is_some_and(|a| a != peer) {
+            self.stats.impersonation += 1;
+            return;
+        }
         match resp.status {
             LinkStatus::Ok => {
                 if self.attempts[i].peer.is_some_and(|p| p != peer) {

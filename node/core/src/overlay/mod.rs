@@ -268,6 +268,9 @@ pub struct Stats {
     pub broadcast_refused: u64,
     /// Routed messages whose hop limit was above the configured one (capped to it).
     pub ttl_capped: u64,
+    /// Link requests and responses refused because a secure edge authenticated their
+    /// sender as another node than the one they claim to be.
+    pub impersonation: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,6 +285,9 @@ enum State {
 pub(crate) struct Source {
     pub(crate) edge: Edge,
     pub(crate) relay_peer: Option<Address>,
+    /// The sender's P2P address as a secure edge authenticated it (its key's hash);
+    /// `None` on plain edges and relay edges.
+    pub(crate) authenticated: Option<Address>,
 }
 
 /// One overlay node.
@@ -491,6 +497,28 @@ impl Node {
         let src = Source {
             edge: Edge::Direct(from),
             relay_peer: None,
+            authenticated: None,
+        };
+        self.handle_edge_datagram(now, src, buf)
+    }
+
+    /// [`Node::handle_datagram`] for a datagram a secure edge opened: its sender holds
+    /// the key of P2P address `peer`. A link request or response from it that claims
+    /// another address is refused and counted (`impersonation`).
+    pub fn handle_authenticated_datagram(
+        &mut self,
+        now: Instant,
+        from: TransportAddr,
+        peer: Address,
+        buf: &mut [u8],
+    ) -> Handled {
+        if self.state != State::Running {
+            return Handled::Done;
+        }
+        let src = Source {
+            edge: Edge::Direct(from),
+            relay_peer: None,
+            authenticated: Some(peer),
         };
         self.handle_edge_datagram(now, src, buf)
     }

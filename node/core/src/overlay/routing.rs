@@ -301,6 +301,7 @@ impl Node {
         let src = Source {
             edge: Edge::Relay { via },
             relay_peer: Some(header.src),
+            authenticated: None,
         };
         match self.handle_edge_datagram(now, src, &mut inner) {
             Handled::Forward(t) => {

@@ -21,7 +21,7 @@ fn dhcp_gives_a_unique_address_with_the_namespace_options() {
     assert!(record("10.128.0.0/12").range.is_assignable(ip), "{ip}");
     assert_eq!(
         offer.opts().get(OptionCode::InterfaceMtu),
-        Some(&dhcproto::v4::DhcpOption::InterfaceMtu(1300))
+        Some(&dhcproto::v4::DhcpOption::InterfaceMtu(1280))
     );
     // The address is registered: a get through any node names node 3.
     let key = ns.ip_key(ip);
@@ -175,7 +175,7 @@ fn inform_gets_an_ack_without_an_address() {
     // The network's options, but no lease.
     assert_eq!(
         ack.opts().get(OptionCode::InterfaceMtu),
-        Some(&dhcproto::v4::DhcpOption::InterfaceMtu(1300))
+        Some(&dhcproto::v4::DhcpOption::InterfaceMtu(1280))
     );
     assert!(ack.opts().get(OptionCode::SubnetMask).is_some());
     assert!(ack.opts().get(OptionCode::AddressLeaseTime).is_none());

@@ -25,7 +25,7 @@ fn record(range: &str) -> NamespaceRecord {
         name: "test".into(),
         range: range.parse().unwrap(),
         lease: Duration::from_secs(600),
-        mtu: 1300,
+        mtu: 1280,
         dns: None,
     }
 }
