@@ -16,7 +16,9 @@ use wow_netns::topology::{MatrixProfile, NatProfile, nat_matrix};
 use wow_netns::{Options, RunPrefix, Testbed};
 
 use crate::NetnsHost;
-use crate::nodes::{NodeOptions, RunningNode, address, connection_to, wait_for};
+use crate::nodes::{
+    NodeOptions, RunningNode, address, connection_to, install_secret, new_secret, wait_for,
+};
 
 /// How long a hole-punchable pair that connected through a relay is watched for its
 /// upgrade to a direct edge (the overlay retries direct edges every 60 s).
@@ -71,6 +73,7 @@ pub fn run_pair(
     b: MatrixProfile,
     binary: &Path,
     timeout: Duration,
+    secure: bool,
 ) -> PairOutcome {
     let mut outcome = PairOutcome {
         a: a.to_string(),
@@ -82,7 +85,7 @@ pub fn run_pair(
         error: None,
         relay_expected: relay_expected(a, b),
     };
-    if let Err(e) = measure(a, b, binary, timeout, &mut outcome) {
+    if let Err(e) = measure(a, b, binary, timeout, secure, &mut outcome) {
         outcome.error = Some(format!("{e:#}"));
     }
     outcome
@@ -93,6 +96,7 @@ fn measure(
     b: MatrixProfile,
     binary: &Path,
     timeout: Duration,
+    secure: bool,
     out: &mut PairOutcome,
 ) -> Result<()> {
     let options = Options {
@@ -104,8 +108,16 @@ fn measure(
     let host_a = NetnsHost::new(&bed, "a-0")?;
     let host_b = NetnsHost::new(&bed, "b-0")?;
     let mut nodes = Vec::new();
+    // With secure edges, one overlay secret for the three nodes.
+    let secret = if secure { Some(new_secret()?) } else { None };
+    let options = |opts: NodeOptions| if secure { opts.secure() } else { opts };
+    for host in [&public, &host_a, &host_b] {
+        if let Some(s) = &secret {
+            install_secret(host, s)?;
+        }
+    }
     let result = (|| {
-        let seed = RunningNode::start(&public, binary, &NodeOptions::default())?;
+        let seed = RunningNode::start(&public, binary, &options(NodeOptions::default()))?;
         let seed_up = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
             seed.status(&public).ok()
         });
@@ -115,12 +127,12 @@ fn measure(
         nodes.push(RunningNode::start(
             &host_a,
             binary,
-            &NodeOptions::joining(&public),
+            &options(NodeOptions::joining(&public)),
         )?);
         nodes.push(RunningNode::start(
             &host_b,
             binary,
-            &NodeOptions::joining(&public),
+            &options(NodeOptions::joining(&public)),
         )?);
         let (na, nb) = (&nodes[1], &nodes[2]);
         let addrs = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
@@ -168,12 +180,13 @@ fn measure(
 pub fn run_matrix(
     binary: &Path,
     timeout: Duration,
+    secure: bool,
     mut progress: impl FnMut(&PairOutcome),
 ) -> Vec<PairOutcome> {
     pairs()
         .into_iter()
         .map(|(a, b)| {
-            let o = run_pair(a, b, binary, timeout);
+            let o = run_pair(a, b, binary, timeout, secure);
             progress(&o);
             o
         })

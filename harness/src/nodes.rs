@@ -17,6 +17,42 @@ pub const CONTROL_SOCKET: &str = "/run/ipop/ipop.sock";
 /// The node's lease file on a host (`--lease-file`): the virtual IPs it holds for its
 /// TAP's machines and their DHT passwords.
 pub const LEASE_FILE: &str = "/run/ipop/leases";
+/// The overlay's admission secret on a host, with secure edges ([`install_secret`]).
+pub const SECRET_FILE: &str = "/run/ipop/overlay.secret";
+/// The node's key file on a host, with secure edges (remove it for a new P2P address).
+pub const KEY_FILE: &str = "/run/ipop/key";
+
+/// `n` random bytes from the operating system, as hexadecimal digits.
+pub fn random_hex(n: usize) -> Result<String> {
+    use std::io::Read;
+    let mut bytes = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A new overlay admission secret: 32 random bytes as 64 hexadecimal digits.
+pub fn new_secret() -> Result<String> {
+    random_hex(32).context("making an overlay secret")
+}
+
+/// Writes the overlay secret `secret` to [`SECRET_FILE`] on `host`, owner-only.
+pub fn install_secret(host: &dyn Host, secret: &str) -> Result<(), HostError> {
+    host.check(
+        &Cmd::new("sh")
+            .args([
+                "-c",
+                "umask 077 && mkdir -p \"$1\" && cat > \"$2\"",
+                "sh",
+                STATE_DIR,
+                SECRET_FILE,
+            ])
+            .stdin(format!("{secret}\n")),
+        Duration::from_secs(5),
+    )
+    .map(drop)
+}
 
 /// The `ipop-node` binary: `$IPOP_NODE`, else next to this executable (or its parent
 /// folder, for test executables under `target/*/deps`), else `ipop-node` on `PATH`.
@@ -62,6 +98,14 @@ impl Default for NodeOptions {
 }
 
 impl NodeOptions {
+    /// These options with secure edges: the overlay secret [`install_secret`] put on
+    /// the host, and the node's key in [`KEY_FILE`].
+    pub fn secure(mut self) -> NodeOptions {
+        self.extra
+            .extend(["--overlay-secret", SECRET_FILE, "--key-file", KEY_FILE].map(String::from));
+        self
+    }
+
     /// Options to join through `host`'s first address on UDP and TCP port 4000.
     pub fn joining(bootstrap: &dyn Host) -> NodeOptions {
         let ip = bootstrap

@@ -48,6 +48,8 @@ pub struct Request {
     pub subject: SubjectKind,
     /// The edges of the ipop subject's nodes.
     pub edges: Edges,
+    /// Secure edges for the ipop subject.
+    pub secure: bool,
     /// The log filter of the ipop subject's nodes (their logs go to `logs/`).
     pub node_log: String,
     /// The workload size asked for (flags the experiment takes).
@@ -106,6 +108,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         experiment: experiment.name().to_string(),
         subject: request.subject,
         edges: request.edges,
+        secure: request.secure,
         node_log: request.node_log.clone(),
         trials: request.trials,
         jobs: request.workload.jobs,
@@ -138,6 +141,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     };
     let options = crate::subjects::Options {
         edges: request.edges,
+        secure: request.secure,
         needs: experiment.overlay_needs(&topology),
         log_level: request.node_log.clone(),
         logs: Some(dir.join(results::LOGS)),

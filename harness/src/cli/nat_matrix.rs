@@ -39,6 +39,8 @@ struct Summary<'a> {
 struct Config {
     command: Vec<String>,
     experiment: &'static str,
+    /// Whether the nodes' edges were secure (`--secure`).
+    secure: bool,
     started: String,
     binary: String,
     git: Git,
@@ -46,7 +48,7 @@ struct Config {
     machine: Machine,
 }
 
-pub(crate) fn run(json: bool, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(json: bool, out: Option<PathBuf>, secure: bool) -> anyhow::Result<ExitCode> {
     super::require_root()?;
     let binary = crate::nodes::node_binary()?;
     anyhow::ensure!(
@@ -60,6 +62,7 @@ pub(crate) fn run(json: bool, out: Option<PathBuf>) -> anyhow::Result<ExitCode> 
     let config = Config {
         command: std::env::args().collect(),
         experiment: NAME,
+        secure,
         started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         binary: binary.display().to_string(),
         git: Git::collect(),
@@ -69,7 +72,7 @@ pub(crate) fn run(json: bool, out: Option<PathBuf>) -> anyhow::Result<ExitCode> 
     results::write_json(&dir, results::CONFIG, &config)?;
     let total = natmatrix::pairs().len();
     let mut done = 0;
-    let outcomes = natmatrix::run_matrix(&binary, TIMEOUT, |o| {
+    let outcomes = natmatrix::run_matrix(&binary, TIMEOUT, secure, |o| {
         done += 1;
         let verdict = if acceptable(o) { "ok" } else { "FAIL" };
         eprintln!(

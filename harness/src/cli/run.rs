@@ -51,6 +51,10 @@ pub(crate) struct Args {
     /// or tcp (the IPOP paper's IPOP-TCP rows).
     #[arg(long, default_value = "udp")]
     edges: String,
+    /// Secure edges for the ipop subject: the run makes an overlay secret and every
+    /// edge is an authenticated, encrypted Noise session (plain edges otherwise, for now).
+    #[arg(long)]
+    secure: bool,
     /// Log filter of the ipop subject's nodes (error, warn, info, debug, trace, or
     /// tracing directives); each node's log is written to the result folder's logs/.
     #[arg(long, default_value = "info")]
@@ -90,7 +94,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "{flag} does not apply to nat-matrix: it builds its own two-site testbed                  for each pair of profiles and runs ipop-node on it once"
             );
         }
-        return super::nat_matrix::run(args.json, args.out);
+        return super::nat_matrix::run(args.json, args.out, args.secure);
     }
     let experiment = wow_experiments::find(&args.experiment).with_context(|| {
         let mut names: Vec<&str> = wow_experiments::ALL.iter().map(|e| e.name()).collect();
@@ -164,6 +168,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             seed: args.seed,
             subject,
             edges,
+            secure: args.secure,
             node_log: args.node_log.clone(),
             workload: workload.clone(),
             command: std::env::args().collect(),

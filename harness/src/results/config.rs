@@ -20,6 +20,9 @@ pub struct RunConfig {
     /// The edges of the ipop subject's nodes.
     #[serde(default)]
     pub edges: Edges,
+    /// Whether the ipop subject's edges were secure (`--secure`).
+    #[serde(default)]
+    pub secure: bool,
     /// The log filter of the ipop subject's nodes.
     #[serde(default)]
     pub node_log: String,

@@ -149,6 +149,7 @@ fn config(dir: &std::path::Path) -> RunConfig {
         command: vec!["wow-bench".into(), "run".into(), "latency".into()],
         experiment: "latency".into(),
         edges: wow_experiments::Edges::Udp,
+        secure: false,
         node_log: "info".into(),
         subject: SubjectKind::Physical,
         trials: 100,

@@ -25,7 +25,6 @@
 //! from 1.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -42,7 +41,7 @@ use wow_host::{Cmd, Host, HostError, Output, Process};
 use wow_netns::{Node, Role, Topology};
 
 use crate::nodes::{
-    self, CONTROL_SOCKET, LEASE_FILE, NodeOptions, RunningNode, STATE_DIR, wait_for,
+    self, CONTROL_SOCKET, KEY_FILE, LEASE_FILE, NodeOptions, RunningNode, STATE_DIR, wait_for,
 };
 use crate::vnet::{DhcpClient, TAP, create_namespace, start_dhcp, wait_address};
 
@@ -62,6 +61,9 @@ const ADDRESS_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Options {
     /// Which edges nodes make.
     pub edges: Edges,
+    /// Secure edges: the run makes an overlay secret, gives it to every node, and every
+    /// edge is an authenticated, encrypted Noise session.
+    pub secure: bool,
     /// What the experiment needs.
     pub needs: OverlayNeeds,
     /// The nodes' log filter (`ipop-node --log-level`).
@@ -77,6 +79,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             edges: Edges::default(),
+            secure: false,
             needs: OverlayNeeds::default(),
             log_level: "info".into(),
             logs: None,
@@ -142,6 +145,8 @@ struct Launch {
     bootstrap: Vec<String>,
     log_level: String,
     extra: Vec<String>,
+    /// The overlay's admission secret (64 hex digits), with secure edges.
+    secret: Option<String>,
 }
 
 impl Launch {
@@ -152,6 +157,14 @@ impl Launch {
             .map_or_else(|| self.binary.clone(), PathBuf::from)
     }
 
+    /// Gets `host` ready for a node: the overlay secret in its file, with secure edges.
+    fn prepare(&self, host: &dyn Host) -> Result<(), HostError> {
+        match &self.secret {
+            Some(secret) => nodes::install_secret(host, secret),
+            None => Ok(()),
+        }
+    }
+
     fn options(&self, bootstrap: Vec<String>, member_of: Option<&str>) -> NodeOptions {
         let mut extra = self.extra.clone();
         if let Some(ns) = member_of {
@@ -159,7 +172,7 @@ impl Launch {
                 ["--namespace", ns, "--tap", TAP, "--lease-file", LEASE_FILE].map(String::from),
             );
         }
-        NodeOptions {
+        let opts = NodeOptions {
             bootstrap,
             udp_listen: match self.edges {
                 Edges::Udp => format!("0.0.0.0:{PORT}"),
@@ -168,6 +181,11 @@ impl Launch {
             tcp_listen: format!("0.0.0.0:{PORT}"),
             log_level: self.log_level.clone(),
             extra,
+        };
+        if self.secret.is_some() {
+            opts.secure()
+        } else {
+            opts
         }
     }
 
@@ -213,8 +231,13 @@ impl Ipop {
             bootstrap: Vec::new(),
             log_level: options.log_level.clone(),
             extra,
+            secret: if options.secure {
+                Some(nodes::new_secret()?)
+            } else {
+                None
+            },
         };
-        let namespace = random_id()?;
+        let namespace = nodes::random_hex(16).context("making a namespace identifier")?;
         // Nodes and clients go into the subject as they start, so that a failed setup
         // stops them (and keeps their logs) when it drops.
         let mut ipop = Ipop {
@@ -236,6 +259,7 @@ impl Ipop {
             let host = hosts.get(name)?;
             let node = chosen.iter().find(|n| &n.name == name).expect("chosen");
             let opts = launch.options(launch.bootstrap.clone(), member(node));
+            launch.prepare(host)?;
             ipop.started(RunningNode::start(host, &launch.binary(host), &opts)?);
             wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
                 nodes::status(host, &launch.binary(host)).ok()
@@ -265,6 +289,7 @@ impl Ipop {
         for node in chosen.iter().filter(|n| !bootstrap.contains(&n.name)) {
             let host = hosts.get(&node.name)?;
             let opts = launch.options(launch.bootstrap.clone(), member(node));
+            launch.prepare(host)?;
             ipop.started(RunningNode::start(host, &launch.binary(host), &opts)?);
         }
         let deadline = Instant::now() + CONNECT_TIMEOUT;
@@ -355,14 +380,6 @@ fn bootstrap_hosts(topology: &Topology, chosen: &[&Node]) -> anyhow::Result<Vec<
 }
 
 /// 16 random bytes as 32 hex digits.
-fn random_id() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom for a namespace identifier")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 impl Drop for Ipop {
     fn drop(&mut self) {
         for client in self.dhcp.get_mut().unwrap_or_else(|e| e.into_inner()) {
@@ -465,6 +482,7 @@ impl Ipop {
             &Cmd::new("rm").args([
                 "-f",
                 &format!("{STATE_DIR}/address"),
+                KEY_FILE,
                 LEASE_FILE,
                 &wow_experiments::tools::dhcp::lease_file(TAP, STATE_DIR),
             ]),
@@ -500,6 +518,7 @@ impl Ipop {
                 .extend(["--static-address".to_string(), ip.to_string()]);
         }
         let binary = self.launch.binary(host);
+        self.launch.prepare(host)?;
         let node = RunningNode::start(host, &binary, &opts).map_err(|e| HostError::Start {
             host: host.name().to_string(),
             cmd: "ipop-node".into(),

@@ -5,6 +5,7 @@
 mod dhcp;
 mod migration;
 mod namespaces;
+mod secure;
 
 use std::path::PathBuf;
 use std::time::Duration;

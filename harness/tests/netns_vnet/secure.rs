@@ -1,0 +1,163 @@
+//! Secure edges (an overlay secret): members link and carry their namespace's traffic
+//! sealed — a capture on the underlay shows none of a known payload — while a node with
+//! another secret cannot link to anyone, and the nodes count its failed handshakes.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use wow_harness::NetnsHost;
+use wow_harness::host::{Cmd, Host};
+use wow_harness::nodes::{NodeOptions, RunningNode, install_secret, wait_for};
+use wow_harness::vnet::{DhcpClient, TAP, create_namespace, start_dhcp, wait_address};
+use wow_netns::{Options, RunPrefix, Testbed, Topology};
+
+const TOPOLOGY: &str = r#"
+name = "secure-lan"
+[[site]]
+name = "lan"
+hosts = 3
+nat = "none"
+firewall = "open"
+[[public]]
+name = "public"
+count = 1
+"#;
+
+/// The ICMP payload pattern the capture looks for (ping repeats it).
+const PATTERN: &str = "5ec0de5ec0de5ec0de5ec0de5ec0de5e";
+
+fn status(host: &NetnsHost, bin: &std::path::Path) -> Value {
+    wow_harness::nodes::status(host, bin).unwrap_or_else(|e| panic!("{}: {e}", host.name()))
+}
+
+#[test]
+fn netns_secure_edges_seal_traffic_and_keep_outsiders_out() {
+    let bin = super::node_binary();
+    let topology = Topology::parse(TOPOLOGY, "test").unwrap();
+    let bed = Testbed::up(
+        &topology,
+        &Options {
+            prefix: RunPrefix::unique(),
+            emulator: None,
+        },
+    )
+    .expect("testbed");
+    let host = |n: &str| NetnsHost::new(&bed, n).unwrap();
+    let (public, a, b, outsider) = (
+        host("public-0"),
+        host("lan-0"),
+        host("lan-1"),
+        host("lan-2"),
+    );
+    let member_secret = "11".repeat(32);
+    for h in [&public, &a, &b] {
+        install_secret(h, &member_secret).unwrap();
+    }
+    install_secret(&outsider, &"22".repeat(32)).unwrap();
+
+    let mut nodes =
+        vec![RunningNode::start(&public, &bin, &NodeOptions::default().secure()).unwrap()];
+    wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        wow_harness::nodes::status(&public, &bin).ok()
+    })
+    .expect("seed node up");
+    let ns = create_namespace(&public, &bin, "10.77.0.0/24", "1h", None).expect("namespace");
+    for h in [&a, &b] {
+        let opts = wow_harness::vnet::member_options(&public, &ns).secure();
+        nodes.push(RunningNode::start(h, &bin, &opts).unwrap());
+    }
+    nodes.push(
+        RunningNode::start(&outsider, &bin, &NodeOptions::joining(&public).secure()).unwrap(),
+    );
+    let mut clients = Vec::new();
+    for h in [&a, &b] {
+        wait_for(Duration::from_secs(20), Duration::from_millis(100), || {
+            super::World::tap_ready(h)
+        })
+        .expect("TAP");
+        clients.push(start_dhcp(DhcpClient::Dhclient, h, TAP).unwrap());
+    }
+    let _ = wait_address(&a, TAP, Duration::from_secs(60)).expect("a's address");
+    let ip_b = wait_address(&b, TAP, Duration::from_secs(60)).expect("b's address");
+
+    // A capture on a's underlay interface while a pings b with a known payload.
+    let mut capture = a
+        .spawn(&Cmd::new("tcpdump").args([
+            "-i",
+            "eth0",
+            "-U",
+            "-w",
+            "/run/ipop/cap.pcap",
+            "udp or tcp",
+        ]))
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let ping = a
+        .run(
+            &Cmd::new("ping").args([
+                "-c",
+                "5",
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                "-p",
+                PATTERN,
+                &ip_b.to_string(),
+            ]),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = capture.stop(Duration::from_secs(2));
+    assert!(
+        ping.success(),
+        "ping over secure edges: {}",
+        ping.stdout_text()
+    );
+    let pcap = a.read_file("/run/ipop/cap.pcap").unwrap();
+    let pattern: Vec<u8> = (0..PATTERN.len() / 2)
+        .map(|i| u8::from_str_radix(&PATTERN[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    assert!(
+        pcap.len() > 1000,
+        "the capture saw the pings' datagrams ({} bytes)",
+        pcap.len()
+    );
+    assert!(
+        !pcap.windows(8).any(|w| pattern.windows(8).any(|p| p == w)),
+        "the ping payload crossed the underlay in clear"
+    );
+
+    // The outsider never links; the members count its handshakes as unauthentic.
+    std::thread::sleep(Duration::from_secs(3));
+    let out = status(&outsider, &bin);
+    assert_eq!(
+        out["connections"].as_array().map(Vec::len),
+        Some(0),
+        "{out}"
+    );
+    assert_eq!(out["correctly_connected"], false);
+    assert_eq!(
+        out["secure"]["handshakes_completed"], 0,
+        "{}",
+        out["secure"]
+    );
+    let seed = status(&public, &bin);
+    assert!(
+        seed["secure"]["bad_psk_or_mac"].as_u64().unwrap() > 0,
+        "{}",
+        seed["secure"]
+    );
+    assert!(
+        seed["secure"]["sessions"].as_u64().unwrap() >= 2,
+        "{}",
+        seed["secure"]
+    );
+    for mut c in clients {
+        let _ = c.stop(Duration::from_secs(1));
+    }
+    for n in &mut nodes {
+        let _ = n.stop(Duration::from_secs(2));
+    }
+}
