@@ -17,6 +17,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../ganesha.sh
+. "$here/../ganesha.sh"
 p="lsn-$$"
 fs="$p-fs"
 nodes=("$p-n1" "$p-n2" "$p-n3")
@@ -100,26 +102,8 @@ ndb=$(jq -r .dbs "$tmp/gen.json")
 rm -f "$tmp"/export/*.truth
 
 say "NFS server lssfs"
-cat >"$tmp/ganesha.conf" <<EOF
-NFS_CORE_PARAM { Protocols = 3; NFS_Port = 2049; MNT_Port = 20048; Enable_NLM = false; Enable_RQUOTA = false; }
-NFSV4 { Graceless = true; RecoveryRoot = $tmp/ganesha-recovery; }
-NFS_KRB5 { Active_krb5 = false; }
-EXPORT {
-  Export_Id = 1; Path = $tmp/export; Pseudo = $tmp/export;
-  Access_Type = RW; Squash = No_Root_Squash; Protocols = 3; Transports = TCP;
-  SecType = sys;
-  FSAL { Name = VFS; }
-}
-LOG { Default_Log_Level = EVENT; }
-EOF
-# private /run for rpcbind and ganesha; the shell execs into ganesha.nfsd
-ip netns exec "$fs" unshare --mount --propagation private sh -c "
-    mount -t tmpfs -o mode=755 lss-run /run || exit 1
-    rpcbind -f -w & echo \$! > $tmp/rpcbind.pid
-    sleep 1
-    exec ganesha.nfsd -F -f $tmp/ganesha.conf -L $tmp/ganesha.log -p $tmp/ganesha.pid
-" >"$tmp/fs.out" 2>&1 &
-pids+=($!)
+ganesha_start "$fs" "$tmp" lss-run
+pids+=("$GANESHA_PID")
 url="nfs://lssfs$tmp/export"
 n1=${nodes[0]}
 for _ in $(seq 1 90); do

@@ -17,6 +17,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../ganesha.sh
+. "$here/../ganesha.sh"
 ns="wow-nfsdev$$-srv"
 tmp=""
 pids=()
@@ -70,27 +72,8 @@ in_ns() { ip netns exec "$ns" "$@"; }
 
 say "NFS server: rpcbind + nfs-ganesha in $ns"
 # the configuration experiments/src/cluster/nfs.rs writes (config())
-cat >"$tmp/ganesha.conf" <<EOF
-NFS_CORE_PARAM { Protocols = 3; NFS_Port = 2049; MNT_Port = 20048; Enable_NLM = false; Enable_RQUOTA = false; }
-NFSV4 { Graceless = true; RecoveryRoot = $tmp/ganesha-recovery; }
-NFS_KRB5 { Active_krb5 = false; }
-EXPORT {
-  Export_Id = 1; Path = $tmp/export; Pseudo = $tmp/export;
-  Access_Type = RW; Squash = No_Root_Squash; Protocols = 3; Transports = TCP;
-  SecType = sys;
-  FSAL { Name = VFS; }
-}
-LOG { Default_Log_Level = EVENT; }
-EOF
-# private /run (a tmpfs in a private mount namespace) for rpcbind's socket and
-# ganesha's files; ip, unshare and the shell exec, so $! is ganesha's PID
-ip netns exec "$ns" unshare --mount --propagation private sh -c "
-    mount -t tmpfs -o mode=755 nfsdev-run /run || exit 1
-    rpcbind -f -w & echo \$! > $tmp/rpcbind.pid
-    sleep 1
-    exec ganesha.nfsd -F -f $tmp/ganesha.conf -L $tmp/ganesha.log -p $tmp/ganesha.pid
-" >"$tmp/server.out" 2>&1 &
-pids+=($!)
+ganesha_start "$ns" "$tmp" nfsdev-run
+pids+=("$GANESHA_PID")
 base="nfs://127.0.0.1$tmp/export"
 for _ in $(seq 1 90); do
     if in_ns nfs-ls "$base/" >"$tmp/nfs-ls.out" 2>&1; then break; fi

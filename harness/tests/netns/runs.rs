@@ -185,10 +185,14 @@ fn netns_run_throughput_physical_2_trials() {
 #[test]
 fn netns_run_latency_and_throughput_on_wan_3site_over_every_subject() {
     let topology = repo("topologies/wan-3site.toml");
-    let runs: [(&str, &[&str]); 5] = [
+    let runs: [(&str, &[&str]); 6] = [
         ("latency", &["--subject", "physical"]),
         ("latency", &["--subject", "ipop"]),
         ("latency", &["--subject", "ipop", "--edges", "tcp"]),
+        (
+            "latency",
+            &["--subject", "ipop", "--edges", "tcp", "--secure"],
+        ),
         ("throughput", &["--subject", "physical"]),
         ("throughput", &["--subject", "ipop"]),
     ];
@@ -216,6 +220,7 @@ fn netns_run_latency_and_throughput_on_wan_3site_over_every_subject() {
         if subject[1] == "ipop" {
             let config = json(&run.out, "config.json");
             assert_eq!(config["edges"], subject.get(3).copied().unwrap_or("udp"));
+            assert_eq!(config["secure"], subject.contains(&"--secure"));
             assert!(
                 run.out.join("logs/ufl-0.log").is_file(),
                 "the nodes' logs are kept"

@@ -491,15 +491,7 @@ impl Node {
         from: TransportAddr,
         buf: &mut [u8],
     ) -> Handled {
-        if self.state != State::Running {
-            return Handled::Done;
-        }
-        let src = Source {
-            edge: Edge::Direct(from),
-            relay_peer: None,
-            authenticated: None,
-        };
-        self.handle_edge_datagram(now, src, buf)
+        self.handle_direct(now, from, None, buf)
     }
 
     /// [`Node::handle_datagram`] for a datagram a secure edge opened: its sender holds
@@ -512,13 +504,23 @@ impl Node {
         peer: Address,
         buf: &mut [u8],
     ) -> Handled {
+        self.handle_direct(now, from, Some(peer), buf)
+    }
+
+    fn handle_direct(
+        &mut self,
+        now: Instant,
+        from: TransportAddr,
+        authenticated: Option<Address>,
+        buf: &mut [u8],
+    ) -> Handled {
         if self.state != State::Running {
             return Handled::Done;
         }
         let src = Source {
             edge: Edge::Direct(from),
             relay_peer: None,
-            authenticated: Some(peer),
+            authenticated,
         };
         self.handle_edge_datagram(now, src, buf)
     }
