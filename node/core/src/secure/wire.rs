@@ -69,14 +69,7 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Packet<'_>, Error> {
         return Err(Error::TooLong);
     }
     let mut r = Reader::new(buf);
-    let head = r.bytes(HEADER_LEN)?;
-    if head[..2] != MAGIC {
-        return Err(Error::BadMagic);
-    }
-    if head[2] != VERSION {
-        return Err(Error::UnsupportedVersion(head[2]));
-    }
-    let packet = match head[3] {
+    let packet = match r.header(MAGIC, VERSION)? {
         kind::HANDSHAKE1 => Packet::Handshake1 {
             sender: r.u32()?,
             noise: r.bytes(NOISE1_LEN)?,

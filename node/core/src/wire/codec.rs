@@ -18,6 +18,19 @@ impl<'a> Reader<'a> {
         Reader { buf }
     }
 
+    /// Reads a 4-byte datagram header (two magic bytes, the version, the kind) and
+    /// returns the kind; a foreign magic or another version is an error.
+    pub(crate) fn header(&mut self, magic: [u8; 2], version: u8) -> Result<u8, Error> {
+        let head = self.bytes(4)?;
+        if head[..2] != magic {
+            return Err(Error::BadMagic);
+        }
+        if head[2] != version {
+            return Err(Error::UnsupportedVersion(head[2]));
+        }
+        Ok(head[3])
+    }
+
     pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], Error> {
         if self.buf.len() < n {
             return Err(Error::Truncated);

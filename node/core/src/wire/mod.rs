@@ -88,14 +88,7 @@ pub enum Message<'a> {
 /// Parses one datagram.
 pub fn parse(buf: &[u8]) -> Result<Message<'_>, Error> {
     let mut r = Reader::new(buf);
-    let head = r.bytes(HEADER_LEN)?;
-    if head[..2] != MAGIC {
-        return Err(Error::BadMagic);
-    }
-    if head[2] != VERSION {
-        return Err(Error::UnsupportedVersion(head[2]));
-    }
-    let msg = match head[3] {
+    let msg = match r.header(MAGIC, VERSION)? {
         msg_kind::LINK_REQUEST => Message::LinkRequest(LinkRequest::parse(&mut r)?),
         msg_kind::LINK_RESPONSE => Message::LinkResponse(LinkResponse::parse(&mut r)?),
         msg_kind::PING => Message::Ping(Status::parse(&mut r)?),
