@@ -292,7 +292,9 @@ impl Node {
             self.stats.refused_relay += 1;
             return;
         }
-        if self.needs_cookie(peer, src.edge, req) {
+        // A secure edge's handshake already proved that the sender receives at its
+        // transport (its message 3 answers our message 2): no cookie round trip.
+        if src.authenticated.is_none() && self.needs_cookie(peer, src.edge, req) {
             let cookie = self
                 .cookies
                 .issue(now, &mut self.rng, src.edge, peer, req.token);
