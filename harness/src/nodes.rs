@@ -21,6 +21,8 @@ pub const LEASE_FILE: &str = "/run/ipop/leases";
 pub const SECRET_FILE: &str = "/run/ipop/overlay.secret";
 /// The node's key file on a host, with secure edges (remove it for a new P2P address).
 pub const KEY_FILE: &str = "/run/ipop/key";
+/// A keyed namespace's key on a host ([`install_namespace_key`]).
+pub const NAMESPACE_KEY_FILE: &str = "/run/ipop/namespace.key";
 
 /// `n` random bytes from the operating system, as hexadecimal digits.
 pub fn random_hex(n: usize) -> Result<String> {
@@ -39,6 +41,17 @@ pub fn new_secret() -> Result<String> {
 
 /// Writes the overlay secret `secret` to [`SECRET_FILE`] on `host`, owner-only.
 pub fn install_secret(host: &dyn Host, secret: &str) -> Result<(), HostError> {
+    install_private(host, SECRET_FILE, secret)
+}
+
+/// Writes a keyed namespace's key (64 hexadecimal digits) to [`NAMESPACE_KEY_FILE`] on
+/// `host`, owner-only.
+pub fn install_namespace_key(host: &dyn Host, key: &str) -> Result<(), HostError> {
+    install_private(host, NAMESPACE_KEY_FILE, key)
+}
+
+/// Writes `text` and a newline to `path` (in [`STATE_DIR`]) on `host`, owner-only.
+fn install_private(host: &dyn Host, path: &str, text: &str) -> Result<(), HostError> {
     host.check(
         &Cmd::new("sh")
             .args([
@@ -46,9 +59,9 @@ pub fn install_secret(host: &dyn Host, secret: &str) -> Result<(), HostError> {
                 "umask 077 && mkdir -p \"$1\" && cat > \"$2\"",
                 "sh",
                 STATE_DIR,
-                SECRET_FILE,
+                path,
             ])
-            .stdin(format!("{secret}\n")),
+            .stdin(format!("{text}\n")),
         Duration::from_secs(5),
     )
     .map(drop)
@@ -103,6 +116,14 @@ impl NodeOptions {
     pub fn secure(mut self) -> NodeOptions {
         self.extra
             .extend(["--overlay-secret", SECRET_FILE, "--key-file", KEY_FILE].map(String::from));
+        self
+    }
+
+    /// These options for a member of the keyed namespace whose key
+    /// [`install_namespace_key`] put on the host.
+    pub fn keyed(mut self) -> NodeOptions {
+        self.extra
+            .extend(["--namespace-key", NAMESPACE_KEY_FILE].map(String::from));
         self
     }
 

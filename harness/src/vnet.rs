@@ -12,19 +12,27 @@ use crate::host::{Cmd, Host, Process};
 use wow_experiments::tools::dhcp;
 pub use wow_experiments::tools::dhcp::{DhcpClient, address_of};
 
-use crate::nodes::{CONTROL_SOCKET, LEASE_FILE, NodeOptions, STATE_DIR};
+use crate::nodes::{CONTROL_SOCKET, LEASE_FILE, NAMESPACE_KEY_FILE, NodeOptions, STATE_DIR};
 
 /// The TAP device name the harness gives member nodes.
 pub const TAP: &str = "ipop0";
 
-/// Creates a namespace through the node running on `host`, under `id` or a random
-/// identifier; returns the identifier.
+/// Which kind of namespace [`create_namespace`] makes.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind<'a> {
+    /// Open, under this identifier or a random one.
+    Open(Option<&'a str>),
+    /// Keyed by the key [`crate::nodes::install_namespace_key`] put on the host.
+    Keyed,
+}
+
+/// Creates a namespace through the node running on `host`; returns its identifier.
 pub fn create_namespace(
     host: &dyn Host,
     binary: &Path,
     range: &str,
     lease: &str,
-    id: Option<&str>,
+    kind: Kind<'_>,
 ) -> Result<String> {
     let mut cmd = Cmd::new(binary.display().to_string()).args([
         "namespace",
@@ -36,9 +44,11 @@ pub fn create_namespace(
         "--socket",
         CONTROL_SOCKET,
     ]);
-    if let Some(id) = id {
-        cmd = cmd.args(["--id", id]);
-    }
+    cmd = match kind {
+        Kind::Open(None) => cmd.arg("--open"),
+        Kind::Open(Some(id)) => cmd.args(["--open", "--id", id]),
+        Kind::Keyed => cmd.args(["--key-file", NAMESPACE_KEY_FILE]),
+    };
     let out = host.check(&cmd, Duration::from_secs(60))?;
     let id = out.stdout_text().trim().to_owned();
     if id.len() != 32 {

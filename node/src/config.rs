@@ -97,8 +97,12 @@ impl Default for Protocol {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Ipop {
-    /// The namespace to join (32 hex digits, from `ipop-node namespace create`).
+    /// The namespace to join (32 hex digits, from `ipop-node namespace create`); with a
+    /// `namespace_key` it may be left out (the key names it).
     pub namespace: Option<NamespaceArg>,
+    /// The key file of a keyed namespace (from `ipop-node namespace create --key-file`):
+    /// its packets, record and address mappings are sealed with the key.
+    pub namespace_key: Option<PathBuf>,
     /// Name of the TAP device the node creates.
     pub tap: String,
     /// How virtual IPs map to nodes: "dht" (Brunet-ARP) or "hash" (SHA-1 of the IP).
@@ -117,6 +121,7 @@ impl Default for Ipop {
     fn default() -> Self {
         Ipop {
             namespace: None,
+            namespace_key: None,
             tap: "ipop0".to_owned(),
             mapping: MappingArg(ipop_core::ipop::Mapping::Dht),
             static_addresses: Vec::new(),

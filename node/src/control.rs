@@ -57,11 +57,15 @@ pub enum Request {
         /// The node's P2P address (40 hex digits).
         dst: String,
     },
-    /// Create a namespace record (under a new random identifier unless `id` is given).
+    /// Create a namespace record: keyed (`key`), or open under `id` or a new random
+    /// identifier.
     NamespaceCreate {
         /// The identifier to use (32 hex digits); random if absent.
         #[serde(default)]
         id: Option<String>,
+        /// The namespace key (64 hex digits) of a keyed namespace.
+        #[serde(default)]
+        key: Option<String>,
         /// A name for people.
         name: String,
         /// The virtual IP range, e.g. 10.128.0.0/12.
@@ -75,8 +79,12 @@ pub enum Request {
     },
     /// Read a namespace record.
     NamespaceShow {
-        /// The namespace identifier.
-        id: String,
+        /// The namespace identifier (of an open namespace).
+        #[serde(default)]
+        id: Option<String>,
+        /// The namespace key (64 hex digits) of a keyed namespace.
+        #[serde(default)]
+        key: Option<String>,
     },
     /// Get a DHT key (text).
     DhtGet {

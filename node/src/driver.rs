@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ipop_core::dht::{self, Outcome, RequestId};
-use ipop_core::ipop::{Keeper, KeeperEvent};
+use ipop_core::ipop::{Keeper, KeeperEvent, Namespace};
 use ipop_core::overlay::{Event, Handled};
 use ipop_core::{Address, Proto, Stack, TransportAddr};
 use rand::TryRng;
@@ -25,6 +25,8 @@ use crate::vnet::{self, Vnet};
 /// Who waits for a DHT operation started from the control socket.
 enum Waiter {
     Reply(oneshot::Sender<Value>),
+    /// A namespace record, to open (keyed) and check before it is shown.
+    Record(oneshot::Sender<Value>, Namespace),
 }
 
 /// How long a probe waits for its echo.
@@ -356,23 +358,22 @@ impl Driver {
             }
             Request::NamespaceCreate {
                 id,
+                key,
                 name,
                 range,
                 lease_s,
                 mtu,
                 dns,
             } => {
-                let fixed = match id
-                    .map(|i| i.parse::<ipop_core::ipop::NamespaceId>())
-                    .transpose()
-                {
+                let fixed = match vnet::requested_namespace(id.as_deref(), key.as_deref()) {
                     Ok(fixed) => fixed,
                     Err(e) => {
                         let _ = p.reply.send(json!({ "error": e }));
                         return;
                     }
                 };
-                match vnet::record(&name, &range, lease_s, mtu, dns) {
+                let keyed = fixed.as_ref().is_some_and(Namespace::is_keyed);
+                match vnet::record(&name, &range, lease_s, mtu, dns, keyed) {
                     Ok(record) => self.create_namespace(now, p.reply, record, fixed),
                     Err(e) => {
                         let _ = p.reply.send(json!({ "error": e }));
@@ -380,13 +381,26 @@ impl Driver {
                 }
                 return;
             }
-            Request::NamespaceShow { id } => match id.parse::<ipop_core::ipop::NamespaceId>() {
-                Ok(id) => self.stack.dht_get(now, &id.record_key()),
-                Err(e) => {
-                    let _ = p.reply.send(json!({ "error": e }));
-                    return;
+            Request::NamespaceShow { id, key } => {
+                match vnet::requested_namespace(id.as_deref(), key.as_deref()) {
+                    Ok(Some(ns)) => {
+                        if let Ok(op) = self.stack.dht_get(now, &ns.record_key()) {
+                            self.waiting.insert(op, Waiter::Record(p.reply, ns));
+                        } else {
+                            let _ = p.reply.send(json!({ "error": "not in the overlay yet" }));
+                        }
+                    }
+                    Ok(None) => {
+                        let _ = p
+                            .reply
+                            .send(json!({ "error": "name the namespace: id or key" }));
+                    }
+                    Err(e) => {
+                        let _ = p.reply.send(json!({ "error": e }));
+                    }
                 }
-            },
+                return;
+            }
             Request::DhtGet { key } => self.stack.dht_get(now, key.as_bytes()),
             Request::DhtCreate {
                 key,
@@ -418,7 +432,7 @@ impl Driver {
         now: Instant,
         reply: oneshot::Sender<Value>,
         record: ipop_core::ipop::NamespaceRecord,
-        fixed: Option<ipop_core::ipop::NamespaceId>,
+        fixed: Option<Namespace>,
     ) {
         let keeper = &mut self.keeper;
         match self
@@ -511,6 +525,17 @@ impl Driver {
                     };
                     let _ = reply.send(value);
                 }
+                Some(Waiter::Record(reply, ns)) => {
+                    let value = match result {
+                        Ok(Outcome::Values(v)) if !v.is_empty() => match ns.open_record(&v[0]) {
+                            Ok(r) => json!({ "record": String::from_utf8_lossy(&r.encode()) }),
+                            Err(e) => json!({ "error": e.to_string() }),
+                        },
+                        Ok(_) => json!({ "record": null }),
+                        Err(e) => json!({ "error": e.to_string() }),
+                    };
+                    let _ = reply.send(value);
+                }
                 None => {}
             }
         }
@@ -533,7 +558,9 @@ impl Driver {
             match e {
                 KeeperEvent::Created { ticket, id } => {
                     if let Some(reply) = self.creating.remove(&ticket) {
-                        if let Some((_, record)) = self.keeper.kept().iter().find(|k| k.0 == id) {
+                        if let Some((_, record)) =
+                            self.keeper.kept().iter().find(|k| k.0.id() == id)
+                        {
                             info!(namespace = %id, range = %record.range, "namespace created");
                         }
                         let _ = reply.send(json!({ "namespace": id.to_string() }));

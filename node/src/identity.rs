@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use ipop_core::Address;
+use ipop_core::ipop::NamespaceKey;
 use ipop_core::secure::Identity;
 use rand::TryRng;
 
@@ -43,6 +44,30 @@ pub fn read_secret(path: &Path) -> Result<[u8; 32]> {
             path.display()
         )
     })
+}
+
+/// Reads a namespace key from `path` (64 hexadecimal digits).
+pub fn read_namespace_key(path: &Path) -> Result<NamespaceKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the namespace key {}", path.display()))?;
+    text.parse().with_context(|| {
+        format!(
+            "{}: not a namespace key (64 hexadecimal digits, written by `ipop-node namespace \
+             create --key-file`)",
+            path.display()
+        )
+    })
+}
+
+/// Reads the namespace key in `path`, or writes a new one there (owner-only); says
+/// whether it was new.
+pub fn load_or_create_namespace_key(path: &Path) -> Result<(NamespaceKey, bool)> {
+    if path.exists() {
+        return Ok((read_namespace_key(path)?, false));
+    }
+    let key = NamespaceKey::from_bytes(random32("a namespace key")?);
+    crate::private_file::write(path, &format!("{}\n", key.to_hex()), "namespace key file")?;
+    Ok((key, true))
 }
 
 /// A new overlay secret, as the 64 hexadecimal digits `read_secret` takes.

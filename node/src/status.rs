@@ -85,6 +85,7 @@ pub fn ipop(i: &Ipop, tap: &TapFacts<'_>) -> Value {
     let (queued, cached) = i.resolver_state();
     json!({
         "namespace": i.namespace().to_string(),
+        "keyed": i.keyed(),
         "mapping": match i.mapping() { Mapping::Dht => "dht", Mapping::Hash => "hash" },
         "tap": tap.name,
         "mtu": tap.mtu,
@@ -118,6 +119,7 @@ pub fn ipop(i: &Ipop, tap: &TapFacts<'_>) -> Value {
             "dropped_not_here": s.dropped_not_here, "dropped_spoofed": s.dropped_spoofed,
             "dhcp_exhausted": s.dhcp_exhausted, "refused_records": s.refused_records,
             "refused_addresses": s.refused_addresses,
+            "dropped_unauthentic": s.dropped_unauthentic, "refused_mappings": s.refused_mappings,
         },
     })
 }

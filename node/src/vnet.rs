@@ -4,8 +4,8 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use ipop_core::ipop::{self, Event, Mapping, NamespaceRecord};
+use anyhow::{Context, Result, bail};
+use ipop_core::ipop::{self, Event, Mapping, Namespace, NamespaceRecord};
 use ipop_core::{Address, Stack};
 use rand::TryRng;
 use serde_json::Value;
@@ -19,6 +19,9 @@ use crate::leasefile::{self, Held};
 /// TAP MTU until the namespace record says otherwise: room for the overlay's headers
 /// (and a relay tunnel's) inside a 1500-byte underlay packet.
 pub const DEFAULT_MTU: u16 = 1280;
+/// The MTU a keyed namespace hands out unless told otherwise: [`DEFAULT_MTU`] less the
+/// seal on every packet (and a round number).
+pub const DEFAULT_KEYED_MTU: u16 = 1240;
 /// The underlay path MTU a namespace's MTU must fit: the Internet's usual 1500 bytes.
 pub const UNDERLAY_MTU: usize = 1500;
 /// The smallest MTU an IPv4 host must accept.
@@ -75,12 +78,13 @@ impl Vnet {
     /// Creates the TAP device and the IPOP layer, and re-registers the addresses this
     /// node held before (lease file) and its static ones.
     pub fn start(config: &Config, stack: &mut Stack, now: Instant) -> Result<Option<Vnet>> {
-        let Some(ns) = config.ipop.namespace else {
+        let Some(ns) = namespace(&config.ipop)? else {
             return Ok(None);
         };
         let c = &config.ipop;
         let tap = crate::tap::open(&c.tap, DEFAULT_MTU)?;
-        let mut icfg = ipop::Config::new(ns.0);
+        let (id, keyed) = (ns.id(), ns.is_keyed());
+        let mut icfg = ipop::Config::new(ns);
         icfg.mapping = c.mapping.0;
         stack.enable_ipop(icfg, os_seed()?, now);
         let held = match c.mapping.0 {
@@ -115,7 +119,7 @@ impl Vnet {
                 i.restore_lease(now, h.ip, h.mac, h.password.clone());
             }
         }
-        info!(tap = %c.tap, namespace = %ns.0, held = held.len(), "virtual network interface up");
+        info!(tap = %c.tap, namespace = %id, keyed, held = held.len(), "virtual network interface up");
         Ok(Some(Vnet {
             tap,
             name: c.tap.clone(),
@@ -214,6 +218,52 @@ pub fn write_tap_frames(
     Ok(written)
 }
 
+/// The namespace a node's `[ipop]` table names: keyed (its key file, whose key must name
+/// `namespace` if that is given too), open (`namespace` alone), or none.
+pub fn namespace(c: &crate::config::Ipop) -> Result<Option<Namespace>> {
+    match (&c.namespace, &c.namespace_key) {
+        (None, None) => Ok(None),
+        (Some(id), None) => Ok(Some(Namespace::open(id.0))),
+        (id, Some(path)) => {
+            let key = crate::identity::read_namespace_key(path)?;
+            if let Some(id) = id.filter(|id| id.0 != key.id()) {
+                bail!(
+                    "the namespace key {} is for namespace {}, not for {} (the configured \
+                     namespace): leave `namespace` out, or give the key of {}",
+                    path.display(),
+                    key.id(),
+                    id.0,
+                    id.0
+                );
+            }
+            Ok(Some(Namespace::keyed(&key)))
+        }
+    }
+}
+
+/// The namespace a control request names: keyed by `key` (64 hex digits; `id`, if
+/// given too, must be the one it names), open under `id`, or none.
+pub fn requested_namespace(
+    id: Option<&str>,
+    key: Option<&str>,
+) -> Result<Option<Namespace>, String> {
+    let id = id.map(str::parse::<ipop::NamespaceId>).transpose()?;
+    match key {
+        Some(key) => {
+            let key: ipop::NamespaceKey = key.parse().map_err(|e| format!("{e}"))?;
+            if id.is_some_and(|id| id != key.id()) {
+                return Err(format!(
+                    "the key is for namespace {}, not {}",
+                    key.id(),
+                    id.unwrap_or_default()
+                ));
+            }
+            Ok(Some(Namespace::keyed(&key)))
+        }
+        None => Ok(id.map(Namespace::open)),
+    }
+}
+
 /// A namespace record from command-line values.
 pub fn record(
     name: &str,
@@ -221,12 +271,19 @@ pub fn record(
     lease_s: u64,
     mtu: u16,
     dns: Option<Ipv4Addr>,
+    keyed: bool,
 ) -> Result<NamespaceRecord, String> {
-    let max = ipop::max_mtu(UNDERLAY_MTU);
+    let seal = if keyed { ipop::keyed::SEAL_OVERHEAD } else { 0 };
+    let max = ipop::max_mtu(UNDERLAY_MTU) - seal;
     if mtu < MIN_MTU || usize::from(mtu) > max {
         return Err(format!(
-            "mtu {mtu}: must be between {MIN_MTU} and {max}: a virtual packet travels with {} bytes of overlay headers, {} more over a relay edge, in a UDP datagram ({} bytes of IPv6 and UDP headers) that must fit a {UNDERLAY_MTU}-byte underlay path unfragmented",
+            "mtu {mtu}: must be between {MIN_MTU} and {max}: a virtual packet travels with {} bytes of overlay headers{}, {} more over a relay edge, in a UDP datagram ({} bytes of IPv6 and UDP headers) that must fit a {UNDERLAY_MTU}-byte underlay path unfragmented",
             ipop::OVERHEAD,
+            if keyed {
+                format!(" and a {seal}-byte seal (keyed namespace)")
+            } else {
+                String::new()
+            },
             ipop::RELAY_OVERHEAD,
             ipop::UNDERLAY_HEADERS
         ));
@@ -281,22 +338,30 @@ mod tests {
         assert_eq!(parse_duration("12h"), Ok(43200));
         assert_eq!(parse_duration("90"), Ok(90));
         assert!(parse_duration("soon").is_err());
-        assert!(record("x", "10.128.0.0/12", 43200, 1280, None).is_ok());
-        let e = record("x", "10.128.0.0/12", 43200, 100, None).unwrap_err();
+        assert!(record("x", "10.128.0.0/12", 43200, 1280, None, false).is_ok());
+        let e = record("x", "10.128.0.0/12", 43200, 100, None, false).unwrap_err();
         assert!(
             e.starts_with("mtu 100: must be between 576 and 1286"),
             "{e}"
         );
         // The MTU is checked against the overlay's headers in a 1500-byte underlay.
-        assert!(record("x", "10.128.0.0/12", 43200, 1286, None).is_ok());
-        let e = record("x", "10.128.0.0/12", 43200, 1400, None).unwrap_err();
+        assert!(record("x", "10.128.0.0/12", 43200, 1286, None, false).is_ok());
+        let e = record("x", "10.128.0.0/12", 43200, 1400, None, false).unwrap_err();
         assert!(
             e.contains("1286") && e.contains("1500-byte underlay"),
             "{e}"
         );
         assert!(usize::from(DEFAULT_MTU) <= ipop::max_mtu(UNDERLAY_MTU));
+        // A keyed namespace's packets carry a seal: 40 bytes less.
+        assert!(record("x", "10.128.0.0/12", 43200, DEFAULT_KEYED_MTU, None, true).is_ok());
+        assert_eq!(
+            ipop::max_mtu(UNDERLAY_MTU) - ipop::keyed::SEAL_OVERHEAD,
+            usize::from(ipop::namespace::MAX_KEYED_MTU)
+        );
+        let e = record("x", "10.128.0.0/12", 43200, 1280, None, true).unwrap_err();
+        assert!(e.contains("1246") && e.contains("keyed namespace"), "{e}");
         assert!(
-            record("x", "10.128.0.1/12", 43200, 1280, None)
+            record("x", "10.128.0.1/12", 43200, 1280, None, false)
                 .unwrap_err()
                 .contains("host bits")
         );

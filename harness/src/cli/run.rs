@@ -51,8 +51,10 @@ pub(crate) struct Args {
     /// or tcp (the IPOP paper's IPOP-TCP rows).
     #[arg(long, default_value = "udp")]
     edges: String,
-    /// Secure edges for the ipop subject: the run makes an overlay secret and every
-    /// edge is an authenticated, encrypted Noise session (plain edges otherwise, for now).
+    /// Secure edges and a keyed namespace for the ipop subject: the run makes an overlay
+    /// secret and a namespace key; every edge is an authenticated, encrypted Noise
+    /// session and the namespace's packets are sealed end to end (plain edges and an
+    /// open namespace otherwise, for now).
     #[arg(long)]
     secure: bool,
     /// Log filter of the ipop subject's nodes (error, warn, info, debug, trace, or

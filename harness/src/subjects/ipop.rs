@@ -43,7 +43,8 @@ use wow_netns::{Node, Role, Topology};
 use crate::nodes::{
     self, CONTROL_SOCKET, KEY_FILE, LEASE_FILE, NodeOptions, RunningNode, STATE_DIR, wait_for,
 };
-use crate::vnet::{DhcpClient, TAP, create_namespace, start_dhcp, wait_address};
+use crate::vnet::{self, DhcpClient, TAP, create_namespace, start_dhcp, wait_address};
+use ipop_core::ipop::NamespaceKey;
 
 /// The port nodes listen on (UDP and TCP).
 const PORT: u16 = 4000;
@@ -61,8 +62,9 @@ const ADDRESS_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Options {
     /// Which edges nodes make.
     pub edges: Edges,
-    /// Secure edges: the run makes an overlay secret, gives it to every node, and every
-    /// edge is an authenticated, encrypted Noise session.
+    /// Secure edges and a keyed namespace: the run makes an overlay secret and a
+    /// namespace key and gives them to every node; every edge is an authenticated,
+    /// encrypted Noise session, and the namespace's packets are sealed end to end.
     pub secure: bool,
     /// What the experiment needs.
     pub needs: OverlayNeeds,
@@ -147,6 +149,8 @@ struct Launch {
     extra: Vec<String>,
     /// The overlay's admission secret (64 hex digits), with secure edges.
     secret: Option<String>,
+    /// The namespace key (64 hex digits) of a keyed namespace.
+    namespace_key: Option<String>,
 }
 
 impl Launch {
@@ -157,12 +161,16 @@ impl Launch {
             .map_or_else(|| self.binary.clone(), PathBuf::from)
     }
 
-    /// Gets `host` ready for a node: the overlay secret in its file, with secure edges.
+    /// Gets `host` ready for a node: the overlay secret and the namespace key in their
+    /// files, with secure edges.
     fn prepare(&self, host: &dyn Host) -> Result<(), HostError> {
-        match &self.secret {
-            Some(secret) => nodes::install_secret(host, secret),
-            None => Ok(()),
+        if let Some(secret) = &self.secret {
+            nodes::install_secret(host, secret)?;
         }
+        if let Some(key) = &self.namespace_key {
+            nodes::install_namespace_key(host, key)?;
+        }
+        Ok(())
     }
 
     fn options(&self, bootstrap: Vec<String>, member_of: Option<&str>) -> NodeOptions {
@@ -182,8 +190,13 @@ impl Launch {
             log_level: self.log_level.clone(),
             extra,
         };
-        if self.secret.is_some() {
+        let opts = if self.secret.is_some() {
             opts.secure()
+        } else {
+            opts
+        };
+        if member_of.is_some() && self.namespace_key.is_some() {
+            opts.keyed()
         } else {
             opts
         }
@@ -231,13 +244,19 @@ impl Ipop {
             bootstrap: Vec::new(),
             log_level: options.log_level.clone(),
             extra,
-            secret: if options.secure {
-                Some(nodes::new_secret()?)
-            } else {
-                None
-            },
+            secret: None,
+            namespace_key: None,
         };
-        let namespace = nodes::random_hex(16).context("making a namespace identifier")?;
+        let namespace = if options.secure {
+            launch.secret = Some(nodes::new_secret()?);
+            let key: NamespaceKey = nodes::random_hex(32)
+                .context("making a namespace key")?
+                .parse()?;
+            launch.namespace_key = Some(key.to_hex());
+            key.id().to_string()
+        } else {
+            nodes::random_hex(16).context("making a namespace identifier")?
+        };
         // Nodes and clients go into the subject as they start, so that a failed setup
         // stops them (and keeps their logs) when it drops.
         let mut ipop = Ipop {
@@ -281,7 +300,10 @@ impl Ipop {
             &launch.binary(first),
             &range,
             &lease.to_string(),
-            Some(&namespace),
+            match launch.namespace_key {
+                Some(_) => vnet::Kind::Keyed,
+                None => vnet::Kind::Open(Some(&namespace)),
+            },
         )
         .context("creating the IPOP namespace")?;
 

@@ -16,7 +16,7 @@ use wow_harness::NetnsHost;
 use wow_harness::host::{Cmd, Host};
 use wow_harness::nodes::{NodeOptions, RunningNode, wait_for};
 use wow_harness::vnet::{
-    DhcpClient, TAP, create_namespace, member_options, start_dhcp, wait_address,
+    DhcpClient, Kind, TAP, create_namespace, member_options, start_dhcp, wait_address,
 };
 use wow_netns::{Options, RunPrefix, Testbed, Topology};
 
@@ -96,8 +96,8 @@ fn netns_a_hostile_peer_crashes_floods_and_bloats_nothing() {
     // The shortest leases allowed (60 s: dhclient renews after 30 s), so that renewals
     // happen during the attack.
     let ns = [
-        create_namespace(&public, &bin, "10.230.0.0/24", "60s", None).unwrap(),
-        create_namespace(&public, &bin, "10.231.0.0/24", "60s", None).unwrap(),
+        create_namespace(&public, &bin, "10.230.0.0/24", "60s", Kind::Open(None)).unwrap(),
+        create_namespace(&public, &bin, "10.231.0.0/24", "60s", Kind::Open(None)).unwrap(),
     ];
     for (i, h) in hosts[..NODES].iter().enumerate() {
         let opts = if i < MEMBERS {

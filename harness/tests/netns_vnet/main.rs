@@ -3,6 +3,7 @@
 //! each testbed has its own run prefix and is removed when its guard drops.
 
 mod dhcp;
+mod keyed;
 mod migration;
 mod namespaces;
 mod secure;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use wow_harness::NetnsHost;
 use wow_harness::nodes::{NodeOptions, RunningNode, wait_for};
-use wow_harness::vnet::create_namespace;
+use wow_harness::vnet::{Kind, create_namespace};
 use wow_netns::{Options, RunPrefix, Testbed, Topology};
 
 /// The `ipop-node` binary built with the workspace.
@@ -56,7 +57,7 @@ impl World {
             seed.status(&public).ok()
         })
         .expect("seed node up");
-        let ns = create_namespace(&public, &bin, range, "1h", None).expect("namespace");
+        let ns = create_namespace(&public, &bin, range, "1h", Kind::Open(None)).expect("namespace");
         (
             World {
                 bin,

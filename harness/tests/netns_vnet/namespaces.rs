@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use wow_experiments::tools::ping::first_reply;
-use wow_harness::vnet::{DhcpClient, TAP, create_namespace, ping, start_dhcp, wait_address};
+use wow_harness::vnet::{DhcpClient, Kind, TAP, create_namespace, ping, start_dhcp, wait_address};
 
 fn lan(hosts: usize) -> String {
     format!(
@@ -17,7 +17,14 @@ fn lan(hosts: usize) -> String {
 #[test]
 fn netns_two_namespaces_on_one_overlay_stay_apart() {
     let (mut world, ns1) = super::World::new(&lan(4), "10.200.0.0/24");
-    let ns2 = create_namespace(&world.public, &world.bin, "10.200.0.0/24", "1h", None).unwrap();
+    let ns2 = create_namespace(
+        &world.public,
+        &world.bin,
+        "10.200.0.0/24",
+        "1h",
+        Kind::Open(None),
+    )
+    .unwrap();
     let hosts: Vec<_> = (0..4).map(|i| world.host(&format!("lan-{i}"))).collect();
     let member_of = [&ns1, &ns1, &ns2, &ns2];
     for (h, ns) in hosts.iter().zip(member_of) {

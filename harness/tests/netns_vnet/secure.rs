@@ -8,7 +8,7 @@ use serde_json::Value;
 use wow_harness::NetnsHost;
 use wow_harness::host::{Cmd, Host};
 use wow_harness::nodes::{NodeOptions, RunningNode, install_secret, wait_for};
-use wow_harness::vnet::{DhcpClient, TAP, create_namespace, start_dhcp, wait_address};
+use wow_harness::vnet::{DhcpClient, Kind, TAP, create_namespace, start_dhcp, wait_address};
 use wow_netns::{Options, RunPrefix, Testbed, Topology};
 
 const TOPOLOGY: &str = r#"
@@ -61,7 +61,8 @@ fn netns_secure_edges_seal_traffic_and_keep_outsiders_out() {
         wow_harness::nodes::status(&public, &bin).ok()
     })
     .expect("seed node up");
-    let ns = create_namespace(&public, &bin, "10.77.0.0/24", "1h", None).expect("namespace");
+    let ns =
+        create_namespace(&public, &bin, "10.77.0.0/24", "1h", Kind::Open(None)).expect("namespace");
     for h in [&a, &b] {
         let opts = wow_harness::vnet::member_options(&public, &ns).secure();
         nodes.push(RunningNode::start(h, &bin, &opts).unwrap());
@@ -80,54 +81,9 @@ fn netns_secure_edges_seal_traffic_and_keep_outsiders_out() {
     let _ = wait_address(&a, TAP, Duration::from_secs(60)).expect("a's address");
     let ip_b = wait_address(&b, TAP, Duration::from_secs(60)).expect("b's address");
 
-    // A capture on a's underlay interface while a pings b with a known payload.
-    let mut capture = a
-        .spawn(&Cmd::new("tcpdump").args([
-            "-i",
-            "eth0",
-            "-U",
-            "-w",
-            "/run/ipop/cap.pcap",
-            "udp or tcp",
-        ]))
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(1));
-    let ping = a
-        .run(
-            &Cmd::new("ping").args([
-                "-c",
-                "5",
-                "-i",
-                "0.2",
-                "-W",
-                "2",
-                "-p",
-                PATTERN,
-                &ip_b.to_string(),
-            ]),
-            Duration::from_secs(20),
-        )
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = capture.stop(Duration::from_secs(2));
-    assert!(
-        ping.success(),
-        "ping over secure edges: {}",
-        ping.stdout_text()
-    );
-    let pcap = a.read_file("/run/ipop/cap.pcap").unwrap();
-    let pattern: Vec<u8> = (0..PATTERN.len() / 2)
-        .map(|i| u8::from_str_radix(&PATTERN[2 * i..2 * i + 2], 16).unwrap())
-        .collect();
-    assert!(
-        pcap.len() > 1000,
-        "the capture saw the pings' datagrams ({} bytes)",
-        pcap.len()
-    );
-    assert!(
-        !pcap.windows(8).any(|w| pattern.windows(8).any(|p| p == w)),
-        "the ping payload crossed the underlay in clear"
-    );
+    let (ping, leaked) = ping_through_capture(&a, ip_b);
+    assert!(ping, "ping over secure edges");
+    assert!(!leaked, "the ping payload crossed the underlay in clear");
 
     // The outsider never links; the members count its handshakes as unauthentic.
     std::thread::sleep(Duration::from_secs(3));
@@ -160,4 +116,49 @@ fn netns_secure_edges_seal_traffic_and_keep_outsiders_out() {
     for n in &mut nodes {
         let _ = n.stop(Duration::from_secs(2));
     }
+}
+
+/// Pings `dst` from `a` with a known payload while capturing `a`'s underlay interface:
+/// whether the pings were answered, and whether the payload appeared in the capture.
+pub(super) fn ping_through_capture(a: &NetnsHost, dst: std::net::Ipv4Addr) -> (bool, bool) {
+    let mut capture = a
+        .spawn(&Cmd::new("tcpdump").args([
+            "-i",
+            "eth0",
+            "-U",
+            "-w",
+            "/run/ipop/cap.pcap",
+            "udp or tcp",
+        ]))
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let ping = a
+        .run(
+            &Cmd::new("ping").args([
+                "-c",
+                "5",
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                "-p",
+                PATTERN,
+                &dst.to_string(),
+            ]),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = capture.stop(Duration::from_secs(2));
+    let pcap = a.read_file("/run/ipop/cap.pcap").unwrap();
+    let pattern: Vec<u8> = (0..PATTERN.len() / 2)
+        .map(|i| u8::from_str_radix(&PATTERN[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    assert!(
+        pcap.len() > 1000,
+        "the capture saw the pings' datagrams ({} bytes)",
+        pcap.len()
+    );
+    let leaked = pcap.windows(8).any(|w| pattern.windows(8).any(|p| p == w));
+    (ping.success(), leaked)
 }

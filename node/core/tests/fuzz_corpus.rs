@@ -7,6 +7,8 @@
 
 #[path = "../../../fuzz/bodies/dht_parse.rs"]
 mod dht_parse;
+#[path = "../../../fuzz/bodies/namespace_open.rs"]
+mod namespace_open;
 #[path = "../../../fuzz/bodies/node_datagram.rs"]
 mod node_datagram;
 #[path = "../../../fuzz/bodies/node_stack.rs"]
@@ -52,6 +54,11 @@ fn replay(target: &str, check: fn(&[u8])) {
             path.display()
         );
     }
+}
+
+#[test]
+fn namespace_open_corpus_replays() {
+    replay("namespace_open", namespace_open::run);
 }
 
 #[test]

@@ -75,13 +75,25 @@ enum Command {
 enum NamespaceCommand {
     /// Create a namespace through a running node and print its identifier. The record
     /// lives in the DHT; the nodes of the namespace (and the creating node, while it
-    /// runs) keep it alive.
+    /// runs) keep it alive. A keyed namespace (--key-file) seals its packets end to end,
+    /// its record and its address mappings with the key: give the key file to its
+    /// members (`--namespace-key`). An open one (--open) is the papers' kind: anyone
+    /// who knows its identifier can use it.
+    #[command(group(clap::ArgGroup::new("kind").required(true).args(["key_file", "open"])))]
     Create {
         /// The virtual IP range, e.g. 10.128.0.0/12.
         #[arg(long)]
         range: String,
-        /// Use this identifier (32 hex digits) instead of a random one; fails if taken.
+        /// Key file of a keyed namespace: its key is used if the file exists, else a new
+        /// key is written there (readable by its owner only).
         #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// An open namespace (no key).
+        #[arg(long)]
+        open: bool,
+        /// The identifier (32 hex digits) of an open namespace instead of a random one;
+        /// fails if taken.
+        #[arg(long, requires = "open")]
         id: Option<String>,
         /// DHCP lease time, e.g. 12h, 30m, 3600.
         #[arg(long, default_value = "12h")]
@@ -89,11 +101,11 @@ enum NamespaceCommand {
         /// A name for people.
         #[arg(long, default_value = "")]
         name: String,
-        /// MTU of the members' TAP devices, handed to DHCP clients (576 to 1286: a
-        /// packet and the overlay's headers, a relay's included, must fit a 1500-byte
-        /// underlay path).
-        #[arg(long, default_value_t = ipop_node::vnet::DEFAULT_MTU)]
-        mtu: u16,
+        /// MTU of the members' TAP devices, handed to DHCP clients (576 to 1286, 1246
+        /// keyed: a packet and the overlay's headers, a relay's and the seal included,
+        /// must fit a 1500-byte underlay path). Default 1280, keyed 1240.
+        #[arg(long)]
+        mtu: Option<u16>,
         /// DNS server handed to DHCP clients.
         #[arg(long)]
         dns: Option<std::net::Ipv4Addr>,
@@ -101,9 +113,13 @@ enum NamespaceCommand {
         socket: SocketArgs,
     },
     /// Print a namespace's record.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "key_file"])))]
     Show {
-        /// The namespace identifier.
-        id: String,
+        /// The identifier of an open namespace.
+        id: Option<String>,
+        /// The key file of a keyed namespace.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
         #[command(flatten)]
         socket: SocketArgs,
     },
@@ -201,6 +217,10 @@ struct RunArgs {
     /// IPOP namespace to join (creates the TAP device).
     #[arg(long)]
     namespace: Option<String>,
+    /// Key file of a keyed namespace to join (it names the namespace: --namespace may
+    /// be left out).
+    #[arg(long)]
+    namespace_key: Option<PathBuf>,
     /// TAP device name.
     #[arg(long)]
     tap: Option<String>,
@@ -261,6 +281,9 @@ impl RunArgs {
         if let Some(ns) = &self.namespace {
             c.ipop.namespace = Some(NamespaceArg(ns.parse().map_err(anyhow::Error::msg)?));
         }
+        if let Some(p) = &self.namespace_key {
+            c.ipop.namespace_key = Some(p.clone());
+        }
         if let Some(t) = &self.tap {
             c.ipop.tap.clone_from(t);
         }
@@ -308,6 +331,49 @@ fn run_node(args: &RunArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(driver::run(config, address, security))
+}
+
+/// `ipop-node namespace create`: the values checked here (so that a bad one is refused
+/// without a node), the key file read or written, the record created through the node.
+fn create_namespace(create: &NamespaceCommand) -> Result<()> {
+    let NamespaceCommand::Create {
+        range,
+        key_file,
+        id,
+        lease,
+        name,
+        mtu,
+        dns,
+        socket,
+        ..
+    } = create
+    else {
+        unreachable!("called for `namespace create` only");
+    };
+    let lease_s = ipop_node::vnet::parse_duration(lease).map_err(anyhow::Error::msg)?;
+    let default_mtu = match key_file {
+        Some(_) => ipop_node::vnet::DEFAULT_KEYED_MTU,
+        None => ipop_node::vnet::DEFAULT_MTU,
+    };
+    let mtu = mtu.unwrap_or(default_mtu);
+    ipop_node::vnet::record(name, range, lease_s, mtu, *dns, key_file.is_some())
+        .map_err(anyhow::Error::msg)?;
+    let key = match key_file {
+        Some(path) => {
+            let (key, new) = identity::load_or_create_namespace_key(path)?;
+            if new {
+                eprintln!("wrote a new namespace key to {}", path.display());
+            }
+            Some(key.to_hex())
+        }
+        None => None,
+    };
+    let v = socket.request(json!({
+        "command": "namespace_create", "id": id, "key": key, "name": name, "range": range,
+        "lease_s": lease_s, "mtu": mtu, "dns": dns,
+    }))?;
+    println!("{}", v["namespace"].as_str().unwrap_or_default());
+    Ok(())
 }
 
 fn print_connections(status: &Value) {
@@ -392,29 +458,23 @@ fn main() -> ExitCode {
             socket.request(json!({"command": "status"})).map(|s| print_connections(&s))
         }
         Some(Command::Leave { socket }) => socket.request(json!({"command": "leave"})).map(|_| ()),
-        Some(Command::Namespace(NamespaceCommand::Create {
-            range,
+        Some(Command::Namespace(create @ NamespaceCommand::Create { .. })) => {
+            create_namespace(create)
+        }
+        Some(Command::Namespace(NamespaceCommand::Show {
             id,
-            lease,
-            name,
-            mtu,
-            dns,
+            key_file,
             socket,
-        })) => ipop_node::vnet::parse_duration(lease)
-            .map_err(anyhow::Error::msg)
-            .and_then(|lease_s| {
-                // Checked here too, so that a bad value is refused without a node.
-                ipop_node::vnet::record(name, range, lease_s, *mtu, *dns)
-                    .map_err(anyhow::Error::msg)?;
+        })) => key_file
+            .as_deref()
+            .map(identity::read_namespace_key)
+            .transpose()
+            .and_then(|key| {
                 socket.request(json!({
-                    "command": "namespace_create", "id": id, "name": name, "range": range,
-                    "lease_s": lease_s, "mtu": mtu, "dns": dns,
+                    "command": "namespace_show", "id": id, "key": key.map(|k| k.to_hex()),
                 }))
             })
-            .map(|v| println!("{}", v["namespace"].as_str().unwrap_or_default())),
-        Some(Command::Namespace(NamespaceCommand::Show { id, socket })) => socket
-            .request(json!({"command": "namespace_show", "id": id}))
-            .map(|v| match v["values"].as_array().and_then(|a| a.first()).and_then(Value::as_str) {
+            .map(|v| match v["record"].as_str() {
                 Some(record) => print!("{record}"),
                 None => println!("no such namespace (or it expired)"),
             }),

@@ -1,10 +1,12 @@
 //! The IP data path: packets from the host to the node owning the destination IP (after
 //! Brunet-ARP), and packets from the overlay to the host (after checking that the
-//! sending node owns the source IP).
+//! sending node owns the source IP). In a keyed namespace every packet is sealed end to
+//! end between the members ([`super::keyed`]).
 
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
+use super::keyed::Unsealed;
 use super::resolver::Lookup;
 use super::{Ipop, KIND_IP, KIND_NOTICE, Mapping, Purpose, frame};
 use crate::address::Address;
@@ -49,7 +51,7 @@ impl Ipop {
         }
         let broadcast = self.record.as_ref().map(|r| r.range.broadcast());
         if dst == Ipv4Addr::BROADCAST || Some(dst) == broadcast {
-            let payload = self.encapsulate(packet);
+            let payload = self.encapsulate(node.address(), packet);
             node.broadcast(KIND_IP, &payload);
             self.stats.broadcasts += 1;
             return;
@@ -83,15 +85,17 @@ impl Ipop {
         self.send(now, node, owner, packet);
     }
 
-    fn encapsulate(&self, packet: &[u8]) -> Vec<u8> {
-        let mut payload = Vec::with_capacity(16 + packet.len());
-        payload.extend_from_slice(&self.config.namespace.0);
-        payload.extend_from_slice(packet);
+    /// The routed payload of `body` from this node (`me`): the namespace's identifier,
+    /// then the body, sealed if the namespace is keyed.
+    fn encapsulate(&mut self, me: Address, body: &[u8]) -> Vec<u8> {
+        let ns = &self.config.namespace;
+        let mut payload = Vec::with_capacity(ns.packet_overhead() + body.len());
+        ns.seal_packet(&mut self.rng, me, body, &mut payload);
         payload
     }
 
     fn send(&mut self, now: Instant, node: &mut Node, owner: Address, packet: &[u8]) {
-        let payload = self.encapsulate(packet);
+        let payload = self.encapsulate(node.address(), packet);
         if node
             .send_routed(now, owner, Mode::Exact, KIND_IP, &payload)
             .is_ok()
@@ -154,11 +158,27 @@ impl Ipop {
         header: &RoutedHeader,
         payload: &[u8],
     ) {
-        if payload.len() < 16 || payload[..16] != self.config.namespace.0 {
-            self.stats.dropped_wrong_namespace += 1;
-            return;
+        let mut body = std::mem::take(&mut self.scratch);
+        match self
+            .config
+            .namespace
+            .open_packet(header.src, payload, &mut body)
+        {
+            Ok(()) => self.unsealed_packet(now, node, dht, header, &body),
+            Err(Unsealed::WrongNamespace) => self.stats.dropped_wrong_namespace += 1,
+            Err(Unsealed::Unauthentic) => self.stats.dropped_unauthentic += 1,
         }
-        let body = &payload[16..];
+        self.scratch = body;
+    }
+
+    fn unsealed_packet(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        dht: &mut Dht,
+        header: &RoutedHeader,
+        body: &[u8],
+    ) {
         if header.kind == KIND_NOTICE {
             // The sender does not hold this IP: our mapping may be stale (it moved), or
             // the notice forged; the IP is looked up again.
@@ -176,8 +196,7 @@ impl Ipop {
         let to_all = dst == Ipv4Addr::BROADCAST || Some(dst) == broadcast;
         if !to_all && !self.leases.contains_key(&dst) {
             self.stats.dropped_not_here += 1;
-            let mut notice = self.config.namespace.0.to_vec();
-            notice.extend_from_slice(&dst.octets());
+            let notice = self.encapsulate(node.address(), &dst.octets());
             let _ = node.send_routed(now, header.src, Mode::Exact, KIND_NOTICE, &notice);
             return;
         }

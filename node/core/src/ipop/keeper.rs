@@ -1,6 +1,6 @@
 //! Keeping namespaces alive: the node that creates a namespace writes its record into
-//! the DHT under a fresh identifier (another one if that is taken, up to
-//! [`CREATE_TRIES`]), and renews the records it created every [`REFRESH`], well within
+//! the DHT (an open namespace under a fresh identifier, another one if that is taken, up
+//! to [`CREATE_TRIES`]; a keyed one under what its key names, sealed), and renews the records it created every [`REFRESH`], well within
 //! their [`RECORD_TTL`], so that a namespace outlives any single DHT replica.
 //!
 //! Sans-IO like the other layers: the caller hands in DHT results
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use super::{NamespaceId, NamespaceRecord};
+use super::{Namespace, NamespaceId, NamespaceRecord};
 use crate::dht::{Dht, DhtError, Outcome, RequestId};
 use crate::overlay::Node;
 
@@ -46,7 +46,7 @@ pub enum KeeperEvent {
 struct Creating {
     ticket: u64,
     op: RequestId,
-    id: NamespaceId,
+    ns: Namespace,
     record: NamespaceRecord,
     fixed: bool,
     tries: u32,
@@ -56,7 +56,7 @@ struct Creating {
 #[derive(Debug)]
 pub struct Keeper {
     rng: StdRng,
-    kept: Vec<(NamespaceId, NamespaceRecord)>,
+    kept: Vec<(Namespace, NamespaceRecord)>,
     creating: Vec<Creating>,
     renewing: Vec<RequestId>,
     refresh_at: Instant,
@@ -82,45 +82,48 @@ impl Keeper {
         }
     }
 
-    /// Starts creating a namespace with `record`, under `fixed` or a fresh identifier;
-    /// the outcome comes as a [`KeeperEvent`] carrying the returned ticket.
+    /// Starts creating a namespace with `record`: `fixed` (keyed, or an open one under a
+    /// chosen identifier) or an open one under a fresh identifier; the outcome comes as
+    /// a [`KeeperEvent`] carrying the returned ticket.
     pub fn create(
         &mut self,
         now: Instant,
         node: &mut Node,
         dht: &mut Dht,
         record: NamespaceRecord,
-        fixed: Option<NamespaceId>,
+        fixed: Option<Namespace>,
     ) -> Result<u64, DhtError> {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        let id = fixed.unwrap_or_else(|| NamespaceId::random(&mut self.rng));
-        let op = Self::write(now, node, dht, id, &record)?;
+        let is_fixed = fixed.is_some();
+        let ns = fixed.unwrap_or_else(|| NamespaceId::random(&mut self.rng).into());
+        let op = self.write(now, node, dht, &ns, &record)?;
         self.creating.push(Creating {
             ticket,
             op,
-            id,
+            ns,
             record,
-            fixed: fixed.is_some(),
+            fixed: is_fixed,
             tries: 1,
         });
         Ok(ticket)
     }
 
     fn write(
+        &mut self,
         now: Instant,
         node: &mut Node,
         dht: &mut Dht,
-        id: NamespaceId,
+        ns: &Namespace,
         record: &NamespaceRecord,
     ) -> Result<RequestId, DhtError> {
-        let pw = id.record_password();
+        let stored = ns.seal_record(&mut self.rng, record);
         dht.create(
             now,
             node,
-            &id.record_key(),
-            &pw,
-            &record.encode(),
+            &ns.record_key(),
+            &ns.record_password(),
+            &stored,
             RECORD_TTL,
         )
     }
@@ -150,15 +153,15 @@ impl Keeper {
             Ok(_) => {
                 self.events.push_back(KeeperEvent::Created {
                     ticket: c.ticket,
-                    id: c.id,
+                    id: c.ns.id(),
                 });
-                self.kept.push((c.id, c.record));
+                self.kept.push((c.ns, c.record));
             }
             // Taken (or no majority): another identifier, unless the caller chose it.
             Err(_) if c.tries < CREATE_TRIES && !c.fixed => {
-                c.id = NamespaceId::random(&mut self.rng);
+                c.ns = NamespaceId::random(&mut self.rng).into();
                 c.tries += 1;
-                match Self::write(now, node, dht, c.id, &c.record) {
+                match self.write(now, node, dht, &c.ns, &c.record) {
                     Ok(op) => {
                         c.op = op;
                         self.creating.push(c);
@@ -183,10 +186,10 @@ impl Keeper {
             return;
         }
         self.refresh_at = now + REFRESH;
-        for (id, record) in &self.kept {
-            let pw = id.record_password();
-            let key = id.record_key();
-            match dht.recreate(now, node, &key, &pw, &pw, &record.encode(), RECORD_TTL) {
+        for (ns, record) in &self.kept {
+            let pw = ns.record_password();
+            let stored = ns.seal_record(&mut self.rng, record);
+            match dht.recreate(now, node, &ns.record_key(), &pw, &pw, &stored, RECORD_TTL) {
                 Ok(op) => self.renewing.push(op),
                 Err(_) => self.renew_failures += 1,
             }
@@ -204,7 +207,7 @@ impl Keeper {
     }
 
     /// The namespaces this node created and keeps.
-    pub fn kept(&self) -> &[(NamespaceId, NamespaceRecord)] {
+    pub fn kept(&self) -> &[(Namespace, NamespaceRecord)] {
         &self.kept
     }
 

@@ -188,12 +188,15 @@ impl Ipop {
             return;
         };
         let password = self.new_password();
-        let value = node.address().to_string();
+        let value = self
+            .config
+            .namespace
+            .mapping(&mut self.rng, ip, node.address());
         let key = self.config.namespace.ip_key(ip);
         let Some(client) = self.clients.get_mut(&mac) else {
             return;
         };
-        if let Ok(id) = dht.create(now, node, &key, &password, value.as_bytes(), record.lease) {
+        if let Ok(id) = dht.create(now, node, &key, &password, &value, record.lease) {
             client.acquiring = true;
             client.tries += 1;
             self.ops.insert(id, Purpose::Create { mac, ip, password });
@@ -283,7 +286,6 @@ impl Ipop {
             self.fetch_record(now, node, dht);
             return;
         };
-        let value = node.address().to_string();
         let due: Vec<Ipv4Addr> = match self.config.mapping {
             Mapping::Hash => Vec::new(),
             Mapping::Dht => self
@@ -295,6 +297,10 @@ impl Ipop {
         };
         for ip in due {
             let key = self.config.namespace.ip_key(ip);
+            let value = self
+                .config
+                .namespace
+                .mapping(&mut self.rng, ip, node.address());
             let Some(lease) = self.leases.get_mut(&ip) else {
                 continue;
             };
@@ -304,7 +310,7 @@ impl Ipop {
                 &key,
                 &lease.password,
                 &lease.password,
-                value.as_bytes(),
+                &value,
                 record.lease,
             ) {
                 lease.renewing = Some(id);
@@ -315,7 +321,8 @@ impl Ipop {
             self.record_renew_at = now + RECORD_RENEW;
             let pw = self.config.namespace.record_password();
             let key = self.config.namespace.record_key();
-            if let Ok(id) = dht.recreate(now, node, &key, &pw, &pw, &record.encode(), RECORD_TTL) {
+            let stored = self.config.namespace.seal_record(&mut self.rng, &record);
+            if let Ok(id) = dht.recreate(now, node, &key, &pw, &pw, &stored, RECORD_TTL) {
                 self.ops.insert(id, Purpose::RecordRenew);
             }
         }
@@ -334,44 +341,45 @@ impl Ipop {
             Purpose::Record => {
                 self.record_fetch = None;
                 match result {
-                    Ok(Outcome::Values(v)) if !v.is_empty() => match NamespaceRecord::decode(&v[0])
-                    {
-                        Ok(r) => {
-                            self.record = Some(r);
-                            self.refuse_unassignable();
-                            self.record_renew_at = now + RECORD_RENEW;
-                            // Clients waiting for the record get an address now.
-                            let waiting: Vec<[u8; 6]> = self
-                                .clients
-                                .iter()
-                                .filter(|(_, c)| c.last.kind == MessageType::Discover)
-                                .map(|(m, _)| *m)
-                                .collect();
-                            for mac in waiting {
-                                match self.config.mapping {
-                                    Mapping::Dht => self.acquire(now, node, dht, mac),
-                                    Mapping::Hash => {
-                                        if let Some(ip) = self.own_address(node, mac) {
-                                            self.answer(mac, Answer::Offer(ip));
+                    Ok(Outcome::Values(v)) if !v.is_empty() => {
+                        match self.config.namespace.open_record(&v[0]) {
+                            Ok(r) => {
+                                self.record = Some(r);
+                                self.refuse_unassignable();
+                                self.record_renew_at = now + RECORD_RENEW;
+                                // Clients waiting for the record get an address now.
+                                let waiting: Vec<[u8; 6]> = self
+                                    .clients
+                                    .iter()
+                                    .filter(|(_, c)| c.last.kind == MessageType::Discover)
+                                    .map(|(m, _)| *m)
+                                    .collect();
+                                for mac in waiting {
+                                    match self.config.mapping {
+                                        Mapping::Dht => self.acquire(now, node, dht, mac),
+                                        Mapping::Hash => {
+                                            if let Some(ip) = self.own_address(node, mac) {
+                                                self.answer(mac, Answer::Offer(ip));
+                                            }
                                         }
                                     }
                                 }
                             }
+                            Err(e) => {
+                                // Someone wrote a bad record (or it was damaged): it is not
+                                // used, and asked for again later rather than at once.
+                                self.stats.refused_records += 1;
+                                self.record_retry_at = now + RECORD_RETRY;
+                                self.events
+                                    .push_back(Event::NamespaceUnusable(e.to_string()));
+                            }
                         }
-                        Err(e) => {
-                            // Someone wrote a bad record (or it was damaged): it is not
-                            // used, and asked for again later rather than at once.
-                            self.stats.refused_records += 1;
-                            self.record_retry_at = now + RECORD_RETRY;
-                            self.events
-                                .push_back(Event::NamespaceUnusable(e.to_string()));
-                        }
-                    },
+                    }
                     _ => {
                         self.record_retry_at = now + RECORD_RETRY;
                         self.events.push_back(Event::NamespaceUnusable(format!(
                             "namespace {} not found in the DHT",
-                            self.config.namespace
+                            self.config.namespace.id()
                         )));
                     }
                 }

@@ -21,6 +21,7 @@ mod datapath;
 mod dhcp;
 mod frame;
 mod keeper;
+pub mod keyed;
 mod leases;
 pub mod namespace;
 mod resolver;
@@ -38,11 +39,13 @@ use crate::overlay::Node;
 use crate::wire::{RoutedHeader, kind};
 use frame::{Dropped, HostFrame};
 pub use keeper::{CREATE_TRIES, Keeper, KeeperEvent, RECORD_TTL, REFRESH};
+pub use keyed::{Namespace, NamespaceKey};
 use leases::Client;
 pub use namespace::{Ipv4Range, NamespaceId, NamespaceRecord, RecordError};
 use resolver::{Limits, Resolver};
 
-/// Routed kind of an IP packet: namespace id (16 bytes), then the IPv4 packet.
+/// Routed kind of an IP packet: namespace id (16 bytes), then the IPv4 packet (sealed
+/// in a keyed namespace, see [`keyed`]).
 pub const KIND_IP: u8 = kind::FIRST_APP + 8;
 /// Routed kind of a notice "I do not hold this IP": namespace id, then the IPv4 address.
 pub const KIND_NOTICE: u8 = kind::FIRST_APP + 9;
@@ -78,8 +81,8 @@ pub enum Mapping {
 /// IPOP parameters.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The namespace this node's TAP belongs to.
-    pub namespace: NamespaceId,
+    /// The namespace this node's TAP belongs to (open, or keyed).
+    pub namespace: Namespace,
     /// How IPs map to nodes.
     pub mapping: Mapping,
     /// The MAC the host sees for every virtual IP (the virtual gateway).
@@ -98,9 +101,9 @@ pub struct Config {
 
 impl Config {
     /// Defaults for a namespace.
-    pub fn new(namespace: NamespaceId) -> Self {
+    pub fn new(namespace: impl Into<Namespace>) -> Self {
         Config {
-            namespace,
+            namespace: namespace.into(),
             mapping: Mapping::Dht,
             gateway_mac: [0x02, 0x1b, 0x0b, 0x00, 0x00, 0x01],
             queue_per_ip: 64,
@@ -189,6 +192,12 @@ pub struct Stats {
     pub dropped_no_route: u64,
     /// Dropped: from another namespace.
     pub dropped_wrong_namespace: u64,
+    /// Dropped: this (keyed) namespace's identifier, but not sealed by a member for the
+    /// node that sent it (forged, altered or truncated on the way).
+    pub dropped_unauthentic: u64,
+    /// Brunet-ARP answers refused: not a mapping of the IP sealed with the namespace key
+    /// (or, in an open namespace, not an address).
+    pub refused_mappings: u64,
     /// Dropped: for an IP this node does not hold (the sender was told).
     pub dropped_not_here: u64,
     /// Dropped: the sending node does not own the source IP.
@@ -265,6 +274,8 @@ pub struct Ipop {
     ops: BTreeMap<RequestId, Purpose>,
     tap: VecDeque<Vec<u8>>,
     pool: Vec<Vec<u8>>,
+    /// Where an overlay packet is opened (kept to spare an allocation per packet).
+    scratch: Vec<u8>,
     events: VecDeque<Event>,
     stats: Stats,
     next_tick: Instant,
@@ -297,6 +308,7 @@ impl Ipop {
             ops: BTreeMap::new(),
             tap: VecDeque::new(),
             pool: Vec::new(),
+            scratch: Vec::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
             next_tick: now,
@@ -319,9 +331,14 @@ impl Ipop {
         self.refuse_unassignable();
     }
 
-    /// The namespace.
+    /// The namespace's identifier.
     pub fn namespace(&self) -> NamespaceId {
-        self.config.namespace
+        self.config.namespace.id()
+    }
+
+    /// Whether the namespace is keyed (its packets, record and mappings sealed).
+    pub fn keyed(&self) -> bool {
+        self.config.namespace.is_keyed()
     }
 
     /// How IPs map to nodes.
@@ -422,12 +439,15 @@ impl Ipop {
         let Some(purpose) = self.ops.remove(&id) else {
             return false;
         };
-        if purpose == Purpose::Resolve && self.resolver.owns(id) {
+        if let (Purpose::Resolve, Some(ip)) = (&purpose, self.resolver.looking_up(id)) {
             let owner = match &result {
-                Ok(Outcome::Values(v)) => v
-                    .first()
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .and_then(|s| s.parse::<Address>().ok()),
+                Ok(Outcome::Values(v)) if !v.is_empty() => {
+                    let owner = self.config.namespace.owner(ip, &v[0]);
+                    if owner.is_none() {
+                        self.stats.refused_mappings += 1;
+                    }
+                    owner
+                }
                 _ => None,
             };
             self.resolved(now, node, id, owner);

@@ -43,6 +43,12 @@ impl NamespaceId {
     }
 }
 
+impl From<NamespaceId> for super::Namespace {
+    fn from(id: NamespaceId) -> Self {
+        super::Namespace::open(id)
+    }
+}
+
 impl fmt::Display for NamespaceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for b in &self.0 {
@@ -186,6 +192,9 @@ pub const MIN_MTU: u16 = 576;
 /// relay's headers, in one datagram on a 1500-byte underlay path (see
 /// [`super::max_mtu`]).
 pub const MAX_MTU: u16 = super::max_mtu(1500) as u16;
+/// Largest MTU a keyed namespace's record may hand out: [`MAX_MTU`] less the seal
+/// every packet carries end to end.
+pub const MAX_KEYED_MTU: u16 = MAX_MTU - super::keyed::SEAL_OVERHEAD as u16;
 /// Longest name a namespace record may carry.
 pub const MAX_NAME: usize = 64;
 
@@ -227,6 +236,9 @@ pub enum RecordError {
     /// The name is longer than [`MAX_NAME`] bytes or holds control characters.
     #[error("namespace record: the name is longer than {MAX_NAME} bytes or not printable")]
     Name,
+    /// A keyed namespace's record that was not sealed with its key (forged or damaged).
+    #[error("namespace record not sealed with the namespace key (forged or damaged)")]
+    Unauthentic,
 }
 
 impl Ipv4Range {

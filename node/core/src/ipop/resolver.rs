@@ -129,9 +129,9 @@ impl Resolver {
         self.lookups.insert(id, ip);
     }
 
-    /// Whether `id` is one of this resolver's lookups.
-    pub(crate) fn owns(&self, id: RequestId) -> bool {
-        self.lookups.contains_key(&id)
+    /// The IP lookup `id` is for, if it is one of this resolver's lookups.
+    pub(crate) fn looking_up(&self, id: RequestId) -> Option<Ipv4Addr> {
+        self.lookups.get(&id).copied()
     }
 
     /// A lookup finished: `owner` is the node the DHT names (None: no live mapping).

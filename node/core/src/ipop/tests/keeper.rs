@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use super::*;
 
 /// Hands node `i`'s DHT results to `keeper` as a driver does; returns its events.
-fn pump(sim: &mut Sim, i: usize, keeper: &mut Keeper) -> Vec<KeeperEvent> {
+pub(super) fn pump(sim: &mut Sim, i: usize, keeper: &mut Keeper) -> Vec<KeeperEvent> {
     for r in sim.take_dht_results() {
         if r.node == i {
             sim.act_dht(i, |d, n, now| {
@@ -85,7 +85,7 @@ fn a_fixed_identifier_that_is_taken_fails_without_retrying() {
     let mut keeper = Keeper::new([4; 32], sim.now());
     let rec = record("10.63.0.0/16");
     let ticket = sim
-        .act_dht(2, |d, n, t| keeper.create(t, n, d, rec, Some(taken)))
+        .act_dht(2, |d, n, t| keeper.create(t, n, d, rec, Some(taken.into())))
         .unwrap();
     let mut events = Vec::new();
     for _ in 0..10 {

@@ -6,6 +6,7 @@ mod datapath;
 mod hash;
 mod hostile;
 mod keeper;
+mod keyed;
 mod leases;
 mod malformed;
 

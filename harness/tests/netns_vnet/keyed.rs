@@ -1,0 +1,129 @@
+//! A keyed namespace without secure edges: its packets are sealed end to end (a capture
+//! on the underlay shows none of a known payload), a node that knows only its identifier
+//! gets no address in it, and a key for another namespace is refused at start.
+
+use std::time::Duration;
+
+use wow_harness::NetnsHost;
+use wow_harness::host::{Cmd, Host};
+use wow_harness::nodes::{
+    CONTROL_SOCKET, NAMESPACE_KEY_FILE, NodeOptions, RunningNode, install_namespace_key, wait_for,
+};
+use wow_harness::vnet::{DhcpClient, Kind, TAP, create_namespace, member_options, start_dhcp};
+use wow_harness::vnet::{address_of, wait_address};
+use wow_netns::{Options, RunPrefix, Testbed, Topology};
+
+const TOPOLOGY: &str = r#"
+name = "keyed-lan"
+[[site]]
+name = "lan"
+hosts = 3
+nat = "none"
+firewall = "open"
+[[public]]
+name = "public"
+count = 1
+"#;
+
+#[test]
+fn netns_keyed_namespace_seals_packets_and_keeps_outsiders_out() {
+    let bin = super::node_binary();
+    let topology = Topology::parse(TOPOLOGY, "test").unwrap();
+    let bed = Testbed::up(
+        &topology,
+        &Options {
+            prefix: RunPrefix::unique(),
+            emulator: None,
+        },
+    )
+    .expect("testbed");
+    let host = |n: &str| NetnsHost::new(&bed, n).unwrap();
+    let (public, a, b, outsider) = (
+        host("public-0"),
+        host("lan-0"),
+        host("lan-1"),
+        host("lan-2"),
+    );
+    let key = "3c".repeat(32);
+    for h in [&public, &a, &b] {
+        install_namespace_key(h, &key).unwrap();
+    }
+    let mut nodes = vec![RunningNode::start(&public, &bin, &NodeOptions::default()).unwrap()];
+    wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        wow_harness::nodes::status(&public, &bin).ok()
+    })
+    .expect("seed node up");
+    let ns = create_namespace(&public, &bin, "10.78.0.0/24", "1h", Kind::Keyed).expect("keyed");
+
+    // A key for another namespace is a configuration error, said at start.
+    install_namespace_key(&outsider, &"3d".repeat(32)).unwrap();
+    let wrong = outsider
+        .run(
+            &Cmd::new(bin.display().to_string()).args([
+                "--namespace",
+                &ns,
+                "--namespace-key",
+                NAMESPACE_KEY_FILE,
+            ]),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert!(!wrong.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains(&format!("not for {ns}")),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+
+    for h in [&a, &b] {
+        let opts = member_options(&public, &ns).keyed();
+        nodes.push(RunningNode::start(h, &bin, &opts).unwrap());
+    }
+    // The outsider knows the identifier but not the key.
+    nodes.push(RunningNode::start(&outsider, &bin, &member_options(&public, &ns)).unwrap());
+    let mut clients = Vec::new();
+    for h in [&a, &b, &outsider] {
+        wait_for(Duration::from_secs(20), Duration::from_millis(100), || {
+            super::World::tap_ready(h)
+        })
+        .expect("TAP");
+        clients.push(start_dhcp(DhcpClient::Dhclient, h, TAP).unwrap());
+    }
+    let _ = wait_address(&a, TAP, Duration::from_secs(60)).expect("a's address");
+    let ip_b = wait_address(&b, TAP, Duration::from_secs(60)).expect("b's address");
+
+    let (ping, leaked) = super::secure::ping_through_capture(&a, ip_b);
+    assert!(ping, "ping inside the keyed namespace");
+    assert!(!leaked, "the ping payload crossed the underlay in clear");
+
+    let status = wow_harness::nodes::status(&a, &bin).unwrap();
+    assert_eq!(status["ipop"]["keyed"], true, "{}", status["ipop"]);
+    assert_eq!(status["ipop"]["record"]["range"], "10.78.0.0/24");
+    let out = wow_harness::nodes::status(&outsider, &bin).unwrap();
+    assert_eq!(out["ipop"]["keyed"], false);
+    assert!(out["ipop"]["record"].is_null(), "{}", out["ipop"]);
+    assert_eq!(
+        address_of(&outsider, TAP),
+        None,
+        "the outsider got no address"
+    );
+
+    // The record: shown to a key holder, not found by identifier.
+    let show = |args: &[&str]| {
+        let cmd = Cmd::new(bin.display().to_string())
+            .args(["namespace", "show", "--socket", CONTROL_SOCKET])
+            .args(args.iter().copied());
+        a.check(&cmd, Duration::from_secs(20))
+            .unwrap()
+            .stdout_text()
+    };
+    assert!(show(&["--key-file", NAMESPACE_KEY_FILE]).contains("range=10.78.0.0/24"));
+    assert!(show(&[&ns]).contains("no such namespace"));
+
+    for mut c in clients {
+        let _ = c.stop(Duration::from_secs(1));
+    }
+    for n in &mut nodes {
+        let _ = n.stop(Duration::from_secs(2));
+    }
+}
