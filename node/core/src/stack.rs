@@ -131,7 +131,7 @@ impl Stack {
         };
         let handled = match handled {
             Handled::Deliver(d) => {
-                if self.deliver(now, &d.header, &buf[d.payload.clone()]) {
+                if self.deliver(now, &d.header, &buf[d.payload.clone()], d.source_verified) {
                     Handled::Done
                 } else {
                     Handled::Deliver(d)
@@ -144,9 +144,18 @@ impl Stack {
     }
 
     /// Gives a routed message to the layer it is for; false if none took it.
-    fn deliver(&mut self, now: Instant, header: &RoutedHeader, payload: &[u8]) -> bool {
+    /// `source_verified`: it came straight from its source over a secure edge.
+    fn deliver(
+        &mut self,
+        now: Instant,
+        header: &RoutedHeader,
+        payload: &[u8],
+        source_verified: bool,
+    ) -> bool {
+        // Without secure edges nothing is verified, and the source is taken as it is.
+        let src_trusted = source_verified || self.secure.is_none();
         self.dht
-            .handle_delivery(now, &mut self.node, header, payload)
+            .handle_delivery(now, &mut self.node, header, payload, src_trusted)
             || self.ipop.as_mut().is_some_and(|i| {
                 i.handle_delivery(now, &mut self.node, &mut self.dht, header, payload)
             })
@@ -209,7 +218,7 @@ impl Stack {
                 self.dht.handle_timeout(now, &mut self.node);
             }
             if let Some((header, payload)) = self.node.poll_delivery() {
-                if !self.deliver(now, &header, &payload) {
+                if !self.deliver(now, &header, &payload, false) {
                     if self.app.len() >= MAX_UNCLAIMED {
                         self.app.pop_front();
                         self.dropped_unclaimed += 1;

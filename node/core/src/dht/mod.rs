@@ -317,12 +317,17 @@ impl Dht {
     }
 
     /// Handles a routed message for the DHT; returns false if it was not one.
+    /// `src_trusted`: the header's `src` is as sure as the links can make it — the
+    /// message came straight from that node over a secure edge, or the overlay has no
+    /// secure edges (then nothing is verified). A copy that would hand a live record to
+    /// another owner is taken only from a trusted ring neighbour.
     pub fn handle_delivery(
         &mut self,
         now: Instant,
         node: &mut Node,
         header: &RoutedHeader,
         payload: &[u8],
+        src_trusted: bool,
     ) -> bool {
         match header.kind {
             wire::REQUEST => {
@@ -340,7 +345,7 @@ impl Dht {
             }
             wire::REPLICATE => {
                 if let Ok(rec) = RecordRepr::parse(payload) {
-                    self.accept_replica(now, node, header, &rec);
+                    self.accept_replica(now, node, header, &rec, src_trusted);
                 }
             }
             _ => return false,

@@ -9,8 +9,9 @@
 //! only nodes that share sub-keys with it): so a node elsewhere on the ring cannot take
 //! over a record, while records still move to new holders from wherever their former
 //! holders now sit (after many nodes join at once, a former holder can be far away).
-//! (The sender is the routed source address, which links do not authenticate yet: a
-//! node that forges a neighbour's address gets through until they do.)
+//! With secure edges the neighbour must also have sent the copy itself, over its own
+//! authenticated edge: a node that writes a neighbour's address into a routed header
+//! is refused (without them the routed source address is all there is).
 
 use std::time::Instant;
 
@@ -28,9 +29,11 @@ impl Dht {
         node: &Node,
         header: &RoutedHeader,
         rec: &RecordRepr<'_>,
+        src_trusted: bool,
     ) {
         let (left, right) = node.near_neighbors();
-        let from_neighbour = left.contains(&header.src) || right.contains(&header.src);
+        let from_neighbour =
+            src_trusted && (left.contains(&header.src) || right.contains(&header.src));
         let genuine = rec.sub_key == sub_key(rec.key, rec.sub);
         let takeover = self.store.get(&rec.sub_key).is_some_and(|r| {
             !r.tombstone && r.expires > now && !r.same_owner(&rec.salt, &rec.hash)

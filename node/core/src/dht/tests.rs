@@ -233,6 +233,39 @@ fn copies_are_taken_for_genuine_sub_keys_and_change_owners_only_from_ring_neighb
     // Another owner from a ring neighbour (the other replica, after a delete and a
     // create): taken.
     assert_eq!(send(&mut sim, neighbour, b"planted", 3, 2), (2, Some(2)));
+    // The neighbour's address written into the header by someone else — with secure
+    // edges the stack tells the DHT the source is not the edge it came over: refused.
+    let rec = RecordRepr {
+        sub_key: k,
+        sub: 0,
+        key: b"planted",
+        rev: 9,
+        tombstone: false,
+        salt: [3; 16],
+        hash: [3; 32],
+        creator: near[0],
+        op_id: 2,
+        ttl_left_ms: 60_000,
+        value: b"planted",
+    };
+    let mut buf = [0u8; wire::MAX_MESSAGE];
+    let n = rec.emit(&mut buf).unwrap();
+    let header = RoutedHeader {
+        ttl: 32,
+        hops: 1,
+        mode: Mode::Exact,
+        flags: Default::default(),
+        kind: wire::REPLICATE,
+        src: near[0],
+        dst: target_addr,
+        via: None,
+    };
+    sim.act_dht(target, |d, node, t| {
+        d.handle_delivery(t, node, &header, &buf[..n], false)
+    });
+    let dht = &sim.node(target).stack.dht;
+    assert_eq!(dht.refused_replicas(), 3);
+    assert!(dht.store.get(&k).unwrap().same_owner(&[2; 16], &[2; 32]));
 }
 
 #[test]
@@ -352,7 +385,7 @@ fn fault8_forged_sources_cannot_bypass_the_replica_quota() {
             via: None,
         };
         sim.act_dht(target, |d, node, t| {
-            d.handle_delivery(t, node, &header, &buf[..n])
+            d.handle_delivery(t, node, &header, &buf[..n], false)
         });
     }
     let stored = sim.node(target).stack.dht.store.len() - before;

@@ -217,6 +217,10 @@ pub struct Delivery {
     pub header: RoutedHeader,
     /// Where the payload lies in the buffer that was passed in.
     pub payload: Range<usize>,
+    /// The message came straight from its source over a secure edge: the edge's
+    /// authenticated peer is the header's `src` (which otherwise a forwarder could have
+    /// written).
+    pub source_verified: bool,
 }
 
 /// What became of a received datagram.

@@ -243,9 +243,11 @@ impl Node {
     ) -> Handled {
         self.stats.delivered += 1;
         if header.kind >= kind::FIRST_APP {
+            let source_verified = src.and_then(|s| s.authenticated) == Some(header.src);
             return Handled::Deliver(Delivery {
                 header,
                 payload: offset..buf.len(),
+                source_verified,
             });
         }
         let Ok(payload) = OverlayPayload::parse(header.kind, &buf[offset..]) else {
