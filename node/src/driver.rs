@@ -223,6 +223,20 @@ impl Driver {
 
     fn leave(&mut self, why: &str) {
         info!("{why}: leaving the overlay");
+        if let Some(sec) = &self.stack.secure {
+            // For the record of a run: what the secure edges cost to set up.
+            let ms: Vec<String> = sec
+                .handshake_times()
+                .map(|d| format!("{:.1}", d.as_secs_f64() * 1e3))
+                .collect();
+            let s = sec.stats();
+            info!(
+                completed = s.handshakes_completed,
+                failed = s.handshakes_failed,
+                handshake_ms = %ms.join(","),
+                "secure edges"
+            );
+        }
         self.stack.node.leave();
     }
 

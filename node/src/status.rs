@@ -79,6 +79,18 @@ pub struct TapFacts<'a> {
 /// How many Brunet-ARP mappings a status lists (the first, by IP).
 const MAPPINGS_SHOWN: usize = 64;
 
+/// The durations of the handshakes the node initiated lately, in ms: how many, p50, p99
+/// and the longest (nulls while there are none).
+fn handshake_ms(sec: &ipop_core::secure::Secure) -> Value {
+    let mut ms: Vec<f64> = sec
+        .handshake_times()
+        .map(|d| d.as_secs_f64() * 1e3)
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| (!ms.is_empty()).then(|| ms[((ms.len() - 1) as f64 * q).round() as usize]);
+    json!({ "count": ms.len(), "p50": at(0.5), "p99": at(0.99), "max": ms.last() })
+}
+
 /// The `ipop` part of the status: the virtual network of a node with a namespace.
 pub fn ipop(i: &Ipop, tap: &TapFacts<'_>) -> Value {
     let s = i.stats();
@@ -227,6 +239,7 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
                 "too_large": x.too_large,
                 "transmit_dropped": x.transmit_dropped,
                 "sessions": x.sessions,
+                "handshake_ms": handshake_ms(sec),
             })
         }),
         "connections": connections,

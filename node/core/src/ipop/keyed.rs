@@ -433,10 +433,19 @@ mod tests {
             !stored.windows(5).any(|w| w == b"range"),
             "sealed, not readable"
         );
-        // An outsider's plain record is refused.
+        // An outsider's plain record is refused; so is a sealed one whose MTU leaves no
+        // room for the seal.
         assert_eq!(
             ns.open_record(&record().encode()),
             Err(RecordError::Unauthentic)
+        );
+        let too_big = NamespaceRecord {
+            mtu: MAX_KEYED_MTU + 1,
+            ..record()
+        };
+        assert_eq!(
+            ns.open_record(&ns.seal_record(&mut rng, &too_big)),
+            Err(RecordError::Mtu(MAX_KEYED_MTU + 1))
         );
 
         let (ip, owner) = (Ipv4Addr::new(10, 77, 0, 5), Address::from_bytes([4; 20]));

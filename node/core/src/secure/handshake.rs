@@ -83,6 +83,8 @@ pub(crate) struct Initiation {
     /// The HANDSHAKE1 datagram, re-sent unchanged.
     pub(crate) msg1: Vec<u8>,
     pub(crate) retry: Retry,
+    /// When message 1 first went out.
+    pub(crate) started: Instant,
 }
 
 impl Initiation {
@@ -110,6 +112,7 @@ impl Initiation {
             ephemeral: ephemeral(&noise),
             msg1,
             retry: Retry::start(now, s.config.handshake_retry),
+            started: now,
         })
     }
 
@@ -310,7 +313,7 @@ impl Secure {
         let Some(init) = peer.initiation.take() else {
             return Opened::Dropped;
         };
-        let index = init.index;
+        let (index, started) = (init.index, init.started);
         let mut msg3 = init.msg1;
         msg3.clear();
         let emitted = Packet::Handshake3 {
@@ -330,6 +333,7 @@ impl Secure {
         };
         let mut session = Session::new(now, keys, msg3.clone(), self.config.rekey_after);
         session.confirm = Some(Retry::start(now, self.config.handshake_retry));
+        session.handshake_started = Some(started);
         // We answered the other side's message 1 too (it came while we waited): that
         // handshake is moot now; its retransmissions are ignored.
         if let Some(r) = self.responders.remove(&from) {

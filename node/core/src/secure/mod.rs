@@ -30,7 +30,7 @@ mod session;
 mod timers;
 pub(crate) mod wire;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,8 @@ use session::{OpenError, Peer, Session};
 
 /// Longest duration a configuration may hold (longer ones are shortened to it, so that
 /// deadlines never overflow an `Instant`).
+/// Handshake durations kept for [`Secure::handshake_times`].
+pub const HANDSHAKE_TIMES: usize = 256;
 const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// The secure layer's parameters. There is no `Default`: the psk must be chosen.
@@ -184,6 +186,9 @@ pub struct Secure {
     outbox: Outbox,
     queued: usize,
     stats: Stats,
+    /// How long the last [`HANDSHAKE_TIMES`] handshakes this node initiated took, from
+    /// message 1 to the responder's confirming DATA.
+    handshake_times: VecDeque<Duration>,
     /// No deadline is earlier than this (it may be early: `handle_timeout` then finds
     /// nothing due and computes it again).
     wake: Option<Instant>,
@@ -216,6 +221,7 @@ impl Secure {
             outbox,
             queued: 0,
             stats: Stats::default(),
+            handshake_times: VecDeque::new(),
             wake: None,
         }
     }
@@ -317,6 +323,13 @@ impl Secure {
         self.remove_peer(t);
     }
 
+    /// How long the last (at most [`HANDSHAKE_TIMES`]) handshakes this node initiated
+    /// took, first and rekeys alike: from message 1 (retransmissions included) to the
+    /// responder's first DATA, oldest first.
+    pub fn handshake_times(&self) -> impl Iterator<Item = Duration> + '_ {
+        self.handshake_times.iter().copied()
+    }
+
     /// Counters, and the number of sessions.
     pub fn stats(&self) -> Stats {
         let mut s = self.stats;
@@ -374,6 +387,13 @@ impl Secure {
             // The responder's first DATA: it holds the psk and the session's keys.
             session.confirm = None;
             self.stats.handshakes_completed += 1;
+            if let Some(started) = session.handshake_started.take() {
+                if self.handshake_times.len() == HANDSHAKE_TIMES {
+                    self.handshake_times.pop_front();
+                }
+                self.handshake_times
+                    .push_back(now.saturating_duration_since(started));
+            }
         }
         if in_next {
             if let Some(next) = peer.next.take() {

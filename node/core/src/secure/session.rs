@@ -110,6 +110,9 @@ pub(crate) struct Session {
     pub(crate) confirm: Option<Retry>,
     /// When `msg3` (initiator) or an answer to a duplicate of it (responder) last went out.
     pub(crate) msg3_sent_at: Instant,
+    /// An initiator's: when its message 1 first went out (until the session is
+    /// confirmed, which ends the handshake's timing).
+    pub(crate) handshake_started: Option<Instant>,
 }
 
 /// The parts of a session that come out of a finished handshake.
@@ -142,6 +145,7 @@ impl Session {
             msg3,
             confirm: None,
             msg3_sent_at: now,
+            handshake_started: None,
         }
     }
 
