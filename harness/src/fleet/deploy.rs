@@ -84,6 +84,11 @@ pub fn deploy(file: &HostsFile, opts: &DeployOptions) -> Result<Deployment> {
         );
     }
     let par = &opts.parallel;
+    let secret = overlay_secret(&file.overlay)?;
+    let settings = Settings {
+        overlay: &file.overlay,
+        secret: secret.as_deref(),
+    };
     let record_path = Record::path_for(&file.path);
     let mut record = Record::load(&record_path)?;
 
@@ -127,7 +132,7 @@ pub fn deploy(file: &HostsFile, opts: &DeployOptions) -> Result<Deployment> {
     // 2. Their nodes (each told of the others), until their status sockets answer.
     let boot = live(&slots, |s| s.has(Role::Bootstrap));
     let uris: Vec<(String, Vec<String>)> = boot.iter().map(|&i| uris_of(&slots[i])).collect();
-    start_all(&mut slots, &boot, &file.overlay, par, |me| {
+    start_all(&mut slots, &boot, &settings, par, |me| {
         uris.iter()
             .filter(|(n, _)| n != me)
             .flat_map(|(_, u)| u.clone())
@@ -190,7 +195,7 @@ pub fn deploy(file: &HostsFile, opts: &DeployOptions) -> Result<Deployment> {
             |&i| {
                 let spec = slots[i].spec;
                 let host = install(spec, &opts.binary, par)?;
-                match start(&host, spec, &file.overlay, &boot_uris) {
+                match start(&host, spec, &settings, &boot_uris) {
                     Ok(pid) => Ok((host, pid)),
                     Err(e) => Err(Dropped {
                         state: State::Failed,
@@ -337,7 +342,7 @@ pub(super) fn install(spec: &HostSpec, binary: &Path, par: &Parallel) -> Result<
 fn start_all(
     slots: &mut [Slot<'_>],
     which: &[usize],
-    overlay: &OverlaySettings,
+    settings: &Settings<'_>,
     par: &Parallel,
     bootstrap: impl Fn(&str) -> Vec<String> + Sync,
 ) {
@@ -348,7 +353,7 @@ fn start_all(
         |&i| {
             let slot = &slots[i];
             let host = slot.host.as_ref().expect("live slot");
-            start(host, slot.spec, overlay, &bootstrap(&slot.spec.name))
+            start(host, slot.spec, settings, &bootstrap(&slot.spec.name))
         },
     );
     for (&i, r) in which.iter().zip(results) {
@@ -357,6 +362,13 @@ fn start_all(
             Err(e) => slots[i].fail(State::Failed, format!("cannot start ipop-node: {e:#}")),
         }
     }
+}
+
+/// What every node of the deploy gets.
+struct Settings<'a> {
+    overlay: &'a OverlaySettings,
+    /// The overlay secret (64 hex digits), unless the hosts file says `insecure`.
+    secret: Option<&'a str>,
 }
 
 /// The generated `node.toml` (see `node/node.example.toml`).
@@ -369,16 +381,57 @@ struct NodeConfig<'a> {
     address_file: String,
     control_socket: String,
     log_level: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overlay_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_file: Option<String>,
+}
+
+/// The overlay's admission secret (64 hex digits) from the hosts file's secret file,
+/// which the first deploy makes (owner-only); None with `insecure = true`.
+fn overlay_secret(overlay: &OverlaySettings) -> Result<Option<String>> {
+    let Some(path) = &overlay.secret_file else {
+        return Ok(None);
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let secret = text.trim();
+            if secret.len() != 64 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!(
+                    "{}: not an overlay secret (64 hexadecimal digits); delete it to make a \
+                     new one (every host must then be deployed again)",
+                    path.display()
+                );
+            }
+            Ok(Some(secret.to_owned()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let secret = crate::nodes::new_secret()?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .and_then(|mut f| writeln!(f, "{secret}"))
+                .with_context(|| format!("cannot write the overlay secret {}", path.display()))?;
+            Ok(Some(secret))
+        }
+        Err(e) => bail!("cannot read the overlay secret {}: {e}", path.display()),
+    }
 }
 
 /// Writes the host's config and (re)starts its node; returns the node's PID.
 fn start(
     host: &SshHost,
     spec: &HostSpec,
-    overlay: &OverlaySettings,
+    settings: &Settings<'_>,
     bootstrap: &[String],
 ) -> Result<u32> {
+    let (overlay, secret) = (settings.overlay, settings.secret);
     let layout = Layout::of(host);
+    let secret_file = format!("{}/overlay.secret", layout.state());
     let config = NodeConfig {
         overlay: &overlay.name,
         udp_listen: format!("0.0.0.0:{}", spec.udp_port),
@@ -387,6 +440,8 @@ fn start(
         address_file: format!("{}/address", layout.state()),
         control_socket: layout.socket(),
         log_level: &overlay.log_level,
+        overlay_secret: secret.map(|_| secret_file.clone()),
+        key_file: secret.map(|_| format!("{}/key", layout.state())),
     };
     let text = format!(
         "# Generated by `wow-bench deploy` for host {}; flags: {:?}.\n{}",
@@ -407,6 +462,12 @@ fn start(
         ])
         .stdin(text);
     host.check(&write, Duration::from_secs(20))?;
+    if let Some(secret) = secret {
+        let write = Cmd::new("sh")
+            .args(["-c", r#"umask 077 && cat > "$1""#, "sh", &secret_file])
+            .stdin(format!("{secret}\n"));
+        host.check(&write, Duration::from_secs(20))?;
+    }
     let cmd = Cmd::new(layout.binary())
         .args(["--config", &layout.config()])
         .args(spec.node_args.iter().cloned());

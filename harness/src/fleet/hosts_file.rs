@@ -45,6 +45,9 @@ pub struct OverlaySettings {
     pub name: String,
     /// The nodes' log filter.
     pub log_level: String,
+    /// The overlay's admission secret on this machine (made by the first deploy): every
+    /// node gets a copy and makes secure edges. None: plain edges (`insecure = true`).
+    pub secret_file: Option<PathBuf>,
 }
 
 /// One `[[host]]`, with `[defaults]` applied.
@@ -206,7 +209,7 @@ struct Context<'a> {
 
 impl Context<'_> {
     fn validate(&self, file: raw::File) -> Result<(OverlaySettings, Vec<HostSpec>), Invalid> {
-        let overlay = overlay(file.overlay)?;
+        let overlay = self.overlay(file.overlay)?;
         let defaults = file.defaults.unwrap_or_default();
         if let Some(jump) = &defaults.jump {
             self.check_jump_name(jump, &file.jump)?;
@@ -389,32 +392,54 @@ impl Context<'_> {
     }
 }
 
-fn overlay(raw: Option<raw::Overlay>) -> Result<OverlaySettings, Invalid> {
-    let raw = raw.unwrap_or(raw::Overlay {
-        name: None,
-        log_level: None,
-    });
-    let name = match raw.name {
-        Some(n) if n.get_ref().is_empty() || n.get_ref().contains(char::is_whitespace) => {
-            return err(
-                n.span(),
-                "the overlay name must be non-empty without spaces",
-            );
-        }
-        Some(n) => n.into_inner(),
-        None => "wow".into(),
-    };
-    let log_level = match raw.log_level {
-        Some(l) if l.get_ref().trim().is_empty() || l.get_ref().contains(['"', '\n']) => {
-            return err(
-                l.span(),
-                "log_level must be a filter such as \"info\" or \"info,ipop_core=debug\"",
-            );
-        }
-        Some(l) => l.into_inner(),
-        None => "info".into(),
-    };
-    Ok(OverlaySettings { name, log_level })
+impl Context<'_> {
+    fn overlay(&self, raw: Option<raw::Overlay>) -> Result<OverlaySettings, Invalid> {
+        let raw = raw.unwrap_or(raw::Overlay {
+            name: None,
+            log_level: None,
+            secret_file: None,
+            insecure: None,
+        });
+        let name = match raw.name {
+            Some(n) if n.get_ref().is_empty() || n.get_ref().contains(char::is_whitespace) => {
+                return err(
+                    n.span(),
+                    "the overlay name must be non-empty without spaces",
+                );
+            }
+            Some(n) => n.into_inner(),
+            None => "wow".into(),
+        };
+        let log_level = match raw.log_level {
+            Some(l) if l.get_ref().trim().is_empty() || l.get_ref().contains(['"', '\n']) => {
+                return err(
+                    l.span(),
+                    "log_level must be a filter such as \"info\" or \"info,ipop_core=debug\"",
+                );
+            }
+            Some(l) => l.into_inner(),
+            None => "info".into(),
+        };
+        let secret_file = match (raw.insecure, raw.secret_file) {
+            (Some(true), Some(f)) => {
+                return err(
+                    f.span(),
+                    "secret_file and insecure = true exclude each other",
+                );
+            }
+            (Some(true), None) => None,
+            (_, Some(f)) if f.get_ref().trim().is_empty() => {
+                return err(f.span(), "secret_file must name a file");
+            }
+            (_, Some(f)) => Some(self.path(f.get_ref())),
+            (_, None) => Some(self.path(&format!("{name}.secret"))),
+        };
+        Ok(OverlaySettings {
+            name,
+            log_level,
+            secret_file,
+        })
+    }
 }
 
 fn check_name(

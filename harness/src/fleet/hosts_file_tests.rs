@@ -141,3 +141,23 @@ fn the_docs_show_the_example_file() {
     let doc = include_str!("../../FLEET.md");
     assert!(doc.contains(include_str!("../../hosts.example.toml")));
 }
+
+#[test]
+fn the_overlay_secret_sits_beside_the_hosts_file_unless_insecure() {
+    let file = parse(MIN).unwrap();
+    assert_eq!(
+        file.overlay.secret_file.as_deref(),
+        Some(Path::new("/etc/wow/wow.secret"))
+    );
+    let named = format!("[overlay]\nname = \"lab\"\nsecret_file = \"keys/s\"\n{MIN}");
+    assert_eq!(
+        parse(&named).unwrap().overlay.secret_file.as_deref(),
+        Some(Path::new("/etc/wow/keys/s"))
+    );
+    let plain = format!("[overlay]\ninsecure = true\n{MIN}");
+    assert_eq!(parse(&plain).unwrap().overlay.secret_file, None);
+    expect(
+        &format!("[overlay]\ninsecure = true\nsecret_file = \"s\"\n{MIN}"),
+        "3:15: secret_file and insecure = true exclude each other",
+    );
+}

@@ -24,6 +24,10 @@ pub(super) struct Overlay {
     pub(super) name: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) log_level: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) secret_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) insecure: Option<bool>,
 }
 
 /// What `[defaults]` and every `[[host]]` may set.

@@ -1,6 +1,7 @@
 //! `wow-bench deploy`, `status`, `collect` and `stop` end to end, run from a namespace
 //! host (the operator's machine) against hosts whose `sshd` accepts, refuses or is down.
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -145,7 +146,16 @@ address = "{p3}"
                 .is_some_and(|c| c.len() >= 2),
             "{r}"
         );
+        // Secure edges by default, with the secret the deploy made beside the hosts file.
+        assert!(
+            r["status"]["secure"]["sessions"].as_u64() >= Some(2),
+            "{}",
+            r["status"]["secure"]
+        );
     }
+    let secret = lab.dir.join("wowtest.secret");
+    let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", secret.display());
     let down = by_name(&reports, "down");
     assert_eq!(down["state"], "unreachable", "{down}");
     assert!(
