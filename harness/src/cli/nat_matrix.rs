@@ -39,7 +39,7 @@ struct Summary<'a> {
 struct Config {
     command: Vec<String>,
     experiment: &'static str,
-    /// Whether the nodes' edges were secure (`--secure`).
+    /// Whether the nodes' edges were secure (not `--insecure`).
     secure: bool,
     started: String,
     binary: String,

@@ -51,12 +51,12 @@ pub(crate) struct Args {
     /// or tcp (the IPOP paper's IPOP-TCP rows).
     #[arg(long, default_value = "udp")]
     edges: String,
-    /// Secure edges and a keyed namespace for the ipop subject: the run makes an overlay
-    /// secret and a namespace key; every edge is an authenticated, encrypted Noise
-    /// session and the namespace's packets are sealed end to end (plain edges and an
-    /// open namespace otherwise, for now).
+    /// Plain edges and an open namespace for the ipop subject (the papers' IPOP, for
+    /// comparisons). By default the run makes an overlay secret and a namespace key:
+    /// every edge is an authenticated, encrypted Noise session and the namespace's
+    /// packets are sealed end to end.
     #[arg(long)]
-    secure: bool,
+    insecure: bool,
     /// Log filter of the ipop subject's nodes (error, warn, info, debug, trace, or
     /// tracing directives); each node's log is written to the result folder's logs/.
     #[arg(long, default_value = "info")]
@@ -96,7 +96,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "{flag} does not apply to nat-matrix: it builds its own two-site testbed                  for each pair of profiles and runs ipop-node on it once"
             );
         }
-        return super::nat_matrix::run(args.json, args.out, args.secure);
+        return super::nat_matrix::run(args.json, args.out, !args.insecure);
     }
     let experiment = wow_experiments::find(&args.experiment).with_context(|| {
         let mut names: Vec<&str> = wow_experiments::ALL.iter().map(|e| e.name()).collect();
@@ -170,7 +170,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             seed: args.seed,
             subject,
             edges,
-            secure: args.secure,
+            secure: !args.insecure,
             node_log: args.node_log.clone(),
             workload: workload.clone(),
             command: std::env::args().collect(),

@@ -20,7 +20,8 @@ pub struct RunConfig {
     /// The edges of the ipop subject's nodes.
     #[serde(default)]
     pub edges: Edges,
-    /// Whether the ipop subject's edges were secure (`--secure`).
+    /// Whether the ipop subject's edges were secure and its namespace keyed (not
+    /// `--insecure`).
     #[serde(default)]
     pub secure: bool,
     /// The log filter of the ipop subject's nodes.

@@ -81,7 +81,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             edges: Edges::default(),
-            secure: false,
+            secure: true,
             needs: OverlayNeeds::default(),
             log_level: "info".into(),
             logs: None,

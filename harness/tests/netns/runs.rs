@@ -191,7 +191,7 @@ fn netns_run_latency_and_throughput_on_wan_3site_over_every_subject() {
         ("latency", &["--subject", "ipop", "--edges", "tcp"]),
         (
             "latency",
-            &["--subject", "ipop", "--edges", "tcp", "--secure"],
+            &["--subject", "ipop", "--edges", "tcp", "--insecure"],
         ),
         ("throughput", &["--subject", "physical"]),
         ("throughput", &["--subject", "ipop"]),
@@ -220,7 +220,7 @@ fn netns_run_latency_and_throughput_on_wan_3site_over_every_subject() {
         if subject[1] == "ipop" {
             let config = json(&run.out, "config.json");
             assert_eq!(config["edges"], subject.get(3).copied().unwrap_or("udp"));
-            assert_eq!(config["secure"], subject.contains(&"--secure"));
+            assert_eq!(config["secure"], !subject.contains(&"--insecure"));
             assert!(
                 run.out.join("logs/ufl-0.log").is_file(),
                 "the nodes' logs are kept"
