@@ -111,14 +111,15 @@ mod tests {
 
     #[test]
     fn figures_match_the_tables() {
-        let lan = rtt(SubjectKind::Physical, false);
+        let lan = rtt(SubjectKind::Physical, false).unwrap();
         assert_eq!((lan.low, lan.high), (0.625, 0.898));
-        let wan = rtt(SubjectKind::Ipop, true);
+        let wan = rtt(SubjectKind::Ipop, true).unwrap();
         assert_eq!((wan.low, wan.high), (45.896, 48.539));
-        let tcp = tcp_throughput(SubjectKind::Physical, false);
+        let tcp = tcp_throughput(SubjectKind::Physical, false).unwrap();
         assert_eq!((tcp.low, tcp.high), (67.62, 77.14));
-        let wan = tcp_throughput(SubjectKind::Physical, true);
+        let wan = tcp_throughput(SubjectKind::Physical, true).unwrap();
         assert_eq!((wan.low, wan.high), (11.62, 12.6));
+        assert_eq!(rtt(SubjectKind::Tinc, false), None);
         assert!(TABLES_II_III.contains("| 67.62 |") && TABLE_I.contains("38.801"));
     }
 }

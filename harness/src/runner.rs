@@ -18,9 +18,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use wow_experiments::{
-    Edges, Experiment, Hosts, Machines, Setup, SubjectKind, Subjects, Workload,
-};
+use wow_experiments::{Edges, Experiment, Hosts, Machines, Setup, SubjectKind, Subjects, Workload};
 use wow_netns::{Launcher, Node, Options, RunPrefix, Testbed, Topology};
 
 use crate::NetnsHost;
@@ -176,7 +174,9 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         workload: &request.workload,
         progress: &progress,
         machines: machines.as_ref().map(|m| m as &dyn Machines),
-        subjects: experiment.opens_subjects().then_some(&opener as &dyn Subjects),
+        subjects: experiment
+            .opens_subjects()
+            .then_some(&opener as &dyn Subjects),
     };
     let mut trials = experiment
         .prepare(&setup)

@@ -22,8 +22,7 @@ pub use measure::{LOSS_LIMIT, PING_INTERVAL, PINGS, Round, STREAMS, Search, rtt_
 use wow_plots::Unit;
 
 use crate::experiment::{
-    Error, Experiment, Extra, Hosts, Metric, PlotSpec, Setup, Subjects, TrialError, Trials,
-    Values,
+    Error, Experiment, Extra, Hosts, Metric, PlotSpec, Setup, Subjects, TrialError, Trials, Values,
 };
 use crate::path::{self, Path};
 use crate::subject::{Flow, SubjectKind};
@@ -43,11 +42,19 @@ const PAPER: &str = "The IPOP and WOW papers measured no other VPN; the ratios t
 const METRICS: [(&str, Unit, &str); 9] = [
     ("rtt_min", Unit::Millis, "ping RTT, smallest of the round"),
     ("rtt_avg", Unit::Millis, "ping RTT, mean of the round"),
-    ("rtt_p99", Unit::Millis, "ping RTT, 99th percentile of the round"),
+    (
+        "rtt_p99",
+        Unit::Millis,
+        "ping RTT, 99th percentile of the round",
+    ),
     ("ping_loss", Unit::Percent, "echo requests lost"),
     ("tcp1", Unit::Mbps, "iperf3 TCP goodput, 1 stream"),
     ("tcp4", Unit::Mbps, "iperf3 TCP goodput, 4 streams"),
-    ("udp", Unit::Mbps, "iperf3 UDP goodput at the highest rate losing ≤ 1 %"),
+    (
+        "udp",
+        Unit::Mbps,
+        "iperf3 UDP goodput at the highest rate losing ≤ 1 %",
+    ),
     ("udp_offered", Unit::Mbps, "that UDP rate, offered"),
     (
         "cpu_per_gbit",
@@ -128,7 +135,12 @@ impl Experiment for Peers {
             });
         }
         // The pair: the one the physical subject the runner set up carries.
-        let path = path::choose(setup, Flow::Tcp { port: measure::PORT })?;
+        let path = path::choose(
+            setup,
+            Flow::Tcp {
+                port: measure::PORT,
+            },
+        )?;
         Ok(Box::new(Run {
             opener,
             hosts: setup.hosts,
@@ -185,7 +197,11 @@ impl Trials for Run<'_> {
     fn metrics(&self) -> Vec<Metric> {
         let mut metrics = Vec::new();
         for &kind in &self.measured {
+            let vpn = !kind.daemons().is_empty();
             for (name, unit, what) in METRICS {
+                if name == "cpu_per_gbit" && !vpn {
+                    continue;
+                }
                 metrics.push(Metric {
                     name: key(name, kind),
                     description: format!("{kind}: {what}, {} → {}", self.from, self.to),
@@ -206,12 +222,10 @@ impl Trials for Run<'_> {
     }
 
     fn plots(&self) -> Vec<PlotSpec> {
-        let bars = |file: &str, title: &str, metric: &str, kinds: &[SubjectKind]| {
-            PlotSpec::Bars {
-                file: file.into(),
-                title: format!("{title}, {} → {}", self.from, self.to),
-                metrics: kinds.iter().map(|&k| key(metric, k)).collect(),
-            }
+        let bars = |file: &str, title: &str, metric: &str, kinds: &[SubjectKind]| PlotSpec::Bars {
+            file: file.into(),
+            title: format!("{title}, {} → {}", self.from, self.to),
+            metrics: kinds.iter().map(|&k| key(metric, k)).collect(),
         };
         let vpns: Vec<SubjectKind> = self
             .measured
@@ -220,9 +234,24 @@ impl Trials for Run<'_> {
             .filter(|k| !k.daemons().is_empty())
             .collect();
         vec![
-            bars("peers-tcp1", "TCP goodput, 1 stream", "tcp1", &self.measured),
-            bars("peers-tcp4", "TCP goodput, 4 streams", "tcp4", &self.measured),
-            bars("peers-udp", "UDP goodput at ≤ 1 % loss", "udp", &self.measured),
+            bars(
+                "peers-tcp1",
+                "TCP goodput, 1 stream",
+                "tcp1",
+                &self.measured,
+            ),
+            bars(
+                "peers-tcp4",
+                "TCP goodput, 4 streams",
+                "tcp4",
+                &self.measured,
+            ),
+            bars(
+                "peers-udp",
+                "UDP goodput at ≤ 1 % loss",
+                "udp",
+                &self.measured,
+            ),
             bars("peers-rtt", "Ping RTT (mean)", "rtt_avg", &self.measured),
             bars("peers-cpu", "Daemon CPU s per Gbit", "cpu_per_gbit", &vpns),
         ]

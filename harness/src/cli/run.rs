@@ -112,17 +112,18 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let asked = match &args.subject {
         Some(names) => Some(
             names
-            .split(',')
-            .map(|name| {
-                SubjectKind::from_name(name.trim()).with_context(|| {
-                    let names: Vec<&str> = SubjectKind::ALL.iter().map(|s| s.as_str()).collect();
-                    format!(
-                        "unknown subject {name:?}; expected one of {}",
-                        names.join(", ")
-                    )
+                .split(',')
+                .map(|name| {
+                    SubjectKind::from_name(name.trim()).with_context(|| {
+                        let names: Vec<&str> =
+                            SubjectKind::ALL.iter().map(|s| s.as_str()).collect();
+                        format!(
+                            "unknown subject {name:?}; expected one of {}",
+                            names.join(", ")
+                        )
+                    })
                 })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?,
+                .collect::<anyhow::Result<Vec<_>>>()?,
         ),
         None => None,
     };

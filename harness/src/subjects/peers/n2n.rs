@@ -85,6 +85,9 @@ mod tests {
             args.join(" "),
             "-d n2np0 -a 10.200.0.2 -s 255.255.255.0 -c wowpeers -l 198.19.1.10:7654 -p 7655 -r"
         );
-        assert!(!args.contains(&"-f".to_string()), "edge must stay in the foreground");
+        assert!(
+            !args.contains(&"-f".to_string()),
+            "edge must stay in the foreground"
+        );
     }
 }

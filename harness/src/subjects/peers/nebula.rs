@@ -61,7 +61,14 @@ pub(super) fn start(plan: &Plan<'_>, peer: &mut Peer<'_>) -> anyhow::Result<Vec<
     run(
         hub.host,
         Cmd::new("nebula-cert").args([
-            "ca", "-name", "wow-peers", "-duration", "48h", "-out-crt", &ca_crt, "-out-key",
+            "ca",
+            "-name",
+            "wow-peers",
+            "-duration",
+            "48h",
+            "-out-crt",
+            &ca_crt,
+            "-out-key",
             &ca_key,
         ]),
     )
@@ -124,7 +131,10 @@ mod tests {
     #[test]
     fn lighthouse_and_node_configurations() {
         let lh = config("/run/wow-peers/nebula", None);
-        assert!(lh.contains("am_lighthouse: true\n  interval: 60\n  hosts: []\n"), "{lh}");
+        assert!(
+            lh.contains("am_lighthouse: true\n  interval: 60\n  hosts: []\n"),
+            "{lh}"
+        );
         assert!(lh.contains("static_host_map: {}\n"), "{lh}");
         let node = config(
             "/run/wow-peers/nebula",
@@ -136,6 +146,9 @@ mod tests {
         );
         assert!(node.contains("hosts:\n    - \"10.200.0.1\"\n"), "{node}");
         assert!(node.contains("tun:\n  dev: nebp0\n  mtu: 1300\n"), "{node}");
-        assert!(node.contains("cert: /run/wow-peers/nebula/host.crt"), "{node}");
+        assert!(
+            node.contains("cert: /run/wow-peers/nebula/host.crt"),
+            "{node}"
+        );
     }
 }

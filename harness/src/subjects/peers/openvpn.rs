@@ -50,7 +50,13 @@ pub(super) fn args(end: &End) -> Vec<String> {
     .to_vec();
     match end.remote {
         Some(hub) => a.extend(
-            ["--remote", &hub.to_string(), &end.port.to_string(), "--nobind"].map(String::from),
+            [
+                "--remote",
+                &hub.to_string(),
+                &end.port.to_string(),
+                "--nobind",
+            ]
+            .map(String::from),
         ),
         None => a.extend(["--lport", &end.port.to_string(), "--float"].map(String::from)),
     }
@@ -122,8 +128,7 @@ pub(super) fn start(plan: &Plan<'_>, peer: &mut Peer<'_>) -> anyhow::Result<Vec<
             Cmd::new("openssl").args(["x509", "-in", &cert, "-noout", "-fingerprint", "-sha256"]),
         )?;
         fingerprints.push(
-            fingerprint(&out)
-                .with_context(|| format!("{}: no fingerprint in {out:?}", m.name))?,
+            fingerprint(&out).with_context(|| format!("{}: no fingerprint in {out:?}", m.name))?,
         );
     }
     let hub = plan.hub();
@@ -137,7 +142,8 @@ pub(super) fn start(plan: &Plan<'_>, peer: &mut Peer<'_>) -> anyhow::Result<Vec<
     {
         let port = BASE_PORT + u16::try_from(k)?;
         let hub_dev = format!("ovpn{k}");
-        let tls_of = |other: usize| tls.then(|| (cert.clone(), key.clone(), fingerprints[other].clone()));
+        let tls_of =
+            |other: usize| tls.then(|| (cert.clone(), key.clone(), fingerprints[other].clone()));
         let hub_end = End {
             dev: hub_dev.clone(),
             local: hub.overlay,
@@ -184,14 +190,22 @@ mod tests {
         };
         let line = args(&member).join(" ");
         assert!(line.contains("--ifconfig 10.200.0.2 10.200.0.1"), "{line}");
-        assert!(line.contains("--remote 198.19.1.10 1194 --nobind --tls-client"), "{line}");
-        assert!(line.contains(&format!("--peer-fingerprint {fp} --data-ciphers AES-256-GCM")));
+        assert!(
+            line.contains("--remote 198.19.1.10 1194 --nobind --tls-client"),
+            "{line}"
+        );
+        assert!(line.contains(&format!(
+            "--peer-fingerprint {fp} --data-ciphers AES-256-GCM"
+        )));
         let hub = End {
             remote: None,
             tls: None,
             ..member
         };
         let line = args(&hub).join(" ");
-        assert!(line.contains("--lport 1194 --float --cipher none --auth none"), "{line}");
+        assert!(
+            line.contains("--lport 1194 --float --cipher none --auth none"),
+            "{line}"
+        );
     }
 }

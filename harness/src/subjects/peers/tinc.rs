@@ -56,12 +56,14 @@ pub(super) fn start(plan: &Plan<'_>, peer: &mut Peer<'_>) -> anyhow::Result<Vec<
     let mut files = Vec::new();
     for (i, m) in plan.members.iter().enumerate() {
         let name = node_name(&m.name);
-        run(
-            m.host,
-            Cmd::new("mkdir").args(["-p", &plan.path("hosts")]),
-        )?;
+        run(m.host, Cmd::new("mkdir").args(["-p", &plan.path("hosts")]))?;
         let connect = (i != plan.hub).then_some(hub.as_str());
-        write(m.host, &plan.path("tinc.conf"), &tinc_conf(&name, connect), false)?;
+        write(
+            m.host,
+            &plan.path("tinc.conf"),
+            &tinc_conf(&name, connect),
+            false,
+        )?;
         write(m.host, &plan.path("tinc-up"), &tinc_up(m.overlay), true)?;
         let own = plan.path(&format!("hosts/{name}"));
         write(m.host, &own, &host_file(m.underlay, m.overlay), false)?;
