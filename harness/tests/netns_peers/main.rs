@@ -84,6 +84,8 @@ fn netns_peers_reduced_run_measures_every_subject() {
     assert!(left.is_empty(), "peer daemons left running: {left:?}");
     assert!(output.status.success(), "{:?}\n{stderr}", output.status);
 
+    let notes = std::fs::read_to_string(out.0.join("trials.jsonl")).unwrap_or_default();
+    let stderr = format!("{stderr}\ntrials.jsonl: {notes}");
     let summary: Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("--json prints summary.json ({e}):\n{stderr}"));
     for subject in ["physical", "ipop"].into_iter().chain(PEERS) {
