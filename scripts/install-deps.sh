@@ -17,6 +17,9 @@ PACKAGES=(
   fastdnaml pvm pvm-dev
   # mpi-nfs: Open MPI (workloads/lss-mpi)
   openmpi-bin libopenmpi-dev
+  # peers: the other VPNs `wow-bench run peers` measures beside ipop (the harness starts
+  # their daemons inside its namespaces; openssl makes openvpn's certificates)
+  wireguard-go wireguard-tools tinc nebula n2n yggdrasil openvpn openssl
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -33,11 +36,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Daemons are started by the harness inside its namespaces, never by the packages:
   # deny service starts while installing (policy-rc.d), unless the machine has its own.
+  # The trap is set before the file is written, so a failed or interrupted install still
+  # removes it.
   policy=/usr/sbin/policy-rc.d
   if [ ! -e "$policy" ]; then
+    trap 'rm -f "$policy"' EXIT
+    trap 'exit 130' INT TERM
     printf '#!/bin/sh\nexit 101\n' > "$policy"
     chmod 0755 "$policy"
-    trap 'rm -f "$policy"' EXIT
   fi
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -66,6 +66,13 @@ pub trait Experiment: Send + Sync + std::fmt::Debug {
         OverlayNeeds::default()
     }
 
+    /// Whether it measures several subjects in one run, opening each itself through
+    /// [`Setup::subjects`] (the runner then sets up only the physical subject, which
+    /// starts nothing, and hands the `--subject` list over as [`Workload::subjects`]).
+    fn opens_subjects(&self) -> bool {
+        false
+    }
+
     /// Gets a run ready on a built testbed with the subject set up: picks the paths,
     /// checks them, starts servers.
     fn prepare<'a>(&self, setup: &Setup<'a>) -> Result<Box<dyn Trials + 'a>, Error>;
@@ -117,6 +124,11 @@ pub struct Workload {
     pub workers: Option<Vec<u32>>,
     /// `--db-mb`: the size of each database file.
     pub db_mb: Option<f64>,
+    /// `--subject`, for experiments that open their subjects themselves
+    /// ([`Experiment::opens_subjects`]): the subjects to measure, in order.
+    pub subjects: Option<Vec<SubjectKind>>,
+    /// `--seconds`: seconds of each throughput test.
+    pub seconds: Option<u32>,
 }
 
 impl Workload {
@@ -137,6 +149,12 @@ impl Workload {
         }
         if self.db_mb.is_some() {
             flags.push("--db-mb");
+        }
+        if self.subjects.is_some() {
+            flags.push("--subject");
+        }
+        if self.seconds.is_some() {
+            flags.push("--seconds");
         }
         flags
     }
@@ -160,6 +178,20 @@ pub struct Setup<'a> {
     /// Virtual machines the testbed can make and migrate (a namespace testbed's; none
     /// on remote hosts).
     pub machines: Option<&'a dyn Machines>,
+    /// Opens other subjects on the same testbed, for experiments that measure several
+    /// ([`Experiment::opens_subjects`]).
+    pub subjects: Option<&'a dyn Subjects>,
+}
+
+/// Sets subjects up on a testbed one at a time, through the same path the runner uses
+/// for its own; each is torn down when dropped.
+pub trait Subjects: Send + Sync + std::fmt::Debug {
+    /// Whether `kind` can be set up here; `Err` names what to install or build.
+    fn available(&self, kind: SubjectKind) -> Result<(), String>;
+
+    /// Sets `kind` up (it is ready to carry traffic when this returns); `Err` says why
+    /// it could not be.
+    fn open(&self, kind: SubjectKind) -> Result<Box<dyn Subject + '_>, String>;
 }
 
 /// Virtual machines a testbed creates on its hosts and migrates between them.

@@ -92,7 +92,7 @@ impl Trials for Run<'_> {
                 name: "rtt".into(),
                 description: format!("ping RTT {}", path.label()),
                 unit: Unit::Millis,
-                paper: Some(paper::rtt(self.subject, path.wan)),
+                paper: paper::rtt(self.subject, path.wan),
             },
             Metric {
                 name: "pings_lost".into(),

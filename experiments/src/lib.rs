@@ -19,13 +19,14 @@ pub mod mpi_nfs;
 pub mod multihop;
 pub mod paper;
 pub mod path;
+pub mod peers;
 pub mod subject;
 pub mod throughput;
 pub mod tools;
 
 pub use experiment::{
     Error, Experiment, Extra, Hosts, Machine, Machines, Metric, OverlayNeeds, PaperFigure,
-    PlotSpec, Samples, Setup, Stat, TrialError, Trials, Values, Workload,
+    PlotSpec, Samples, Setup, Stat, Subjects, TrialError, Trials, Values, Workload,
 };
 pub use path::Path;
 pub use subject::{
@@ -43,6 +44,7 @@ pub static ALL: &[&dyn Experiment] = &[
     &fastdnaml_pvm::FastDnamlPvm,
     &mpi_nfs::MpiNfs,
     &migration::Migration,
+    &peers::Peers,
 ];
 
 /// The experiment called `name`.

@@ -25,8 +25,9 @@ fn figure(stat: Stat, a: f64, b: f64, source: String) -> PaperFigure {
     }
 }
 
-/// Table I: mean ping RTT in ms for `subject` on a LAN or WAN path.
-pub fn rtt(subject: SubjectKind, wan: bool) -> PaperFigure {
+/// Table I: mean ping RTT in ms for `subject` on a LAN or WAN path (none for the peer
+/// VPNs, which the paper did not measure).
+pub fn rtt(subject: SubjectKind, wan: bool) -> Option<PaperFigure> {
     let (setting, physical, overlay) = if wan {
         ("WAN F4 → V1", (38.801, 34.492), (48.539, 45.896))
     } else {
@@ -35,17 +36,18 @@ pub fn rtt(subject: SubjectKind, wan: bool) -> PaperFigure {
     let (rows, (a, b)) = match subject {
         SubjectKind::Physical => ("physical, TCP-run and UDP-run rows", physical),
         SubjectKind::Ipop => ("IPOP-TCP and IPOP-UDP rows", overlay),
+        _ => return None,
     };
-    figure(
+    Some(figure(
         Stat::Mean,
         a,
         b,
         format!("IPOP paper Table I, {setting}, {rows} (mean of 1000 pings)"),
-    )
+    ))
 }
 
-/// Tables II (LAN) and III (WAN): mean TCP throughput in Mbit/s.
-pub fn tcp_throughput(subject: SubjectKind, wan: bool) -> PaperFigure {
+/// Tables II (LAN) and III (WAN): mean TCP throughput in Mbit/s (none for the peer VPNs).
+pub fn tcp_throughput(subject: SubjectKind, wan: bool) -> Option<PaperFigure> {
     let (table, physical, overlay) = if wan {
         (
             "Table III, WAN F4 → V1, 13.09 and 92.97 MB",
@@ -62,13 +64,14 @@ pub fn tcp_throughput(subject: SubjectKind, wan: bool) -> PaperFigure {
     let (rows, (a, b)) = match subject {
         SubjectKind::Physical => ("physical rows", physical),
         SubjectKind::Ipop => ("IPOP-TCP and IPOP-UDP rows", overlay),
+        _ => return None,
     };
-    figure(
+    Some(figure(
         Stat::Mean,
         kbps_to_mbit(a),
         kbps_to_mbit(b),
         format!("IPOP paper {table}, {rows} ({a}–{b} KB/s ttcp, K = 1024 B)"),
-    )
+    ))
 }
 
 /// Table I as the paper prints it.
@@ -108,14 +111,15 @@ mod tests {
 
     #[test]
     fn figures_match_the_tables() {
-        let lan = rtt(SubjectKind::Physical, false);
+        let lan = rtt(SubjectKind::Physical, false).unwrap();
         assert_eq!((lan.low, lan.high), (0.625, 0.898));
-        let wan = rtt(SubjectKind::Ipop, true);
+        let wan = rtt(SubjectKind::Ipop, true).unwrap();
         assert_eq!((wan.low, wan.high), (45.896, 48.539));
-        let tcp = tcp_throughput(SubjectKind::Physical, false);
+        let tcp = tcp_throughput(SubjectKind::Physical, false).unwrap();
         assert_eq!((tcp.low, tcp.high), (67.62, 77.14));
-        let wan = tcp_throughput(SubjectKind::Physical, true);
+        let wan = tcp_throughput(SubjectKind::Physical, true).unwrap();
         assert_eq!((wan.low, wan.high), (11.62, 12.6));
+        assert_eq!(rtt(SubjectKind::Tinc, false), None);
         assert!(TABLES_II_III.contains("| 67.62 |") && TABLE_I.contains("38.801"));
     }
 }

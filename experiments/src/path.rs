@@ -203,6 +203,7 @@ mod tests {
                 indicatif::ProgressDrawTarget::hidden(),
             ),
             machines: None,
+            subjects: None,
         };
         choose(&setup, Flow::Icmp)
     }

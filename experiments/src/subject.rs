@@ -1,5 +1,6 @@
 //! Subjects: what carries an experiment's traffic. `physical` is the underlay itself
-//! (the papers' baseline); `ipop` is the overlay of `ipop-node` processes.
+//! (the papers' baseline); `ipop` is the overlay of `ipop-node` processes; the peers
+//! (`wireguard-go`, `tinc`, …) are other VPNs measured beside it (`wow-bench run peers`).
 //!
 //! An experiment never computes addresses itself. It asks the [`Subject`] where one host
 //! reaches another for a given [`Flow`]: the physical subject answers with an underlay
@@ -25,17 +26,77 @@ pub enum SubjectKind {
     Physical,
     /// IPOP: `ipop-node` on every host, traffic to virtual IPs.
     Ipop,
+    /// WireGuard in userspace (`wireguard-go`): Noise IK, ChaCha20-Poly1305.
+    #[serde(rename = "wireguard-go")]
+    WireguardGo,
+    /// WireGuard in userspace, Cloudflare's Rust implementation (`boringtun-cli`).
+    Boringtun,
+    /// tinc 1.0 (`tincd`): RSA-2048 handshake, AES-256-CBC + HMAC-SHA1, router mode.
+    Tinc,
+    /// Nebula: Noise IX, AES-256-GCM, a lighthouse for rendezvous.
+    Nebula,
+    /// n2n v1 (`edge` + `supernode`): TAP, Twofish.
+    N2n,
+    /// OpenVPN 2.6 peer-to-peer over UDP, TLS with AES-256-GCM.
+    Openvpn,
+    /// OpenVPN 2.6 peer-to-peer over UDP with no encryption or authentication: the cost
+    /// of its userspace packet path alone.
+    #[serde(rename = "openvpn-none")]
+    OpenvpnNone,
 }
 
 impl SubjectKind {
     /// Every subject.
-    pub const ALL: [SubjectKind; 2] = [SubjectKind::Physical, SubjectKind::Ipop];
+    pub const ALL: [SubjectKind; 9] = [
+        SubjectKind::Physical,
+        SubjectKind::Ipop,
+        SubjectKind::WireguardGo,
+        SubjectKind::Boringtun,
+        SubjectKind::Tinc,
+        SubjectKind::Nebula,
+        SubjectKind::N2n,
+        SubjectKind::Openvpn,
+        SubjectKind::OpenvpnNone,
+    ];
+
+    /// The other VPNs (neither the underlay nor ipop).
+    pub const PEERS: [SubjectKind; 7] = [
+        SubjectKind::WireguardGo,
+        SubjectKind::Boringtun,
+        SubjectKind::Tinc,
+        SubjectKind::Nebula,
+        SubjectKind::N2n,
+        SubjectKind::Openvpn,
+        SubjectKind::OpenvpnNone,
+    ];
 
     /// The name used on the command line and in result files.
     pub fn as_str(self) -> &'static str {
         match self {
             SubjectKind::Physical => "physical",
             SubjectKind::Ipop => "ipop",
+            SubjectKind::WireguardGo => "wireguard-go",
+            SubjectKind::Boringtun => "boringtun",
+            SubjectKind::Tinc => "tinc",
+            SubjectKind::Nebula => "nebula",
+            SubjectKind::N2n => "n2n",
+            SubjectKind::Openvpn => "openvpn",
+            SubjectKind::OpenvpnNone => "openvpn-none",
+        }
+    }
+
+    /// The programs whose processes carry this subject's traffic on a host (their
+    /// `/proc/PID/comm`), for CPU accounting; none for the underlay.
+    pub fn daemons(self) -> &'static [&'static str] {
+        match self {
+            SubjectKind::Physical => &[],
+            SubjectKind::Ipop => &["ipop-node"],
+            SubjectKind::WireguardGo => &["wireguard-go"],
+            SubjectKind::Boringtun => &["boringtun-cli"],
+            SubjectKind::Tinc => &["tincd"],
+            SubjectKind::Nebula => &["nebula"],
+            SubjectKind::N2n => &["edge", "supernode"],
+            SubjectKind::Openvpn | SubjectKind::OpenvpnNone => &["openvpn"],
         }
     }
 
@@ -220,7 +281,9 @@ mod tests {
             assert_eq!(SubjectKind::from_name(k.as_str()), Some(k));
             assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
         }
-        assert_eq!(SubjectKind::from_name("tinc"), None);
+        assert_eq!(SubjectKind::from_name("tinc"), Some(SubjectKind::Tinc));
+        assert_eq!(SubjectKind::from_name("wireguard"), None);
+        assert!(SubjectKind::PEERS.iter().all(|k| !k.daemons().is_empty()));
     }
 
     #[test]

@@ -78,6 +78,7 @@ impl Experiment for Throughput {
                 seconds: TCP_SECONDS,
                 omit: TCP_OMIT,
                 udp_mbit: None,
+                streams: 1,
             },
             udp_test: Test {
                 address: udp.target.address,
@@ -85,6 +86,7 @@ impl Experiment for Throughput {
                 seconds: UDP_SECONDS,
                 omit: 0,
                 udp_mbit: Some(udp_mbit),
+                streams: 1,
             },
             subject: setup.subject.kind(),
             paths: vec![tcp, udp],
@@ -126,7 +128,7 @@ impl Trials for Run<'_> {
                 name: "tcp".into(),
                 description: format!("iperf3 TCP goodput {}, {TCP_SECONDS} s", tcp.label()),
                 unit: Unit::Mbps,
-                paper: Some(paper::tcp_throughput(self.subject, tcp.wan)),
+                paper: paper::tcp_throughput(self.subject, tcp.wan),
             },
             Metric {
                 name: "tcp_retransmits".into(),

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use wow_experiments::{Edges, Experiment, Hosts, Machines, Setup, SubjectKind, Workload};
+use wow_experiments::{Edges, Experiment, Hosts, Machines, Setup, SubjectKind, Subjects, Workload};
 use wow_netns::{Launcher, Node, Options, RunPrefix, Testbed, Topology};
 
 use crate::NetnsHost;
@@ -94,7 +94,10 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     let dir = &request.out;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let fleet = match &request.hosts {
-        Some(path) => Some(open_fleet(path, request.subject)?),
+        Some(path) => Some(open_fleet(
+            path,
+            request.subject == SubjectKind::Ipop || experiment.opens_subjects(),
+        )?),
         None => None,
     };
     let (topology, source) = match (&fleet, &request.hosts) {
@@ -116,6 +119,8 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         taxa: request.workload.taxa,
         workers: request.workload.workers.clone(),
         db_mb: request.workload.db_mb,
+        subjects: request.workload.subjects.clone(),
+        seconds: request.workload.seconds,
         seed: request.seed,
         out: dir.display().to_string(),
         prefix: if fleet.is_some() {
@@ -155,6 +160,12 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         .with_context(|| format!("setting up the {} subject", request.subject))?;
     let progress = indicatif::MultiProgress::new();
     let machines = bed.machines();
+    let opener = crate::subjects::Opener {
+        nodes: bed.nodes(),
+        hosts,
+        topology: &topology,
+        options: &options,
+    };
     let setup = Setup {
         topology: &topology,
         hosts,
@@ -163,6 +174,9 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         workload: &request.workload,
         progress: &progress,
         machines: machines.as_ref().map(|m| m as &dyn Machines),
+        subjects: experiment
+            .opens_subjects()
+            .then_some(&opener as &dyn Subjects),
     };
     let mut trials = experiment
         .prepare(&setup)
@@ -348,11 +362,11 @@ impl Bed {
     }
 }
 
-/// Logs into the hosts of `path`, installing `ipop-node` for the ipop subject.
-fn open_fleet(path: &Path, subject: SubjectKind) -> anyhow::Result<FleetBed> {
+/// Logs into the hosts of `path`, installing `ipop-node` when the run may start it.
+fn open_fleet(path: &Path, ipop: bool) -> anyhow::Result<FleetBed> {
     let file = HostsFile::load(path)?;
-    let binary = match subject {
-        SubjectKind::Ipop => {
+    let binary = match ipop {
+        true => {
             let binary = crate::nodes::node_binary()?;
             anyhow::ensure!(
                 binary.is_file(),
@@ -362,7 +376,7 @@ fn open_fleet(path: &Path, subject: SubjectKind) -> anyhow::Result<FleetBed> {
             );
             Some(binary)
         }
-        SubjectKind::Physical => None,
+        false => None,
     };
     FleetBed::open(&file, &Parallel::default(), binary.as_deref())
 }

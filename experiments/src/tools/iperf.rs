@@ -81,6 +81,8 @@ pub struct Test {
     pub omit: u32,
     /// UDP at this rate; TCP if none.
     pub udp_mbit: Option<f64>,
+    /// Parallel streams (`-P`); the goodput is their sum.
+    pub streams: u32,
 }
 
 impl Test {
@@ -101,6 +103,9 @@ impl Test {
         ]);
         if let Some(rate) = self.udp_mbit {
             cmd = cmd.args(["-u".to_string(), "-b".into(), format!("{rate}M")]);
+        }
+        if self.streams > 1 {
+            cmd = cmd.args(["-P".to_string(), self.streams.to_string()]);
         }
         cmd
     }
@@ -184,6 +189,7 @@ mod tests {
             seconds: 3,
             omit: 0,
             udp_mbit: Some(40.5),
+            streams: 1,
         };
         assert_eq!(
             t.command().to_string(),

@@ -1,6 +1,7 @@
 //! The real tools experiments run on hosts, and parsers of their output. Parsers are
 //! pure functions, tested on captured output.
 
+pub mod cpu;
 pub mod dhcp;
 pub mod iperf;
 pub mod ping;

@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run an experiment and write results/EXPERIMENT/TIMESTAMP (exit 3 if a trial failed).
-    Run(run::Args),
+    Run(Box<run::Args>),
     /// List the experiments, one line each.
     List,
     /// Redraw the plots and report.md of a result folder from its saved files.
@@ -56,7 +56,7 @@ enum Command {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(a) => run::run(a),
+        Command::Run(a) => run::run(*a),
         Command::List => list::run(),
         Command::Plot(a) => plot::run(a),
         Command::Topo(c) => topo::run(c),

@@ -28,8 +28,9 @@ pub(crate) struct Args {
     /// testbed (see harness/FLEET.md; the ipop subject needs root logins).
     #[arg(long)]
     hosts: Option<PathBuf>,
-    /// Number of trials (default: the experiment's).
-    #[arg(long)]
+    /// Number of trials (default: the experiment's); `--rounds` for peers, where a
+    /// trial is one round over every subject.
+    #[arg(long, visible_alias = "rounds")]
     trials: Option<u32>,
     /// Result folder (default: results/EXPERIMENT/TIMESTAMP).
     #[arg(long)]
@@ -78,6 +79,9 @@ pub(crate) struct Args {
     /// Size of each database file in MB (mpi-nfs; the paper's were 32).
     #[arg(long)]
     db_mb: Option<f64>,
+    /// Seconds of each iperf3 throughput test (peers; default 10).
+    #[arg(long)]
+    seconds: Option<u32>,
     /// Print summary.json on stdout (the table goes to stderr).
     #[arg(long)]
     json: bool,
@@ -107,21 +111,33 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             names.join(", ")
         )
     })?;
-    let subjects = match &args.subject {
-        Some(names) => names
-            .split(',')
-            .map(|name| {
-                SubjectKind::from_name(name.trim()).with_context(|| {
-                    let names: Vec<&str> = SubjectKind::ALL.iter().map(|s| s.as_str()).collect();
-                    format!(
-                        "unknown subject {name:?}; expected one of {}",
-                        names.join(", ")
-                    )
+    let asked = match &args.subject {
+        Some(names) => Some(
+            names
+                .split(',')
+                .map(|name| {
+                    SubjectKind::from_name(name.trim()).with_context(|| {
+                        let names: Vec<&str> =
+                            SubjectKind::ALL.iter().map(|s| s.as_str()).collect();
+                        format!(
+                            "unknown subject {name:?}; expected one of {}",
+                            names.join(", ")
+                        )
+                    })
                 })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?,
-        None if experiment.subjects().contains(&SubjectKind::Ipop) => vec![SubjectKind::Ipop],
-        None => vec![experiment.subjects()[0]],
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        ),
+        None => None,
+    };
+    // An experiment that opens its subjects itself gets the list; the runner sets up
+    // only the underlay, which starts nothing.
+    let (subjects, opened) = match asked {
+        _ if experiment.opens_subjects() => (vec![SubjectKind::Physical], asked),
+        Some(list) => (list, None),
+        None if experiment.subjects().contains(&SubjectKind::Ipop) => {
+            (vec![SubjectKind::Ipop], None)
+        }
+        None => (vec![experiment.subjects()[0]], None),
     };
     if args.physical_topology.is_some() && subjects.len() < 2 {
         bail!("--physical-topology applies only with several subjects (--subject ipop,physical)");
@@ -138,6 +154,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         taxa: args.taxa,
         workers: args.workers.clone(),
         db_mb: args.db_mb,
+        subjects: opened,
+        seconds: args.seconds,
     };
     crate::runner::check_workload(experiment, &workload)?;
     if args.hosts.is_none() {

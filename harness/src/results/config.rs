@@ -44,6 +44,12 @@ pub struct RunConfig {
     /// Database size asked for (`--db-mb`), where the experiment takes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db_mb: Option<f64>,
+    /// The subjects asked for (`--subject`), where the experiment opens them itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subjects: Option<Vec<SubjectKind>>,
+    /// Seconds of each throughput test asked for (`--seconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u32>,
     /// The seed.
     pub seed: u64,
     /// The result folder.

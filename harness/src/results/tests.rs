@@ -158,6 +158,8 @@ fn config(dir: &std::path::Path) -> RunConfig {
         taxa: None,
         workers: None,
         db_mb: None,
+        subjects: None,
+        seconds: None,
         seed: 1,
         out: dir.display().to_string(),
         prefix: "r1".into(),

@@ -147,6 +147,7 @@ fn netns_a_hostile_peer_crashes_floods_and_bloats_nothing() {
                 seconds: 40,
                 omit: 0,
                 udp_mbit: None,
+                streams: 1,
             };
             test.run(&hosts[0])
         });
