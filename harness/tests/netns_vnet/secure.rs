@@ -1,4 +1,4 @@
-//! Secure edges (an overlay secret): members link and carry their namespace's traffic
+//! Secure edges (an overlay secret) and a keyed namespace: members link and carry its traffic
 //! sealed — a capture on the underlay shows none of a known payload — while a node with
 //! another secret cannot link to anyone, and the nodes count its failed handshakes.
 
@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::Value;
 use wow_harness::NetnsHost;
 use wow_harness::host::{Cmd, Host};
-use wow_harness::nodes::{NodeOptions, RunningNode, install_secret, wait_for};
+use wow_harness::nodes::{
+    NodeOptions, RunningNode, install_namespace_key, install_secret, wait_for,
+};
 use wow_harness::vnet::{DhcpClient, Kind, TAP, create_namespace, start_dhcp, wait_address};
 use wow_netns::{Options, RunPrefix, Testbed, Topology};
 
@@ -52,6 +54,7 @@ fn netns_secure_edges_seal_traffic_and_keep_outsiders_out() {
     let member_secret = "11".repeat(32);
     for h in [&public, &a, &b] {
         install_secret(h, &member_secret).unwrap();
+        install_namespace_key(h, &"4e".repeat(32)).unwrap();
     }
     install_secret(&outsider, &"22".repeat(32)).unwrap();
 
@@ -61,10 +64,11 @@ fn netns_secure_edges_seal_traffic_and_keep_outsiders_out() {
         wow_harness::nodes::status(&public, &bin).ok()
     })
     .expect("seed node up");
-    let ns =
-        create_namespace(&public, &bin, "10.77.0.0/24", "1h", Kind::Open(None)).expect("namespace");
+    let ns = create_namespace(&public, &bin, "10.77.0.0/24", "1h", Kind::Keyed).expect("namespace");
     for h in [&a, &b] {
-        let opts = wow_harness::vnet::member_options(&public, &ns).secure();
+        let opts = wow_harness::vnet::member_options(&public, &ns)
+            .secure()
+            .keyed();
         nodes.push(RunningNode::start(h, &bin, &opts).unwrap());
     }
     nodes.push(
@@ -84,6 +88,13 @@ fn netns_secure_edges_seal_traffic_and_keep_outsiders_out() {
     let (ping, leaked) = ping_through_capture(&a, ip_b);
     assert!(ping, "ping over secure edges");
     assert!(!leaked, "the ping payload crossed the underlay in clear");
+    // Once a and b have their shortcut, the edge's seal is the only one.
+    let sa = status(&a, &bin);
+    assert!(
+        sa["ipop"]["stats"]["to_overlay_direct"].as_u64() > Some(0),
+        "{}",
+        sa["ipop"]["stats"]
+    );
 
     // The outsider never links; the members count its handshakes as unauthentic.
     std::thread::sleep(Duration::from_secs(3));

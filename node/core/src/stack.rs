@@ -67,7 +67,9 @@ impl Stack {
     /// Adds the virtual IP network layer; `seed` must come from the operating system's
     /// random generator outside tests (it seeds lease passwords, see [`Ipop::new`]).
     pub fn enable_ipop(&mut self, config: ipop::Config, seed: [u8; 32], now: Instant) {
-        self.ipop = Some(Ipop::new(config, seed, now));
+        let mut ipop = Ipop::new(config, seed, now);
+        ipop.set_secure_edges(self.secure.is_some());
+        self.ipop = Some(ipop);
     }
 
     /// Makes every edge a Noise session keyed with the overlay's admission secret
@@ -75,6 +77,9 @@ impl Stack {
     pub fn enable_secure(&mut self, config: secure::Config, identity: Identity, seed: u64) {
         debug_assert_eq!(identity.address(), self.node.address());
         self.secure = Some(Secure::new(config, identity, seed));
+        if let Some(i) = self.ipop.as_mut() {
+            i.set_secure_edges(true);
+        }
     }
 
     /// Handles a frame the host wrote to the TAP (nothing without the IPOP layer).
@@ -157,7 +162,14 @@ impl Stack {
         self.dht
             .handle_delivery(now, &mut self.node, header, payload, src_trusted)
             || self.ipop.as_mut().is_some_and(|i| {
-                i.handle_delivery(now, &mut self.node, &mut self.dht, header, payload)
+                i.handle_delivery(
+                    now,
+                    &mut self.node,
+                    &mut self.dht,
+                    header,
+                    payload,
+                    source_verified,
+                )
             })
     }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::keyed::Unsealed;
 use super::resolver::Lookup;
-use super::{Ipop, KIND_IP, KIND_NOTICE, Mapping, Purpose, frame};
+use super::{Ipop, KIND_IP, KIND_IP_DIRECT, KIND_NOTICE, Mapping, Purpose, frame};
 use crate::address::Address;
 use crate::dht::Dht;
 use crate::overlay::Node;
@@ -95,13 +95,25 @@ impl Ipop {
     }
 
     fn send(&mut self, now: Instant, node: &mut Node, owner: Address, packet: &[u8]) {
-        let payload = self.encapsulate(node.address(), packet);
+        // A keyed namespace's packet to an owner on a direct secure edge goes in one hop,
+        // sealed by that edge's session: a second seal would prove nothing more.
+        let direct =
+            self.config.namespace.is_keyed() && self.secure_edges && node.has_direct_edge(owner);
+        let (kind, payload) = if direct {
+            let mut payload = Vec::with_capacity(16 + packet.len());
+            payload.extend_from_slice(&self.config.namespace.id().0);
+            payload.extend_from_slice(packet);
+            (KIND_IP_DIRECT, payload)
+        } else {
+            (KIND_IP, self.encapsulate(node.address(), packet))
+        };
         if node
-            .send_routed(now, owner, Mode::Exact, KIND_IP, &payload)
+            .send_routed(now, owner, Mode::Exact, kind, &payload)
             .is_ok()
         {
             node.note_traffic(now, owner);
             self.stats.to_overlay += 1;
+            self.stats.to_overlay_direct += u64::from(direct);
         } else {
             self.stats.dropped_no_route += 1;
         }
@@ -169,6 +181,26 @@ impl Ipop {
             Err(Unsealed::Unauthentic) => self.stats.dropped_unauthentic += 1,
         }
         self.scratch = body;
+    }
+
+    /// A [`KIND_IP_DIRECT`] packet: taken only in a keyed namespace, and only when it came
+    /// straight from its source over a secure edge (else anyone could skip the seal).
+    pub(super) fn direct_packet(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        dht: &mut Dht,
+        header: &RoutedHeader,
+        payload: &[u8],
+        source_verified: bool,
+    ) {
+        if payload.len() < 16 || payload[..16] != self.config.namespace.id().0 {
+            self.stats.dropped_wrong_namespace += 1;
+        } else if !self.config.namespace.is_keyed() || !source_verified {
+            self.stats.dropped_unauthentic += 1;
+        } else {
+            self.unsealed_packet(now, node, dht, header, &payload[16..]);
+        }
     }
 
     fn unsealed_packet(

@@ -49,6 +49,11 @@ use resolver::{Limits, Resolver};
 pub const KIND_IP: u8 = kind::FIRST_APP + 8;
 /// Routed kind of a notice "I do not hold this IP": namespace id, then the IPv4 address.
 pub const KIND_NOTICE: u8 = kind::FIRST_APP + 9;
+/// Routed kind of a keyed namespace's IP packet sent over a direct secure edge to the
+/// node that owns its destination: namespace id, then the IPv4 packet, not sealed again
+/// (the edge's session seals it and proves the sender). Taken only when it came straight
+/// from its source over a secure edge.
+pub const KIND_IP_DIRECT: u8 = kind::FIRST_APP + 10;
 /// Bytes the overlay adds around an IP packet: datagram and routed headers, namespace.
 pub const OVERHEAD: usize = crate::wire::HEADER_LEN + 5 + 2 * Address::LEN + 16;
 /// Bytes a relay edge adds around a datagram: the tunnel message to the relay (datagram
@@ -172,6 +177,9 @@ pub struct Stats {
     pub lookups: u64,
     /// IP packets sent into the overlay.
     pub to_overlay: u64,
+    /// Of those, keyed-namespace packets sent over a direct secure edge to their owner,
+    /// where the edge's seal is the only one ([`KIND_IP_DIRECT`]).
+    pub to_overlay_direct: u64,
     /// IP packets written to the TAP from the overlay.
     pub from_overlay: u64,
     /// Broadcasts sent.
@@ -276,6 +284,8 @@ pub struct Ipop {
     pool: Vec<Vec<u8>>,
     /// Where an overlay packet is opened (kept to spare an allocation per packet).
     scratch: Vec<u8>,
+    /// Every edge is a secure one (the stack's secure layer is on).
+    secure_edges: bool,
     events: VecDeque<Event>,
     stats: Stats,
     next_tick: Instant,
@@ -309,6 +319,7 @@ impl Ipop {
             tap: VecDeque::new(),
             pool: Vec::new(),
             scratch: Vec::new(),
+            secure_edges: false,
             events: VecDeque::new(),
             stats: Stats::default(),
             next_tick: now,
@@ -329,6 +340,13 @@ impl Ipop {
         lease.renew_at = now;
         self.leases.insert(ip, lease);
         self.refuse_unassignable();
+    }
+
+    /// Tells the layer that every edge is secure (authenticated and encrypted), so
+    /// that a keyed namespace's packet to a directly connected owner is sealed once,
+    /// by the edge.
+    pub fn set_secure_edges(&mut self, on: bool) {
+        self.secure_edges = on;
     }
 
     /// The namespace's identifier.
@@ -412,6 +430,7 @@ impl Ipop {
     }
 
     /// A routed message from the overlay; returns false if it is not for IPOP.
+    /// `source_verified`: it came straight from its source over a secure edge.
     pub fn handle_delivery(
         &mut self,
         now: Instant,
@@ -419,11 +438,13 @@ impl Ipop {
         dht: &mut Dht,
         header: &RoutedHeader,
         payload: &[u8],
+        source_verified: bool,
     ) -> bool {
-        if header.kind != KIND_IP && header.kind != KIND_NOTICE {
-            return false;
+        match header.kind {
+            KIND_IP | KIND_NOTICE => self.overlay_packet(now, node, dht, header, payload),
+            KIND_IP_DIRECT => self.direct_packet(now, node, dht, header, payload, source_verified),
+            _ => return false,
         }
-        self.overlay_packet(now, node, dht, header, payload);
         true
     }
 

@@ -418,6 +418,14 @@ impl Node {
         self.table.iter()
     }
 
+    /// Whether `peer` is connected over a direct edge (not a relay): a message routed to
+    /// it goes there in one hop, straight over that edge.
+    pub fn has_direct_edge(&self, peer: Address) -> bool {
+        self.table
+            .get(peer)
+            .is_some_and(|c| matches!(c.edge, Edge::Direct(_)))
+    }
+
     /// The closest connected peer on each side of the ring: (left, right).
     pub fn ring_neighbors(&self) -> (Option<Address>, Option<Address>) {
         (

@@ -85,10 +85,19 @@ fn members_talk_and_outsiders_read_and_inject_nothing() {
         n.send_routed(t, owner, crate::wire::Mode::Exact, KIND_IP, &sealed)
     })
     .unwrap();
+    // The unsealed kind is taken only straight over a secure edge (there are none here).
+    sim.act(7, |n, t| {
+        n.send_routed(t, owner, crate::wire::Mode::Exact, KIND_IP_DIRECT, &forged)
+    })
+    .unwrap();
     sim.run_for(Duration::from_secs(2));
     assert!(received(&sim.take_tap_frames(), 9).is_empty());
     let s = sim.node(9).stack.ipop.as_ref().unwrap().stats();
-    assert_eq!((s.dropped_unauthentic, s.dropped_wrong_namespace), (1, 1));
+    assert_eq!((s.dropped_unauthentic, s.dropped_wrong_namespace), (2, 1));
+    assert_eq!(
+        s.to_overlay_direct, 0,
+        "no secure edges: every packet sealed"
+    );
 
     // And the members still talk.
     sim.tap_write(9, &udp_frame(mac(9), b, a, (9000, 9000), b"still here"));
