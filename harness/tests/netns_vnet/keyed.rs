@@ -4,46 +4,17 @@
 
 use std::time::Duration;
 
-use wow_harness::NetnsHost;
 use wow_harness::host::{Cmd, Host};
 use wow_harness::nodes::{
     CONTROL_SOCKET, NAMESPACE_KEY_FILE, NodeOptions, RunningNode, install_namespace_key, wait_for,
 };
 use wow_harness::vnet::{DhcpClient, Kind, TAP, create_namespace, member_options, start_dhcp};
 use wow_harness::vnet::{address_of, wait_address};
-use wow_netns::{Options, RunPrefix, Testbed, Topology};
-
-const TOPOLOGY: &str = r#"
-name = "keyed-lan"
-[[site]]
-name = "lan"
-hosts = 3
-nat = "none"
-firewall = "open"
-[[public]]
-name = "public"
-count = 1
-"#;
 
 #[test]
 fn netns_keyed_namespace_seals_packets_and_keeps_outsiders_out() {
     let bin = super::node_binary();
-    let topology = Topology::parse(TOPOLOGY, "test").unwrap();
-    let bed = Testbed::up(
-        &topology,
-        &Options {
-            prefix: RunPrefix::unique(),
-            emulator: None,
-        },
-    )
-    .expect("testbed");
-    let host = |n: &str| NetnsHost::new(&bed, n).unwrap();
-    let (public, a, b, outsider) = (
-        host("public-0"),
-        host("lan-0"),
-        host("lan-1"),
-        host("lan-2"),
-    );
+    let (_bed, [public, a, b, outsider]) = super::secure::four_hosts();
     let key = "3c".repeat(32);
     for h in [&public, &a, &b] {
         install_namespace_key(h, &key).unwrap();

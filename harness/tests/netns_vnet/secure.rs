@@ -13,6 +13,7 @@ use wow_harness::nodes::{
 use wow_harness::vnet::{DhcpClient, Kind, TAP, create_namespace, start_dhcp, wait_address};
 use wow_netns::{Options, RunPrefix, Testbed, Topology};
 
+/// A LAN of three hosts and a public seed host.
 const TOPOLOGY: &str = r#"
 name = "secure-lan"
 [[site]]
@@ -32,9 +33,9 @@ fn status(host: &NetnsHost, bin: &std::path::Path) -> Value {
     wow_harness::nodes::status(host, bin).unwrap_or_else(|e| panic!("{}: {e}", host.name()))
 }
 
-#[test]
-fn netns_secure_edges_seal_traffic_and_keep_outsiders_out() {
-    let bin = super::node_binary();
+/// A testbed of [`TOPOLOGY`] and its hosts: the public seed's, two members' and an
+/// outsider's (the testbed goes when the first value drops).
+pub(super) fn four_hosts() -> (Testbed, [NetnsHost; 4]) {
     let topology = Topology::parse(TOPOLOGY, "test").unwrap();
     let bed = Testbed::up(
         &topology,
@@ -44,13 +45,14 @@ fn netns_secure_edges_seal_traffic_and_keep_outsiders_out() {
         },
     )
     .expect("testbed");
-    let host = |n: &str| NetnsHost::new(&bed, n).unwrap();
-    let (public, a, b, outsider) = (
-        host("public-0"),
-        host("lan-0"),
-        host("lan-1"),
-        host("lan-2"),
-    );
+    let hosts = ["public-0", "lan-0", "lan-1", "lan-2"].map(|n| NetnsHost::new(&bed, n).unwrap());
+    (bed, hosts)
+}
+
+#[test]
+fn netns_secure_edges_seal_traffic_and_keep_outsiders_out() {
+    let bin = super::node_binary();
+    let (_bed, [public, a, b, outsider]) = four_hosts();
     let member_secret = "11".repeat(32);
     for h in [&public, &a, &b] {
         install_secret(h, &member_secret).unwrap();
