@@ -75,9 +75,14 @@ fn bad_input_gets_a_clear_error() {
         e.contains("unknown experiment \"nope\"") && e.contains("latency"),
         "{e}"
     );
+    let e = stderr(&wow_bench(&["run", "latency", "--subject", "zerotier"]));
+    assert!(
+        e.contains("unknown subject \"zerotier\"") && e.contains("physical"),
+        "{e}"
+    );
     let e = stderr(&wow_bench(&["run", "latency", "--subject", "tinc"]));
     assert!(
-        e.contains("unknown subject \"tinc\"") && e.contains("physical"),
+        e.contains("latency does not support the tinc subject (it supports physical, ipop)"),
         "{e}"
     );
     let o = wow_bench(&["plot", "/nonexistent/wow-results"]);

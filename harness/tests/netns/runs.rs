@@ -360,7 +360,8 @@ fn netns_run_migration_twice() {
     assert!(m["ping_downtime_s"]["max"].as_f64().unwrap() > 0.0, "{m}");
 }
 
-/// Every experiment has a reduced run above (a new one needs its own).
+/// Every experiment has a reduced run above (a new one needs its own); `peers` has its
+/// own test binary (tests/netns_peers).
 #[test]
 fn every_experiment_has_a_reduced_run_in_ci() {
     let tested = [
@@ -373,6 +374,7 @@ fn every_experiment_has_a_reduced_run_in_ci() {
         "fastdnaml-pvm",
         "mpi-nfs",
         "migration",
+        "peers",
     ];
     let all: Vec<&str> = wow_experiments::ALL.iter().map(|e| e.name()).collect();
     assert_eq!(all, tested);
