@@ -139,12 +139,33 @@ impl fmt::Debug for Namespace {
 }
 
 /// Associated data of a seal: a label, the namespace, and what the seal is bound to.
-fn bound(label: u8, id: &NamespaceId, to: &[u8]) -> Vec<u8> {
-    let mut ad = Vec::with_capacity(1 + 16 + to.len());
-    ad.push(label);
-    ad.extend_from_slice(&id.0);
-    ad.extend_from_slice(to);
+/// (On the stack: it is made for every packet.)
+fn bound(label: u8, id: &NamespaceId, to: &[u8]) -> Ad {
+    let mut ad = Ad {
+        buf: [0; AD_MAX],
+        len: 1 + 16 + to.len(),
+    };
+    ad.buf[0] = label;
+    ad.buf[1..17].copy_from_slice(&id.0);
+    ad.buf[17..ad.len].copy_from_slice(to);
     ad
+}
+
+/// The longest associated data: label, namespace id, a P2P address.
+const AD_MAX: usize = 1 + 16 + Address::LEN;
+
+/// Associated data of one seal.
+struct Ad {
+    buf: [u8; AD_MAX],
+    len: usize,
+}
+
+impl std::ops::Deref for Ad {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 const AD_RECORD: u8 = 1;
