@@ -4,8 +4,8 @@
 //!
 //! The pair is chosen in `prepare`: the site hosts of different sites, in file order,
 //! until an overlay echo (`ipop-node probe`) between them takes two hops or more. Each
-//! trial sends one ping (retried like `latency`) and one overlay echo, and records the
-//! ping's RTT and the overlay hops each way.
+//! trial sends one ping and one overlay echo (each retried like `latency`'s ping), and
+//! records the ping's RTT and the overlay hops each way.
 
 use std::time::Duration;
 
@@ -195,6 +195,12 @@ impl Trials for Run<'_> {
                 unit: Unit::Count,
                 paper: None,
             },
+            Metric {
+                name: "probes_lost".into(),
+                description: "overlay echoes lost before the trial's answered one".into(),
+                unit: Unit::Count,
+                paper: None,
+            },
         ]
     }
 
@@ -238,12 +244,27 @@ impl Trials for Run<'_> {
                 self.host.name()
             )));
         }
-        let echo = self.overlay.probe(self.host, &self.to)?;
-        for key in ["hops", "return_hops"] {
-            if let Some(h) = echo[key].as_f64() {
-                values.insert(key.into(), h);
+        // The overlay echo crosses the same lossy links: a lost one is retried too.
+        let mut last = None;
+        for lost in 0..ATTEMPTS {
+            match self.overlay.probe(self.host, &self.to) {
+                Ok(echo) => {
+                    for key in ["hops", "return_hops"] {
+                        if let Some(h) = echo[key].as_f64() {
+                            values.insert(key.into(), h);
+                        }
+                    }
+                    values.insert("probes_lost".into(), f64::from(lost));
+                    return Ok(values);
+                }
+                Err(e) => last = Some(e),
             }
         }
-        Ok(values)
+        Err(TrialError(format!(
+            "{}: no overlay echo from {} to {ATTEMPTS} probes: {}",
+            self.host.name(),
+            self.to,
+            last.map(|e| e.to_string()).unwrap_or_default()
+        )))
     }
 }

@@ -20,6 +20,9 @@ use crate::{Cmd, Host};
 /// Grace before SIGKILL for spawned processes (a node leaves the overlay on SIGTERM).
 const GRACE: Duration = Duration::from_secs(3);
 
+/// How long the handler waits for jobs being started when the signal came.
+const LAUNCH_WAIT: Duration = Duration::from_secs(20);
+
 /// A host to clean: how to log in (with the run's work dir) and whether the run made
 /// the node's state folder there.
 pub(super) type ToClean = (HostSpec, bool);
@@ -39,6 +42,12 @@ pub(super) fn register(hosts: Vec<ToClean>) -> u64 {
                         .map(|l| l.values().flatten().cloned().collect())
                         .unwrap_or_default();
                     eprintln!("signal {sig}: stopping what this run started on its hosts");
+                    if !crate::ssh::stop_spawning(LAUNCH_WAIT) {
+                        eprintln!(
+                            "warning: a job was still being started after {LAUNCH_WAIT:?}: \
+                             it may be left on its host"
+                        );
+                    }
                     std::thread::scope(|s| {
                         for (spec, made) in &live {
                             s.spawn(move || match spec.connect() {

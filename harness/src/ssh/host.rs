@@ -4,9 +4,9 @@ use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ssh2::OpenFlags;
 
@@ -24,6 +24,48 @@ const SFTP_STEP: Duration = Duration::from_secs(60);
 const NOT_FOUND: i32 = 127;
 /// Marker file in a work dir made by us, so that only such folders are ever removed.
 pub(crate) const MARKER: &str = ".wow-bench";
+
+/// Whether this process has stopped starting jobs ([`stop_spawning`]).
+static STOPPING: AtomicBool = AtomicBool::new(false);
+/// Jobs of this process being launched right now, on any host.
+static LAUNCHING: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes every later [`Host::spawn`] on an [`SshHost`] fail, then waits (up to
+/// `timeout`) for the launches already under way to finish, so that a cleanup that
+/// lists the job folders next sees every job this process started. For a signal
+/// handler: the interrupted run's own thread may be starting a job at that moment.
+/// Returns whether no launch is still under way.
+pub fn stop_spawning(timeout: Duration) -> bool {
+    STOPPING.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + timeout;
+    while LAUNCHING.load(Ordering::SeqCst) > 0 {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// One launch under way, counted in [`LAUNCHING`] until dropped.
+struct Launch;
+
+impl Launch {
+    /// Counts a launch, unless [`stop_spawning`] was called. (Count first, then check:
+    /// with sequentially consistent operations the stopper either sees the count or
+    /// the launch sees the flag.)
+    fn begin() -> Option<Launch> {
+        LAUNCHING.fetch_add(1, Ordering::SeqCst);
+        let launch = Launch;
+        (!STOPPING.load(Ordering::SeqCst)).then_some(launch)
+    }
+}
+
+impl Drop for Launch {
+    fn drop(&mut self) {
+        LAUNCHING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// A machine reached over SSH. Cheap to clone (clones share the session pool).
 #[derive(Debug, Clone)]
@@ -265,6 +307,11 @@ impl Host for SshHost {
     }
 
     fn spawn(&self, cmd: &Cmd) -> Result<Box<dyn Process>, HostError> {
+        let _launch = Launch::begin().ok_or_else(|| HostError::Start {
+            host: self.name().to_string(),
+            cmd: cmd.to_string(),
+            reason: "the run is stopping: no new job is started".into(),
+        })?;
         let n = self.inner.jobs.fetch_add(1, Ordering::Relaxed);
         let dir = format!("{}/proc/{}-{n}", self.work_dir(), std::process::id());
         let job = job::launch(self, &dir, cmd)?;

@@ -28,7 +28,7 @@ mod tunnel;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use host::SshHost;
+pub use host::{SshHost, stop_spawning};
 pub use job::{Job, JobState, SshProcess};
 
 /// Where and how to log in.

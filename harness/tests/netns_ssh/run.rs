@@ -3,6 +3,7 @@
 //! root (its nodes make TAP devices), one host down throughout.
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -202,7 +203,12 @@ fn assert_nothing_left(lab: &Lab, work: &Path) {
     let leftover: Vec<_> = std::fs::read_dir(work)
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
-    assert!(leftover.is_empty(), "work dirs left: {leftover:?}");
+    let listing = || {
+        let out = Command::new("find").arg(work).output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    assert!(leftover.is_empty(), "work dirs left: {}", listing());
     for host in ["public-0", "public-1", "public-2"] {
         assert!(!exists_on(lab, host, "/run/ipop"), "{host}: /run/ipop left");
         let out = lab

@@ -193,23 +193,6 @@ fn netns_a_migrated_vm_keeps_its_address_and_its_tcp_session() {
         .push(RunningNode::start(&b, &world.bin, &opts).unwrap());
     bridge(&b, &ns_b);
 
-    let output = wait_for(Duration::from_secs(90), Duration::from_millis(500), || {
-        stream.try_wait().ok().flatten()
-    })
-    .expect("the TCP stream ended");
-    let report: Value = serde_json::from_slice(&output.stdout).expect("iperf3 JSON");
-    assert!(
-        report.get("error").is_none(),
-        "the session broke: {}",
-        report["error"]
-    );
-    let intervals: Vec<f64> = report["intervals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["sum"]["bytes"].as_f64().unwrap_or(0.0))
-        .collect();
-    let stalled = intervals.iter().filter(|b| **b == 0.0).count();
     let diagnosis = || {
         let st = |h: &dyn Host| {
             wow_harness::nodes::status(h, &world.bin)
@@ -236,6 +219,24 @@ fn netns_a_migrated_vm_keeps_its_address_and_its_tcp_session() {
             st(&c)
         )
     };
+    let Some(output) = wait_for(Duration::from_secs(90), Duration::from_millis(500), || {
+        stream.try_wait().ok().flatten()
+    }) else {
+        panic!("the TCP stream did not end\n{}", diagnosis());
+    };
+    let report: Value = serde_json::from_slice(&output.stdout).expect("iperf3 JSON");
+    assert!(
+        report.get("error").is_none(),
+        "the session broke: {}",
+        report["error"]
+    );
+    let intervals: Vec<f64> = report["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["sum"]["bytes"].as_f64().unwrap_or(0.0))
+        .collect();
+    let stalled = intervals.iter().filter(|b| **b == 0.0).count();
     eprintln!(
         "migration: {stalled} s without data in a 40 s TCP stream (moved {:.1} s before it ended); VM kept {vm_ip}; client {client_ip}",
         moved.elapsed().as_secs_f64()
