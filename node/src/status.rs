@@ -199,7 +199,6 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
         .collect();
     let learned = node.learned_addresses();
     let local: Vec<TransportAddr> = node.local_transports().to_vec();
-    let stats = node.stats();
     json!({
         "address": node.address().to_string(),
         "overlay": overlay,
@@ -244,37 +243,48 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
             })
         }),
         "connections": connections,
-        "stats": {
-            "malformed": stats.malformed,
-            "unknown_source": stats.unknown_source,
-            "forwarded": stats.forwarded,
-            "delivered": stats.delivered,
-            "no_route": stats.no_route,
-            "ttl_exceeded": stats.ttl_exceeded,
-            "refused_full": stats.refused_full,
-            "ctm_sent": stats.ctm_sent,
-            "link_failures": stats.link_failures,
-            "link_attempts_refused": stats.link_attempts_refused,
-            "ctm_refused": stats.ctm_refused,
-            "cookies_sent": stats.cookies_sent,
-            "bad_cookie": stats.bad_cookie,
-            "refused_relay": stats.refused_relay,
-            "broadcast_refused": stats.broadcast_refused,
-            "ttl_capped": stats.ttl_capped,
-            "impersonation": stats.impersonation,
-            "udp_send_drops": facts.udp_send_drops,
-            "tcp_send_drops": facts.tcp.send_drops,
-            "udp_errors": facts.udp_errors,
-            "tcp_streams": facts.tcp.streams,
-            "tcp_accept_errors": facts.tcp.accept_errors,
-            "tcp_accepts_refused": facts.tcp.accepts_refused,
-            "tcp_connects_refused": facts.tcp.connects_refused,
-            "tcp_oversized_frames": facts.tcp.oversized_frames,
-            "control_accept_errors": facts.control_accept_errors,
-            "control_refused": facts.control_refused,
+        "stats": counters(&node.stats(), facts),
+        "dht": {
+            "records": stack.dht.stored_records(),
+            "refused_replicas": stack.dht.refused_replicas(),
+            "unverified": stack.dht.unverified(),
         },
-        "dht": { "records": stack.dht.stored_records() },
         "dropped_unclaimed": stack.dropped_unclaimed(),
+    })
+}
+
+/// The overlay's counters with the driver's (status `stats`).
+fn counters(stats: &ipop_core::overlay::Stats, facts: &DriverFacts) -> Value {
+    json!({
+        "malformed": stats.malformed,
+        "unknown_source": stats.unknown_source,
+        "forwarded": stats.forwarded,
+        "delivered": stats.delivered,
+        "no_route": stats.no_route,
+        "ttl_exceeded": stats.ttl_exceeded,
+        "refused_full": stats.refused_full,
+        "ctm_sent": stats.ctm_sent,
+        "link_failures": stats.link_failures,
+        "link_attempts_refused": stats.link_attempts_refused,
+        "ctm_refused": stats.ctm_refused,
+        "cookies_sent": stats.cookies_sent,
+        "bad_cookie": stats.bad_cookie,
+        "refused_relay": stats.refused_relay,
+        "broadcast_refused": stats.broadcast_refused,
+        "ttl_capped": stats.ttl_capped,
+        "impersonation": stats.impersonation,
+        "bad_signature": stats.bad_signature,
+        "unsigned": stats.unsigned,
+        "udp_send_drops": facts.udp_send_drops,
+        "tcp_send_drops": facts.tcp.send_drops,
+        "udp_errors": facts.udp_errors,
+        "tcp_streams": facts.tcp.streams,
+        "tcp_accept_errors": facts.tcp.accept_errors,
+        "tcp_accepts_refused": facts.tcp.accepts_refused,
+        "tcp_connects_refused": facts.tcp.connects_refused,
+        "tcp_oversized_frames": facts.tcp.oversized_frames,
+        "control_accept_errors": facts.control_accept_errors,
+        "control_refused": facts.control_refused,
     })
 }
 

@@ -76,6 +76,7 @@ impl Stack {
     /// (`config.psk`); `identity` must be the key of this node's address (its hash).
     pub fn enable_secure(&mut self, config: secure::Config, identity: Identity, seed: u64) {
         debug_assert_eq!(identity.address(), self.node.address());
+        self.node.enable_signatures(identity.clone());
         self.secure = Some(Secure::new(config, identity, seed));
         if let Some(i) = self.ipop.as_mut() {
             i.set_secure_edges(true);
@@ -149,7 +150,8 @@ impl Stack {
     }
 
     /// Gives a routed message to the layer it is for; false if none took it.
-    /// `source_verified`: it came straight from its source over a secure edge.
+    /// `source_verified`: it is signed by its source, or came straight from it over a
+    /// secure edge.
     fn deliver(
         &mut self,
         now: Instant,

@@ -15,6 +15,8 @@ mod node_datagram;
 mod node_stack;
 #[path = "../../../fuzz/bodies/secure_open.rs"]
 mod secure_open;
+#[path = "../../../fuzz/bodies/signed_routed.rs"]
+mod signed_routed;
 #[path = "../../../fuzz/bodies/wire_parse.rs"]
 mod wire_parse;
 
@@ -79,6 +81,11 @@ fn node_datagram_corpus_replays() {
 #[test]
 fn node_stack_corpus_replays() {
     replay("node_stack", node_stack::run);
+}
+
+#[test]
+fn signed_routed_corpus_replays() {
+    replay("signed_routed", signed_routed::run);
 }
 
 #[test]

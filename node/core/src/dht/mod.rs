@@ -117,6 +117,7 @@ pub struct Dht {
     next_resync: Instant,
     last_view: (Option<Address>, Option<Address>),
     refused_replicas: u64,
+    unverified: u64,
 }
 
 /// The address of sub-key `i` of `key`.
@@ -149,6 +150,7 @@ impl Dht {
             next_tick: now,
             last_view: (None, None),
             refused_replicas: 0,
+            unverified: 0,
         }
     }
 
@@ -230,6 +232,12 @@ impl Dht {
     /// node that is no ring neighbour.
     pub fn refused_replicas(&self) -> u64 {
         self.refused_replicas
+    }
+
+    /// Requests and replies dropped because their source was not verified (on a
+    /// secure overlay: neither signed nor received straight from their source).
+    pub fn unverified(&self) -> u64 {
+        self.unverified
     }
 
     /// Records this node holds as a replica.
@@ -317,10 +325,13 @@ impl Dht {
     }
 
     /// Handles a routed message for the DHT; returns false if it was not one.
-    /// `src_trusted`: the header's `src` is as sure as the links can make it — the
-    /// message came straight from that node over a secure edge, or the overlay has no
-    /// secure edges (then nothing is verified). A copy that would hand a live record to
-    /// another owner is taken only from a trusted ring neighbour.
+    /// `src_trusted`: the header's `src` is as sure as the overlay can make it — the
+    /// message is signed by `src`'s key or came straight from `src` over a secure edge,
+    /// or the overlay has no secure edges (then nothing is verified). Requests and
+    /// replies from an untrusted source are dropped (counted in [`Dht::unverified`]):
+    /// nobody can answer a lookup in another node's name, or send a request whose
+    /// answers go to another node. A copy that would hand a live record to another
+    /// owner is taken only from a trusted ring neighbour.
     pub fn handle_delivery(
         &mut self,
         now: Instant,
@@ -329,6 +340,10 @@ impl Dht {
         payload: &[u8],
         src_trusted: bool,
     ) -> bool {
+        if !src_trusted && matches!(header.kind, wire::REQUEST | wire::REPLY) {
+            self.unverified += 1;
+            return true;
+        }
         match header.kind {
             wire::REQUEST => {
                 if let Ok(req) = Request::parse(payload) {

@@ -384,8 +384,9 @@ fn fault8_forged_sources_cannot_bypass_the_replica_quota() {
             dst: sub_key(key.as_bytes(), 0),
             via: None,
         };
+        // A plain overlay (no secure edges) takes sources as they are: trusted.
         sim.act_dht(target, |d, node, t| {
-            d.handle_delivery(t, node, &header, &buf[..n], false)
+            d.handle_delivery(t, node, &header, &buf[..n], true)
         });
     }
     let stored = sim.node(target).stack.dht.store.len() - before;
@@ -395,4 +396,53 @@ fn fault8_forged_sources_cannot_bypass_the_replica_quota() {
         "{stored} forged records stored, at most {bound}"
     );
     assert!(stored >= per_sector, "the sectors still take records");
+}
+
+#[test]
+fn on_a_secure_overlay_unverified_requests_and_replies_are_dropped() {
+    let mut sim = overlay_with(6, 9, 0.0, Config::default());
+    let target = 2;
+    let before = sim.node(target).stack.dht.store.len();
+    let key = b"unverified/key";
+    let req = Request {
+        op: Op::Create,
+        op_id: 1,
+        sub: 0,
+        key,
+        password: b"pw",
+        new_password: b"",
+        value: b"value",
+        ttl_s: 600,
+    };
+    let mut buf = [0u8; wire::MAX_MESSAGE];
+    let n = req.emit(&mut buf).unwrap();
+    let header = |kind| RoutedHeader {
+        ttl: 32,
+        hops: 3,
+        mode: Mode::Exact,
+        flags: Default::default(),
+        kind,
+        src: Address::from_bytes([7; 20]),
+        dst: sub_key(key, 0),
+        via: None,
+    };
+    let reply = Reply {
+        op_id: 1,
+        sub: 0,
+        status: wire::Status::Ok,
+        rev: 1,
+        ttl_left_s: 60,
+        value: b"forged",
+    };
+    let mut rbuf = [0u8; wire::MAX_MESSAGE];
+    let rn = reply.emit(&mut rbuf).unwrap();
+    for (kind, body) in [(wire::REQUEST, &buf[..n]), (wire::REPLY, &rbuf[..rn])] {
+        let taken = sim.act_dht(target, |d, node, t| {
+            d.handle_delivery(t, node, &header(kind), body, false)
+        });
+        assert!(taken, "a DHT kind is the DHT's, even when dropped");
+    }
+    let dht = &sim.node(target).stack.dht;
+    assert_eq!(dht.unverified(), 2);
+    assert_eq!(dht.store.len(), before, "nothing stored");
 }

@@ -108,7 +108,7 @@ impl Ipop {
             (KIND_IP, self.encapsulate(node.address(), packet))
         };
         if node
-            .send_routed(now, owner, Mode::Exact, kind, &payload)
+            .send_routed_unsigned(now, owner, Mode::Exact, kind, &payload)
             .is_ok()
         {
             node.note_traffic(now, owner);
@@ -183,8 +183,9 @@ impl Ipop {
         self.scratch = body;
     }
 
-    /// A [`KIND_IP_DIRECT`] packet: taken only in a keyed namespace, and only when it came
-    /// straight from its source over a secure edge (else anyone could skip the seal).
+    /// A [`KIND_IP_DIRECT`] packet: taken only in a keyed namespace, and only when its
+    /// source is verified — it came straight from it over a secure edge (as senders send
+    /// it), or carries its signature — else anyone could skip the seal.
     pub(super) fn direct_packet(
         &mut self,
         now: Instant,

@@ -430,7 +430,8 @@ impl Ipop {
     }
 
     /// A routed message from the overlay; returns false if it is not for IPOP.
-    /// `source_verified`: it came straight from its source over a secure edge.
+    /// `source_verified`: it is signed by its source, or came straight from it over a
+    /// secure edge.
     pub fn handle_delivery(
         &mut self,
         now: Instant,

@@ -15,6 +15,7 @@ mod maintenance;
 mod nat;
 mod output;
 mod routing;
+mod signing;
 mod traffic;
 
 use std::collections::VecDeque;
@@ -217,9 +218,9 @@ pub struct Delivery {
     pub header: RoutedHeader,
     /// Where the payload lies in the buffer that was passed in.
     pub payload: Range<usize>,
-    /// The message came straight from its source over a secure edge: the edge's
-    /// authenticated peer is the header's `src` (which otherwise a forwarder could have
-    /// written).
+    /// The header's `src` is verified: the message carries a valid signature by `src`'s
+    /// key, or came straight from `src` over a secure edge (the edge's authenticated
+    /// peer), or was originated here. Otherwise a forwarder could have written `src`.
     pub source_verified: bool,
 }
 
@@ -275,6 +276,12 @@ pub struct Stats {
     /// Link requests and responses refused because a secure edge authenticated their
     /// sender as another node than the one they claim to be.
     pub impersonation: u64,
+    /// Routed messages dropped because their signature trailer did not verify for their
+    /// `src` (or was cut short).
+    pub bad_signature: u64,
+    /// Overlay control messages dropped by a node that signs: neither signed nor
+    /// received straight from their source over a secure edge.
+    pub unsigned: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,6 +327,9 @@ pub struct Node {
     traffic: traffic::Traffic,
     /// Unreachable notices sent lately: (to, about, when), one per pair per second.
     notices: Vec<(Address, Address, Instant)>,
+    /// The key that signs the routed messages this node originates; with it, the node
+    /// also requires signed (or source-authenticated) overlay control messages.
+    signer: Option<signing::Signer>,
 }
 
 impl Node {
@@ -350,6 +360,7 @@ impl Node {
             recently_gone: Vec::new(),
             traffic: traffic::Traffic::default(),
             notices: Vec::new(),
+            signer: None,
         }
     }
 
@@ -644,5 +655,7 @@ impl Node {
 
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod signing_tests;
 #[cfg(test)]
 mod tests;

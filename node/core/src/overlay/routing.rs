@@ -241,16 +241,18 @@ impl Node {
         buf: &mut [u8],
         offset: usize,
     ) -> Handled {
+        let Some((end, source_verified)) = self.check_source(src, &header, buf, offset) else {
+            return Handled::Done;
+        };
         self.stats.delivered += 1;
         if header.kind >= kind::FIRST_APP {
-            let source_verified = src.and_then(|s| s.authenticated) == Some(header.src);
             return Handled::Deliver(Delivery {
                 header,
-                payload: offset..buf.len(),
+                payload: offset..end,
                 source_verified,
             });
         }
-        let Ok(payload) = OverlayPayload::parse(header.kind, &buf[offset..]) else {
+        let Ok(payload) = OverlayPayload::parse(header.kind, &buf[offset..end]) else {
             self.stats.malformed += 1;
             return Handled::Done;
         };
@@ -500,16 +502,24 @@ impl Node {
     ) -> Result<(), SendError> {
         let mut bytes = [0u8; 512];
         let n = payload.emit(&mut bytes).map_err(|_| SendError::TooLarge)?;
-        self.emit_bytes(now, h, &bytes[..n], decision)
+        self.emit_bytes(now, h, &bytes[..n], decision, true)
     }
 
+    /// Sends a routed message originated here; with `sign`, signed if the node signs.
     fn emit_bytes(
         &mut self,
         now: Instant,
         mut h: RoutedHeader,
         payload: &[u8],
         decision: Decision,
+        sign: bool,
     ) -> Result<(), SendError> {
+        let signed = if sign {
+            self.sign(&mut h, payload)
+        } else {
+            None
+        };
+        let payload = signed.as_deref().unwrap_or(payload);
         let msg = Message::Routed(Routed { header: h, payload });
         if msg.buffer_len() > MAX_DATAGRAM {
             return Err(SendError::TooLarge);
@@ -555,7 +565,8 @@ impl Node {
         }
     }
 
-    /// Sends `payload` of an application `kind` (≥ `kind::FIRST_APP`) to `dst`.
+    /// Sends `payload` of an application `kind` (≥ `kind::FIRST_APP`) to `dst`, signed
+    /// if the node signs ([`Node::enable_signatures`]).
     pub fn send_routed(
         &mut self,
         now: Instant,
@@ -563,6 +574,32 @@ impl Node {
         mode: Mode,
         kind: u8,
         payload: &[u8],
+    ) -> Result<(), SendError> {
+        self.send_app(now, dst, mode, kind, payload, true)
+    }
+
+    /// [`Node::send_routed`] without a signature, for bulk data that the layer above
+    /// authenticates itself or does not need to (IP packets: a keyed namespace seals
+    /// them, an open one takes them from anyone).
+    pub fn send_routed_unsigned(
+        &mut self,
+        now: Instant,
+        dst: Address,
+        mode: Mode,
+        kind: u8,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        self.send_app(now, dst, mode, kind, payload, false)
+    }
+
+    fn send_app(
+        &mut self,
+        now: Instant,
+        dst: Address,
+        mode: Mode,
+        kind: u8,
+        payload: &[u8],
+        sign: bool,
     ) -> Result<(), SendError> {
         if !self.is_running() {
             return Err(SendError::NotRunning);
@@ -572,7 +609,7 @@ impl Node {
         }
         let h = self.header(dst, mode, kind, None);
         let decision = self.decide(&h, true);
-        self.emit_bytes(now, h, payload, decision)
+        self.emit_bytes(now, h, payload, decision, sign)
     }
 
     /// Sends a probe to the node at `dst` (exact routing). With `echo` the destination

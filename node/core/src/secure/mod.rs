@@ -38,7 +38,7 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand::{Rng, SeedableRng};
 
 pub use handshake::PATTERN;
-pub use identity::{Identity, address_of};
+pub use identity::{Identity, SIGNATURE_LEN, address_of, verify};
 pub use wire::{DATA_OVERHEAD, MAGIC, MAX_DATAGRAM, MAX_PLAINTEXT, VERSION};
 
 use crate::address::Address;

@@ -13,7 +13,7 @@ mod routed;
 pub use codec::{AddressList, TransportList};
 pub use link::{Close, CloseReason, LinkRequest, LinkResponse, LinkStatus, Roles, Status};
 pub use payload::{Broadcast, CtmReply, CtmRequest, OverlayPayload, Probe, kind};
-pub use routed::{Mode, Routed, RoutedFlags, RoutedHeader};
+pub use routed::{Mode, Routed, RoutedFlags, RoutedHeader, SIGNATURE_TRAILER, signing_input};
 
 pub(crate) use codec::{Reader, Writer};
 pub(crate) use routed::{ROUTED_FLAGS_OFFSET, ROUTED_HOPS_OFFSET, ROUTED_TTL_OFFSET};

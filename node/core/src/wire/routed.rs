@@ -14,6 +14,33 @@ pub(crate) const ROUTED_HOPS_OFFSET: usize = HEADER_LEN + 1;
 /// Offset of the flags byte in a routed datagram.
 pub(crate) const ROUTED_FLAGS_OFFSET: usize = HEADER_LEN + 3;
 
+/// Length of a signed message's trailer: the source's Ed25519 public key (32 bytes),
+/// then its signature (64) over [`signing_input`].
+pub const SIGNATURE_TRAILER: usize = 96;
+
+/// Domain label that starts what a routed message's signature covers.
+const SIGNING_LABEL: &[u8] = b"ipop routed message\0";
+
+/// Writes into `out` (cleared first) what the source of a routed message signs: a
+/// domain label, then the header fields no forwarder changes (mode, kind, `src`, `dst`,
+/// `via` with a presence byte), then the payload. The hop limit, hop count and the
+/// forwarders' flags are not covered.
+pub fn signing_input(h: &RoutedHeader, payload: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(SIGNING_LABEL);
+    out.extend_from_slice(&[h.mode.to_u8(), h.kind]);
+    out.extend_from_slice(h.src.as_bytes());
+    out.extend_from_slice(h.dst.as_bytes());
+    match &h.via {
+        Some(via) => {
+            out.push(1);
+            out.extend_from_slice(via.as_bytes());
+        }
+        None => out.push(0),
+    }
+    out.extend_from_slice(payload);
+}
+
 /// Which node(s) a routed message is delivered to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
@@ -57,7 +84,9 @@ impl RoutedFlags {
     pub const VIA_DONE: RoutedFlags = RoutedFlags(2);
     /// The second copy of a `Pair` delivery: deliver here, do not route further.
     pub const PAIR_COPY: RoutedFlags = RoutedFlags(4);
-    const ALL: u8 = 7;
+    /// The payload ends with its source's signature trailer ([`SIGNATURE_TRAILER`]).
+    pub const SIGNED: RoutedFlags = RoutedFlags(8);
+    const ALL: u8 = 15;
 
     /// The raw bits.
     pub fn bits(self) -> u8 {
