@@ -159,8 +159,9 @@ impl Stack {
         payload: &[u8],
         source_verified: bool,
     ) -> bool {
-        // Without secure edges nothing is verified, and the source is taken as it is.
-        let src_trusted = source_verified || self.secure.is_none();
+        // A node that does not sign (no secure edges) verifies nothing, and takes the
+        // source as it is.
+        let src_trusted = source_verified || !self.node.signs();
         self.dht
             .handle_delivery(now, &mut self.node, header, payload, src_trusted)
             || self.ipop.as_mut().is_some_and(|i| {
@@ -231,8 +232,8 @@ impl Stack {
             if self.node.is_correctly_connected() && self.dht.has_waiting() {
                 self.dht.handle_timeout(now, &mut self.node);
             }
-            if let Some((header, payload)) = self.node.poll_delivery() {
-                if !self.deliver(now, &header, &payload, false) {
+            if let Some((header, payload, verified)) = self.node.poll_delivery() {
+                if !self.deliver(now, &header, &payload, verified) {
                     if self.app.len() >= MAX_UNCLAIMED {
                         self.app.pop_front();
                         self.dropped_unclaimed += 1;

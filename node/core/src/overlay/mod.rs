@@ -318,7 +318,9 @@ pub struct Node {
     nat: NatView,
     bootstrap: Vec<TransportAddr>,
     outbox: Outbox,
-    inbox: VecDeque<(RoutedHeader, Vec<u8>)>,
+    /// Deliveries that did not arrive in a caller's buffer, with whether their source
+    /// is verified (see [`Delivery::source_verified`]).
+    inbox: VecDeque<(RoutedHeader, Vec<u8>, bool)>,
     events: VecDeque<Event>,
     stats: Stats,
     timers: Timers,
@@ -488,8 +490,9 @@ impl Node {
     }
 
     /// A routed message for the layer above that did not arrive in a caller's buffer
-    /// (sent by this node to itself, the second copy of a pair delivery, or relayed).
-    pub fn poll_delivery(&mut self) -> Option<(RoutedHeader, Vec<u8>)> {
+    /// (sent by this node to itself, a broadcast, or relayed), and whether its source is
+    /// verified (see [`Delivery::source_verified`]; a broadcast's origin is not).
+    pub fn poll_delivery(&mut self) -> Option<(RoutedHeader, Vec<u8>, bool)> {
         self.inbox.pop_front()
     }
 

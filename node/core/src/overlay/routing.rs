@@ -312,7 +312,11 @@ impl Node {
                 inner.truncate(t.len);
                 self.outbox.push(t.dst, inner);
             }
-            Handled::Deliver(d) => self.inbox.push_back((d.header, inner[d.payload].to_vec())),
+            Handled::Deliver(d) => {
+                let verified = d.source_verified;
+                self.inbox
+                    .push_back((d.header, inner[d.payload].to_vec(), verified));
+            }
             Handled::Done => {}
         }
     }
@@ -558,7 +562,9 @@ impl Node {
                 let mut v = msg.to_vec().map_err(|_| SendError::TooLarge)?;
                 let offset = v.len() - payload.len();
                 if let Handled::Deliver(d) = self.deliver(now, None, h, &mut v, offset) {
-                    self.inbox.push_back((d.header, v[d.payload].to_vec()));
+                    let verified = d.source_verified;
+                    self.inbox
+                        .push_back((d.header, v[d.payload].to_vec(), verified));
                 }
                 Ok(())
             }

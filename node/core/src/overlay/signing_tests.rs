@@ -6,6 +6,7 @@ use std::time::Duration;
 use rand::SeedableRng;
 
 use super::*;
+use crate::dht::Outcome;
 use crate::secure::Identity;
 use crate::sim::{Network, Sim};
 use crate::wire::{Mode, OverlayPayload, Probe, Routed, RoutedFlags, kind};
@@ -165,4 +166,33 @@ fn a_forged_altered_or_cut_signature_and_an_unsigned_control_message_are_dropped
     .to_vec()
     .unwrap();
     assert_eq!(deliver(&mut sim, plain), Some((false, b"plain".to_vec())));
+}
+
+#[test]
+fn the_dht_of_signing_nodes_works_alone_and_across_the_overlay() {
+    // Alone: the node's requests to itself count as verified.
+    let (mut sim, nodes, _) = signing_overlay(23, 1, Duration::from_secs(1));
+    let hour = Duration::from_secs(3600);
+    let create = |key: &'static [u8]| {
+        move |d: &mut crate::dht::Dht, n: &mut Node, t| d.create(t, n, key, b"pw", b"v", hour)
+    };
+    let run = |sim: &mut Sim, i: usize, key: &'static [u8]| {
+        let id = sim.act_dht(i, create(key)).unwrap();
+        for _ in 0..100 {
+            sim.run_for(Duration::from_millis(100));
+            if let Some(r) = sim.take_dht_results().into_iter().find(|r| r.id == id) {
+                return r.result;
+            }
+        }
+        panic!("never finished");
+    };
+    assert_eq!(run(&mut sim, nodes[0], b"alone"), Ok(Outcome::Created));
+    // Across an overlay: requests and replies are signed and verified.
+    let (mut sim, nodes, _) = signing_overlay(24, 12, Duration::from_secs(30));
+    for (n, key) in [(2, b"k1" as &'static [u8]), (7, b"k2"), (11, b"k3")] {
+        assert_eq!(run(&mut sim, nodes[n], key), Ok(Outcome::Created));
+    }
+    for &i in &nodes {
+        assert_eq!(sim.node(i).stack.dht.unverified(), 0, "node {i}");
+    }
 }

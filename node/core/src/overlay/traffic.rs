@@ -127,7 +127,7 @@ impl Node {
                 dst: self.address,
                 via: None,
             };
-            self.inbox.push_back((header, b.payload.to_vec()));
+            self.inbox.push_back((header, b.payload.to_vec(), false));
         }
         self.forward_broadcast(b.origin, b.end, b.kind, b.payload);
     }
