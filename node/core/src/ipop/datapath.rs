@@ -195,12 +195,10 @@ impl Ipop {
         payload: &[u8],
         source_verified: bool,
     ) {
-        if payload.len() < 16 || payload[..16] != self.config.namespace.id().0 {
-            self.stats.dropped_wrong_namespace += 1;
-        } else if !self.config.namespace.is_keyed() || !source_verified {
-            self.stats.dropped_unauthentic += 1;
-        } else {
-            self.unsealed_packet(now, node, dht, header, &payload[16..]);
+        match self.config.namespace.open_direct(payload, source_verified) {
+            Ok(packet) => self.unsealed_packet(now, node, dht, header, packet),
+            Err(Unsealed::WrongNamespace) => self.stats.dropped_wrong_namespace += 1,
+            Err(Unsealed::Unauthentic) => self.stats.dropped_unauthentic += 1,
         }
     }
 
