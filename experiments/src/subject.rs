@@ -46,18 +46,17 @@ pub enum SubjectKind {
 }
 
 impl SubjectKind {
-    /// Every subject.
-    pub const ALL: [SubjectKind; 9] = [
-        SubjectKind::Physical,
-        SubjectKind::Ipop,
-        SubjectKind::WireguardGo,
-        SubjectKind::Boringtun,
-        SubjectKind::Tinc,
-        SubjectKind::Nebula,
-        SubjectKind::N2n,
-        SubjectKind::Openvpn,
-        SubjectKind::OpenvpnNone,
-    ];
+    /// Every subject: the underlay, ipop, then the peers.
+    pub const ALL: [SubjectKind; 2 + Self::PEERS.len()] = {
+        let mut all = [SubjectKind::Physical; 2 + Self::PEERS.len()];
+        all[1] = SubjectKind::Ipop;
+        let mut i = 0;
+        while i < Self::PEERS.len() {
+            all[2 + i] = Self::PEERS[i];
+            i += 1;
+        }
+        all
+    };
 
     /// The other VPNs (neither the underlay nor ipop).
     pub const PEERS: [SubjectKind; 7] = [
