@@ -2,6 +2,7 @@
 //! fed to a node that signs. It must never panic, and whatever it delivers as verified
 //! must be the genuine message: its source, kind and payload exactly as signed.
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use ipop_core::TransportAddr;
@@ -15,14 +16,20 @@ const PAYLOAD: &[u8] = b"signed payload";
 /// Checks one input: `[cut, (offset, xor)...]`; a `cut` with its high bit set removes
 /// its low 7 bits' worth of bytes from the end.
 pub(crate) fn run(data: &[u8]) {
+    // Keys and the genuine message are made once: key generation and signing are slow
+    // under the fuzzer's instrumentation, and only the receiving side is under test.
+    static KEYS: OnceLock<(Identity, Identity, Vec<u8>)> = OnceLock::new();
+    let (receiver, sender, genuine) = KEYS.get_or_init(|| {
+        let receiver = Identity::from_private([1; 32]);
+        let sender = Identity::from_private([2; 32]);
+        let genuine = genuine(&sender, &receiver);
+        (receiver, sender, genuine)
+    });
     let now = Instant::now();
-    let receiver = Identity::from_private([1; 32]);
-    let sender = Identity::from_private([2; 32]);
     let mut node = Node::new(overlay::Config::default(), receiver.address(), 1, now);
     node.add_local_transport(TransportAddr::udp(([198, 18, 0, 1], 4000).into()));
     node.enable_signatures(receiver.clone());
     node.join(now, &[]);
-    let genuine = genuine(&sender, &receiver);
     let mut buf = genuine.clone();
     if let Some((cut, edits)) = data.split_first() {
         for e in edits.chunks_exact(2) {
