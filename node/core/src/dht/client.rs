@@ -9,7 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::wire::{Op, Reply, Status};
+use super::owner::OwnerKey;
+use super::wire::{Op, Reply, Request, Status};
 use super::{DhtError, Outcome, RequestId};
 use crate::address::Address;
 
@@ -45,8 +46,12 @@ pub(crate) struct Operation {
     pub(crate) op: Op,
     pub(crate) op_id: u64,
     pub(crate) key: Vec<u8>,
-    pub(crate) password: Vec<u8>,
-    pub(crate) new_password: Vec<u8>,
+    /// The owner key of the password (writes; a rollback signs its delete with it).
+    pub(crate) owner: Option<OwnerKey>,
+    /// The owner's proof of this operation (writes), empty for reads.
+    pub(crate) proof: Vec<u8>,
+    /// Recreate: the new owner key.
+    pub(crate) new_owner: Vec<u8>,
     pub(crate) value: Vec<u8>,
     pub(crate) ttl_s: u32,
     pub(crate) subs: Vec<Sub>,
@@ -73,13 +78,37 @@ impl Operation {
         now: Instant,
         start_deadline: Instant,
     ) -> Self {
+        // The passwords stay here: requests carry the owner's proof instead.
+        let (owner, new_owner, proof) = if op == Op::Get {
+            (None, Vec::new(), Vec::new())
+        } else {
+            let owner = OwnerKey::derive(key, password);
+            let new_owner = if op == Op::Recreate {
+                OwnerKey::derive(key, new_password).public().to_vec()
+            } else {
+                Vec::new()
+            };
+            let req = Request {
+                op,
+                op_id,
+                sub: 0,
+                key,
+                proof: &[],
+                new_owner: &new_owner,
+                value,
+                ttl_s,
+            };
+            let proof = owner.prove(&req).to_vec();
+            (Some(owner), new_owner, proof)
+        };
         Operation {
             id,
             op,
             op_id,
             key: key.to_vec(),
-            password: password.to_vec(),
-            new_password: new_password.to_vec(),
+            owner,
+            proof,
+            new_owner,
             value: value.to_vec(),
             ttl_s,
             subs: sub_keys

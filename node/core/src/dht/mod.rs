@@ -5,7 +5,8 @@
 //! ring; each sub-key is stored on the two nodes immediately left and right of it. An
 //! operation succeeds when a majority (default 3) of its sub-keys succeed, and a get
 //! returns the value the majority agrees on. Values are soft state and vanish at their
-//! TTL unless recreated; replicas keep only a salted hash of the password.
+//! TTL unless recreated; the password never leaves this node: writes carry a proof by an
+//! owner key derived from it, and replicas keep only that key's public half.
 //!
 //! Writes go to the node nearest a sub-key, which decides and copies the record (with a
 //! revision) to the other replica. Reads ask both replicas. When the ring changes,
@@ -17,6 +18,7 @@
 
 mod client;
 mod config;
+mod owner;
 mod replica;
 mod store;
 pub mod wire;
@@ -129,7 +131,7 @@ pub fn sub_key(key: &[u8], i: u8) -> Address {
 }
 
 impl Dht {
-    /// A DHT layer; `seed` drives its random choices (operation ids, salts).
+    /// A DHT layer; `seed` drives its random choices (operation ids).
     ///
     /// # Panics
     ///
@@ -446,8 +448,8 @@ impl Dht {
             op_id: o.op_id,
             sub: sub as u8,
             key: &o.key,
-            password: &o.password,
-            new_password: &o.new_password,
+            proof: &o.proof,
+            new_owner: &o.new_owner,
             value: &o.value,
             ttl_s: o.ttl_s,
         };
@@ -463,16 +465,21 @@ impl Dht {
     }
 
     fn send_rollback(&mut self, now: Instant, node: &mut Node, op: &Operation, sub: usize) {
-        let req = Request {
+        let Some(owner) = &op.owner else {
+            return; // reads are never rolled back
+        };
+        let mut req = Request {
             op: Op::Delete,
             op_id: self.rng.next_u64(),
             sub: sub as u8,
             key: &op.key,
-            password: &op.password,
-            new_password: b"",
+            proof: &[],
+            new_owner: b"",
             value: b"",
             ttl_s: 0,
         };
+        let proof = owner.prove(&req);
+        req.proof = &proof;
         send(
             now,
             node,

@@ -35,9 +35,10 @@ impl Dht {
         let from_neighbour =
             src_trusted && (left.contains(&header.src) || right.contains(&header.src));
         let genuine = rec.sub_key == sub_key(rec.key, rec.sub);
-        let takeover = self.store.get(&rec.sub_key).is_some_and(|r| {
-            !r.tombstone && r.expires > now && !r.same_owner(&rec.salt, &rec.hash)
-        });
+        let takeover = self
+            .store
+            .get(&rec.sub_key)
+            .is_some_and(|r| !r.tombstone && r.expires > now && !r.same_owner(&rec.owner));
         if !genuine || !responsible(node, rec.sub_key) || (takeover && !from_neighbour) {
             self.refused_replicas += 1;
             return;
@@ -70,15 +71,9 @@ impl Dht {
         } else {
             let limits = self.limits();
             let charged = quota_holder(node, header.src);
-            let status = self.store.apply(
-                now,
-                sub_key,
-                header.src,
-                charged,
-                req,
-                &limits,
-                &mut self.rng,
-            );
+            let status = self
+                .store
+                .apply(now, sub_key, header.src, charged, req, &limits);
             if status == Status::Ok {
                 self.replicate_to_partner(now, node, sub_key);
             }

@@ -1,14 +1,13 @@
-//! The records one node holds as a replica: soft state with a TTL, a salted password
-//! hash (never the password), a revision that orders writes, and per-peer quotas (each
+//! The records one node holds as a replica: soft state with a TTL, the owner key that
+//! proves writes (the password never reaches a replica: see `owner`), a revision that
+//! orders writes, and per-peer quotas (each
 //! record counts against the peer the caller names: see `replica::quota_holder` for
 //! which one that is).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
-use sha2::{Digest, Sha256};
-
+use super::owner::{OWNER_LEN, proven_owner};
 use super::wire::{MAX_REV, Op, RecordRepr, Request, Status};
 use crate::address::Address;
 
@@ -19,8 +18,7 @@ pub(crate) struct Record {
     pub(crate) sub: u8,
     pub(crate) rev: u64,
     pub(crate) tombstone: bool,
-    salt: [u8; 16],
-    hash: [u8; 32],
+    owner: [u8; OWNER_LEN],
     pub(crate) creator: Address,
     /// The peer whose quota the record counts against.
     charged: Address,
@@ -31,22 +29,16 @@ pub(crate) struct Record {
     pub(crate) pushed_to: Option<Address>,
 }
 
-fn password_hash(salt: &[u8; 16], password: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(salt);
-    h.update(password);
-    h.finalize().into()
-}
-
 impl Record {
-    fn password_matches(&self, password: &[u8]) -> bool {
-        password_hash(&self.salt, password) == self.hash
+    /// Whether `req` carries a valid proof by this record's owner.
+    fn proven_by_owner(&self, req: &Request<'_>) -> bool {
+        proven_owner(req) == Some(self.owner)
     }
 
-    /// Whether this record and a copy with `salt` and `hash` have the same owner (were
-    /// made with the same password).
-    pub(crate) fn same_owner(&self, salt: &[u8; 16], hash: &[u8; 32]) -> bool {
-        (&self.salt, &self.hash) == (salt, hash)
+    /// Whether this record and a copy owned by `owner` have the same owner (were made
+    /// with the same password).
+    pub(crate) fn same_owner(&self, owner: &[u8; OWNER_LEN]) -> bool {
+        self.owner == *owner
     }
 
     fn live(&self, now: Instant) -> bool {
@@ -60,8 +52,7 @@ impl Record {
             key: &self.key,
             rev: self.rev,
             tombstone: self.tombstone,
-            salt: self.salt,
-            hash: self.hash,
+            owner: self.owner,
             creator: self.creator,
             op_id: self.op_id,
             ttl_left_ms: u32::try_from(self.expires.saturating_duration_since(now).as_millis())
@@ -170,7 +161,7 @@ impl Store {
     /// record to `charged`'s quota. A write that would take the record's revision past
     /// [`MAX_REV`] is refused with `Quota`.
     #[allow(clippy::too_many_arguments)] // each is a distinct input of the decision
-    pub(crate) fn apply<R: Rng + ?Sized>(
+    pub(crate) fn apply(
         &mut self,
         now: Instant,
         sub_key: Address,
@@ -178,7 +169,6 @@ impl Store {
         charged: Address,
         req: &Request<'_>,
         limits: &Limits,
-        rng: &mut R,
     ) -> Status {
         let existing = self.records.get(&sub_key);
         let live = existing.filter(|r| r.live(now));
@@ -188,17 +178,20 @@ impl Store {
         let next_rev = existing
             .map_or(Some(1), |r| r.rev.checked_add(1))
             .filter(|rev| *rev <= MAX_REV);
-        let (password, status) = match req.op {
+        let owner = match req.op {
             Op::Get => return Status::Ok,
             Op::Create => match live {
                 Some(_) if repeat => return Status::Ok,
                 Some(_) => return Status::Exists,
-                None => (req.password, Status::Ok),
+                None => match proven_owner(req) {
+                    Some(owner) => owner,
+                    None => return Status::BadPassword,
+                },
             },
             Op::Delete => match live {
                 None if repeat => return Status::Ok,
                 None => return Status::NotFound,
-                Some(r) if !r.password_matches(req.password) => return Status::BadPassword,
+                Some(r) if !r.proven_by_owner(req) => return Status::BadPassword,
                 Some(_) => {
                     let Some(next_rev) = next_rev else {
                         return Status::Quota;
@@ -215,9 +208,13 @@ impl Store {
             },
             Op::Recreate => match live {
                 Some(_) if repeat => return Status::Ok,
-                Some(r) if !r.password_matches(req.password) => return Status::BadPassword,
-                // Delete (of the live value, or of nothing) then create.
-                _ => (req.new_password, Status::Ok),
+                Some(r) if !r.proven_by_owner(req) => return Status::BadPassword,
+                // Delete (of the live value, or of nothing) then create, for the new
+                // owner (a proof is still needed when there was nothing to delete).
+                _ => match <[u8; OWNER_LEN]>::try_from(req.new_owner) {
+                    Ok(owner) if live.is_some() || proven_owner(req).is_some() => owner,
+                    _ => return Status::BadPassword,
+                },
             },
         };
         let creator = if req.op == Op::Recreate {
@@ -231,8 +228,6 @@ impl Store {
         if !self.has_room(&sub_key, charged, limits) {
             return Status::Quota;
         }
-        let mut salt = [0u8; 16];
-        rng.fill_bytes(&mut salt);
         self.insert(
             sub_key,
             Record {
@@ -240,8 +235,7 @@ impl Store {
                 sub: req.sub,
                 rev: next_rev,
                 tombstone: false,
-                salt,
-                hash: password_hash(&salt, password),
+                owner,
                 creator,
                 charged,
                 op_id: req.op_id,
@@ -250,7 +244,7 @@ impl Store {
                 pushed_to: None,
             },
         );
-        status
+        Status::Ok
     }
 
     /// Merges a record that a replica copied here: the higher revision wins, and the
@@ -279,8 +273,7 @@ impl Store {
                 sub: rec.sub,
                 rev: rec.rev,
                 tombstone: rec.tombstone,
-                salt: rec.salt,
-                hash: rec.hash,
+                owner: rec.owner,
                 creator: rec.creator,
                 charged: sender,
                 op_id: rec.op_id,
@@ -296,8 +289,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
-    use rand::rngs::Xoshiro256PlusPlus;
+    use crate::dht::owner::OwnerKey;
 
     const LIMITS: Limits = Limits {
         per_peer: 2,
@@ -305,22 +297,50 @@ mod tests {
         max_ttl: Duration::from_secs(3600),
     };
 
-    fn req<'a>(op: Op, op_id: u64, password: &'a [u8], value: &'a [u8]) -> Request<'a> {
-        Request {
+    /// A request for key "key", proven with `password` (a recreate's new password is
+    /// "new").
+    struct Req {
+        op: Op,
+        op_id: u64,
+        value: Vec<u8>,
+        proof: Vec<u8>,
+        new_owner: Vec<u8>,
+    }
+
+    impl Req {
+        fn get(&self) -> Request<'_> {
+            Request {
+                op: self.op,
+                op_id: self.op_id,
+                sub: 0,
+                key: b"key",
+                proof: &self.proof,
+                new_owner: &self.new_owner,
+                value: &self.value,
+                ttl_s: 10,
+            }
+        }
+    }
+
+    fn req(op: Op, op_id: u64, password: &[u8], value: &[u8]) -> Req {
+        let new_owner = if op == Op::Recreate {
+            OwnerKey::derive(b"key", b"new").public().to_vec()
+        } else {
+            Vec::new()
+        };
+        let mut r = Req {
             op,
             op_id,
-            sub: 0,
-            key: b"key",
-            password,
-            new_password: b"new",
-            value,
-            ttl_s: 10,
-        }
+            value: value.to_vec(),
+            proof: Vec::new(),
+            new_owner,
+        };
+        r.proof = OwnerKey::derive(b"key", password).prove(&r.get()).to_vec();
+        r
     }
 
     #[test]
     fn create_delete_recreate_follow_the_paper() {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
         let mut s = Store::default();
         let (t0, k, a, b) = (
             Instant::now(),
@@ -328,8 +348,7 @@ mod tests {
             Address::from_bytes([2; 20]),
             Address::from_bytes([3; 20]),
         );
-        let mut apply =
-            |s: &mut Store, who, r: Request<'_>| s.apply(t0, k, who, who, &r, &LIMITS, &mut rng);
+        let apply = |s: &mut Store, who, r: Req| s.apply(t0, k, who, who, &r.get(), &LIMITS);
         assert_eq!(
             apply(&mut s, a, req(Op::Create, 1, b"pw", b"v1")),
             Status::Ok
@@ -375,8 +394,7 @@ mod tests {
     }
 
     #[test]
-    fn passwords_are_stored_salted_and_hashed() {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
+    fn replicas_keep_the_owner_key_never_the_password() {
         let mut s = Store::default();
         let now = Instant::now();
         let k = Address::from_bytes([1; 20]);
@@ -385,19 +403,23 @@ mod tests {
             k,
             k,
             k,
-            &req(Op::Create, 1, b"secret", b"v"),
+            &req(Op::Create, 1, b"secret", b"v").get(),
             &LIMITS,
-            &mut rng,
         );
         let rec = s.get(&k).unwrap();
         let repr = rec.repr(k, now);
-        assert_ne!(&repr.hash[..6], b"secret");
-        assert_ne!(repr.salt, [0; 16]);
+        assert_eq!(repr.owner, OwnerKey::derive(b"key", b"secret").public());
+        // A request with the password itself in the proof is refused.
+        let mut plain = req(Op::Delete, 2, b"secret", b"");
+        plain.proof = b"secret".to_vec();
+        assert_eq!(
+            s.apply(now, k, k, k, &plain.get(), &LIMITS),
+            Status::BadPassword
+        );
     }
 
     #[test]
     fn values_vanish_at_ttl_and_quotas_hold() {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
         let mut s = Store::default();
         let now = Instant::now();
         let a = Address::from_bytes([9; 20]);
@@ -408,9 +430,8 @@ mod tests {
                 k,
                 a,
                 a,
-                &req(Op::Create, u64::from(i), b"p", b"v"),
+                &req(Op::Create, u64::from(i), b"p", b"v").get(),
                 &LIMITS,
-                &mut rng,
             );
             assert_eq!(
                 st,
@@ -424,7 +445,6 @@ mod tests {
 
     #[test]
     fn merge_keeps_the_higher_revision() {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
         let (mut s1, mut s2) = (Store::default(), Store::default());
         let now = Instant::now();
         let k = Address::from_bytes([5; 20]);
@@ -433,20 +453,11 @@ mod tests {
             k,
             k,
             k,
-            &req(Op::Create, 1, b"p", b"old"),
+            &req(Op::Create, 1, b"p", b"old").get(),
             &LIMITS,
-            &mut rng,
         );
         let old = s1.get(&k).unwrap().clone();
-        s1.apply(
-            now,
-            k,
-            k,
-            k,
-            &req(Op::Delete, 2, b"p", b""),
-            &LIMITS,
-            &mut rng,
-        );
+        s1.apply(now, k, k, k, &req(Op::Delete, 2, b"p", b"").get(), &LIMITS);
         assert!(s2.merge(now, &s1.get(&k).unwrap().repr(k, now), k, &LIMITS));
         // The stale live copy does not resurrect the deleted value.
         assert!(!s2.merge(now, &old.repr(k, now), k, &LIMITS));
@@ -460,8 +471,7 @@ mod tests {
             key: b"key",
             rev,
             tombstone: false,
-            salt: [1; 16],
-            hash: password_hash(&[1; 16], b"p"),
+            owner: OwnerKey::derive(b"key", b"p").public(),
             creator,
             op_id: 9,
             ttl_left_ms: 10_000,
@@ -510,13 +520,12 @@ mod tests {
 
     #[test]
     fn a_record_at_the_last_revision_refuses_writes_instead_of_overflowing() {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
         let mut s = Store::default();
         let now = Instant::now();
         let (k, a) = (Address::from_bytes([5; 20]), Address::from_bytes([6; 20]));
         assert!(s.merge(now, &copied(k, a, MAX_REV), a, &LIMITS));
         let mut apply = |op, id, pw: &'static [u8]| {
-            s.apply(now, k, a, a, &req(op, id, pw, b"x"), &LIMITS, &mut rng)
+            s.apply(now, k, a, a, &req(op, id, pw, b"x").get(), &LIMITS)
         };
         assert_eq!(apply(Op::Delete, 1, b"p"), Status::Quota);
         assert_eq!(apply(Op::Recreate, 2, b"p"), Status::Quota);

@@ -199,8 +199,7 @@ fn copies_are_taken_for_genuine_sub_keys_and_change_owners_only_from_ring_neighb
             key,
             rev,
             tombstone: false,
-            salt: [owner; 16],
-            hash: [owner; 32],
+            owner: [owner; 32],
             creator: sim.node(from).stack.node.address(),
             op_id: 1,
             ttl_left_ms: 60_000,
@@ -214,11 +213,7 @@ fn copies_are_taken_for_genuine_sub_keys_and_change_owners_only_from_ring_neighb
         .unwrap();
         sim.run_for(Duration::from_millis(500));
         let dht = &sim.node(target).stack.dht;
-        let owner = (1..=2).find(|&o| {
-            dht.store
-                .get(&k)
-                .is_some_and(|r| r.same_owner(&[o; 16], &[o; 32]))
-        });
+        let owner = (1..=2).find(|&o| dht.store.get(&k).is_some_and(|r| r.same_owner(&[o; 32])));
         (dht.refused_replicas(), owner)
     };
     // Under a sub-key its key does not map to: refused, even from a neighbour.
@@ -241,8 +236,7 @@ fn copies_are_taken_for_genuine_sub_keys_and_change_owners_only_from_ring_neighb
         key: b"planted",
         rev: 9,
         tombstone: false,
-        salt: [3; 16],
-        hash: [3; 32],
+        owner: [3; 32],
         creator: near[0],
         op_id: 2,
         ttl_left_ms: 60_000,
@@ -265,7 +259,7 @@ fn copies_are_taken_for_genuine_sub_keys_and_change_owners_only_from_ring_neighb
     });
     let dht = &sim.node(target).stack.dht;
     assert_eq!(dht.refused_replicas(), 3);
-    assert!(dht.store.get(&k).unwrap().same_owner(&[2; 16], &[2; 32]));
+    assert!(dht.store.get(&k).unwrap().same_owner(&[2; 32]));
 }
 
 #[test]
@@ -362,16 +356,18 @@ fn fault8_forged_sources_cannot_bypass_the_replica_quota() {
     for i in 0..2000u32 {
         let key = format!("forged/{i}");
         let src = Address::random(sim.rng());
-        let req = Request {
+        let mut req = Request {
             op: Op::Create,
             op_id: u64::from(i),
             sub: 0,
             key: key.as_bytes(),
-            password: b"pw",
-            new_password: b"",
+            proof: &[],
+            new_owner: b"",
             value: b"junk",
             ttl_s: 3600,
         };
+        let proof = super::owner::OwnerKey::derive(key.as_bytes(), b"pw").prove(&req);
+        req.proof = &proof;
         let mut buf = [0u8; wire::MAX_MESSAGE];
         let n = req.emit(&mut buf).unwrap();
         let header = RoutedHeader {
@@ -409,8 +405,8 @@ fn on_a_secure_overlay_unverified_requests_and_replies_are_dropped() {
         op_id: 1,
         sub: 0,
         key,
-        password: b"pw",
-        new_password: b"",
+        proof: &[],
+        new_owner: b"",
         value: b"value",
         ttl_s: 600,
     };

@@ -1,6 +1,7 @@
 //! DHT messages, carried as routed payloads of kinds [`REQUEST`], [`REPLY`] and
 //! [`REPLICATE`]. Parsers never panic and bound every length.
 
+pub use super::owner::{OWNER_LEN, PROOF_LEN};
 use crate::address::Address;
 use crate::wire::{Error, Reader, Writer, kind};
 
@@ -15,7 +16,7 @@ pub const REPLICATE: u8 = kind::FIRST_APP + 2;
 pub const MAX_KEY: usize = 255;
 /// Longest value.
 pub const MAX_VALUE: usize = 1024;
-/// Longest password.
+/// Longest password (it never goes on the wire: see [`super::owner`]).
 pub const MAX_PASSWORD: usize = 64;
 /// Highest revision a record may carry (63 bits). Parsers refuse higher ones, and a
 /// replica refuses writes past it, so incrementing a revision can never overflow.
@@ -26,16 +27,16 @@ pub const MAX_REV: u64 = u64::MAX >> 1;
 pub enum Op {
     /// Insert if absent.
     Create,
-    /// Remove, given the password.
+    /// Remove, proven by the owner.
     Delete,
-    /// Replace (delete then create), given the old password.
+    /// Replace (delete then create), proven by the old owner.
     Recreate,
     /// Read.
     Get,
 }
 
 impl Op {
-    fn to_u8(self) -> u8 {
+    pub(crate) fn to_u8(self) -> u8 {
         match self {
             Op::Create => 1,
             Op::Delete => 2,
@@ -67,10 +68,12 @@ pub struct Request<'a> {
     pub sub: u8,
     /// The application key.
     pub key: &'a [u8],
-    /// The password (create, delete) or old password (recreate).
-    pub password: &'a [u8],
-    /// The new password (recreate).
-    pub new_password: &'a [u8],
+    /// Writes: the owner's proof ([`PROOF_LEN`] bytes: the owner key, then its
+    /// signature of the request); empty for reads. A create names the new record's
+    /// owner with it; a delete or recreate must come from the record's owner.
+    pub proof: &'a [u8],
+    /// Recreate: the new owner key ([`OWNER_LEN`] bytes); empty otherwise.
+    pub new_owner: &'a [u8],
     /// The value (create, recreate).
     pub value: &'a [u8],
     /// Time to live in seconds (create, recreate).
@@ -86,7 +89,7 @@ pub enum Status {
     Exists,
     /// Delete/get: no live value.
     NotFound,
-    /// The password does not match.
+    /// The proof is not the record owner's (or not valid).
     BadPassword,
     /// The replica refuses to store more: too many entries from this requester or in
     /// total, or the record's revisions are used up.
@@ -147,10 +150,8 @@ pub struct RecordRepr<'a> {
     pub rev: u64,
     /// Deleted: the record only remembers its revision until it expires.
     pub tombstone: bool,
-    /// Salt of the password hash.
-    pub salt: [u8; 16],
-    /// SHA-256 of salt and password.
-    pub hash: [u8; 32],
+    /// The owner key (Ed25519 public key) that proves writes.
+    pub owner: [u8; OWNER_LEN],
     /// The node that created it (as the sending replica claims; receivers count the
     /// record against the sender's quota, not this one's).
     pub creator: Address,
@@ -176,6 +177,22 @@ fn value_bytes<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], Error> {
         return Err(Error::TooLong);
     }
     r.bytes(n)
+}
+
+/// A length-prefixed field that is empty or exactly `len` bytes.
+fn exact_or_empty<'a>(r: &mut Reader<'a>, len: usize) -> Result<&'a [u8], Error> {
+    let b = short_bytes(r, len)?;
+    if !b.is_empty() && b.len() != len {
+        return Err(Error::BadValue);
+    }
+    Ok(b)
+}
+
+fn put_exact_or_empty(w: &mut Writer<'_>, b: &[u8], len: usize) -> Result<(), Error> {
+    if !b.is_empty() && b.len() != len {
+        return Err(Error::BadValue);
+    }
+    put_short(w, b, len)
 }
 
 fn put_short(w: &mut Writer<'_>, b: &[u8], max: usize) -> Result<(), Error> {
@@ -218,8 +235,8 @@ impl<'a> Request<'a> {
             op_id: r.u64()?,
             sub: r.u8()?,
             key: short_bytes(&mut r, MAX_KEY)?,
-            password: short_bytes(&mut r, MAX_PASSWORD)?,
-            new_password: short_bytes(&mut r, MAX_PASSWORD)?,
+            proof: exact_or_empty(&mut r, PROOF_LEN)?,
+            new_owner: exact_or_empty(&mut r, OWNER_LEN)?,
             value: value_bytes(&mut r)?,
             ttl_s: r.u32()?,
         };
@@ -234,8 +251,8 @@ impl<'a> Request<'a> {
         w.u64(self.op_id)?;
         w.u8(self.sub)?;
         put_short(&mut w, self.key, MAX_KEY)?;
-        put_short(&mut w, self.password, MAX_PASSWORD)?;
-        put_short(&mut w, self.new_password, MAX_PASSWORD)?;
+        put_exact_or_empty(&mut w, self.proof, PROOF_LEN)?;
+        put_exact_or_empty(&mut w, self.new_owner, OWNER_LEN)?;
         put_value(&mut w, self.value)?;
         w.u32(self.ttl_s)?;
         Ok(w.len())
@@ -283,18 +300,15 @@ impl<'a> RecordRepr<'a> {
         if flags & !1 != 0 {
             return Err(Error::BadValue);
         }
-        let mut salt = [0u8; 16];
-        salt.copy_from_slice(r.bytes(16)?);
-        let mut hash = [0u8; 32];
-        hash.copy_from_slice(r.bytes(32)?);
+        let mut owner = [0u8; OWNER_LEN];
+        owner.copy_from_slice(r.bytes(OWNER_LEN)?);
         let rec = RecordRepr {
             sub_key,
             sub,
             key,
             rev,
             tombstone: flags & 1 != 0,
-            salt,
-            hash,
+            owner,
             creator: r.address()?,
             op_id: r.u64()?,
             ttl_left_ms: r.u32()?,
@@ -312,8 +326,7 @@ impl<'a> RecordRepr<'a> {
         put_short(&mut w, self.key, MAX_KEY)?;
         put_revision(&mut w, self.rev)?;
         w.u8(u8::from(self.tombstone))?;
-        w.bytes(&self.salt)?;
-        w.bytes(&self.hash)?;
+        w.bytes(&self.owner)?;
         w.address(&self.creator)?;
         w.u64(self.op_id)?;
         w.u32(self.ttl_left_ms)?;
@@ -323,8 +336,21 @@ impl<'a> RecordRepr<'a> {
 }
 
 /// Largest encoded DHT message.
-pub const MAX_MESSAGE: usize =
-    20 + 1 + 1 + MAX_KEY + 8 + 1 + 16 + 32 + 20 + 8 + 4 + 2 + MAX_VALUE + 2 * (1 + MAX_PASSWORD);
+pub const MAX_MESSAGE: usize = 20
+    + 1
+    + 1
+    + MAX_KEY
+    + 8
+    + 1
+    + OWNER_LEN
+    + 20
+    + 8
+    + 4
+    + 2
+    + MAX_VALUE
+    + 2
+    + PROOF_LEN
+    + OWNER_LEN;
 
 #[cfg(test)]
 mod tests {
@@ -342,39 +368,33 @@ mod tests {
         rev: u64,
         ttl: u32,
         tombstone: bool,
-        salt: [u8; 16],
-        hash: [u8; 32],
+        owner: [u8; 32],
         sub_key: [u8; 20],
         creator: [u8; 20],
         key: Vec<u8>,
-        password: Vec<u8>,
-        new_password: Vec<u8>,
+        proof: Vec<u8>,
+        new_owner: Vec<u8>,
         value: Vec<u8>,
     }
 
     fn fields() -> impl Strategy<Value = Fields> {
         (
             (1u8..=4, 0u8..=4, any::<u64>(), any::<u8>(), 0..=MAX_REV),
-            (
-                any::<u32>(),
-                any::<bool>(),
-                any::<[u8; 16]>(),
-                any::<[u8; 32]>(),
-            ),
+            (any::<u32>(), any::<bool>(), any::<[u8; 32]>()),
             (any::<[u8; 20]>(), any::<[u8; 20]>()),
             (
                 vec(any::<u8>(), 0..=MAX_KEY),
-                vec(any::<u8>(), 0..=MAX_PASSWORD),
-                vec(any::<u8>(), 0..=MAX_PASSWORD),
+                prop_oneof![Just(0), Just(PROOF_LEN)].prop_flat_map(|n| vec(any::<u8>(), n)),
+                prop_oneof![Just(0), Just(OWNER_LEN)].prop_flat_map(|n| vec(any::<u8>(), n)),
                 vec(any::<u8>(), 0..=MAX_VALUE),
             ),
         )
             .prop_map(
                 |(
                     (op, status, op_id, sub, rev),
-                    (ttl, tombstone, salt, hash),
+                    (ttl, tombstone, owner),
                     (sub_key, creator),
-                    (key, password, new_password, value),
+                    (key, proof, new_owner, value),
                 )| Fields {
                     op,
                     status,
@@ -383,13 +403,12 @@ mod tests {
                     rev,
                     ttl,
                     tombstone,
-                    salt,
-                    hash,
+                    owner,
                     sub_key,
                     creator,
                     key,
-                    password,
-                    new_password,
+                    proof,
+                    new_owner,
                     value,
                 },
             )
@@ -402,8 +421,8 @@ mod tests {
                 op_id: self.op_id,
                 sub: self.sub,
                 key: &self.key,
-                password: &self.password,
-                new_password: &self.new_password,
+                proof: &self.proof,
+                new_owner: &self.new_owner,
                 value: &self.value,
                 ttl_s: self.ttl,
             }
@@ -427,8 +446,7 @@ mod tests {
                 key: &self.key,
                 rev: self.rev,
                 tombstone: self.tombstone,
-                salt: self.salt,
-                hash: self.hash,
+                owner: self.owner,
                 creator: Address::from_bytes(self.creator),
                 op_id: self.op_id,
                 ttl_left_ms: self.ttl,
@@ -516,8 +534,8 @@ mod tests {
             op_id: 1,
             sub: 0,
             key: b"k",
-            password: b"p",
-            new_password: b"",
+            proof: b"",
+            new_owner: b"",
             value: &big,
             ttl_s: 1,
         };
@@ -535,13 +553,12 @@ mod tests {
             rev: MAX_REV,
             ttl: 1,
             tombstone: false,
-            salt: [0; 16],
-            hash: [0; 32],
+            owner: [0; 32],
             sub_key: [0; 20],
             creator: [0; 20],
             key: b"k".to_vec(),
-            password: Vec::new(),
-            new_password: Vec::new(),
+            proof: Vec::new(),
+            new_owner: Vec::new(),
             value: Vec::new(),
         };
         let [_, mut reply, mut rec] = f.encodings();
