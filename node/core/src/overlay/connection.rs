@@ -121,6 +121,9 @@ impl Connection {
     }
 }
 
+/// Spare capacity a table grows by, and keeps at most twice of after removals.
+const SLACK: usize = 4;
+
 /// All connections of a node.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
@@ -185,12 +188,22 @@ impl Table {
 
     pub(crate) fn insert(&mut self, conn: Connection) {
         debug_assert!(self.get(conn.peer).is_none());
+        // Grow by a few connections rather than doubling: a table holds a few dozen
+        // connections of ~300 bytes, and a simulator holds hundreds of thousands of
+        // tables.
+        if self.conns.len() == self.conns.capacity() {
+            self.conns.reserve_exact(SLACK);
+        }
         self.conns.push(conn);
     }
 
     pub(crate) fn remove(&mut self, peer: Address) -> Option<Connection> {
         let i = self.conns.iter().position(|c| c.peer == peer)?;
-        Some(self.conns.remove(i))
+        let conn = self.conns.remove(i);
+        if self.conns.capacity() > self.conns.len() + 2 * SLACK {
+            self.conns.shrink_to(self.conns.len() + SLACK);
+        }
+        Some(conn)
     }
 
     pub(crate) fn clear(&mut self) -> Vec<Connection> {
@@ -284,6 +297,21 @@ mod tests {
         let v = t.ring_view(addr(15), 2);
         assert_eq!(v.left, vec![addr(10), addr(250)]);
         assert_eq!(v.right, vec![addr(20), addr(30)]);
+    }
+
+    #[test]
+    fn capacity_follows_the_table_size() {
+        let mut t = Table::default();
+        for n in 0..40u8 {
+            t.insert(conn(addr(n), Roles::NONE));
+            assert!(t.conns.capacity() <= t.len() + SLACK);
+        }
+        for n in 0..36u8 {
+            assert_eq!(t.remove(addr(n)).map(|c| c.peer), Some(addr(n)));
+            assert!(t.conns.capacity() <= t.len() + 2 * SLACK);
+        }
+        assert_eq!(t.len(), 4);
+        assert!(t.remove(addr(0)).is_none());
     }
 
     #[test]

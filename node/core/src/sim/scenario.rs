@@ -173,8 +173,12 @@ impl Scenario {
             let at = sim.at(Duration::from_secs_f64(i as f64 / self.join_rate));
             sim.run_until(at);
             sim.start(i, &bootstrap);
-            if i % 256 == 0 {
+            // Nodes report a few events per second each; dropping them often keeps a
+            // large simulation from holding millions.
+            if i % 16 == 0 {
                 sim.take_observed();
+            }
+            if i % 256 == 0 {
                 progress("join", i as f64 / self.nodes as f64);
             }
         }
@@ -313,8 +317,11 @@ impl Scenario {
             );
         }
         phase.settle_s = (sim.now() - start).as_secs_f64();
-        sim.run_for(self.warmup);
-        sim.take_observed();
+        let warm = sim.now() + self.warmup;
+        while sim.now() < warm {
+            sim.run_until(warm.min(sim.now() + step));
+            sim.take_observed();
+        }
         let settle_s = phase.settle_s;
         phase = check_ring(sim);
         phase.settle_s = settle_s;
