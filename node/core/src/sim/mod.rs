@@ -133,6 +133,7 @@ pub struct Sim {
     ipop_events: Vec<(usize, crate::ipop::Event)>,
     blocked: std::collections::BTreeSet<(usize, usize)>,
     stats: NetStats,
+    events: u64,
 }
 
 impl Sim {
@@ -156,6 +157,7 @@ impl Sim {
             ipop_events: Vec::new(),
             blocked: std::collections::BTreeSet::new(),
             stats: NetStats::default(),
+            events: 0,
         }
     }
 
@@ -344,6 +346,7 @@ impl Sim {
     pub fn run_until(&mut self, until: Instant) {
         let limit = self.nanos(until.max(self.base));
         while let Some((at_ns, what)) = self.queue.pop_until(limit) {
+            self.events += 1;
             let at = self.base + Duration::from_nanos(at_ns);
             self.now = self.now.max(at);
             match what {
@@ -367,6 +370,12 @@ impl Sim {
     /// Events (datagrams in flight and timers, some of them stale) waiting in the queue.
     pub fn pending_events(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Events taken from the queue so far: datagram arrivals and timer expiries (stale
+    /// timers, superseded by an earlier one, included).
+    pub fn events_processed(&self) -> u64 {
+        self.events
     }
 
     /// Nanoseconds from the simulation's beginning to `t` (not before it).
@@ -515,4 +524,37 @@ fn splitmix64(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_map_back_to_nodes_and_events_are_counted() {
+        let mut sim = Sim::new(3, Network::default(), Config::default());
+        let a = sim.add_node();
+        let b = sim.add_node();
+        assert_eq!(sim.index_of(sim.node(b).transport.addr), Some(b));
+        let outside = SocketAddr::new(Ipv4Addr::new(198, 18, 0, 3).into(), SIM_PORT);
+        assert_eq!(sim.index_of(outside), None, "no third node yet");
+        let other_port = SocketAddr::new(Ipv4Addr::new(198, 18, 0, 1).into(), 4001);
+        assert_eq!(sim.index_of(other_port), None);
+
+        let bootstrap = [sim.node(a).transport];
+        sim.start(a, &[]);
+        sim.start(b, &bootstrap);
+        assert!(
+            sim.pending_events() > 0,
+            "a link request and timers are queued"
+        );
+        assert_eq!(sim.events_processed(), 0);
+        sim.run_for(Duration::from_secs(5));
+        assert!(sim.node(b).stack.node.connections().count() > 0);
+        // Nothing is lost: every datagram sent has arrived or is still in flight, and
+        // timers come on top.
+        let sent = sim.net_stats().sent;
+        assert!(sent > 0);
+        assert!(sim.events_processed() + sim.pending_events() as u64 > sent);
+    }
 }

@@ -137,6 +137,8 @@ pub struct Report {
     pub datagrams: u64,
     /// Datagrams lost.
     pub lost: u64,
+    /// Events the simulator processed (datagram arrivals and timer expiries).
+    pub events: u64,
     /// CTM requests nodes left unanswered under their rate limits, all nodes together.
     pub ctm_refused: u64,
     /// Link attempts not started because a node had too many under way.
@@ -223,6 +225,7 @@ impl Scenario {
         let net = sim.net_stats();
         report.datagrams = net.sent;
         report.lost = net.lost;
+        report.events = sim.events_processed();
         for n in sim.nodes() {
             let stats = n.stack.node.stats();
             report.ctm_refused += stats.ctm_refused;
