@@ -164,6 +164,7 @@ impl Scenario {
     pub fn run(&self, progress: &mut dyn FnMut(&str, f64)) -> Report {
         let mut sim = Sim::new(self.seed, self.network, self.config.clone());
         sim.set_dht_config(self.dht.clone());
+        sim.reserve_nodes(self.nodes);
         for _ in 0..self.nodes {
             sim.add_node();
         }
