@@ -197,6 +197,7 @@ fn to_json(args: &Args, r: &Report, wall_s: f64, rss: Option<f64>) -> Value {
         "virtual_s": r.virtual_s,
         "datagrams": r.datagrams,
         "datagrams_lost": r.lost,
+        "events": r.events,
         "ctm_refused": r.ctm_refused,
         "link_attempts_refused": r.link_attempts_refused,
         "dht_refused_replicas": r.dht_refused_replicas,
@@ -274,10 +275,11 @@ fn print_summary(r: &Report, wall_s: f64, rss: Option<f64>) {
         r.ctm_refused, r.link_attempts_refused, r.dht_refused_replicas
     );
     println!(
-        "{:.1} virtual s, {} datagrams ({} lost); wall {:.1} s, peak RSS {}",
+        "{:.1} virtual s, {} datagrams ({} lost), {} events; wall {:.1} s, peak RSS {}",
         r.virtual_s,
         r.datagrams,
         r.lost,
+        r.events,
         wall_s,
         rss.map_or("n/a".to_owned(), |m| format!("{m:.0} MiB"))
     );

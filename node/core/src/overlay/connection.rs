@@ -121,10 +121,17 @@ impl Connection {
     }
 }
 
+/// Spare capacity a table grows by, and keeps at most twice of after removals.
+const SLACK: usize = 4;
+
 /// All connections of a node.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     conns: Vec<Connection>,
+    /// `(peer, edge)` of each connection, in the same order: lookups by peer or by
+    /// transport (one per datagram) scan these 56-byte keys, not the ~300-byte
+    /// connections. Peers and edges change only through [`Table::set_edge`].
+    keys: Vec<(Address, Edge)>,
 }
 
 /// The closest connected peers on each side of the ring.
@@ -153,12 +160,33 @@ impl Table {
         self.conns.is_empty()
     }
 
+    fn position(&self, peer: Address) -> Option<usize> {
+        debug_assert!(self.keys_match());
+        self.keys.iter().position(|k| k.0 == peer)
+    }
+
+    fn keys_match(&self) -> bool {
+        self.keys.len() == self.conns.len()
+            && self
+                .keys
+                .iter()
+                .zip(&self.conns)
+                .all(|(k, c)| *k == (c.peer, c.edge))
+    }
+
     pub(crate) fn get(&self, peer: Address) -> Option<&Connection> {
-        self.conns.iter().find(|c| c.peer == peer)
+        self.position(peer).map(|i| &self.conns[i])
     }
 
     pub(crate) fn get_mut(&mut self, peer: Address) -> Option<&mut Connection> {
-        self.conns.iter_mut().find(|c| c.peer == peer)
+        self.position(peer).map(|i| &mut self.conns[i])
+    }
+
+    /// Moves the connection to `peer` onto `edge`; returns its old edge.
+    pub(crate) fn set_edge(&mut self, peer: Address, edge: Edge) -> Option<Edge> {
+        let i = self.position(peer)?;
+        self.keys[i].1 = edge;
+        Some(std::mem::replace(&mut self.conns[i].edge, edge))
     }
 
     /// Direct connections, nearest neighbours first, then bootstrap and far ones (up to
@@ -180,20 +208,37 @@ impl Table {
     }
 
     pub(crate) fn by_transport_mut(&mut self, t: TransportAddr) -> Option<&mut Connection> {
-        self.conns.iter_mut().find(|c| c.edge == Edge::Direct(t))
+        debug_assert!(self.keys_match());
+        let i = self.keys.iter().position(|k| k.1 == Edge::Direct(t))?;
+        Some(&mut self.conns[i])
     }
 
     pub(crate) fn insert(&mut self, conn: Connection) {
         debug_assert!(self.get(conn.peer).is_none());
+        // Grow by a few connections rather than doubling: a table holds a few dozen
+        // connections of ~300 bytes, and a simulator holds hundreds of thousands of
+        // tables.
+        if self.conns.len() == self.conns.capacity() {
+            self.conns.reserve_exact(SLACK);
+            self.keys.reserve_exact(SLACK);
+        }
+        self.keys.push((conn.peer, conn.edge));
         self.conns.push(conn);
     }
 
     pub(crate) fn remove(&mut self, peer: Address) -> Option<Connection> {
-        let i = self.conns.iter().position(|c| c.peer == peer)?;
-        Some(self.conns.remove(i))
+        let i = self.position(peer)?;
+        self.keys.remove(i);
+        let conn = self.conns.remove(i);
+        if self.conns.capacity() > self.conns.len() + 2 * SLACK {
+            self.conns.shrink_to(self.conns.len() + SLACK);
+            self.keys.shrink_to(self.keys.len() + SLACK);
+        }
+        Some(conn)
     }
 
     pub(crate) fn clear(&mut self) -> Vec<Connection> {
+        self.keys.clear();
         std::mem::take(&mut self.conns)
     }
 
@@ -284,6 +329,44 @@ mod tests {
         let v = t.ring_view(addr(15), 2);
         assert_eq!(v.left, vec![addr(10), addr(250)]);
         assert_eq!(v.right, vec![addr(20), addr(30)]);
+    }
+
+    #[test]
+    fn capacity_follows_the_table_size() {
+        let mut t = Table::default();
+        for n in 0..40u8 {
+            t.insert(conn(addr(n), Roles::NONE));
+            assert!(t.conns.capacity() <= t.len() + SLACK);
+        }
+        for n in 0..36u8 {
+            assert_eq!(t.remove(addr(n)).map(|c| c.peer), Some(addr(n)));
+            assert!(t.conns.capacity() <= t.len() + 2 * SLACK);
+        }
+        assert_eq!(t.len(), 4);
+        assert!(t.remove(addr(0)).is_none());
+    }
+
+    #[test]
+    fn lookups_follow_edge_changes() {
+        let udp = |n: u8| TransportAddr::udp(SocketAddr::from(([198, 18, 0, n], 4000)));
+        let mut t = Table::default();
+        t.insert(conn(addr(1), Roles::NONE));
+        let mut second = conn(addr(2), Roles::NEAR);
+        second.edge = Edge::Direct(udp(2));
+        t.insert(second);
+        assert_eq!(t.by_transport_mut(udp(2)).map(|c| c.peer), Some(addr(2)));
+        assert_eq!(
+            t.set_edge(addr(2), Edge::Direct(udp(3))),
+            Some(Edge::Direct(udp(2)))
+        );
+        assert!(t.by_transport_mut(udp(2)).is_none());
+        assert_eq!(t.by_transport_mut(udp(3)).map(|c| c.peer), Some(addr(2)));
+        assert_eq!(t.get(addr(2)).map(|c| c.edge), Some(Edge::Direct(udp(3))));
+        assert_eq!(t.set_edge(addr(9), Edge::Direct(udp(9))), None);
+        assert_eq!(t.remove(addr(1)).map(|c| c.peer), Some(addr(1)));
+        assert_eq!(t.by_transport_mut(udp(3)).map(|c| c.peer), Some(addr(2)));
+        assert_eq!(t.clear().len(), 1);
+        assert!(t.get(addr(2)).is_none());
     }
 
     #[test]

@@ -514,10 +514,9 @@ impl Node {
     /// Moves the connection to `peer` onto `edge`. Relay edges through `peer` go if it
     /// is no longer direct (relays never stack).
     fn move_connection(&mut self, now: Instant, peer: Address, edge: Edge) {
-        let Some(conn) = self.table.get_mut(peer) else {
+        let Some(old) = self.table.set_edge(peer, edge) else {
             return;
         };
-        let old = std::mem::replace(&mut conn.edge, edge);
         self.closed_edge(old);
         if !edge.is_direct() {
             let relayed: Vec<Address> = self

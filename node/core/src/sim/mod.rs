@@ -8,11 +8,10 @@
 
 mod dht_check;
 mod frames;
+mod queue;
 mod scenario;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rand::rngs::Xoshiro256PlusPlus;
@@ -81,41 +80,17 @@ pub struct SimNode {
     timer: Option<Instant>,
 }
 
+/// A scheduled event; nodes are named by index (`u32` keeps queue entries small).
 #[derive(Debug)]
 enum Pending {
-    Packet {
-        to: usize,
-        from: TransportAddr,
-        data: Vec<u8>,
-    },
-    Timer {
-        node: usize,
-    },
+    Packet { to: u32, from: u32, data: Vec<u8> },
+    Timer { node: u32 },
 }
 
-#[derive(Debug)]
-struct Scheduled {
-    at: Instant,
-    seq: u64,
-    what: Pending,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
+/// The first address of the simulated nodes: node `i` has 198.18.0.0 + `i` + 1, port
+/// [`SIM_PORT`] (198.18.0.0/15 holds 131 072 hosts).
+const SIM_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 0);
+const SIM_PORT: u16 = 4000;
 
 /// A finished DHT operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,11 +124,8 @@ pub struct Sim {
     net: Network,
     config: Config,
     dht_config: dht::Config,
-    queue: BinaryHeap<Reverse<Scheduled>>,
-    seq: u64,
+    queue: queue::EventQueue<Pending>,
     nodes: Vec<SimNode>,
-    by_addr: HashMap<SocketAddr, usize>,
-    pool: Vec<Vec<u8>>,
     observed: Vec<Observed>,
     deliveries: Vec<(usize, RoutedHeader, Vec<u8>)>,
     dht_results: Vec<DhtResult>,
@@ -161,6 +133,7 @@ pub struct Sim {
     ipop_events: Vec<(usize, crate::ipop::Event)>,
     blocked: std::collections::BTreeSet<(usize, usize)>,
     stats: NetStats,
+    events: u64,
 }
 
 impl Sim {
@@ -175,11 +148,8 @@ impl Sim {
             net,
             config,
             dht_config: dht::Config::default(),
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: queue::EventQueue::default(),
             nodes: Vec::new(),
-            by_addr: HashMap::new(),
-            pool: Vec::new(),
             observed: Vec::new(),
             deliveries: Vec::new(),
             dht_results: Vec::new(),
@@ -187,6 +157,7 @@ impl Sim {
             ipop_events: Vec::new(),
             blocked: std::collections::BTreeSet::new(),
             stats: NetStats::default(),
+            events: 0,
         }
     }
 
@@ -246,6 +217,12 @@ impl Sim {
         &mut self.nodes[i].stack.node
     }
 
+    /// Makes room for `additional` more nodes at once (a node is ~3.5 KiB; letting the
+    /// vector double would leave up to half of that unused at 100 000 nodes).
+    pub fn reserve_nodes(&mut self, additional: usize) {
+        self.nodes.reserve_exact(additional);
+    }
+
     /// Adds a node with a random address (not started yet); returns its index.
     pub fn add_node(&mut self) -> usize {
         let address = Address::random(&mut self.rng);
@@ -255,10 +232,9 @@ impl Sim {
     /// Adds a node with the given address (not started yet); returns its index.
     pub fn add_node_with_address(&mut self, address: Address) -> usize {
         let i = self.nodes.len();
-        // 198.18.0.0/15 holds 131 072 hosts.
         let host = u32::try_from(i).expect("fewer than 2^32 nodes") + 1;
-        let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + host);
-        let transport = TransportAddr::udp(SocketAddr::new(ip.into(), 4000));
+        let ip = Ipv4Addr::from(u32::from(SIM_NET) + host);
+        let transport = TransportAddr::udp(SocketAddr::new(ip.into(), SIM_PORT));
         let seed = self.seed ^ self.rng.next_u64();
         let mut stack = Stack::new(
             self.config.clone(),
@@ -268,7 +244,6 @@ impl Sim {
             self.now,
         );
         stack.node.add_local_transport(transport);
-        self.by_addr.insert(transport.addr, i);
         self.nodes.push(SimNode {
             stack,
             transport,
@@ -277,6 +252,7 @@ impl Sim {
             connected_at: None,
             timer: None,
         });
+        debug_assert_eq!(self.index_of(transport.addr), Some(i));
         i
     }
 
@@ -374,19 +350,19 @@ impl Sim {
     /// Processes every scheduled event up to and including `until`, then sets the clock
     /// to `until`.
     pub fn run_until(&mut self, until: Instant) {
-        while let Some(Reverse(next)) = self.queue.peek() {
-            if next.at > until {
-                break;
-            }
-            let Some(Reverse(ev)) = self.queue.pop() else {
-                break;
-            };
-            self.now = self.now.max(ev.at);
-            match ev.what {
-                Pending::Packet { to, from, data } => self.deliver_packet(to, from, data),
+        let limit = self.nanos(until.max(self.base));
+        while let Some((at_ns, what)) = self.queue.pop_until(limit) {
+            self.events += 1;
+            let at = self.base + Duration::from_nanos(at_ns);
+            self.now = self.now.max(at);
+            match what {
+                Pending::Packet { to, from, data } => {
+                    self.deliver_packet(to as usize, from as usize, data);
+                }
                 Pending::Timer { node } => {
+                    let node = node as usize;
                     let n = &mut self.nodes[node];
-                    if n.alive && n.timer == Some(ev.at) {
+                    if n.alive && n.timer == Some(at) {
                         n.timer = None;
                         n.stack.handle_timeout(self.now);
                         self.drain(node);
@@ -397,31 +373,58 @@ impl Sim {
         self.now = self.now.max(until);
     }
 
+    /// Events (datagrams in flight and timers, some of them stale) waiting in the queue.
+    pub fn pending_events(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Events taken from the queue so far: datagram arrivals and timer expiries (stale
+    /// timers, superseded by an earlier one, included).
+    pub fn events_processed(&self) -> u64 {
+        self.events
+    }
+
+    /// Nanoseconds from the simulation's beginning to `t` (not before it).
+    fn nanos(&self, t: Instant) -> u64 {
+        u64::try_from((t - self.base).as_nanos()).expect("virtual time below 584 years")
+    }
+
+    /// The node with transport address `addr`, if any.
+    fn index_of(&self, addr: SocketAddr) -> Option<usize> {
+        let IpAddr::V4(ip) = addr.ip() else {
+            return None;
+        };
+        if addr.port() != SIM_PORT {
+            return None;
+        }
+        let host = u32::from(ip).checked_sub(u32::from(SIM_NET))?;
+        let i = usize::try_from(host.checked_sub(1)?).ok()?;
+        (i < self.nodes.len()).then_some(i)
+    }
+
     /// Runs for `d` of virtual time.
     pub fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
         self.run_until(until);
     }
 
-    fn deliver_packet(&mut self, to: usize, from: TransportAddr, mut data: Vec<u8>) {
+    fn deliver_packet(&mut self, to: usize, from: usize, mut data: Vec<u8>) {
         if !self.nodes[to].alive {
             self.stats.undeliverable += 1;
-            self.pool.push(data);
             return;
         }
         let now = self.now;
+        let from = self.nodes[from].transport;
         match self.nodes[to].stack.handle_datagram(now, from, &mut data) {
             Handled::Forward(t) => {
                 data.truncate(t.len);
-                let src = self.nodes[to].transport;
-                self.send(src, t.dst, data);
+                self.send(to, t.dst, data);
             }
             Handled::Deliver(d) => {
                 self.deliveries
                     .push((to, d.header, data[d.payload].to_vec()));
-                self.pool.push(data);
             }
-            Handled::Done => self.pool.push(data),
+            Handled::Done => {}
         }
         self.drain(to);
     }
@@ -429,15 +432,16 @@ impl Sim {
     /// Moves a node's queued datagrams onto the network, keeps its events, and
     /// re-arms its timer.
     fn drain(&mut self, i: usize) {
-        let src = self.nodes[i].transport;
         let now = self.now;
         loop {
-            let mut buf = self.pool.pop().unwrap_or_default();
+            // An empty buffer: the node's outbox keeps no allocation in exchange for the
+            // datagram (up to 64 per node, it would hold tens of KiB per node once the
+            // buffers of a large simulation have spread over its nodes).
+            let mut buf = Vec::new();
             let Some(dst) = self.nodes[i].stack.poll_transmit(&mut buf) else {
-                self.pool.push(buf);
                 break;
             };
-            self.send(src, dst, buf);
+            self.send(i, dst, buf);
         }
         let n = &mut self.nodes[i];
         let mut frame = Vec::new();
@@ -471,45 +475,37 @@ impl Sim {
             let t = t.max(now);
             if n.timer.is_none_or(|cur| t < cur) {
                 n.timer = Some(t);
-                self.seq += 1;
-                self.queue.push(Reverse(Scheduled {
-                    at: t,
-                    seq: self.seq,
-                    what: Pending::Timer { node: i },
-                }));
+                let at = self.nanos(t);
+                self.queue.push(at, Pending::Timer { node: i as u32 });
             }
         }
     }
 
-    fn send(&mut self, src: TransportAddr, dst: TransportAddr, data: Vec<u8>) {
+    /// Puts a datagram from node `from` to `dst` on the network.
+    fn send(&mut self, from: usize, dst: TransportAddr, data: Vec<u8>) {
         self.stats.sent += 1;
-        let Some(&to) = self.by_addr.get(&dst.addr) else {
+        let Some(to) = self.index_of(dst.addr) else {
             self.stats.undeliverable += 1;
-            self.pool.push(data);
             return;
         };
         if self.net.loss > 0.0 && self.rng.random_bool(self.net.loss) {
             self.stats.lost += 1;
-            self.pool.push(data);
             return;
         }
-        let from = self.by_addr[&src.addr];
-        if self.blocked.contains(&(from.min(to), from.max(to))) {
+        if !self.blocked.is_empty() && self.blocked.contains(&(from.min(to), from.max(to))) {
             self.stats.blocked += 1;
-            self.pool.push(data);
             return;
         }
         let delay = self.latency(from, to) + self.jitter();
-        self.seq += 1;
-        self.queue.push(Reverse(Scheduled {
-            at: self.now + delay,
-            seq: self.seq,
-            what: Pending::Packet {
-                to,
-                from: src,
+        let at = self.nanos(self.now + delay);
+        self.queue.push(
+            at,
+            Pending::Packet {
+                to: to as u32,
+                from: from as u32,
                 data,
             },
-        }));
+        );
     }
 
     /// The fixed one-way latency between two nodes, from a hash of the pair and seed.
@@ -534,4 +530,37 @@ fn splitmix64(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_map_back_to_nodes_and_events_are_counted() {
+        let mut sim = Sim::new(3, Network::default(), Config::default());
+        let a = sim.add_node();
+        let b = sim.add_node();
+        assert_eq!(sim.index_of(sim.node(b).transport.addr), Some(b));
+        let outside = SocketAddr::new(Ipv4Addr::new(198, 18, 0, 3).into(), SIM_PORT);
+        assert_eq!(sim.index_of(outside), None, "no third node yet");
+        let other_port = SocketAddr::new(Ipv4Addr::new(198, 18, 0, 1).into(), 4001);
+        assert_eq!(sim.index_of(other_port), None);
+
+        let bootstrap = [sim.node(a).transport];
+        sim.start(a, &[]);
+        sim.start(b, &bootstrap);
+        assert!(
+            sim.pending_events() > 0,
+            "a link request and timers are queued"
+        );
+        assert_eq!(sim.events_processed(), 0);
+        sim.run_for(Duration::from_secs(5));
+        assert!(sim.node(b).stack.node.connections().count() > 0);
+        // Nothing is lost: every datagram sent has arrived or is still in flight, and
+        // timers come on top.
+        let sent = sim.net_stats().sent;
+        assert!(sent > 0);
+        assert!(sim.events_processed() + sim.pending_events() as u64 > sent);
+    }
 }
