@@ -432,7 +432,13 @@ impl Node {
         }
     }
 
-    fn header(&self, dst: Address, mode: Mode, kind: u8, via: Option<Address>) -> RoutedHeader {
+    pub(super) fn header(
+        &self,
+        dst: Address,
+        mode: Mode,
+        kind: u8,
+        via: Option<Address>,
+    ) -> RoutedHeader {
         RoutedHeader {
             ttl: self.config.ttl,
             hops: 0,
@@ -487,7 +493,7 @@ impl Node {
     }
 
     /// Sends a routed message originated here.
-    fn originate(
+    pub(super) fn originate(
         &mut self,
         now: Instant,
         h: RoutedHeader,
@@ -507,6 +513,19 @@ impl Node {
         let mut bytes = [0u8; 512];
         let n = payload.emit(&mut bytes).map_err(|_| SendError::TooLarge)?;
         self.emit_bytes(now, h, &bytes[..n], decision, true)
+    }
+
+    /// Sends a routed message with `payload` bytes originated here; with `sign`,
+    /// signed if the node signs.
+    pub(super) fn originate_bytes(
+        &mut self,
+        now: Instant,
+        h: RoutedHeader,
+        payload: &[u8],
+        sign: bool,
+    ) -> Result<(), SendError> {
+        let decision = self.decide(&h, true);
+        self.emit_bytes(now, h, payload, decision, sign)
     }
 
     /// Sends a routed message originated here; with `sign`, signed if the node signs.
@@ -569,75 +588,6 @@ impl Node {
                 Ok(())
             }
         }
-    }
-
-    /// Sends `payload` of an application `kind` (≥ `kind::FIRST_APP`) to `dst`, signed
-    /// if the node signs ([`Node::enable_signatures`]).
-    pub fn send_routed(
-        &mut self,
-        now: Instant,
-        dst: Address,
-        mode: Mode,
-        kind: u8,
-        payload: &[u8],
-    ) -> Result<(), SendError> {
-        self.send_app(now, dst, mode, kind, payload, true)
-    }
-
-    /// [`Node::send_routed`] without a signature, for bulk data that the layer above
-    /// authenticates itself or does not need to (IP packets: a keyed namespace seals
-    /// them, an open one takes them from anyone).
-    pub fn send_routed_unsigned(
-        &mut self,
-        now: Instant,
-        dst: Address,
-        mode: Mode,
-        kind: u8,
-        payload: &[u8],
-    ) -> Result<(), SendError> {
-        self.send_app(now, dst, mode, kind, payload, false)
-    }
-
-    fn send_app(
-        &mut self,
-        now: Instant,
-        dst: Address,
-        mode: Mode,
-        kind: u8,
-        payload: &[u8],
-        sign: bool,
-    ) -> Result<(), SendError> {
-        if !self.is_running() {
-            return Err(SendError::NotRunning);
-        }
-        if kind < kind::FIRST_APP {
-            return Err(SendError::ReservedKind(kind));
-        }
-        let h = self.header(dst, mode, kind, None);
-        let decision = self.decide(&h, true);
-        self.emit_bytes(now, h, payload, decision, sign)
-    }
-
-    /// Sends a probe to the node at `dst` (exact routing). With `echo` the destination
-    /// answers, which surfaces here as [`Event::ProbeReply`].
-    pub fn send_probe(
-        &mut self,
-        now: Instant,
-        dst: Address,
-        id: u64,
-        echo: bool,
-    ) -> Result<(), SendError> {
-        if !self.is_running() {
-            return Err(SendError::NotRunning);
-        }
-        let probe = OverlayPayload::Probe(Probe {
-            id,
-            echo_request: echo,
-            echo_reply: false,
-            request_hops: 0,
-        });
-        let h = self.header(dst, Mode::Exact, kind::PROBE, None);
-        self.originate(now, h, &probe)
     }
 
     /// Sends an edge-level message to `peer` through the relay `via`.
