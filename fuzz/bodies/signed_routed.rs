@@ -8,7 +8,7 @@ use std::time::Instant;
 use ipop_core::TransportAddr;
 use ipop_core::overlay::{self, Handled, Node};
 use ipop_core::secure::Identity;
-use ipop_core::wire::{self, Message, Mode, Routed, RoutedFlags, RoutedHeader};
+use ipop_core::wire::{Message, Mode, Routed, RoutedFlags, RoutedHeader};
 
 /// The payload the sender signed.
 const PAYLOAD: &[u8] = b"signed payload";
@@ -59,21 +59,17 @@ pub(crate) fn run(data: &[u8]) {
 
 /// The sender's signed application message (kind 99) to the receiver, as a datagram.
 fn genuine(sender: &Identity, receiver: &Identity) -> Vec<u8> {
-    let header = RoutedHeader {
+    let mut header = RoutedHeader {
         ttl: 16,
         hops: 2,
         mode: Mode::Exact,
-        flags: RoutedFlags::SIGNED,
+        flags: RoutedFlags::default(),
         kind: 99,
         src: sender.address(),
         dst: receiver.address(),
         via: None,
     };
-    let mut input = Vec::new();
-    wire::signing_input(&header, PAYLOAD, &mut input);
-    let mut body = PAYLOAD.to_vec();
-    body.extend_from_slice(&sender.signing_public());
-    body.extend_from_slice(&sender.sign(&input));
+    let body = overlay::sign_payload(sender, &mut header, PAYLOAD, &mut Vec::new());
     Message::Routed(Routed {
         header,
         payload: &body,

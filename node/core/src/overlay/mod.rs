@@ -42,6 +42,7 @@ use maintenance::Timers;
 use nat::NatView;
 use output::Outbox;
 use routing::PendingCtm;
+pub use signing::sign_payload;
 pub use stats::Stats;
 
 /// Protocol parameters. The defaults suit real networks and the simulator alike.

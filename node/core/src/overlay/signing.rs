@@ -17,6 +17,25 @@ pub(super) struct Signer {
     scratch: Vec<u8>,
 }
 
+/// `payload` followed by `identity`'s signature trailer for header `h`, which gets the
+/// `SIGNED` flag: the payload of a signed routed message (`scratch` holds what is
+/// signed). Whatever `h.src` says: the receiver checks that the key is `src`'s.
+pub fn sign_payload(
+    identity: &Identity,
+    h: &mut RoutedHeader,
+    payload: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Vec<u8> {
+    h.flags = h.flags.with(RoutedFlags::SIGNED);
+    wire::signing_input(h, payload, scratch);
+    let signature = identity.sign(scratch);
+    let mut out = Vec::with_capacity(payload.len() + SIGNATURE_TRAILER);
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&identity.signing_public());
+    out.extend_from_slice(&signature);
+    out
+}
+
 impl Node {
     /// From now on, signs the routed messages this node originates (all but tunnels and
     /// what [`Node::send_routed_unsigned`] sends), and drops overlay control messages
@@ -43,14 +62,12 @@ impl Node {
     /// `SIGNED` flag), or `None` if this node does not sign.
     pub(super) fn sign(&mut self, h: &mut RoutedHeader, payload: &[u8]) -> Option<Vec<u8>> {
         let signer = self.signer.as_mut()?;
-        h.flags = h.flags.with(RoutedFlags::SIGNED);
-        wire::signing_input(h, payload, &mut signer.scratch);
-        let signature = signer.identity.sign(&signer.scratch);
-        let mut out = Vec::with_capacity(payload.len() + SIGNATURE_TRAILER);
-        out.extend_from_slice(payload);
-        out.extend_from_slice(&signer.identity.signing_public());
-        out.extend_from_slice(&signature);
-        Some(out)
+        Some(sign_payload(
+            &signer.identity,
+            h,
+            payload,
+            &mut signer.scratch,
+        ))
     }
 
     /// Checks the source of a message delivered here, whose payload starts at `offset`

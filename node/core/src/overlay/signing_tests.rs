@@ -34,12 +34,7 @@ fn signing_overlay(seed: u64, n: usize, settle: Duration) -> (Sim, Vec<usize>, V
 
 /// A routed datagram with `payload`, signed by `by` (whatever `header.src` says).
 fn signed(by: &Identity, mut header: RoutedHeader, payload: &[u8]) -> Vec<u8> {
-    header.flags = header.flags.with(RoutedFlags::SIGNED);
-    let mut input = Vec::new();
-    wire::signing_input(&header, payload, &mut input);
-    let mut body = payload.to_vec();
-    body.extend_from_slice(&by.signing_public());
-    body.extend_from_slice(&by.sign(&input));
+    let body = sign_payload(by, &mut header, payload, &mut Vec::new());
     Message::Routed(Routed {
         header,
         payload: &body,
