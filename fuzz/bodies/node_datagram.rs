@@ -17,6 +17,7 @@ pub(crate) fn run(data: &[u8]) {
         me,
         1,
         start,
+        dht::WallClock::fixed(start),
     );
     stack
         .node

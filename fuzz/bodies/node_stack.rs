@@ -127,6 +127,7 @@ impl Harness {
             Address::from_bytes([0x42; 20]),
             1,
             start,
+            dht::WallClock::fixed(start),
         );
         stack.node.add_local_transport(local(false));
         stack.node.add_local_transport(local(true));

@@ -2,7 +2,7 @@
 //! between it and the sockets. It makes no protocol decision of its own.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use ipop_core::dht::{self, Outcome, RequestId};
@@ -87,6 +87,12 @@ pub async fn run(config: Config, address: Address, security: Option<Security>) -
         address,
         u64::from_le_bytes(seed),
         now,
+        dht::WallClock::new(
+            now,
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        ),
     );
     if let Some(sec) = security {
         stack.enable_secure(

@@ -387,6 +387,7 @@ mod tests {
             Address::from_bytes([1; 20]),
             1,
             now,
+            ipop_core::dht::WallClock::fixed(now),
         );
         stack.enable_ipop(ipop::Config::new(ipop::NamespaceId([1; 16])), [2; 32], now);
         let (mut buf, mut faults) = (vec![0u8; TAP_BUF], IoFaults::default());

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::address::Address;
-use crate::dht::{self, Dht, DhtError, Outcome, RequestId};
+use crate::dht::{self, Dht, DhtError, Outcome, RequestId, WallClock};
 use crate::ipop::{self, Ipop};
 use crate::overlay::{self, Event, Handled, Node};
 use crate::secure::{self, Identity, Opened, Secure};
@@ -42,17 +42,19 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// A stack for a node with address `address`; `seed` drives all random choices.
+    /// A stack for a node with address `address`; `seed` drives all random choices,
+    /// `clock` is the wall clock (it dates DHT writes).
     pub fn new(
         overlay: overlay::Config,
         dht: dht::Config,
         address: Address,
         seed: u64,
         now: Instant,
+        clock: WallClock,
     ) -> Self {
         Stack {
             node: Node::new(overlay, address, seed, now),
-            dht: Dht::new(dht, seed.rotate_left(17), now),
+            dht: Dht::new(dht, seed.rotate_left(17), now, clock),
             ipop: None,
             secure: None,
             now,
@@ -334,6 +336,7 @@ mod tests {
             me,
             1,
             now,
+            WallClock::fixed(now),
         );
         stack
             .node

@@ -256,6 +256,7 @@ mod seeds {
                     Address::from_bytes([0x10 + 0x30 * i; 20]),
                     100 + u64::from(i),
                     start,
+                    dht::WallClock::fixed(start),
                 );
                 let me = node_stack::source(i);
                 s.node.add_local_transport(me);

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::owner::OwnerKey;
+use super::owner::{OwnerKey, cert_signer};
 use super::wire::{Op, Reply, Request, Status};
 use super::{DhtError, Outcome, RequestId};
 use crate::address::Address;
@@ -19,8 +19,8 @@ use crate::address::Address;
 pub(crate) enum SubResult {
     /// A write's status.
     Status(Status),
-    /// A read: the value with the highest revision any replica reported (None: absent
-    /// or deleted).
+    /// A read: the value of the latest write any replica reported (None: absent or
+    /// deleted).
     Value(Option<Vec<u8>>),
     /// No answer after every retransmission.
     Failed,
@@ -33,7 +33,8 @@ pub(crate) struct Sub {
     pub(crate) attempts: u32,
     pub(crate) next_send: Instant,
     pub(crate) result: Option<SubResult>,
-    /// Reads: replies so far, the best (revision, value), and when the first value came.
+    /// Reads: replies so far, the best (serial of the write, value), and when the first
+    /// value came.
     replies: u8,
     best: Option<(u64, Option<Vec<u8>>)>,
     first_reply: Option<Instant>,
@@ -54,6 +55,8 @@ pub(crate) struct Operation {
     pub(crate) new_owner: Vec<u8>,
     pub(crate) value: Vec<u8>,
     pub(crate) ttl_s: u32,
+    /// Writes: the serial the proof signs.
+    pub(crate) serial: u64,
     pub(crate) subs: Vec<Sub>,
     /// Give up if it has not been able to start by then (node never correctly connected).
     pub(crate) start_deadline: Instant,
@@ -75,6 +78,7 @@ impl Operation {
         new_password: &[u8],
         value: &[u8],
         ttl_s: u32,
+        serial: u64,
         now: Instant,
         start_deadline: Instant,
     ) -> Self {
@@ -97,6 +101,7 @@ impl Operation {
                 new_owner: &new_owner,
                 value,
                 ttl_s,
+                serial,
             };
             let proof = owner.prove(&req).to_vec();
             (Some(owner), new_owner, proof)
@@ -111,6 +116,7 @@ impl Operation {
             new_owner,
             value: value.to_vec(),
             ttl_s,
+            serial,
             subs: sub_keys
                 .into_iter()
                 .map(|addr| Sub {
@@ -153,10 +159,11 @@ impl Operation {
         }
     }
 
-    /// Records a reply; returns whether it belonged to this operation.
+    /// Records a reply. Returns false for a read's answer whose record is not certified
+    /// by its owner (it is dropped).
     pub(crate) fn on_reply(&mut self, now: Instant, reply: &Reply<'_>) -> bool {
         let Some(sub) = self.subs.get_mut(usize::from(reply.sub)) else {
-            return false;
+            return true;
         };
         if sub.result.is_some() {
             return true;
@@ -165,16 +172,24 @@ impl Operation {
             sub.result = Some(SubResult::Status(reply.status));
             return true;
         }
+        let found = reply.status == Status::Ok;
+        let serial = match &reply.cert {
+            Some(cert) if cert_signer(&self.key, reply.value, !found, cert).is_some() => {
+                cert.serial
+            }
+            None if !found => 0,
+            _ => return false,
+        };
         sub.replies += 1;
-        let value = (reply.status == Status::Ok).then(|| reply.value.to_vec());
+        let value = found.then(|| reply.value.to_vec());
         if value.is_some() {
             // A value settles the read after a short grace (in case the other replica
             // holds a later revision, e.g. a delete). "Absent" settles nothing by
             // itself: that replica may be new and not yet have the record.
             sub.first_reply.get_or_insert(now);
         }
-        if sub.best.as_ref().is_none_or(|(rev, _)| reply.rev > *rev) {
-            sub.best = Some((reply.rev, value));
+        if sub.best.as_ref().is_none_or(|(best, _)| serial > *best) {
+            sub.best = Some((serial, value));
         }
         if sub.replies >= 2 {
             sub.result = Some(SubResult::Value(sub.best.take().and_then(|(_, v)| v)));
@@ -296,6 +311,8 @@ impl Operation {
             DhtError::NotFound
         } else if count(Status::Quota) >= majority {
             DhtError::Quota
+        } else if count(Status::Stale) >= majority {
+            DhtError::Stale
         } else {
             DhtError::NoMajority
         };

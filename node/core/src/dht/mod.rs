@@ -6,7 +6,9 @@
 //! operation succeeds when a majority (default 3) of its sub-keys succeed, and a get
 //! returns the value the majority agrees on. Values are soft state and vanish at their
 //! TTL unless recreated; the password never leaves this node: writes carry a proof by an
-//! owner key derived from it, and replicas keep only that key's public half.
+//! owner key derived from it, and replicas keep only that key's public half. Records
+//! are self-certifying: each carries its owner's signature of the write that made it,
+//! checked by every replica that takes a copy and every reader that gets a value.
 //!
 //! Writes go to the node nearest a sub-key, which decides and copies the record (with a
 //! revision) to the other replica. Reads ask both replicas. When the ring changes,
@@ -17,6 +19,7 @@
 //! [`Dht::poll_result`].
 
 mod client;
+mod clock;
 mod config;
 mod owner;
 mod replica;
@@ -33,6 +36,7 @@ use crate::address::Address;
 use crate::overlay::Node;
 use crate::wire::{Mode, RoutedHeader};
 use client::Operation;
+pub use clock::WallClock;
 pub use config::{Config, ConfigError, MAX_SUB_KEYS};
 use store::{Limits, Store};
 use wire::{MAX_KEY, MAX_PASSWORD, MAX_VALUE, Op, RecordRepr, Reply, Request};
@@ -89,6 +93,10 @@ pub enum DhtError {
     /// The replicas refuse more entries from this node.
     #[error("the replicas hold too many entries from this node")]
     Quota,
+    /// The replicas hold a later write of the key (a higher serial): this node's
+    /// clock is behind the last writer's.
+    #[error("the replicas hold a later write (is this node's clock behind?)")]
+    Stale,
     /// Too few sub-keys answered alike.
     #[error("no majority of sub-keys agreed")]
     NoMajority,
@@ -118,8 +126,12 @@ pub struct Dht {
     next_tick: Instant,
     next_resync: Instant,
     last_view: (Option<Address>, Option<Address>),
+    clock: WallClock,
+    /// The serial of this node's last write.
+    last_serial: u64,
     refused_replicas: u64,
     unverified: u64,
+    forged_replies: u64,
 }
 
 /// The address of sub-key `i` of `key`.
@@ -131,13 +143,14 @@ pub fn sub_key(key: &[u8], i: u8) -> Address {
 }
 
 impl Dht {
-    /// A DHT layer; `seed` drives its random choices (operation ids).
+    /// A DHT layer; `seed` drives its random choices (operation ids), `clock` is the
+    /// wall clock that dates its writes and ages the records it holds.
     ///
     /// # Panics
     ///
     /// If `config` is invalid (see [`Config::validate`], which callers that take
     /// parameters from users check first, to report the error).
-    pub fn new(config: Config, seed: u64, now: Instant) -> Self {
+    pub fn new(config: Config, seed: u64, now: Instant, clock: WallClock) -> Self {
         if let Err(e) = config.validate() {
             panic!("invalid dht::Config: {e}");
         }
@@ -151,8 +164,11 @@ impl Dht {
             next_id: 1,
             next_tick: now,
             last_view: (None, None),
+            clock,
+            last_serial: 0,
             refused_replicas: 0,
             unverified: 0,
+            forged_replies: 0,
         }
     }
 
@@ -242,6 +258,12 @@ impl Dht {
         self.unverified
     }
 
+    /// Replies to this node's reads dropped because the record they carry is not
+    /// certified by its owner (a forged or altered value).
+    pub fn forged_replies(&self) -> u64 {
+        self.forged_replies
+    }
+
     /// Records this node holds as a replica.
     pub fn stored_records(&self) -> usize {
         self.store.len()
@@ -308,6 +330,11 @@ impl Dht {
             .collect();
         let ttl_s = u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX);
         let op_id = self.rng.next_u64();
+        let serial = if op == Op::Get {
+            0
+        } else {
+            self.next_serial(now)
+        };
         let deadline = now + self.config.start_timeout;
         self.ops.push(Operation::new(
             id,
@@ -319,6 +346,7 @@ impl Dht {
             new_password,
             value,
             ttl_s,
+            serial,
             now,
             deadline,
         ));
@@ -355,7 +383,9 @@ impl Dht {
             wire::REPLY => {
                 if let Ok(reply) = Reply::parse(payload) {
                     if let Some(op) = self.ops.iter_mut().find(|o| o.op_id == reply.op_id) {
-                        op.on_reply(now, &reply);
+                        if !op.on_reply(now, &reply) {
+                            self.forged_replies += 1;
+                        }
                     }
                     self.drive(now, node);
                 }
@@ -382,6 +412,12 @@ impl Dht {
         if node.is_correctly_connected() {
             self.migrate(now, node);
         }
+    }
+
+    /// The serial of a new write: the wall clock, kept strictly increasing.
+    fn next_serial(&mut self, now: Instant) -> u64 {
+        self.last_serial = self.clock.unix_ms(now).max(self.last_serial + 1);
+        self.last_serial
     }
 
     fn limits(&self) -> Limits {
@@ -452,6 +488,7 @@ impl Dht {
             new_owner: &o.new_owner,
             value: &o.value,
             ttl_s: o.ttl_s,
+            serial: o.serial,
         };
         // Reads ask both replicas; writes go to the one nearest the sub-key.
         let mode = if o.op == Op::Get {
@@ -477,6 +514,7 @@ impl Dht {
             new_owner: b"",
             value: b"",
             ttl_s: 0,
+            serial: self.next_serial(now),
         };
         let proof = owner.prove(&req);
         req.proof = &proof;

@@ -3,12 +3,17 @@
 //! create stores the public key as the record's owner, and every write carries a
 //! proof — the public key and a signature over the request — that replicas check
 //! against the owner they hold. A node on the path sees the proof, which is good for
-//! that one request only.
+//! that one request only: it names the request's serial, and replicas refuse a serial
+//! not above the one they hold.
+//!
+//! Records are self-certifying: each keeps the proof of the write that made it (its
+//! [`Cert`]), so a replica that takes a copy, or a reader that gets a value, checks it
+//! against the owner's signature instead of trusting the node that passed it on.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use super::wire::Request;
+use super::wire::{Cert, Op, Request};
 
 /// Length of a write's proof: the owner's public key (32), then the signature (64).
 pub const PROOF_LEN: usize = 96;
@@ -76,6 +81,7 @@ fn signed_input(req: &Request<'_>) -> Vec<u8> {
     );
     m.extend_from_slice(req.value);
     m.extend_from_slice(&req.ttl_s.to_be_bytes());
+    m.extend_from_slice(&req.serial.to_be_bytes());
     m
 }
 
@@ -88,6 +94,67 @@ pub(crate) fn proven_owner(req: &Request<'_>) -> Option<[u8; OWNER_LEN]> {
     key.verify_strict(&signed_input(req), &Signature::from_bytes(&signature))
         .ok()?;
     Some(*owner)
+}
+
+/// The key that signed the write `cert` names, if that write made exactly this record
+/// (key, value, deleted or not, owner): a create or delete is signed by the record's
+/// owner, a recreate by the owner before (or, if there was none, by any key) and names
+/// the record's owner as the new one.
+pub(crate) fn cert_signer(
+    key: &[u8],
+    value: &[u8],
+    tombstone: bool,
+    cert: &Cert,
+) -> Option<[u8; OWNER_LEN]> {
+    let req = Request {
+        op: cert.write,
+        op_id: cert.op_id,
+        sub: 0,
+        key,
+        proof: &cert.proof,
+        new_owner: if cert.write == Op::Recreate {
+            &cert.owner
+        } else {
+            b""
+        },
+        value,
+        ttl_s: cert.ttl_s,
+        serial: cert.serial,
+    };
+    let signer = proven_owner(&req)?;
+    let consistent = match cert.write {
+        Op::Create => !tombstone && signer == cert.owner,
+        Op::Recreate => !tombstone,
+        Op::Delete => tombstone && value.is_empty() && signer == cert.owner,
+        Op::Get => false,
+    };
+    consistent.then_some(signer)
+}
+
+/// The certificate of a create of `key` with `value`, `password` and `serial`, as the
+/// owner signs it (for tests that plant records).
+#[cfg(test)]
+pub(crate) fn create_cert(key: &[u8], value: &[u8], password: &[u8], serial: u64) -> Cert {
+    let owner = OwnerKey::derive(key, password);
+    let req = Request {
+        op: Op::Create,
+        op_id: serial,
+        sub: 0,
+        key,
+        proof: b"",
+        new_owner: b"",
+        value,
+        ttl_s: 3600,
+        serial,
+    };
+    Cert {
+        owner: owner.public(),
+        write: Op::Create,
+        op_id: serial,
+        serial,
+        ttl_s: 3600,
+        proof: owner.prove(&req),
+    }
 }
 
 #[cfg(test)]
@@ -105,6 +172,7 @@ mod tests {
             new_owner: b"",
             value,
             ttl_s: 60,
+            serial: 5,
         }
     }
 
@@ -138,5 +206,60 @@ mod tests {
         assert_eq!(proven_owner(&req(Op::Create, &bad, b"value")), None);
         assert_eq!(proven_owner(&req(Op::Create, &proof[..95], b"value")), None);
         assert_eq!(proven_owner(&req(Op::Create, b"", b"value")), None);
+        let later = Request {
+            serial: 6,
+            ..req(Op::Create, &proof, b"value")
+        };
+        assert_eq!(proven_owner(&later), None);
+    }
+
+    #[test]
+    fn a_record_certifies_only_the_write_that_made_it() {
+        let owner = OwnerKey::derive(b"key", b"password");
+        let cert = |write, value: &[u8], new_owner: [u8; OWNER_LEN]| {
+            let new_owner_field: &[u8] = if write == Op::Recreate {
+                &new_owner
+            } else {
+                b""
+            };
+            let r = Request {
+                new_owner: new_owner_field,
+                ..req(write, b"", value)
+            };
+            Cert {
+                owner: new_owner,
+                write,
+                op_id: r.op_id,
+                serial: r.serial,
+                ttl_s: r.ttl_s,
+                proof: owner.prove(&r),
+            }
+        };
+        let created = cert(Op::Create, b"v", owner.public());
+        assert_eq!(
+            cert_signer(b"key", b"v", false, &created),
+            Some(owner.public())
+        );
+        // Another value or key, marked deleted, or claiming another owner.
+        assert_eq!(cert_signer(b"key", b"w", false, &created), None);
+        assert_eq!(cert_signer(b"kez", b"v", false, &created), None);
+        assert_eq!(cert_signer(b"key", b"v", true, &created), None);
+        let other = Cert {
+            owner: [7; OWNER_LEN],
+            ..created
+        };
+        assert_eq!(cert_signer(b"key", b"v", false, &other), None);
+        // A recreate hands the record to the new owner it names, signed by the old.
+        let handed = cert(Op::Recreate, b"v", [7; OWNER_LEN]);
+        assert_eq!(
+            cert_signer(b"key", b"v", false, &handed),
+            Some(owner.public())
+        );
+        let deleted = cert(Op::Delete, b"", owner.public());
+        assert_eq!(
+            cert_signer(b"key", b"", true, &deleted),
+            Some(owner.public())
+        );
+        assert_eq!(cert_signer(b"key", b"", false, &deleted), None);
     }
 }

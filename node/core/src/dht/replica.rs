@@ -2,10 +2,13 @@
 //! copying records to the other replica, taking copies from it, and moving records when
 //! the ring changes.
 //!
-//! A copied record (REPLICATE) is taken only for a sub-key this node is responsible for,
-//! only if the sub-key is the one its key and index name, and it counts against the
-//! quota of the sender's sector (see [`quota_holder`]). A copy that would hand a live record to another owner (another
-//! password) is taken only from a ring neighbour (one of this node's near peers, the
+//! A copied record (REPLICATE) is taken only if its owner's signature certifies it (see
+//! `owner::cert_signer`: no node can alter a value or revive a deleted record), only
+//! for a sub-key this node is responsible for, only if the sub-key is the one its key
+//! and index name, and it counts against the quota of the sender's sector (see
+//! [`quota_holder`]). A copy that would hand a live record to another owner (another
+//! password) is taken if the owner this node knows signed the handover (a recreate),
+//! or else only from a ring neighbour (one of this node's near peers, the
 //! only nodes that share sub-keys with it): so a node elsewhere on the ring cannot take
 //! over a record, while records still move to new holders from wherever their former
 //! holders now sit (after many nodes join at once, a former holder can be far away).
@@ -15,6 +18,7 @@
 
 use std::time::Instant;
 
+use super::owner::cert_signer;
 use super::wire::{self, Op, RecordRepr, Reply, Request, Status};
 use super::{Dht, send, sub_key};
 use crate::address::Address;
@@ -35,17 +39,21 @@ impl Dht {
         let from_neighbour =
             src_trusted && (left.contains(&header.src) || right.contains(&header.src));
         let genuine = rec.sub_key == sub_key(rec.key, rec.sub);
-        let takeover = self
-            .store
-            .get(&rec.sub_key)
-            .is_some_and(|r| !r.tombstone && r.expires > now && !r.same_owner(&rec.owner));
+        let Some(signer) = cert_signer(rec.key, rec.value, rec.tombstone, &rec.cert) else {
+            self.refused_replicas += 1;
+            return;
+        };
+        let takeover = self.store.get(&rec.sub_key).is_some_and(|r| {
+            r.live(now) && !r.same_owner(&rec.cert.owner) && !r.same_owner(&signer)
+        });
         if !genuine || !responsible(node, rec.sub_key) || (takeover && !from_neighbour) {
             self.refused_replicas += 1;
             return;
         }
         let limits = self.limits();
+        let unix_now = self.clock.unix_ms(now);
         self.store
-            .merge(now, rec, quota_holder(node, header.src), &limits);
+            .merge(now, unix_now, rec, quota_holder(node, header.src), &limits);
     }
 
     /// A request reached this node as a replica of its sub-key.
@@ -60,25 +68,37 @@ impl Dht {
         if sub_key != header.dst {
             return; // not the sub-key it claims to be
         }
-        let (status, rev, ttl_left_s, value) = if req.op == Op::Get {
+        // A read gets the record's certificate with its value, or with its deletion.
+        let (status, rev, ttl_left_s, value, cert) = if req.op == Op::Get {
             match self.store.get(&sub_key) {
-                Some(r) if !r.tombstone && r.expires > now => {
-                    (Status::Ok, r.rev, r.ttl_left_s(now), r.value.clone())
-                }
-                Some(r) => (Status::NotFound, r.rev, 0, Vec::new()),
-                None => (Status::NotFound, 0, 0, Vec::new()),
+                Some(r) if r.live(now) => (
+                    Status::Ok,
+                    r.rev,
+                    r.ttl_left_s(now),
+                    r.value.clone(),
+                    Some(r.cert),
+                ),
+                Some(r) => (
+                    Status::NotFound,
+                    r.rev,
+                    0,
+                    Vec::new(),
+                    r.tombstone.then_some(r.cert),
+                ),
+                None => (Status::NotFound, 0, 0, Vec::new(), None),
             }
         } else {
             let limits = self.limits();
             let charged = quota_holder(node, header.src);
+            let unix_now = self.clock.unix_ms(now);
             let status = self
                 .store
-                .apply(now, sub_key, header.src, charged, req, &limits);
+                .apply(now, unix_now, sub_key, header.src, charged, req, &limits);
             if status == Status::Ok {
                 self.replicate_to_partner(now, node, sub_key);
             }
             let rev = self.store.get(&sub_key).map_or(0, |r| r.rev);
-            (status, rev, 0, Vec::new())
+            (status, rev, 0, Vec::new(), None)
         };
         let reply = Reply {
             op_id: req.op_id,
@@ -87,6 +107,7 @@ impl Dht {
             rev,
             ttl_left_s,
             value: &value,
+            cert,
         };
         send(now, node, header.src, Mode::Exact, wire::REPLY, |b| {
             reply.emit(b)

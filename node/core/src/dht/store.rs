@@ -1,14 +1,14 @@
-//! The records one node holds as a replica: soft state with a TTL, the owner key that
-//! proves writes (the password never reaches a replica: see `owner`), a revision that
-//! orders writes, and per-peer quotas (each
+//! The records one node holds as a replica: soft state with a TTL, the certificate of
+//! the write that made each (with the owner key that proves writes: the password never
+//! reaches a replica, see `owner`), whose serial orders writes, and per-peer quotas (each
 //! record counts against the peer the caller names: see `replica::quota_holder` for
 //! which one that is).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::owner::{OWNER_LEN, proven_owner};
-use super::wire::{MAX_REV, Op, RecordRepr, Request, Status};
+use super::owner::{OWNER_LEN, PROOF_LEN, proven_owner};
+use super::wire::{Cert, MAX_REV, Op, RecordRepr, Request, Status};
 use crate::address::Address;
 
 /// One replica's copy of one sub-key.
@@ -18,11 +18,11 @@ pub(crate) struct Record {
     pub(crate) sub: u8,
     pub(crate) rev: u64,
     pub(crate) tombstone: bool,
-    owner: [u8; OWNER_LEN],
+    /// The write that made it, as its owner signed it.
+    pub(crate) cert: Cert,
     pub(crate) creator: Address,
     /// The peer whose quota the record counts against.
     charged: Address,
-    op_id: u64,
     pub(crate) expires: Instant,
     pub(crate) value: Vec<u8>,
     /// The partner this record was last copied to.
@@ -32,16 +32,16 @@ pub(crate) struct Record {
 impl Record {
     /// Whether `req` carries a valid proof by this record's owner.
     fn proven_by_owner(&self, req: &Request<'_>) -> bool {
-        proven_owner(req) == Some(self.owner)
+        proven_owner(req) == Some(self.cert.owner)
     }
 
     /// Whether this record and a copy owned by `owner` have the same owner (were made
     /// with the same password).
     pub(crate) fn same_owner(&self, owner: &[u8; OWNER_LEN]) -> bool {
-        self.owner == *owner
+        self.cert.owner == *owner
     }
 
-    fn live(&self, now: Instant) -> bool {
+    pub(crate) fn live(&self, now: Instant) -> bool {
         !self.tombstone && self.expires > now
     }
 
@@ -52,9 +52,8 @@ impl Record {
             key: &self.key,
             rev: self.rev,
             tombstone: self.tombstone,
-            owner: self.owner,
             creator: self.creator,
-            op_id: self.op_id,
+            cert: self.cert,
             ttl_left_ms: u32::try_from(self.expires.saturating_duration_since(now).as_millis())
                 .unwrap_or(u32::MAX),
             value: &self.value,
@@ -71,6 +70,19 @@ impl Record {
 /// is past what an [`Instant`] can hold, so a TTL from the network cannot panic the node.
 fn expiry(now: Instant, ttl: Duration) -> Instant {
     now.checked_add(ttl).unwrap_or(now)
+}
+
+/// How long a write signed at `serial` (Unix milliseconds) with `ttl_s` may still live
+/// when this replica's wall clock reads `unix_now_ms`: until `serial + ttl_s`, and never
+/// longer than `ttl_s` (a writer whose clock is ahead gets no more than it asked for).
+pub(crate) fn time_left(serial: u64, ttl_s: u32, unix_now_ms: u64) -> Duration {
+    let ttl_ms = u64::from(ttl_s) * 1000;
+    Duration::from_millis(
+        serial
+            .saturating_add(ttl_ms)
+            .saturating_sub(unix_now_ms)
+            .min(ttl_ms),
+    )
 }
 
 /// Limits on what a replica accepts.
@@ -157,13 +169,16 @@ impl Store {
         }
     }
 
-    /// Applies a write request from `requester` as the deciding replica, charging a new
-    /// record to `charged`'s quota. A write that would take the record's revision past
-    /// [`MAX_REV`] is refused with `Quota`.
+    /// Applies a write request from `requester` as the deciding replica (whose wall
+    /// clock reads `unix_now_ms`), charging a new record to `charged`'s quota. A write
+    /// that would take the record's revision past [`MAX_REV`] is refused with `Quota`;
+    /// one whose serial is not above the held record's, or that expired on the way,
+    /// with `Stale`.
     #[allow(clippy::too_many_arguments)] // each is a distinct input of the decision
     pub(crate) fn apply(
         &mut self,
         now: Instant,
+        unix_now_ms: u64,
         sub_key: Address,
         requester: Address,
         charged: Address,
@@ -173,8 +188,17 @@ impl Store {
         let existing = self.records.get(&sub_key);
         let live = existing.filter(|r| r.live(now));
         // A retransmission of a request already applied gets the same answer.
-        let repeat = existing.is_some_and(|r| r.op_id == req.op_id && r.creator == requester);
-        let ttl = Duration::from_secs(u64::from(req.ttl_s)).min(limits.max_ttl);
+        let repeat = existing.is_some_and(|r| r.cert.op_id == req.op_id && r.creator == requester);
+        // A replayed write is not later than the one held (deleted or not).
+        let stale = existing.is_some_and(|r| req.serial <= r.cert.serial);
+        let ttl = time_left(req.serial, req.ttl_s, unix_now_ms).min(limits.max_ttl);
+        let Ok(proof) = <[u8; PROOF_LEN]>::try_from(req.proof) else {
+            return if req.op == Op::Get {
+                Status::Ok
+            } else {
+                Status::BadPassword
+            };
+        };
         let next_rev = existing
             .map_or(Some(1), |r| r.rev.checked_add(1))
             .filter(|rev| *rev <= MAX_REV);
@@ -192,15 +216,24 @@ impl Store {
                 None if repeat => return Status::Ok,
                 None => return Status::NotFound,
                 Some(r) if !r.proven_by_owner(req) => return Status::BadPassword,
+                Some(_) if stale => return Status::Stale,
                 Some(_) => {
                     let Some(next_rev) = next_rev else {
                         return Status::Quota;
                     };
                     if let Some(rec) = self.records.get_mut(&sub_key) {
+                        // The tombstone lives as long as the record would have.
                         rec.tombstone = true;
                         rec.rev = next_rev;
                         rec.value.clear();
-                        rec.op_id = req.op_id;
+                        rec.cert = Cert {
+                            write: Op::Delete,
+                            op_id: req.op_id,
+                            serial: req.serial,
+                            ttl_s: req.ttl_s,
+                            proof,
+                            ..rec.cert
+                        };
                         rec.pushed_to = None;
                     }
                     return Status::Ok;
@@ -217,6 +250,9 @@ impl Store {
                 },
             },
         };
+        if stale || (req.ttl_s > 0 && ttl.is_zero()) {
+            return Status::Stale;
+        }
         let creator = if req.op == Op::Recreate {
             live.map_or(requester, |r| r.creator)
         } else {
@@ -235,10 +271,16 @@ impl Store {
                 sub: req.sub,
                 rev: next_rev,
                 tombstone: false,
-                owner,
+                cert: Cert {
+                    owner,
+                    write: req.op,
+                    op_id: req.op_id,
+                    serial: req.serial,
+                    ttl_s: req.ttl_s,
+                    proof,
+                },
                 creator,
                 charged,
-                op_id: req.op_id,
                 expires: expiry(now, ttl),
                 value: req.value.to_vec(),
                 pushed_to: None,
@@ -247,25 +289,31 @@ impl Store {
         Status::Ok
     }
 
-    /// Merges a record that a replica copied here: the higher revision wins, and the
-    /// record counts against `sender`'s quota. Returns whether the local copy
-    /// changed. (The caller checks that `sender` may send it.)
+    /// Merges a record that a replica copied here: the later write (higher serial)
+    /// wins, and the record counts against `sender`'s quota. A live record lives no
+    /// longer than its certificate allows on this replica's wall clock (`unix_now_ms`).
+    /// Returns whether the local copy changed. (The caller checks the certificate and
+    /// that `sender` may send it.)
     pub(crate) fn merge(
         &mut self,
         now: Instant,
+        unix_now_ms: u64,
         rec: &RecordRepr<'_>,
         sender: Address,
         limits: &Limits,
     ) -> bool {
         if let Some(existing) = self.records.get(&rec.sub_key) {
-            if existing.rev >= rec.rev {
+            if existing.cert.serial >= rec.cert.serial {
                 return false;
             }
         }
-        if rec.ttl_left_ms == 0 || !self.has_room(&rec.sub_key, sender, limits) {
+        let mut ttl = Duration::from_millis(u64::from(rec.ttl_left_ms)).min(limits.max_ttl);
+        if !rec.tombstone {
+            ttl = ttl.min(time_left(rec.cert.serial, rec.cert.ttl_s, unix_now_ms));
+        }
+        if ttl.is_zero() || !self.has_room(&rec.sub_key, sender, limits) {
             return false;
         }
-        let ttl = Duration::from_millis(u64::from(rec.ttl_left_ms)).min(limits.max_ttl);
         self.insert(
             rec.sub_key,
             Record {
@@ -273,10 +321,9 @@ impl Store {
                 sub: rec.sub,
                 rev: rec.rev,
                 tombstone: rec.tombstone,
-                owner: rec.owner,
+                cert: rec.cert,
                 creator: rec.creator,
                 charged: sender,
-                op_id: rec.op_id,
                 expires: expiry(now, ttl),
                 value: rec.value.to_vec(),
                 pushed_to: None,
@@ -290,6 +337,10 @@ impl Store {
 mod tests {
     use super::*;
     use crate::dht::owner::OwnerKey;
+
+    /// The replica's wall clock in these tests; request `op_id` is signed at
+    /// `UNIX + op_id`.
+    const UNIX: u64 = 1_800_000_000_000;
 
     const LIMITS: Limits = Limits {
         per_peer: 2,
@@ -318,6 +369,7 @@ mod tests {
                 new_owner: &self.new_owner,
                 value: &self.value,
                 ttl_s: 10,
+                serial: UNIX + self.op_id,
             }
         }
     }
@@ -348,7 +400,7 @@ mod tests {
             Address::from_bytes([2; 20]),
             Address::from_bytes([3; 20]),
         );
-        let apply = |s: &mut Store, who, r: Req| s.apply(t0, k, who, who, &r.get(), &LIMITS);
+        let apply = |s: &mut Store, who, r: Req| s.apply(t0, UNIX, k, who, who, &r.get(), &LIMITS);
         assert_eq!(
             apply(&mut s, a, req(Op::Create, 1, b"pw", b"v1")),
             Status::Ok
@@ -400,6 +452,7 @@ mod tests {
         let k = Address::from_bytes([1; 20]);
         s.apply(
             now,
+            UNIX,
             k,
             k,
             k,
@@ -408,12 +461,15 @@ mod tests {
         );
         let rec = s.get(&k).unwrap();
         let repr = rec.repr(k, now);
-        assert_eq!(repr.owner, OwnerKey::derive(b"key", b"secret").public());
+        assert_eq!(
+            repr.cert.owner,
+            OwnerKey::derive(b"key", b"secret").public()
+        );
         // A request with the password itself in the proof is refused.
         let mut plain = req(Op::Delete, 2, b"secret", b"");
         plain.proof = b"secret".to_vec();
         assert_eq!(
-            s.apply(now, k, k, k, &plain.get(), &LIMITS),
+            s.apply(now, UNIX, k, k, k, &plain.get(), &LIMITS),
             Status::BadPassword
         );
     }
@@ -427,6 +483,7 @@ mod tests {
             let k = Address::from_bytes([i; 20]);
             let st = s.apply(
                 now,
+                UNIX,
                 k,
                 a,
                 a,
@@ -444,12 +501,53 @@ mod tests {
     }
 
     #[test]
-    fn merge_keeps_the_higher_revision() {
+    fn replayed_and_expired_writes_are_stale() {
+        let mut s = Store::default();
+        let now = Instant::now();
+        let (k, a, b) = (
+            Address::from_bytes([1; 20]),
+            Address::from_bytes([2; 20]),
+            Address::from_bytes([3; 20]),
+        );
+        let mut apply = |who, r: Req, unix| s.apply(now, unix, k, who, who, &r.get(), &LIMITS);
+        assert_eq!(apply(a, req(Op::Create, 1, b"p", b"v"), UNIX), Status::Ok);
+        assert_eq!(apply(a, req(Op::Delete, 3, b"p", b""), UNIX), Status::Ok);
+        // Someone who recorded the create (or an older delete) sends it again.
+        assert_eq!(
+            apply(b, req(Op::Create, 1, b"p", b"v"), UNIX),
+            Status::Stale
+        );
+        assert_eq!(
+            apply(b, req(Op::Recreate, 2, b"p", b"w"), UNIX),
+            Status::Stale
+        );
+        // A write whose TTL ran out before it arrived.
+        let late = UNIX + 20_000;
+        assert_eq!(
+            apply(a, req(Op::Create, 4, b"p", b"v"), late),
+            Status::Stale
+        );
+        assert_eq!(apply(a, req(Op::Create, 5, b"p", b"v"), UNIX), Status::Ok);
+        assert!(s.get(&k).unwrap().live(now));
+        // It lives until its serial + TTL on the replica's clock, not TTL from now.
+        let mut s = Store::default();
+        let r = req(Op::Create, 6, b"p", b"v");
+        assert_eq!(
+            s.apply(now, UNIX + 4_006, k, a, a, &r.get(), &LIMITS),
+            Status::Ok
+        );
+        let left = s.get(&k).unwrap().expires - now;
+        assert_eq!(left, Duration::from_secs(6));
+    }
+
+    #[test]
+    fn merge_keeps_the_later_write() {
         let (mut s1, mut s2) = (Store::default(), Store::default());
         let now = Instant::now();
         let k = Address::from_bytes([5; 20]);
         s1.apply(
             now,
+            UNIX,
             k,
             k,
             k,
@@ -457,23 +555,38 @@ mod tests {
             &LIMITS,
         );
         let old = s1.get(&k).unwrap().clone();
-        s1.apply(now, k, k, k, &req(Op::Delete, 2, b"p", b"").get(), &LIMITS);
-        assert!(s2.merge(now, &s1.get(&k).unwrap().repr(k, now), k, &LIMITS));
+        s1.apply(
+            now,
+            UNIX,
+            k,
+            k,
+            k,
+            &req(Op::Delete, 2, b"p", b"").get(),
+            &LIMITS,
+        );
+        assert!(s2.merge(now, UNIX, &s1.get(&k).unwrap().repr(k, now), k, &LIMITS));
         // The stale live copy does not resurrect the deleted value.
-        assert!(!s2.merge(now, &old.repr(k, now), k, &LIMITS));
+        assert!(!s2.merge(now, UNIX, &old.repr(k, now), k, &LIMITS));
         assert!(s2.get(&k).unwrap().tombstone);
     }
 
-    fn copied(sub_key: Address, creator: Address, rev: u64) -> RecordRepr<'static> {
+    /// A copy of a record written at `serial` (its certificate is not checked here).
+    fn copied(sub_key: Address, creator: Address, rev: u64, serial: u64) -> RecordRepr<'static> {
         RecordRepr {
             sub_key,
             sub: 0,
             key: b"key",
             rev,
             tombstone: false,
-            owner: OwnerKey::derive(b"key", b"p").public(),
             creator,
-            op_id: 9,
+            cert: Cert {
+                owner: OwnerKey::derive(b"key", b"p").public(),
+                write: Op::Create,
+                op_id: 9,
+                serial,
+                ttl_s: 10,
+                proof: [0; PROOF_LEN],
+            },
             ttl_left_ms: 10_000,
             value: b"v",
         }
@@ -490,30 +603,33 @@ mod tests {
                 Address::from_bytes([i; 20]),
                 Address::from_bytes([100 + i; 20]),
                 1,
+                UNIX - 100,
             );
-            assert!(s.merge(now, &rec, sender, &LIMITS), "copy {i}");
+            assert!(s.merge(now, UNIX, &rec, sender, &LIMITS), "copy {i}");
         }
         let third = copied(
             Address::from_bytes([2; 20]),
             Address::from_bytes([102; 20]),
             1,
+            UNIX - 100,
         );
         assert!(
-            !s.merge(now, &third, sender, &LIMITS),
+            !s.merge(now, UNIX, &third, sender, &LIMITS),
             "over the per-peer quota"
         );
         assert_eq!(s.charged_to(sender), 2);
         assert!(
-            s.merge(now, &third, other, &LIMITS),
+            s.merge(now, UNIX, &third, other, &LIMITS),
             "another peer has room"
         );
-        // A newer revision of a stored record replaces it and moves the charge.
+        // A later write of a stored record replaces it and moves the charge.
         let newer = copied(
             Address::from_bytes([0; 20]),
             Address::from_bytes([100; 20]),
             2,
+            UNIX - 50,
         );
-        assert!(s.merge(now, &newer, other, &LIMITS));
+        assert!(s.merge(now, UNIX, &newer, other, &LIMITS));
         assert_eq!((s.charged_to(sender), s.charged_to(other)), (1, 2));
         assert_eq!(s.len(), 3);
     }
@@ -523,9 +639,9 @@ mod tests {
         let mut s = Store::default();
         let now = Instant::now();
         let (k, a) = (Address::from_bytes([5; 20]), Address::from_bytes([6; 20]));
-        assert!(s.merge(now, &copied(k, a, MAX_REV), a, &LIMITS));
+        assert!(s.merge(now, UNIX, &copied(k, a, MAX_REV, UNIX - 100), a, &LIMITS));
         let mut apply = |op, id, pw: &'static [u8]| {
-            s.apply(now, k, a, a, &req(op, id, pw, b"x").get(), &LIMITS)
+            s.apply(now, UNIX, k, a, a, &req(op, id, pw, b"x").get(), &LIMITS)
         };
         assert_eq!(apply(Op::Delete, 1, b"p"), Status::Quota);
         assert_eq!(apply(Op::Recreate, 2, b"p"), Status::Quota);

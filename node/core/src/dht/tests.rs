@@ -175,7 +175,8 @@ fn a_dht_refuses_an_invalid_config() {
         majority: 0,
         ..Config::default()
     };
-    Dht::new(config, 1, Instant::now());
+    let now = Instant::now();
+    Dht::new(config, 1, now, WallClock::fixed(now));
 }
 
 #[test]
@@ -192,16 +193,18 @@ fn copies_are_taken_for_genuine_sub_keys_and_change_owners_only_from_ring_neighb
     let stranger = (0..30)
         .find(|&i| i != target && !near.contains(&sim.node(i).stack.node.address()))
         .unwrap();
-    let send = |sim: &mut Sim, from: usize, key: &[u8], rev: u64, owner: u8| {
+    // Records made by owner 1, 2 or 3 (the password), written at `serial`.
+    let owner = |o: u8| owner::OwnerKey::derive(b"planted", &[o]).public();
+    let unix = sim.node(target).stack.dht.clock.unix_ms(sim.now());
+    let send = |sim: &mut Sim, from: usize, key: &[u8], serial: u64, o: u8| {
         let rec = RecordRepr {
             sub_key: k,
             sub: 0,
             key,
-            rev,
+            rev: 1,
             tombstone: false,
-            owner: [owner; 32],
             creator: sim.node(from).stack.node.address(),
-            op_id: 1,
+            cert: owner::create_cert(key, b"planted", &[o], unix + serial),
             ttl_left_ms: 60_000,
             value: b"planted",
         };
@@ -213,15 +216,15 @@ fn copies_are_taken_for_genuine_sub_keys_and_change_owners_only_from_ring_neighb
         .unwrap();
         sim.run_for(Duration::from_millis(500));
         let dht = &sim.node(target).stack.dht;
-        let owner = (1..=2).find(|&o| dht.store.get(&k).is_some_and(|r| r.same_owner(&[o; 32])));
-        (dht.refused_replicas(), owner)
+        let held = (1..=2).find(|&o| dht.store.get(&k).is_some_and(|r| r.same_owner(&owner(o))));
+        (dht.refused_replicas(), held)
     };
     // Under a sub-key its key does not map to: refused, even from a neighbour.
     assert_eq!(send(&mut sim, neighbour, b"other key", 1, 1), (1, None));
     // A record this node does not hold yet, from elsewhere on the ring (a former holder
     // handing it over): taken.
     assert_eq!(send(&mut sim, stranger, b"planted", 1, 1), (1, Some(1)));
-    // A newer revision by the same owner, from elsewhere: taken.
+    // A later write by the same owner, from elsewhere: taken.
     assert_eq!(send(&mut sim, stranger, b"planted", 2, 1), (1, Some(1)));
     // Another owner for the live record, from elsewhere on the ring: refused.
     assert_eq!(send(&mut sim, stranger, b"planted", 3, 2), (2, Some(1)));
@@ -236,9 +239,8 @@ fn copies_are_taken_for_genuine_sub_keys_and_change_owners_only_from_ring_neighb
         key: b"planted",
         rev: 9,
         tombstone: false,
-        owner: [3; 32],
         creator: near[0],
-        op_id: 2,
+        cert: owner::create_cert(b"planted", b"planted", &[3], unix + 9),
         ttl_left_ms: 60_000,
         value: b"planted",
     };
@@ -259,7 +261,23 @@ fn copies_are_taken_for_genuine_sub_keys_and_change_owners_only_from_ring_neighb
     });
     let dht = &sim.node(target).stack.dht;
     assert_eq!(dht.refused_replicas(), 3);
-    assert!(dht.store.get(&k).unwrap().same_owner(&[2; 32]));
+    assert!(dht.store.get(&k).unwrap().same_owner(&owner(2)));
+    // The owner's record with another value (its certificate signs the old one), even
+    // from the neighbour and later: refused.
+    let cert = owner::create_cert(b"planted", b"planted", &[2], unix + 10);
+    let altered = RecordRepr {
+        value: b"altered",
+        cert,
+        ..rec
+    };
+    let n = altered.emit(&mut buf).unwrap();
+    let from_neighbour = RoutedHeader { ..header };
+    sim.act_dht(target, |d, node, t| {
+        d.handle_delivery(t, node, &from_neighbour, &buf[..n], true)
+    });
+    let dht = &sim.node(target).stack.dht;
+    assert_eq!(dht.refused_replicas(), 4);
+    assert_eq!(dht.store.get(&k).unwrap().value, b"planted");
 }
 
 #[test]
@@ -353,6 +371,7 @@ fn fault8_forged_sources_cannot_bypass_the_replica_quota() {
     let before = sim.node(target).stack.dht.store.len();
     // 2 000 creates, each claiming a different made-up source. Before the fix each
     // source had its own quota, so all of them were stored.
+    let unix = sim.node(target).stack.dht.clock.unix_ms(sim.now());
     for i in 0..2000u32 {
         let key = format!("forged/{i}");
         let src = Address::random(sim.rng());
@@ -365,6 +384,7 @@ fn fault8_forged_sources_cannot_bypass_the_replica_quota() {
             new_owner: b"",
             value: b"junk",
             ttl_s: 3600,
+            serial: unix + u64::from(i),
         };
         let proof = super::owner::OwnerKey::derive(key.as_bytes(), b"pw").prove(&req);
         req.proof = &proof;
@@ -409,6 +429,7 @@ fn on_a_secure_overlay_unverified_requests_and_replies_are_dropped() {
         new_owner: b"",
         value: b"value",
         ttl_s: 600,
+        serial: 1,
     };
     let mut buf = [0u8; wire::MAX_MESSAGE];
     let n = req.emit(&mut buf).unwrap();
@@ -429,6 +450,7 @@ fn on_a_secure_overlay_unverified_requests_and_replies_are_dropped() {
         rev: 1,
         ttl_left_s: 60,
         value: b"forged",
+        cert: None,
     };
     let mut rbuf = [0u8; wire::MAX_MESSAGE];
     let rn = reply.emit(&mut rbuf).unwrap();
@@ -441,4 +463,57 @@ fn on_a_secure_overlay_unverified_requests_and_replies_are_dropped() {
     let dht = &sim.node(target).stack.dht;
     assert_eq!(dht.unverified(), 2);
     assert_eq!(dht.store.len(), before, "nothing stored");
+}
+
+#[test]
+fn a_read_drops_values_their_owner_did_not_sign() {
+    let mut sim = overlay_with(12, 10, 0.0, Config::default());
+    let key = b"signed/key";
+    sim.act_dht(1, |d, n, t| d.create(t, n, key, b"pw", b"real", HOUR))
+        .unwrap();
+    sim.run_for(Duration::from_secs(5));
+    let reader = 7;
+    let id = sim.act_dht(reader, |d, n, t| d.get(t, n, key)).unwrap();
+    // Before any replica answers, a node answers every sub-key in its own name: once
+    // with a value and no certificate, once with the owner's certificate of the real
+    // value and another value.
+    let op_id = sim.node(reader).stack.dht.ops[0].op_id;
+    let unix = sim.node(reader).stack.dht.clock.unix_ms(sim.now());
+    let real = owner::create_cert(key, b"real", b"pw", unix);
+    for sub in 0..5u8 {
+        for cert in [None, Some(real)] {
+            let reply = Reply {
+                op_id,
+                sub,
+                status: wire::Status::Ok,
+                rev: 99,
+                ttl_left_s: 60,
+                value: b"forged",
+                cert,
+            };
+            let mut buf = [0u8; wire::MAX_MESSAGE];
+            let n = reply.emit(&mut buf).unwrap();
+            let header = RoutedHeader {
+                ttl: 32,
+                hops: 1,
+                mode: Mode::Exact,
+                flags: Default::default(),
+                kind: wire::REPLY,
+                src: sim.node(3).stack.node.address(),
+                dst: sim.node(reader).stack.node.address(),
+                via: None,
+            };
+            sim.act_dht(reader, |d, node, t| {
+                d.handle_delivery(t, node, &header, &buf[..n], true)
+            });
+        }
+    }
+    sim.run_for(Duration::from_secs(5));
+    let results = sim.take_dht_results();
+    let got = results
+        .iter()
+        .find(|r| r.node == reader && r.id == id)
+        .unwrap();
+    assert_eq!(got.result, Ok(Outcome::Values(vec![b"real".to_vec()])));
+    assert_eq!(sim.node(reader).stack.dht.forged_replies(), 10);
 }

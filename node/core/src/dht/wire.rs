@@ -78,6 +78,12 @@ pub struct Request<'a> {
     pub value: &'a [u8],
     /// Time to live in seconds (create, recreate).
     pub ttl_s: u32,
+    /// Writes: the requester's wall clock in milliseconds since the Unix epoch when it
+    /// signed the write, strictly increasing per requester. Replicas keep the serial of
+    /// the write that made a record and refuse writes with a serial not above it, and
+    /// a record lives at most until `serial + ttl_s`: a replayed write is refused, or
+    /// dies when the original would have.
+    pub serial: u64,
 }
 
 /// The outcome of a request at one replica.
@@ -94,6 +100,9 @@ pub enum Status {
     /// The replica refuses to store more: too many entries from this requester or in
     /// total, or the record's revisions are used up.
     Quota,
+    /// The replica holds a later write (a higher serial), or the write expired before
+    /// it arrived: a replay, or a requester whose clock went back.
+    Stale,
 }
 
 impl Status {
@@ -104,6 +113,7 @@ impl Status {
             Status::NotFound => 2,
             Status::BadPassword => 3,
             Status::Quota => 4,
+            Status::Stale => 5,
         }
     }
 
@@ -114,6 +124,7 @@ impl Status {
             2 => Status::NotFound,
             3 => Status::BadPassword,
             4 => Status::Quota,
+            5 => Status::Stale,
             _ => return Err(Error::BadValue),
         })
     }
@@ -128,13 +139,71 @@ pub struct Reply<'a> {
     pub sub: u8,
     /// The outcome.
     pub status: Status,
-    /// Revision of the replica's record (0 if it has none); later writes have higher
-    /// revisions, so a reader can tell a stale replica from a current one.
+    /// Revision of the replica's record (0 if it has none).
     pub rev: u64,
     /// Seconds the value has left to live (gets).
     pub ttl_left_s: u32,
     /// The value (gets that found one).
     pub value: &'a [u8],
+    /// Gets: the certificate of the replica's record (a value or a deletion), so the
+    /// reader can check that its owner wrote it and which of two answers is later.
+    pub cert: Option<Cert>,
+}
+
+/// The write that made a record, as its owner signed it: a record carries it wherever
+/// it goes, so replicas and readers can check the record against its owner without
+/// trusting whoever passed it on (`owner::cert_signer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cert {
+    /// The record's owner: the signer of a create or delete, the new owner of a recreate.
+    pub owner: [u8; OWNER_LEN],
+    /// The write: create, recreate or delete (a deletion's record is a tombstone).
+    pub write: Op,
+    /// The write's operation id.
+    pub op_id: u64,
+    /// The write's serial ([`Request::serial`]).
+    pub serial: u64,
+    /// The write's time to live in seconds.
+    pub ttl_s: u32,
+    /// The write's proof.
+    pub proof: [u8; PROOF_LEN],
+}
+
+/// Length of an encoded [`Cert`].
+const CERT_LEN: usize = OWNER_LEN + 1 + 8 + 8 + 4 + PROOF_LEN;
+
+impl Cert {
+    fn parse(r: &mut Reader<'_>) -> Result<Self, Error> {
+        let mut owner = [0u8; OWNER_LEN];
+        owner.copy_from_slice(r.bytes(OWNER_LEN)?);
+        let write = Op::from_u8(r.u8()?)?;
+        if write == Op::Get {
+            return Err(Error::BadValue);
+        }
+        let (op_id, serial, ttl_s) = (r.u64()?, r.u64()?, r.u32()?);
+        let mut proof = [0u8; PROOF_LEN];
+        proof.copy_from_slice(r.bytes(PROOF_LEN)?);
+        Ok(Cert {
+            owner,
+            write,
+            op_id,
+            serial,
+            ttl_s,
+            proof,
+        })
+    }
+
+    fn emit(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        if self.write == Op::Get {
+            return Err(Error::BadValue);
+        }
+        w.bytes(&self.owner)?;
+        w.u8(self.write.to_u8())?;
+        w.u64(self.op_id)?;
+        w.u64(self.serial)?;
+        w.u32(self.ttl_s)?;
+        w.bytes(&self.proof)
+    }
 }
 
 /// A record as replicas copy it to each other.
@@ -148,15 +217,14 @@ pub struct RecordRepr<'a> {
     pub key: &'a [u8],
     /// Revision.
     pub rev: u64,
-    /// Deleted: the record only remembers its revision until it expires.
+    /// Deleted: the record only remembers its last write until it expires.
     pub tombstone: bool,
-    /// The owner key (Ed25519 public key) that proves writes.
-    pub owner: [u8; OWNER_LEN],
     /// The node that created it (as the sending replica claims; receivers count the
     /// record against the sender's quota, not this one's).
     pub creator: Address,
-    /// The operation that last wrote it.
-    pub op_id: u64,
+    /// The write that made it, with the owner key (Ed25519 public key) that proves
+    /// writes.
+    pub cert: Cert,
     /// Milliseconds it has left to live.
     pub ttl_left_ms: u32,
     /// The value.
@@ -239,6 +307,7 @@ impl<'a> Request<'a> {
             new_owner: exact_or_empty(&mut r, OWNER_LEN)?,
             value: value_bytes(&mut r)?,
             ttl_s: r.u32()?,
+            serial: r.u64()?,
         };
         r.finish()?;
         Ok(req)
@@ -255,6 +324,7 @@ impl<'a> Request<'a> {
         put_exact_or_empty(&mut w, self.new_owner, OWNER_LEN)?;
         put_value(&mut w, self.value)?;
         w.u32(self.ttl_s)?;
+        w.u64(self.serial)?;
         Ok(w.len())
     }
 }
@@ -270,6 +340,11 @@ impl<'a> Reply<'a> {
             rev: revision(&mut r)?,
             ttl_left_s: r.u32()?,
             value: value_bytes(&mut r)?,
+            cert: match r.u8()? {
+                0 => None,
+                1 => Some(Cert::parse(&mut r)?),
+                _ => return Err(Error::BadValue),
+            },
         };
         r.finish()?;
         Ok(reply)
@@ -284,6 +359,13 @@ impl<'a> Reply<'a> {
         put_revision(&mut w, self.rev)?;
         w.u32(self.ttl_left_s)?;
         put_value(&mut w, self.value)?;
+        match &self.cert {
+            None => w.u8(0)?,
+            Some(cert) => {
+                w.u8(1)?;
+                cert.emit(&mut w)?;
+            }
+        }
         Ok(w.len())
     }
 }
@@ -300,17 +382,14 @@ impl<'a> RecordRepr<'a> {
         if flags & !1 != 0 {
             return Err(Error::BadValue);
         }
-        let mut owner = [0u8; OWNER_LEN];
-        owner.copy_from_slice(r.bytes(OWNER_LEN)?);
         let rec = RecordRepr {
             sub_key,
             sub,
             key,
             rev,
             tombstone: flags & 1 != 0,
-            owner,
             creator: r.address()?,
-            op_id: r.u64()?,
+            cert: Cert::parse(&mut r)?,
             ttl_left_ms: r.u32()?,
             value: value_bytes(&mut r)?,
         };
@@ -326,9 +405,8 @@ impl<'a> RecordRepr<'a> {
         put_short(&mut w, self.key, MAX_KEY)?;
         put_revision(&mut w, self.rev)?;
         w.u8(u8::from(self.tombstone))?;
-        w.bytes(&self.owner)?;
         w.address(&self.creator)?;
-        w.u64(self.op_id)?;
+        self.cert.emit(&mut w)?;
         w.u32(self.ttl_left_ms)?;
         put_value(&mut w, self.value)?;
         Ok(w.len())
@@ -336,21 +414,9 @@ impl<'a> RecordRepr<'a> {
 }
 
 /// Largest encoded DHT message.
-pub const MAX_MESSAGE: usize = 20
-    + 1
-    + 1
-    + MAX_KEY
-    + 8
-    + 1
-    + OWNER_LEN
-    + 20
-    + 8
-    + 4
-    + 2
-    + MAX_VALUE
-    + 2
-    + PROOF_LEN
-    + OWNER_LEN;
+/// (A record: sub-key, sub, key, revision, flags, creator, certificate, time to
+/// live, value; requests and replies are shorter.)
+pub const MAX_MESSAGE: usize = 20 + 1 + 1 + MAX_KEY + 8 + 1 + 20 + CERT_LEN + 4 + 2 + MAX_VALUE;
 
 #[cfg(test)]
 mod tests {
@@ -367,6 +433,7 @@ mod tests {
         sub: u8,
         rev: u64,
         ttl: u32,
+        serial: u64,
         tombstone: bool,
         owner: [u8; 32],
         sub_key: [u8; 20],
@@ -380,7 +447,7 @@ mod tests {
     fn fields() -> impl Strategy<Value = Fields> {
         (
             (1u8..=4, 0u8..=4, any::<u64>(), any::<u8>(), 0..=MAX_REV),
-            (any::<u32>(), any::<bool>(), any::<[u8; 32]>()),
+            (any::<u32>(), any::<u64>(), any::<bool>(), any::<[u8; 32]>()),
             (any::<[u8; 20]>(), any::<[u8; 20]>()),
             (
                 vec(any::<u8>(), 0..=MAX_KEY),
@@ -392,7 +459,7 @@ mod tests {
             .prop_map(
                 |(
                     (op, status, op_id, sub, rev),
-                    (ttl, tombstone, owner),
+                    (ttl, serial, tombstone, owner),
                     (sub_key, creator),
                     (key, proof, new_owner, value),
                 )| Fields {
@@ -402,6 +469,7 @@ mod tests {
                     sub,
                     rev,
                     ttl,
+                    serial,
                     tombstone,
                     owner,
                     sub_key,
@@ -425,6 +493,26 @@ mod tests {
                 new_owner: &self.new_owner,
                 value: &self.value,
                 ttl_s: self.ttl,
+                serial: self.serial,
+            }
+        }
+
+        /// A certificate made of the fields (its signature is not checked here).
+        fn cert(&self) -> Cert {
+            let mut proof = [0u8; PROOF_LEN];
+            for (i, b) in proof.iter_mut().enumerate() {
+                *b = self.owner[i % OWNER_LEN] ^ i as u8;
+            }
+            Cert {
+                owner: self.owner,
+                write: match Op::from_u8(self.op).unwrap() {
+                    Op::Get => Op::Delete,
+                    op => op,
+                },
+                op_id: self.op_id,
+                serial: self.serial,
+                ttl_s: self.ttl,
+                proof,
             }
         }
 
@@ -436,6 +524,7 @@ mod tests {
                 rev: self.rev,
                 ttl_left_s: self.ttl,
                 value: &self.value,
+                cert: self.tombstone.then(|| self.cert()),
             }
         }
 
@@ -446,9 +535,8 @@ mod tests {
                 key: &self.key,
                 rev: self.rev,
                 tombstone: self.tombstone,
-                owner: self.owner,
                 creator: Address::from_bytes(self.creator),
-                op_id: self.op_id,
+                cert: self.cert(),
                 ttl_left_ms: self.ttl,
                 value: &self.value,
             }
@@ -538,6 +626,7 @@ mod tests {
             new_owner: b"",
             value: &big,
             ttl_s: 1,
+            serial: 1,
         };
         let mut buf = vec![0u8; MAX_MESSAGE + 10];
         assert_eq!(req.emit(&mut buf), Err(Error::TooLong));
@@ -552,6 +641,7 @@ mod tests {
             sub: 0,
             rev: MAX_REV,
             ttl: 1,
+            serial: 1,
             tombstone: false,
             owner: [0; 32],
             sub_key: [0; 20],

@@ -22,7 +22,7 @@ pub use frames::host_udp_frame;
 pub use scenario::{Phase, Report, Scenario, describe_ring_errors, percentile};
 
 use crate::address::Address;
-use crate::dht::{self, Dht, DhtError, Outcome, RequestId};
+use crate::dht::{self, Dht, DhtError, Outcome, RequestId, WallClock};
 
 use crate::overlay::{Config, Event, Handled, Node};
 use crate::stack::Stack;
@@ -242,6 +242,7 @@ impl Sim {
             address,
             seed,
             self.now,
+            WallClock::fixed(self.base),
         );
         stack.node.add_local_transport(transport);
         self.nodes.push(SimNode {
