@@ -21,6 +21,7 @@ pub mod results;
 pub mod runner;
 pub mod ssh;
 pub mod subjects;
+mod text_table;
 pub mod vnet;
 
 pub use host::{Cmd, Host, HostError, Output, Process};

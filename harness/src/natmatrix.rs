@@ -19,6 +19,7 @@ use crate::NetnsHost;
 use crate::nodes::{
     NodeOptions, RunningNode, address, connection_to, install_secret, new_secret, wait_for,
 };
+use crate::text_table::TextTable;
 
 /// How long a hole-punchable pair that connected through a relay is watched for its
 /// upgrade to a direct edge (the overlay retries direct edges every 60 s).
@@ -201,13 +202,11 @@ pub fn acceptable(o: &PairOutcome) -> bool {
 
 /// A table a person can read.
 pub fn table(outcomes: &[PairOutcome]) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{:<20} {:<20} {:<10} {:<6} {:>8}  note",
-        "a", "b", "connected", "edge", "seconds"
-    );
+    let mut t = TextTable::new(0, 1)
+        .right([4])
+        .min_widths(&[20, 20, 10, 6, 8])
+        .gap_before(5, 2);
+    t.row(["a", "b", "connected", "edge", "seconds", "note"]);
     for o in outcomes {
         let note = match (&o.error, acceptable(o), o.relay_expected) {
             (Some(e), _, _) => format!("error: {e}"),
@@ -218,17 +217,16 @@ pub fn table(outcomes: &[PairOutcome]) -> String {
                 .as_ref()
                 .map_or(String::new(), |f| format!("first on {f}, then upgraded")),
         };
-        let _ = writeln!(
-            s,
-            "{:<20} {:<20} {:<10} {:<6} {:>8}  {note}",
-            o.a,
-            o.b,
-            if o.connected { "yes" } else { "NO" },
-            o.edge.as_deref().unwrap_or("-"),
-            o.seconds.map_or("-".to_owned(), |t| format!("{t:.2}")),
-        );
+        t.row([
+            o.a.clone(),
+            o.b.clone(),
+            (if o.connected { "yes" } else { "NO" }).to_owned(),
+            o.edge.as_deref().unwrap_or("-").to_owned(),
+            o.seconds.map_or("-".to_owned(), |s| format!("{s:.2}")),
+            note,
+        ]);
     }
-    s
+    t.render()
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use wow_netns::exec::Enter;
 use wow_netns::state::{ProcessRecord, RunDir, RunRecord};
 use wow_netns::{Node, RunPrefix, Testbed};
@@ -212,11 +214,10 @@ impl Running {
         }
     }
 
-    fn signal(&self, sig: libc::c_int) {
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: kill has no memory effects; the child is not reaped yet, so the
-            // PID is still ours.
-            unsafe { libc::kill(pid, sig) };
+    /// The child is not reaped yet, so the PID is still ours.
+    fn signal(&self, sig: Signal) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = kill(Pid::from_raw(pid), sig);
         }
     }
 }
@@ -233,14 +234,14 @@ impl Process for Running {
     fn stop(&mut self, grace: Duration) -> Result<Output, HostError> {
         if self.poll()?.is_none() {
             if !grace.is_zero() {
-                self.signal(libc::SIGTERM);
+                self.signal(Signal::SIGTERM);
                 let deadline = Instant::now() + grace;
                 while self.poll()?.is_none() && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }
             if self.poll()?.is_none() {
-                self.signal(libc::SIGKILL);
+                self.signal(Signal::SIGKILL);
                 self.status = Some(self.child.wait().map_err(|e| HostError::Io {
                     host: self.host.clone(),
                     context: format!("waiting for pid {}", self.child.id()),

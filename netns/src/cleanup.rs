@@ -9,6 +9,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
 use crate::error::{Error, Result};
 use crate::exec::{ETC_NETNS_DIR, NETNS_DIR, run_root};
 use crate::prefix::{PROJECT_PREFIX, RunPrefix};
@@ -181,7 +184,7 @@ fn processes_in(namespaces: &[String]) -> Vec<ProcessRecord> {
 pub fn end_processes(processes: &[ProcessRecord], grace: Duration) -> usize {
     let mut signalled = 0;
     for p in processes {
-        if p.is_alive() && signal(p.pid, libc::SIGTERM) {
+        if p.is_alive() && signal(p.pid, Signal::SIGTERM) {
             signalled += 1;
         }
     }
@@ -190,17 +193,13 @@ pub fn end_processes(processes: &[ProcessRecord], grace: Duration) -> usize {
         std::thread::sleep(Duration::from_millis(20));
     }
     for p in processes.iter().filter(|p| p.is_alive()) {
-        signal(p.pid, libc::SIGKILL);
+        signal(p.pid, Signal::SIGKILL);
     }
     signalled
 }
 
-fn signal(pid: u32, sig: libc::c_int) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: kill has no memory effects; the pid was just verified by start time.
-    unsafe { libc::kill(pid, sig) == 0 }
+fn signal(pid: u32, sig: Signal) -> bool {
+    i32::try_from(pid).is_ok_and(|pid| kill(Pid::from_raw(pid), sig).is_ok())
 }
 
 /// Whether anything of `scope` is left (namespaces, `/etc/netns` folders, state).

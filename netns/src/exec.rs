@@ -7,15 +7,21 @@
 //! remounting `/sys`). A DHCP client's script that rewrites `/etc/resolv.conf` (ISC
 //! `dhclient-script` does) thus writes the node's copy, never the machine's.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::unistd::sethostname;
+
 use crate::error::{Error, Result};
+
+/// An absent `mount` argument (source, file system type or data).
+const NONE: Option<&CStr> = None;
 
 /// Where `ip netns` keeps its namespace files.
 pub const NETNS_DIR: &str = "/run/netns";
@@ -66,7 +72,7 @@ impl Enter {
     pub fn apply(&self, cmd: &mut Command) -> Result<()> {
         let fd = File::open(&self.netns)
             .map_err(|e| Error::io(format!("cannot open namespace {}", self.netns.display()), e))?;
-        let hostname = self.hostname.clone().unwrap_or_default().into_bytes();
+        let hostname = self.hostname.clone().unwrap_or_default();
         let cstr = |p: &Path| {
             CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| Error::State {
                 path: p.to_path_buf(),
@@ -79,43 +85,27 @@ impl Enter {
             .map(|(s, d)| Ok((cstr(s)?, cstr(d)?)))
             .collect::<Result<_>>()?;
         let uts = self.hostname.is_some();
-        let root = c"/";
         // SAFETY: the closure only makes async-signal-safe system calls on data prepared
         // before the fork, as `pre_exec` requires.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if uts
-                    && (libc::unshare(libc::CLONE_NEWUTS) != 0
-                        || libc::sethostname(hostname.as_ptr().cast(), hostname.len()) != 0)
-                {
-                    return Err(std::io::Error::last_os_error());
+                setns(&fd, CloneFlags::CLONE_NEWNET)?;
+                if uts {
+                    unshare(CloneFlags::CLONE_NEWUTS)?;
+                    sethostname(&hostname)?;
                 }
                 if !binds.is_empty() {
-                    if libc::unshare(libc::CLONE_NEWNS) != 0
-                        || libc::mount(
-                            std::ptr::null(),
-                            root.as_ptr(),
-                            std::ptr::null(),
-                            libc::MS_REC | libc::MS_SLAVE,
-                            std::ptr::null(),
-                        ) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
+                    unshare(CloneFlags::CLONE_NEWNS)?;
+                    let flags = MsFlags::MS_REC | MsFlags::MS_SLAVE;
+                    mount(NONE, c"/", NONE, flags, NONE)?;
                     for (src, dst) in &binds {
-                        if libc::mount(
-                            src.as_ptr(),
-                            dst.as_ptr(),
-                            std::ptr::null(),
-                            libc::MS_BIND,
-                            std::ptr::null(),
-                        ) != 0
-                        {
-                            return Err(std::io::Error::last_os_error());
-                        }
+                        mount(
+                            Some(src.as_c_str()),
+                            dst.as_c_str(),
+                            NONE,
+                            MsFlags::MS_BIND,
+                            NONE,
+                        )?;
                     }
                 }
                 Ok(())

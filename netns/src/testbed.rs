@@ -15,6 +15,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use nix::sys::prctl::set_pdeathsig;
+use nix::sys::signal::Signal;
+use nix::unistd::setsid;
+
 use crate::cleanup::{self, Removed, Scope};
 use crate::emulator::{Spec, WireSpec};
 use crate::error::{Error, Result};
@@ -250,22 +254,12 @@ impl Testbed {
         // SAFETY: setsid and prctl are async-signal-safe and touch no shared memory.
         unsafe {
             cmd.pre_exec(move || {
-                let ok = if detach {
-                    libc::setsid() >= 0
+                if detach {
+                    setsid()?;
                 } else {
-                    libc::prctl(
-                        libc::PR_SET_PDEATHSIG,
-                        libc::SIGTERM as libc::c_ulong,
-                        0,
-                        0,
-                        0,
-                    ) == 0
-                };
-                if ok {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
+                    set_pdeathsig(Signal::SIGTERM)?;
                 }
+                Ok(())
             });
         }
         let mut child = cmd.spawn().map_err(|e| {

@@ -67,6 +67,8 @@ pub async fn serve<L: Listener>(
 
 #[cfg(test)]
 mod tests {
+    use nix::errno::Errno;
+
     use super::*;
 
     /// Fails like a process out of file descriptors, then accepts.
@@ -79,7 +81,7 @@ mod tests {
         async fn accept(&mut self) -> io::Result<u32> {
             if self.failures > 0 {
                 self.failures -= 1;
-                return Err(io::Error::from_raw_os_error(nix::libc::EMFILE));
+                return Err(io::Error::from(Errno::EMFILE));
             }
             Ok(7)
         }

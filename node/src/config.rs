@@ -277,11 +277,6 @@ fn timer_ok(s: f64) -> bool {
     s > 0.0 && s <= MAX_TIMER_S
 }
 
-/// The 1-based line of byte offset `at` in `text`.
-fn line_of(text: &str, at: usize) -> usize {
-    text[..at.min(text.len())].matches('\n').count() + 1
-}
-
 /// Where the key at dotted `path` starts in `table` (header tables, dotted keys and
 /// inline tables alike).
 fn key_offset(table: &toml::de::DeTable<'_>, path: &str) -> Option<usize> {
@@ -303,7 +298,7 @@ fn key_line(text: &str, keys: &[&str]) -> Option<usize> {
     keys.iter()
         .filter_map(|k| key_offset(doc.get_ref(), k))
         .max()
-        .map(|at| line_of(text, at))
+        .map(|at| ipop_core::text::Position::of(text, at).line)
 }
 
 impl Config {
@@ -321,7 +316,9 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError {
             file: path.to_owned(),
-            line: e.span().map(|s| line_of(text, s.start)),
+            line: e
+                .span()
+                .map(|s| ipop_core::text::Position::of(text, s.start).line),
             reason: e.message().trim().to_owned(),
         })?;
         config.check().map_err(|e| ConfigError {

@@ -6,6 +6,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use nix::errno::Errno;
 use tracing::warn;
 
 /// How often a recurring fault is logged at most.
@@ -82,7 +83,6 @@ impl IoFaults {
 
 /// Whether a TAP operation failed because the device no longer exists.
 fn tap_is_gone(e: &io::Error) -> bool {
-    use nix::errno::Errno;
     e.raw_os_error()
         .is_some_and(|n| [Errno::EBADFD, Errno::ENODEV, Errno::ENXIO].contains(&Errno::from_raw(n)))
 }
@@ -94,8 +94,8 @@ mod tests {
     #[test]
     fn udp_and_tap_errors_are_counted_and_the_node_goes_on() {
         let mut f = IoFaults::default();
-        let refused = io::Error::from_raw_os_error(nix::libc::ECONNREFUSED);
-        let nobufs = io::Error::from_raw_os_error(nix::libc::ENOBUFS);
+        let refused = io::Error::from(Errno::ECONNREFUSED);
+        let nobufs = io::Error::from(Errno::ENOBUFS);
         for _ in 0..1000 {
             f.handle(Op::UdpRecv, &refused).unwrap();
             f.handle(Op::TapRecv, &nobufs).unwrap();
@@ -107,7 +107,7 @@ mod tests {
             (1000, 1000, 1000)
         );
         // Even a bad-descriptor error on UDP is not the TAP vanishing.
-        let badfd = io::Error::from_raw_os_error(nix::libc::EBADFD);
+        let badfd = io::Error::from(Errno::EBADFD);
         f.handle(Op::UdpRecv, &badfd).unwrap();
         let e = f.handle(Op::TapRecv, &badfd).unwrap_err().to_string();
         assert!(e.contains("TAP device is gone"), "{e}");

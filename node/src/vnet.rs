@@ -403,7 +403,7 @@ mod tests {
         assert_eq!(written.unwrap(), 1);
         // A TAP that vanished ends the node with a message that says so.
         stack.handle_tap_frame(now, &arp_request());
-        let gone = |_: &[u8]| Err(std::io::Error::from_raw_os_error(nix::libc::EBADFD));
+        let gone = |_: &[u8]| Err(std::io::Error::from(nix::errno::Errno::EBADFD));
         let e = write_tap_frames(&mut stack, &mut buf, &mut faults, gone).unwrap_err();
         assert!(e.to_string().contains("TAP device is gone"), "{e}");
     }

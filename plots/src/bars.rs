@@ -7,7 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::draw::{Plot, colour, finite, text};
+use crate::draw::{Plot, colour, finite, legend, text};
 
 /// One bar: its height and, where a spread exists, the range its error bar spans.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -192,14 +192,7 @@ impl Plot for Bars {
             area.draw(&Text::new(group.label.clone(), (px, py + 8), style))
                 .map_err(|x| e(&x))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(text(14))
-            .draw()
-            .map_err(|x| e(&x))
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }
 

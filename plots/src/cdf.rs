@@ -4,7 +4,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::draw::{Plot, colour, finite, padded, text};
+use crate::draw::{Plot, colour, finite, legend, padded, text};
 
 /// One set of values.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,14 +112,7 @@ impl Plot for Cdf {
                 .label(m.label.clone())
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], style));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(text(14))
-            .draw()
-            .map_err(|x| e(&x))
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
     }
 }
 

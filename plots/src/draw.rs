@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use crate::font::{self, FAMILY};
@@ -28,6 +28,21 @@ pub(crate) fn colour(i: usize) -> RGBColor {
 /// A text style of the bundled font.
 pub(crate) fn text(size: u32) -> TextStyle<'static> {
     (FAMILY, size).into_font().into()
+}
+
+/// Draws the legend of `chart` at `position`, boxed alike in every plot.
+pub(crate) fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(text(14))
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 /// Why a plot could not be drawn.

@@ -3,7 +3,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::draw::{Plot, colour, finite, padded, text};
+use crate::draw::{Plot, colour, finite, legend, padded, text};
 
 /// A histogram of one set of values.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,14 +94,7 @@ impl Plot for Histogram {
             .map_err(|x| e(&x))?
             .label(format!("n = {}", self.values.len()))
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], fill));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(text(14))
-            .draw()
-            .map_err(|x| e(&x))
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }
 

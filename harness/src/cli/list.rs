@@ -2,28 +2,24 @@
 
 use std::process::ExitCode;
 
+use crate::text_table::TextTable;
+
 pub(crate) fn run() -> anyhow::Result<ExitCode> {
-    let width = wow_experiments::ALL
-        .iter()
-        .map(|e| e.name().len())
-        .chain([super::nat_matrix::NAME.len()])
-        .max()
-        .unwrap_or(0);
+    let mut t = TextTable::new(0, 2);
     for e in wow_experiments::ALL {
         let subjects: Vec<&str> = e.subjects().iter().map(|s| s.as_str()).collect();
-        println!(
-            "{:<width$}  {} [{} trials on {}; subjects: {}]",
-            e.name(),
-            e.description(),
-            e.default_trials(),
-            e.default_topology(),
-            subjects.join(", ")
-        );
+        t.row([
+            e.name().to_owned(),
+            format!(
+                "{} [{} trials on {}; subjects: {}]",
+                e.description(),
+                e.default_trials(),
+                e.default_topology(),
+                subjects.join(", ")
+            ),
+        ]);
     }
-    println!(
-        "{:<width$}  {}",
-        super::nat_matrix::NAME,
-        super::nat_matrix::DESCRIPTION
-    );
+    t.row([super::nat_matrix::NAME, super::nat_matrix::DESCRIPTION]);
+    print!("{}", t.render());
     Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,7 @@ pub mod run;
 mod topo;
 
 use clap::{Parser, Subcommand};
+use nix::unistd::Uid;
 
 /// Testbed and benchmark harness for the IPOP/WOW re-implementation.
 #[derive(Debug, Parser)]
@@ -79,8 +80,7 @@ pub fn main() -> std::process::ExitCode {
 
 /// Refuses early, with advice, when not root.
 fn require_root() -> anyhow::Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !Uid::effective().is_root() {
         anyhow::bail!("this needs root (network namespaces, iptables): run it with sudo");
     }
     Ok(())

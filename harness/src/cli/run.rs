@@ -13,6 +13,7 @@ use wow_experiments::{Edges, SubjectKind, Workload};
 use crate::results::Summary;
 use crate::results::report::{figure, mean, ratio};
 use crate::runner::{Request, default_out};
+use crate::text_table::TextTable;
 
 /// The exit status of a finished run with failed trials.
 pub const FAILED_TRIALS: u8 = 3;
@@ -291,9 +292,6 @@ pub(crate) fn table(s: &Summary) -> String {
             ratio(l.rtt.mean, l.expected_rtt_ms, l.expected_rtt_ms),
         ]);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
     let mut out = format!(
         "\n{} — {} subject on {}: {} trials, {} failed\n",
         s.experiment, s.subject, s.topology, s.trials, s.failed_trials
@@ -301,23 +299,11 @@ pub(crate) fn table(s: &Summary) -> String {
     for p in &s.paths {
         let _ = writeln!(out, "path: {p}");
     }
+    let mut t = TextTable::new(2, 2).right(1..rows[0].len());
     for row in &rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(c, (cell, w))| {
-                let pad = w - cell.chars().count();
-                if c == 0 {
-                    format!("{cell}{}", " ".repeat(pad))
-                } else {
-                    format!("{}{cell}", " ".repeat(pad))
-                }
-            })
-            .collect();
-        let _ = writeln!(out, "  {}", line.join("  "));
+        t.row(row);
     }
-    out
+    out + &t.render()
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use wow_netns::{Options, RunPrefix, Testbed, Topology};
 
 use crate::host::Cmd;
 use crate::netns_host::NetnsHost;
+use crate::text_table::TextTable;
 
 /// The run prefix `topo up` uses when none is given.
 const DEFAULT_PREFIX: &str = "bench";
@@ -173,22 +174,15 @@ fn print_record(record: &RunRecord) {
     if let Some(d) = &record.description {
         println!("  {d}");
     }
-    println!(
-        "  {:<14} {:<12} {:<26} addresses",
-        "node", "role", "namespace"
-    );
+    let mut t = TextTable::new(2, 1).min_widths(&[14, 12, 26]);
+    t.row(["node", "role", "namespace", "addresses"]);
     for n in &record.nodes {
         let role = serde_json::to_value(n.role)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         let addrs: Vec<String> = n.addresses.iter().map(|a| a.to_string()).collect();
-        println!(
-            "  {:<14} {:<12} {:<26} {}",
-            n.name,
-            role,
-            n.namespace,
-            addrs.join(" ")
-        );
+        t.row([&n.name, &role, &n.namespace, &addrs.join(" ")]);
     }
+    print!("{}", t.render());
 }

@@ -7,6 +7,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ipop_core::text::Position;
 use toml::Spanned;
 
 use super::raw;
@@ -178,10 +179,7 @@ impl HostsFile {
 }
 
 fn invalid(text: &str, file: &str, span: Range<usize>, reason: String) -> HostsError {
-    let start = span.start.min(text.len());
-    let before = text.get(..start).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let Position { line, column } = Position::of(text, span.start);
     HostsError::Invalid {
         file: file.to_string(),
         line,

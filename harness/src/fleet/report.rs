@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::host::Host;
 use crate::nodes;
 use crate::ssh::{JobState, SshHost};
+use crate::text_table::TextTable;
 
 /// Files deploy places in a host's work dir.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,47 +198,17 @@ fn last_line(host: &SshHost, file: &str) -> String {
 
 /// The reports as an aligned text table.
 pub fn table(reports: &[HostReport]) -> String {
-    let header = ["HOST", "LOGIN", "ROLES", "STATE", "DETAIL"];
-    let rows: Vec<[String; 5]> = reports
-        .iter()
-        .map(|r| {
-            [
-                r.name.clone(),
-                r.target.clone(),
-                if r.roles.is_empty() {
-                    "-".into()
-                } else {
-                    r.roles.join(",")
-                },
-                r.state.as_str().to_string(),
-                r.detail.clone(),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
+    let mut t = TextTable::new(0, 2);
+    t.row(["HOST", "LOGIN", "ROLES", "STATE", "DETAIL"]);
+    for r in reports {
+        let roles = if r.roles.is_empty() {
+            "-".into()
+        } else {
+            r.roles.join(",")
+        };
+        t.row([&r.name, &r.target, &roles, r.state.as_str(), &r.detail]);
     }
-    let mut out = String::new();
-    let mut line = |cells: [&str; 5]| {
-        let mut l = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i == 4 {
-                l.push_str(cell);
-            } else {
-                l.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(header);
-    for row in &rows {
-        line(row.each_ref().map(String::as_str));
-    }
-    out
+    t.render()
 }
 
 #[cfg(test)]

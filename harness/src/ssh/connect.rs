@@ -4,7 +4,7 @@
 
 use std::io::ErrorKind;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -28,7 +28,7 @@ pub(super) struct Conn {
     /// The session (blocking mode unless an operation switched it).
     pub(super) session: Session,
     /// The socket libssh2 talks through, to wait on in non-blocking mode.
-    pub(super) fd: RawFd,
+    fd: RawFd,
     /// The jump host's tunnel, if any; dropped after the session.
     _tunnel: Option<Tunnel>,
 }
@@ -36,6 +36,15 @@ pub(super) struct Conn {
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Conn").field("fd", &self.fd).finish()
+    }
+}
+
+impl Conn {
+    /// The socket under the session, to wait on.
+    pub(super) fn socket(&self) -> BorrowedFd<'_> {
+        // SAFETY: the session owns the socket and closes it only when dropped, after
+        // this borrow of `self` ends.
+        unsafe { BorrowedFd::borrow_raw(self.fd) }
     }
 }
 

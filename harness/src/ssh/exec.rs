@@ -5,6 +5,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use ssh2::{BlockDirections, Channel};
 
 use super::connect::{Conn, millis};
@@ -127,7 +128,7 @@ pub(super) fn run(conn: &Conn, cmd: &Cmd, timeout: Duration) -> Result<Output, B
                 session.block_directions(),
                 BlockDirections::Outbound | BlockDirections::Both
             );
-            wait(&[(conn.fd, outbound)], POLL);
+            wait(&[(conn.socket(), outbound)], POLL);
         }
     };
     if !drained {
@@ -144,7 +145,7 @@ pub(super) fn run(conn: &Conn, cmd: &Cmd, timeout: Duration) -> Result<Output, B
         let until = Instant::now() + AFTER_KILL;
         while !channel.eof() && Instant::now() < until {
             if !out.read(&mut channel)? {
-                wait(&[(conn.fd, false)], POLL);
+                wait(&[(conn.socket(), false)], POLL);
             }
         }
     }
@@ -251,22 +252,8 @@ fn push_tail(keep: &mut Vec<u8>, bytes: &[u8]) {
 
 /// The number of a signal named as in SSH's `exit-signal` ("TERM", "KILL", ...).
 fn signal_number(name: &str) -> Option<i32> {
-    Some(match name.trim_start_matches("SIG") {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "ILL" => libc::SIGILL,
-        "ABRT" => libc::SIGABRT,
-        "FPE" => libc::SIGFPE,
-        "KILL" => libc::SIGKILL,
-        "SEGV" => libc::SIGSEGV,
-        "PIPE" => libc::SIGPIPE,
-        "ALRM" => libc::SIGALRM,
-        "TERM" => libc::SIGTERM,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        _ => return None,
-    })
+    let name = format!("SIG{}", name.trim_start_matches("SIG"));
+    name.parse::<Signal>().ok().map(|s| s as i32)
 }
 
 #[cfg(test)]
@@ -298,8 +285,8 @@ mod tests {
 
     #[test]
     fn signals_are_named_as_ssh_names_them() {
-        assert_eq!(signal_number("TERM"), Some(libc::SIGTERM));
-        assert_eq!(signal_number("SIGKILL"), Some(libc::SIGKILL));
+        assert_eq!(signal_number("TERM"), Some(Signal::SIGTERM as i32));
+        assert_eq!(signal_number("SIGKILL"), Some(Signal::SIGKILL as i32));
         assert_eq!(signal_number("XYZ"), None);
     }
 }

@@ -3,13 +3,14 @@
 //! carries the session to the target.
 
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use ssh2::{BlockDirections, Channel};
 
 use super::connect::{Conn, connect};
@@ -127,7 +128,10 @@ fn bridge(conn: &Conn, mut channel: Channel, mut ours: UnixStream, stop: &Atomic
                 BlockDirections::Outbound | BlockDirections::Both
             );
             wait(
-                &[(conn.fd, session_out), (ours.as_raw_fd(), !down.is_empty())],
+                &[
+                    (conn.socket(), session_out),
+                    (ours.as_fd(), !down.is_empty()),
+                ],
                 POLL,
             );
         }
@@ -137,17 +141,19 @@ fn bridge(conn: &Conn, mut channel: Channel, mut ours: UnixStream, stop: &Atomic
 
 /// Waits until one of `fds` is readable (or, where the flag is set, writable), or for
 /// `timeout`.
-pub(super) fn wait(fds: &[(RawFd, bool)], timeout: Duration) {
-    let mut pfds: Vec<libc::pollfd> = fds
+pub(super) fn wait(fds: &[(BorrowedFd<'_>, bool)], timeout: Duration) {
+    let mut pfds: Vec<PollFd<'_>> = fds
         .iter()
-        .map(|&(fd, out)| libc::pollfd {
-            fd,
-            events: libc::POLLIN | if out { libc::POLLOUT } else { 0 },
-            revents: 0,
+        .map(|&(fd, out)| {
+            let events = PollFlags::POLLIN
+                | if out {
+                    PollFlags::POLLOUT
+                } else {
+                    PollFlags::empty()
+                };
+            PollFd::new(fd, events)
         })
         .collect();
-    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    let n = libc::nfds_t::try_from(pfds.len()).unwrap_or(0);
-    // SAFETY: `pfds` is a valid array of `n` pollfd structures for the whole call.
-    unsafe { libc::poll(pfds.as_mut_ptr(), n, ms) };
+    let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+    let _ = poll(&mut pfds, timeout);
 }

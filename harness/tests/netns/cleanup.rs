@@ -5,6 +5,8 @@
 use std::process::Command;
 use std::time::Duration;
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use wow_harness::{Cmd, Host};
 use wow_netns::RunPrefix;
 use wow_netns::cleanup::{Scope, leftovers};
@@ -171,8 +173,8 @@ fn netns_cleanup_on_sigint_of_a_run() {
         started.is_some() && !leftovers(&Scope::Run(prefix.clone())).is_empty(),
         "the run got under way"
     );
-    // SAFETY: kill has no memory preconditions; the PID is the child we spawned.
-    assert_eq!(unsafe { libc::kill(run.id() as i32, libc::SIGINT) }, 0);
+    let pid = Pid::from_raw(run.id() as i32);
+    kill(pid, Signal::SIGINT).expect("SIGINT to the child we spawned");
     let status = run.wait().unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut stderr).unwrap();

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use wow_harness::{Cmd, Host, HostError};
 
 use super::{check, host, parse, up};
@@ -117,6 +118,6 @@ fn netns_host_runs_spawns_copies_and_reads() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(p.try_wait().unwrap().is_none());
     let out = p.stop(Duration::from_secs(2)).unwrap();
-    assert_eq!(out.signal, Some(libc::SIGTERM));
+    assert_eq!(out.signal, Some(Signal::SIGTERM as i32));
     assert_eq!(out.stdout_text(), "started\n");
 }

@@ -18,10 +18,8 @@ const WOW_BENCH: &str = env!("CARGO_BIN_EXE_wow-bench");
 
 /// Builds `topology` under a fresh prefix, with the emulator as a child process.
 fn up(topology: &Topology) -> Testbed {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
         "netns_ tests need root (network namespaces, iptables)"
     );
     let options = Options {

@@ -40,8 +40,10 @@ const NODES: usize = 19;
 const VICTIM: usize = 8;
 
 fn binary() -> PathBuf {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "netns_ tests need root");
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "netns_ tests need root"
+    );
     wow_harness::nodes::node_binary().expect("ipop-node binary")
 }
 

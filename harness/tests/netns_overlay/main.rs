@@ -9,10 +9,8 @@ use std::path::PathBuf;
 
 /// The `ipop-node` binary built with the workspace (`cargo build --release`).
 fn node_binary() -> PathBuf {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
         "netns_ tests need root (namespaces, iptables)"
     );
     let bin = wow_harness::nodes::node_binary().expect("ipop-node binary");

@@ -3,6 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use wow_harness::ssh::{self, Auth, HostKeyCheck, HostKeyPolicy, JobState, SshHost, Target};
 use wow_harness::{Cmd, Host, HostError};
 
@@ -156,7 +157,7 @@ fn netns_ssh_host_runs_spawns_copies_and_reads() {
             out.timed_out && started.elapsed() < Duration::from_secs(5),
             "{out:?}"
         );
-        assert_eq!(out.signal, Some(libc::SIGKILL));
+        assert_eq!(out.signal, Some(Signal::SIGKILL as i32));
         assert!(
             !lab.user_processes().iter().any(|p| p.contains("sleep 37")),
             "{:?}",
@@ -191,7 +192,7 @@ fn netns_ssh_host_runs_spawns_copies_and_reads() {
         let out = p.stop(Duration::from_secs(2)).unwrap();
         assert_eq!(
             (out.signal, out.stdout_text().as_str()),
-            (Some(libc::SIGTERM), "started\n")
+            (Some(Signal::SIGTERM as i32), "started\n")
         );
         assert!(!alive(&h, pid));
         // One that exits by itself.
@@ -236,7 +237,7 @@ fn netns_ssh_host_runs_spawns_copies_and_reads() {
         assert!(!alive(&h, job.pid));
         assert_eq!(
             h.job_state(&dir).unwrap(),
-            JobState::Exited(128 + libc::SIGTERM)
+            JobState::Exited(128 + Signal::SIGTERM as i32)
         );
 
         // Cleanup removes exactly what we placed.

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use nix::sched::{CloneFlags, setns};
 use wow_harness::{Cmd, Host, NetnsHost, Output, Process};
 use wow_netns::{Launcher, Options, RunPrefix, Testbed, Topology};
 
@@ -42,10 +43,8 @@ pub(crate) struct Lab {
 impl Lab {
     /// Builds `topology`, creates the user and starts `sshd` on each `(host, kind)`.
     pub(crate) fn new(topology: &str, sshds: &[(&str, Sshd)]) -> Lab {
-        // SAFETY: geteuid has no preconditions.
-        assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
+        assert!(
+            nix::unistd::Uid::effective().is_root(),
             "netns_ tests need root (namespaces, sshd, useradd)"
         );
         let topology = Topology::parse(topology, "test").unwrap_or_else(|e| panic!("{e}"));
@@ -268,10 +267,8 @@ pub(crate) fn from_namespace<T: Send>(lab: &Lab, host: &str, f: impl FnOnce() ->
     std::thread::scope(|s| {
         s.spawn(|| {
             let file = fs::File::open(&ns).unwrap_or_else(|e| panic!("{}: {e}", ns.display()));
-            // SAFETY: setns on a valid namespace fd changes only this thread's namespace.
-            let rc =
-                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            // Changes only this thread's namespace.
+            setns(&file, CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns: {e}"));
             f()
         })
         .join()

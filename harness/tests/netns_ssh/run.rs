@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use serde_json::Value;
 use wow_harness::{Cmd, Host, Output};
 
@@ -179,8 +181,8 @@ fn netns_ssh_run_latency_on_hosts_physical_and_ipop() {
                 .map(drop)
         });
     assert!(started.is_some(), "no trial ran: {:?}", run.try_wait());
-    // SAFETY: kill has no memory preconditions; the PID is the wow-bench we spawned.
-    assert_eq!(unsafe { libc::kill(run.pid() as i32, libc::SIGINT) }, 0);
+    let pid = Pid::from_raw(run.pid() as i32);
+    kill(pid, Signal::SIGINT).expect("SIGINT to the wow-bench we spawned");
     let ended =
         wow_harness::nodes::wait_for(Duration::from_secs(60), Duration::from_millis(200), || {
             run.try_wait().unwrap()

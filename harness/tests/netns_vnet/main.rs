@@ -18,10 +18,8 @@ use wow_netns::{Options, RunPrefix, Testbed, Topology};
 
 /// The `ipop-node` binary built with the workspace.
 fn node_binary() -> PathBuf {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
         "netns_ tests need root (namespaces, TAP devices)"
     );
     let bin = wow_harness::nodes::node_binary().expect("ipop-node binary");

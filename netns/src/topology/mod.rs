@@ -16,6 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
+use ipop_core::text::Position;
 
 pub use matrix::{MatrixProfile, nat_matrix};
 
@@ -260,10 +261,7 @@ impl Topology {
 }
 
 fn invalid(text: &str, file: &str, span: std::ops::Range<usize>, reason: String) -> TopologyError {
-    let start = span.start.min(text.len());
-    let before = text.get(..start).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let Position { line, column } = Position::of(text, span.start);
     TopologyError::Invalid {
         file: file.to_string(),
         line,

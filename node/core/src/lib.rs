@@ -15,6 +15,7 @@ pub mod overlay;
 pub mod secure;
 pub mod sim;
 pub mod stack;
+pub mod text;
 pub mod transport;
 pub mod wire;
 
