@@ -7,7 +7,9 @@ use anyhow::{Context, Result, ensure};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use ipop_core::dht;
-use ipop_core::sim::{DhtReport, Network, Phase, Report, Scenario};
+use ipop_core::sim::{
+    DhtReport, Network, Phase, Report, Scenario, SessionDist, SessionReport, Sessions,
+};
 use serde_json::{Value, json};
 
 /// Simulate an IPOP overlay of many nodes in virtual time (deterministic per seed).
@@ -41,6 +43,24 @@ struct Args {
     /// Virtual seconds over which churn is spread.
     #[arg(long, default_value_t = 300.0)]
     churn_window_s: f64,
+    /// After the churn window, churn from session times for --sessions-s: every node
+    /// (bootstrap nodes aside) stays for a session drawn from this distribution, then
+    /// goes and a new node joins. `exp:MEAN_S` or `weibull:SHAPE:SCALE_S`; measured P2P
+    /// sessions fit Weibull shapes 0.34-0.59 (Stutzbach and Rejaie, IMC 2006).
+    #[arg(long)]
+    sessions: Option<SessionDist>,
+    /// Virtual seconds of session churn.
+    #[arg(long, default_value_t = 1800.0)]
+    sessions_s: f64,
+    /// Sample live nodes and DHT lookups every this many virtual seconds.
+    #[arg(long, default_value_t = 60.0)]
+    sample_s: f64,
+    /// DHT lookups per sample (needs --dht-keys).
+    #[arg(long, default_value_t = 50)]
+    lookups: usize,
+    /// Fraction of session ends that are graceful leaves (the rest crash).
+    #[arg(long, default_value_t = 0.2)]
+    graceful: f64,
     /// DHT keys created before churn and checked after it.
     #[arg(long, default_value_t = 0)]
     dht_keys: usize,
@@ -77,6 +97,14 @@ fn main() -> Result<()> {
         "--churn + --leave must stay below 1"
     );
     ensure!(args.join_rate > 0.0, "--join-rate must be positive");
+    ensure!(
+        args.sessions_s > 0.0 && args.sample_s > 0.0,
+        "--sessions-s and --sample-s must be positive"
+    );
+    ensure!(
+        (0.0..=1.0).contains(&args.graceful),
+        "--graceful must be in [0, 1]"
+    );
     let dht = dht::Config {
         sub_keys: args.dht_sub_keys,
         majority: args.dht_majority,
@@ -97,6 +125,13 @@ fn main() -> Result<()> {
         leave: args.leave,
         join: args.join,
         churn_window: Duration::from_secs_f64(args.churn_window_s),
+        sessions: args.sessions.map(|dist| Sessions {
+            dist,
+            duration: Duration::from_secs_f64(args.sessions_s),
+            sample_every: Duration::from_secs_f64(args.sample_s),
+            lookups: args.lookups,
+            graceful: args.graceful,
+        }),
         dht_keys: args.dht_keys,
         join_rate: args.join_rate,
         settle: Duration::from_secs_f64(args.settle_s),
@@ -201,6 +236,7 @@ fn to_json(args: &Args, r: &Report, wall_s: f64, rss: Option<f64>) -> Value {
         "ctm_refused": r.ctm_refused,
         "link_attempts_refused": r.link_attempts_refused,
         "dht_refused_replicas": r.dht_refused_replicas,
+        "dht_forged": r.dht_forged,
         "wall_s": wall_s,
         "peak_rss_mib": rss,
     });
@@ -209,7 +245,46 @@ fn to_json(args: &Args, r: &Report, wall_s: f64, rss: Option<f64>) -> Value {
             map.extend(fields);
         }
     }
+    if let (Some(s), Value::Object(map)) = (&r.sessions, &mut out) {
+        map.insert("sessions".to_owned(), sessions_json(s));
+    }
     out
+}
+
+fn sessions_json(s: &SessionReport) -> Value {
+    let (lookups, found) = s.lookups();
+    json!({
+        "departures": s.departures,
+        "graceful": s.graceful,
+        "session_mean_s": s.session_mean_s,
+        "lookups": lookups,
+        "lookups_found": found,
+        "samples": s.samples.iter().map(|x| json!({
+            "t_s": x.t_s,
+            "live": x.live,
+            "correctly_connected": x.correctly_connected,
+            "lookups": x.lookups,
+            "found": x.found,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_sessions(s: &SessionReport) {
+    let (lookups, found) = s.lookups();
+    println!(
+        "session churn: {} departures ({} graceful), sessions drawn mean {:.0} s; {} / {} lookups found",
+        s.departures, s.graceful, s.session_mean_s, found, lookups
+    );
+    println!(
+        "  {:>8} {:>6} {:>10} {:>8}",
+        "t (s)", "live", "connected", "found"
+    );
+    for x in &s.samples {
+        println!(
+            "  {:>8.0} {:>6} {:>10} {:>4}/{:<3}",
+            x.t_s, x.live, x.correctly_connected, x.found, x.lookups
+        );
+    }
 }
 
 fn print_phase(title: &str, p: &Phase) {
@@ -243,6 +318,9 @@ fn print_summary(r: &Report, wall_s: f64, rss: Option<f64>) {
             "churn: {} crashed, {} left, {} joined",
             r.crashed, r.left, r.joined_during_churn
         );
+        if let Some(s) = &r.sessions {
+            print_sessions(s);
+        }
         print_phase("after churn:", p);
     }
     if let Some(d) = &r.dht {
@@ -271,8 +349,8 @@ fn print_summary(r: &Report, wall_s: f64, rss: Option<f64>) {
         );
     }
     println!(
-        "refused by limits: {} CTM requests, {} link attempts, {} DHT copies",
-        r.ctm_refused, r.link_attempts_refused, r.dht_refused_replicas
+        "refused by limits: {} CTM requests, {} link attempts, {} DHT copies ({} forged)",
+        r.ctm_refused, r.link_attempts_refused, r.dht_refused_replicas, r.dht_forged
     );
     println!(
         "{:.1} virtual s, {} datagrams ({} lost), {} events; wall {:.1} s, peak RSS {}",

@@ -131,7 +131,7 @@ pub struct Dht {
     last_serial: u64,
     refused_replicas: u64,
     unverified: u64,
-    forged_replies: u64,
+    forged: u64,
 }
 
 /// The address of sub-key `i` of `key`.
@@ -168,7 +168,7 @@ impl Dht {
             last_serial: 0,
             refused_replicas: 0,
             unverified: 0,
-            forged_replies: 0,
+            forged: 0,
         }
     }
 
@@ -246,8 +246,9 @@ impl Dht {
     }
 
     /// Copied records refused: for a sub-key this node is not responsible for, under a
-    /// sub-key their key does not map to, or giving a live record another owner from a
-    /// node that is no ring neighbour.
+    /// sub-key their key does not map to, giving a live record another owner from a
+    /// node that is no ring neighbour without the owner's handover, or forged (also
+    /// counted in [`Dht::forged`]).
     pub fn refused_replicas(&self) -> u64 {
         self.refused_replicas
     }
@@ -258,10 +259,11 @@ impl Dht {
         self.unverified
     }
 
-    /// Replies to this node's reads dropped because the record they carry is not
-    /// certified by its owner (a forged or altered value).
-    pub fn forged_replies(&self) -> u64 {
-        self.forged_replies
+    /// Records dropped because their owner's certificate does not certify them (a
+    /// forged or altered value, owner or deletion): copies from other replicas, and
+    /// answers to this node's reads.
+    pub fn forged(&self) -> u64 {
+        self.forged
     }
 
     /// Records this node holds as a replica.
@@ -384,7 +386,7 @@ impl Dht {
                 if let Ok(reply) = Reply::parse(payload) {
                     if let Some(op) = self.ops.iter_mut().find(|o| o.op_id == reply.op_id) {
                         if !op.on_reply(now, &reply) {
-                            self.forged_replies += 1;
+                            self.forged += 1;
                         }
                     }
                     self.drive(now, node);

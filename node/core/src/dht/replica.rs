@@ -41,6 +41,7 @@ impl Dht {
         let genuine = rec.sub_key == sub_key(rec.key, rec.sub);
         let Some(signer) = cert_signer(rec.key, rec.value, rec.tombstone, &rec.cert) else {
             self.refused_replicas += 1;
+            self.forged += 1;
             return;
         };
         let takeover = self.store.get(&rec.sub_key).is_some_and(|r| {

@@ -54,16 +54,26 @@ pub(crate) struct Key {
 
 const BATCH: usize = 50;
 
-/// Starts one operation per item on random live nodes, `BATCH` every 50 ms, and waits
-/// for all results. Returns each item's (result, latency).
+/// Starts one operation per item on random live, correctly connected nodes (any live
+/// node if none is), `BATCH` every 50 ms, and waits for all results. Returns each
+/// item's (result, latency).
 fn run_ops<T>(
     sim: &mut Sim,
     items: &[T],
     mut op: impl FnMut(&mut Sim, usize, &T) -> Result<RequestId, DhtError>,
 ) -> Vec<(Result<Outcome, DhtError>, Duration)> {
-    let live: Vec<usize> = (0..sim.nodes().len())
-        .filter(|&i| sim.node(i).alive)
-        .collect();
+    let pick = |connected: bool| -> Vec<usize> {
+        (0..sim.nodes().len())
+            .filter(|&i| {
+                let n = sim.node(i);
+                n.alive && (!connected || n.stack.node.is_correctly_connected())
+            })
+            .collect()
+    };
+    let mut live = pick(true);
+    if live.is_empty() {
+        live = pick(false);
+    }
     let mut pending: Vec<Option<(usize, RequestId, Instant)>> = Vec::with_capacity(items.len());
     let mut out: Vec<Option<(Result<Outcome, DhtError>, Duration)>> = vec![None; items.len()];
     for (k, item) in items.iter().enumerate() {
@@ -213,6 +223,31 @@ pub(crate) fn verify(sim: &mut Sim, keys: &[Key], report: &mut DhtReport) {
         })
         .count();
     report.wrong_password_deletes = (live.len(), kept);
+}
+
+/// Looks up `count` keys drawn at random from those of `keys` that live at least 5 s
+/// more; returns the lookups made and how many returned the key's value.
+pub(crate) fn lookup(sim: &mut Sim, keys: &[Key], count: usize) -> (usize, usize) {
+    let now = sim.now();
+    let live: Vec<&Key> = keys
+        .iter()
+        .filter(|k| k.expires > now + Duration::from_secs(5))
+        .collect();
+    if live.is_empty() {
+        return (0, 0);
+    }
+    let chosen: Vec<&Key> = (0..count)
+        .map(|_| live[sim.rng().random_range(0..live.len())])
+        .collect();
+    let results = run_ops(sim, &chosen, |sim, i, k| {
+        sim.act_dht(i, |d, n, t| d.get(t, n, &k.key))
+    });
+    let found = chosen
+        .iter()
+        .zip(results)
+        .filter(|(k, (r, _))| *r == Ok(Outcome::Values(vec![k.value.clone()])))
+        .count();
+    (chosen.len(), found)
 }
 
 /// Races `creators` distinct nodes for each of `races` fresh keys.

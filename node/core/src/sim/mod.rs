@@ -10,6 +10,7 @@ mod dht_check;
 mod frames;
 mod queue;
 mod scenario;
+mod sessions;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use rand::{Rng, RngExt, SeedableRng};
 pub use dht_check::DhtReport;
 pub use frames::host_udp_frame;
 pub use scenario::{Phase, Report, Scenario, describe_ring_errors, percentile};
+pub use sessions::{SessionDist, SessionDistError, SessionReport, SessionSample, Sessions};
 
 use crate::address::Address;
 use crate::dht::{self, Dht, DhtError, Outcome, RequestId, WallClock};

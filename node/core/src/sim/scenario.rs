@@ -1,12 +1,14 @@
 //! A standard simulation scenario: N nodes join at a steady rate, the overlay settles,
 //! the ring and routing are checked; then optional churn (crashes, graceful leaves,
-//! joins) and the same checks again. `ipop-sim` and the simulation tests both run this.
+//! joins at random times, then churn from session times: see `sessions`) and the same
+//! checks again. `ipop-sim` and the simulation tests both run this.
 
 use std::time::Duration;
 
 use rand::RngExt;
 
 use super::dht_check::{self, DhtReport};
+use super::sessions::{self, SessionReport, Sessions};
 use super::{Network, Sim};
 use crate::dht;
 use crate::overlay::{Config, Event};
@@ -43,6 +45,9 @@ pub struct Scenario {
     pub join: f64,
     /// Virtual time over which churn events are spread.
     pub churn_window: Duration,
+    /// After the churn window: churn from session times (nodes come and go, the
+    /// population stays), with DHT lookups sampled over time.
+    pub sessions: Option<Sessions>,
     /// DHT keys created before churn and checked after it (0: no DHT checks).
     pub dht_keys: usize,
     /// DHT parameters of every node (must pass [`dht::Config::validate`]).
@@ -65,6 +70,7 @@ impl Default for Scenario {
             leave: 0.0,
             join: 0.0,
             churn_window: Duration::from_secs(300),
+            sessions: None,
             dht_keys: 0,
             dht: dht::Config::default(),
         }
@@ -72,8 +78,13 @@ impl Default for Scenario {
 }
 
 impl Scenario {
-    fn has_churn(&self) -> bool {
+    /// Crashes, leaves or joins at random times in the churn window.
+    fn has_window_churn(&self) -> bool {
         self.crash > 0.0 || self.leave > 0.0 || self.join > 0.0
+    }
+
+    fn has_churn(&self) -> bool {
+        self.has_window_churn() || self.sessions.is_some()
     }
 }
 
@@ -146,8 +157,13 @@ pub struct Report {
     /// Copied DHT records refused (sender no ring neighbour, sub-key not held or not
     /// genuine).
     pub dht_refused_replicas: u64,
+    /// DHT records whose owner's certificate did not certify them (must be 0: no node
+    /// of the simulation forges).
+    pub dht_forged: u64,
     /// The DHT checks, if any.
     pub dht: Option<DhtReport>,
+    /// The session-churn phase, if any.
+    pub sessions: Option<SessionReport>,
 }
 
 /// Nearest-rank percentile of sorted values (`p` in 0..=100); 0 for no values.
@@ -213,7 +229,15 @@ impl Scenario {
             keys = created;
         }
         if self.has_churn() {
-            self.churn(&mut sim, &bootstrap, &mut report, progress);
+            if self.has_window_churn() {
+                self.churn(&mut sim, &bootstrap, &mut report, progress);
+            }
+            if let Some(s) = &self.sessions {
+                let keep = self.bootstrap_nodes;
+                report.sessions = Some(sessions::run(
+                    &mut sim, s, keep, &bootstrap, &keys, progress,
+                ));
+            }
             report.after_churn = Some(self.settle_and_check(&mut sim, 1, progress));
         }
         if self.dht_keys > 0 {
@@ -232,6 +256,7 @@ impl Scenario {
             report.ctm_refused += stats.ctm_refused;
             report.link_attempts_refused += stats.link_attempts_refused;
             report.dht_refused_replicas += n.stack.dht.refused_replicas();
+            report.dht_forged += n.stack.dht.forged();
         }
         report
     }
