@@ -293,7 +293,7 @@ pub fn record(
     }
     let record = NamespaceRecord {
         name: name.to_owned(),
-        range: range.parse()?,
+        range: range.parse().map_err(|e: ipop::RangeError| e.to_string())?,
         lease: Duration::from_secs(lease_s),
         mtu,
         dns,

@@ -41,7 +41,7 @@ use frame::{Dropped, HostFrame};
 pub use keeper::{CREATE_TRIES, Keeper, KeeperEvent, RECORD_TTL, REFRESH};
 pub use keyed::{Namespace, NamespaceKey};
 use leases::Client;
-pub use namespace::{Ipv4Range, NamespaceId, NamespaceRecord, RecordError};
+pub use namespace::{Ipv4Range, NamespaceId, NamespaceRecord, RangeError, RecordError};
 use resolver::{Limits, Resolver};
 
 /// Routed kind of an IP packet: namespace id (16 bytes), then the IPv4 packet (sealed

@@ -155,27 +155,41 @@ impl fmt::Display for Ipv4Range {
     }
 }
 
+/// Why a text is not a range, or a range cannot serve a namespace.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RangeError {
+    /// Not `A.B.C.D/P`, or the prefix is outside 8..=30.
+    #[error("{0:?} is not an IPv4 network like 10.128.0.0/12 (prefix 8..30)")]
+    Syntax(String),
+    /// Bits below the prefix are set.
+    #[error("{text:?}: host bits are set (did you mean {network}/{prefix}?)")]
+    HostBits {
+        /// The range as written.
+        text: String,
+        /// The network it probably means.
+        network: Ipv4Addr,
+        /// Its prefix.
+        prefix: u8,
+    },
+    /// The range lies where hosts would not route to a TAP.
+    #[error("range {0} lies in 0.0.0.0/8, 127.0.0.0/8 or 224.0.0.0 and up")]
+    Reserved(Ipv4Range),
+}
+
 impl FromStr for Ipv4Range {
-    type Err = String;
+    type Err = RangeError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("{s:?} is not an IPv4 network like 10.128.0.0/12 (prefix 8..30)");
+        let bad = || RangeError::Syntax(s.to_string());
         let (ip, prefix) = s.trim().split_once('/').ok_or_else(bad)?;
         let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
         let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-        if !(8..=30).contains(&prefix) {
-            return Err(bad());
-        }
         let range = Ipv4Range {
             network: ip,
             prefix,
         };
-        if u32::from(ip) & !u32::from(range.mask()) != 0 {
-            return Err(format!(
-                "{s:?}: host bits are set (did you mean {}/{prefix}?)",
-                Ipv4Addr::from(u32::from(ip) & u32::from(range.mask()))
-            ));
-        }
+        range.check_form(s)?;
         Ok(range)
     }
 }
@@ -219,7 +233,7 @@ pub enum RecordError {
     },
     /// The range is malformed or unusable (see [`Ipv4Range::check_usable`]).
     #[error("namespace record: {0}")]
-    Range(String),
+    Range(RangeError),
     /// The lease time is outside [`MIN_LEASE`]..=[`MAX_LEASE`].
     #[error(
         "namespace record: lease {0} s is outside {min}..={max} s",
@@ -245,19 +259,28 @@ impl Ipv4Range {
     /// Whether a namespace may use this range: not in 0.0.0.0/8, loopback (127/8),
     /// multicast or reserved space (224.0.0.0 and up), which hosts would not route to a
     /// TAP. (The prefix, 8..=30, leaves at least one assignable host.)
-    pub fn check_usable(&self) -> Result<(), String> {
-        if !(8..=30).contains(&self.prefix) {
-            return Err(format!("range {self}: the prefix must be 8..=30"));
-        }
+    pub fn check_usable(&self) -> Result<(), RangeError> {
+        self.check_form(&self.to_string())?;
         let first = self.network.octets()[0];
         let last = self.broadcast().octets()[0];
-        if u32::from(self.network) & !u32::from(self.mask()) != 0 {
-            return Err(format!("range {self}: host bits are set"));
-        }
         if first == 0 || first == 127 || last == 127 || last >= 224 {
-            return Err(format!(
-                "range {self} lies in 0.0.0.0/8, 127.0.0.0/8 or 224.0.0.0 and up"
-            ));
+            return Err(RangeError::Reserved(*self));
+        }
+        Ok(())
+    }
+
+    /// The prefix is 8..=30 and no host bit is set (`text`: the range as written).
+    fn check_form(&self, text: &str) -> Result<(), RangeError> {
+        if !(8..=30).contains(&self.prefix) {
+            return Err(RangeError::Syntax(text.to_string()));
+        }
+        let mask = u32::from(self.mask());
+        if u32::from(self.network) & !mask != 0 {
+            return Err(RangeError::HostBits {
+                text: text.to_string(),
+                network: Ipv4Addr::from(u32::from(self.network) & mask),
+                prefix: self.prefix,
+            });
         }
         Ok(())
     }
@@ -367,12 +390,16 @@ mod tests {
         assert_eq!(r.broadcast(), Ipv4Addr::new(10, 143, 255, 255));
         assert_eq!(r.gateway(), Ipv4Addr::new(10, 128, 0, 1));
         assert!(r.assignable() > 650_000, "the DHCP paper's namespace size");
-        assert!(
-            "10.128.0.1/12"
-                .parse::<Ipv4Range>()
-                .unwrap_err()
-                .contains("10.128.0.0/12")
+        assert_eq!(
+            "10.128.0.1/12".parse::<Ipv4Range>(),
+            Err(RangeError::HostBits {
+                text: "10.128.0.1/12".into(),
+                network: Ipv4Addr::new(10, 128, 0, 0),
+                prefix: 12
+            })
         );
+        let loopback: Ipv4Range = "127.0.0.0/8".parse().unwrap();
+        assert_eq!(loopback.check_usable(), Err(RangeError::Reserved(loopback)));
         assert!("10.0.0.0/31".parse::<Ipv4Range>().is_err());
         let rec = NamespaceRecord {
             name: "wow".into(),
