@@ -266,6 +266,27 @@ pub struct Stats {
     pub control_refused: u64,
 }
 
+impl Stats {
+    /// The counters that are not zero, by name in the order of names (for a one-line
+    /// summary).
+    pub fn nonzero(&self) -> Vec<(String, u64)> {
+        nonzero(self)
+    }
+}
+
+/// The fields of `counters` (a struct of counters) that are not zero, by name.
+pub(crate) fn nonzero(counters: &impl Serialize) -> Vec<(String, u64)> {
+    let mut nonzero: Vec<(String, u64)> = match serde_json::to_value(counters) {
+        Ok(serde_json::Value::Object(fields)) => fields
+            .into_iter()
+            .filter_map(|(k, v)| v.as_u64().filter(|&n| n > 0).map(|n| (k, n)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    nonzero.sort();
+    nonzero
+}
+
 /// The DHT replica this node keeps.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -114,3 +114,11 @@ pub struct IpopStats {
     pub dropped_unauthentic: u64,
     pub refused_mappings: u64,
 }
+
+impl IpopStats {
+    /// The counters that are not zero, by name in the order of names (for a one-line
+    /// summary).
+    pub fn nonzero(&self) -> Vec<(String, u64)> {
+        crate::status::nonzero(self)
+    }
+}
