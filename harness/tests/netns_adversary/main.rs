@@ -129,7 +129,7 @@ fn netns_a_hostile_peer_crashes_floods_and_bloats_nothing() {
         .map(|h| {
             let ip = h.addresses()[0];
             let addr = wow_harness::nodes::address(&status(h, &bin)).unwrap();
-            format!("{addr}@{ip}:4000")
+            format!("{addr}@{ip}:{}", ipop_api::DEFAULT_PORT)
         })
         .collect();
     // The victim (lan-8) first in the list: it takes 100 000 datagrams alone.

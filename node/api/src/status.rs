@@ -298,3 +298,36 @@ pub struct Dht {
     /// Requests and replies dropped for an unverified source.
     pub unverified: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_parts_stay_absent_and_partial_documents_parse() {
+        let json = serde_json::to_value(Status::default()).unwrap();
+        assert!(json.get("ipop").is_none(), "{json}");
+        assert_eq!(json["secure"], serde_json::Value::Null);
+        assert_eq!(
+            json["nat"],
+            serde_json::json!({ "translated": null, "mapping": "unknown" })
+        );
+        let s: Status =
+            serde_json::from_str(r#"{"address":"ab","correctly_connected":true}"#).unwrap();
+        assert_eq!((s.address.as_str(), s.correctly_connected), ("ab", true));
+        assert!(s.ipop.is_none() && s.connections.is_empty());
+    }
+
+    #[test]
+    fn nonzero_counters_come_by_name() {
+        let stats = Stats {
+            ttl_capped: 2,
+            forwarded: 7,
+            ..Stats::default()
+        };
+        assert_eq!(
+            stats.nonzero(),
+            [("forwarded".to_string(), 7), ("ttl_capped".to_string(), 2)]
+        );
+    }
+}
