@@ -174,7 +174,10 @@ impl Run<'_> {
         let t1 = status
             .connected_after_s
             .ok_or_else(|| TrialError(format!("{}: status has no connected_after_s", b.name())))?;
-        let tries = (status.ipop.as_ref()).map(|i| f64::from(i.stats.last_dhcp_tries));
+        let tries = status
+            .ipop
+            .as_ref()
+            .map(|i| f64::from(i.stats.last_dhcp_tries));
         let first = ping::first_reply(b, self.address_a, PING_TIMEOUT)?.ok_or_else(|| {
             let b_now = node.status(b).ok();
             let a_now = self.overlay.status(self.a).ok();
@@ -213,7 +216,10 @@ impl Run<'_> {
 /// reason of a failed trial); `?` and `null` where there is no status.
 fn traffic(status: Option<&Status>) -> String {
     let ipop = status.and_then(|s| s.ipop.as_ref());
-    let counters: Vec<String> = (ipop.map(|i| i.stats.nonzero()).unwrap_or_default().iter())
+    let counters: Vec<String> = ipop
+        .map(|i| i.stats.nonzero())
+        .unwrap_or_default()
+        .into_iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
     let connected = status.map_or(Value::Null, |s| Value::Bool(s.correctly_connected));

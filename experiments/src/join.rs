@@ -193,7 +193,9 @@ impl Run<'_> {
             ))
         })?;
         let t_route = started.elapsed().as_secs_f64();
-        let t_connected = (node.status(j)?.connected_after_s)
+        let t_connected = node
+            .status(j)?
+            .connected_after_s
             .ok_or_else(|| TrialError(format!("{}: status has no connected_after_s", j.name())))?;
         let t_direct = self.wait_direct(node, started)?;
         Ok(Values::from([

@@ -411,7 +411,10 @@ impl Moves<'_> {
             if let (Some(me), Ok(status)) = (&address, self.overlay.status(head)) {
                 let t = unix_now() - started;
                 let maps = status.ipop.as_ref().is_some_and(|i| {
-                    (i.resolver.mappings.iter()).any(|e| e.ip == self.address && e.owner == *me)
+                    i.resolver
+                        .mappings
+                        .iter()
+                        .any(|e| e.ip == self.address && e.owner == *me)
                 });
                 if maps && c.arp_s.is_none() {
                     c.arp_s = Some(t);

@@ -238,13 +238,19 @@ pub use wow_experiments::tools::wait_for;
 /// A status in one line, for error messages: the ring neighbours, each connection with
 /// its roles and edge, and the overlay counters that are not zero.
 pub fn summary(status: &Status) -> String {
-    let short = |a: Option<&str>| a.map_or("none".to_string(), |a| a[..8.min(a.len())].to_string());
+    let short = |a: Option<&str>| match a {
+        Some(a) if !a.is_empty() => a[..8.min(a.len())].to_string(),
+        _ => "none".to_string(),
+    };
     let connections: Vec<String> = status
         .connections
         .iter()
         .map(|c| format!("{} {:?} {:?}", short(Some(&c.peer)), c.roles, c.edge))
         .collect();
-    let counters: Vec<String> = (status.stats.nonzero().iter())
+    let counters: Vec<String> = status
+        .stats
+        .nonzero()
+        .into_iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
     format!(
