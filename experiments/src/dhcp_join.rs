@@ -19,6 +19,8 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use ipop_api::Status;
+use serde_json::Value;
 use wow_host::Host;
 use wow_netns::Topology;
 use wow_plots::Unit;
@@ -169,20 +171,23 @@ impl Run<'_> {
         )?;
         let t2 = started.elapsed().as_secs_f64();
         let status = node.status(b)?;
-        let t1 = status["connected_after_s"]
-            .as_f64()
+        let t1 = status
+            .connected_after_s
             .ok_or_else(|| TrialError(format!("{}: status has no connected_after_s", b.name())))?;
-        let tries = status["ipop"]["stats"]["last_dhcp_tries"].as_f64();
+        let tries = status
+            .ipop
+            .as_ref()
+            .map(|i| f64::from(i.stats.last_dhcp_tries));
         let first = ping::first_reply(b, self.address_a, PING_TIMEOUT)?.ok_or_else(|| {
-            let b_now = node.status(b).unwrap_or_default();
-            let a_now = self.overlay.status(self.a).unwrap_or_default();
+            let b_now = node.status(b).ok();
+            let a_now = self.overlay.status(self.a).ok();
             TrialError(format!(
                 "{}: no echo reply from A ({}) within {PING_TIMEOUT:?} of the address \
                  (B: {}; A: {})",
                 b.name(),
                 self.address_a,
-                traffic(&b_now),
-                traffic(&a_now)
+                traffic(b_now.as_ref()),
+                traffic(a_now.as_ref())
             ))
         })?;
         let report = ping::run(
@@ -208,23 +213,22 @@ impl Run<'_> {
 }
 
 /// What a node's status says of its virtual-network traffic, in one line (for the
-/// reason of a failed trial).
-fn traffic(status: &serde_json::Value) -> String {
-    let ipop = &status["ipop"];
-    let stats = ipop["stats"].as_object();
-    let counters: Vec<String> = stats
+/// reason of a failed trial); `?` and `null` where there is no status.
+fn traffic(status: Option<&Status>) -> String {
+    let ipop = status.and_then(|s| s.ipop.as_ref());
+    let counters: Vec<String> = ipop
+        .map(|i| i.stats.nonzero())
+        .unwrap_or_default()
         .into_iter()
-        .flatten()
-        .filter(|(_, v)| v.as_u64().is_some_and(|n| n > 0))
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
+    let connected = status.map_or(Value::Null, |s| Value::Bool(s.correctly_connected));
+    let resolver = ipop.map_or(Value::Null, |i| {
+        serde_json::to_value(&i.resolver).unwrap_or_default()
+    });
     format!(
-        "address {}, correctly connected {}, resolver {}, {}",
-        status["address"]
-            .as_str()
-            .map_or("?", |a| &a[..8.min(a.len())]),
-        status["correctly_connected"],
-        ipop["resolver"],
+        "address {}, correctly connected {connected}, resolver {resolver}, {}",
+        status.map_or("?", |s| &s.address[..8.min(s.address.len())]),
         counters.join(", ")
     )
 }

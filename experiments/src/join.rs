@@ -119,10 +119,9 @@ impl Experiment for Join {
         let address_p = dhcp::address_of(host_p, overlay.tap())
             .ok_or_else(|| preflight(format!("{p} has no virtual address")))?;
         let status = overlay.status(host_p)?;
-        let p2p_p = status["address"]
-            .as_str()
-            .ok_or_else(|| preflight(format!("{p}'s status has no P2P address")))?
-            .to_string();
+        let p2p_p = Some(status.address)
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| preflight(format!("{p}'s status has no P2P address")))?;
         let range = setup
             .topology
             .overlay
@@ -194,8 +193,9 @@ impl Run<'_> {
             ))
         })?;
         let t_route = started.elapsed().as_secs_f64();
-        let t_connected = node.status(j)?["connected_after_s"]
-            .as_f64()
+        let t_connected = node
+            .status(j)?
+            .connected_after_s
             .ok_or_else(|| TrialError(format!("{}: status has no connected_after_s", j.name())))?;
         let t_direct = self.wait_direct(node, started)?;
         Ok(Values::from([
@@ -209,11 +209,7 @@ impl Run<'_> {
     fn wait_direct(&self, node: &dyn OverlayNode, started: Instant) -> Result<f64, TrialError> {
         let j = self.j;
         while started.elapsed() < DIRECT_TIMEOUT {
-            let status = node.status(j)?;
-            let direct = status["connections"]
-                .as_array()
-                .is_some_and(|cs| cs.iter().any(|c| c["peer"] == self.p2p_p.as_str()));
-            if direct {
+            if node.status(j)?.connection_to(&self.p2p_p).is_some() {
                 return Ok(started.elapsed().as_secs_f64());
             }
             ping::run(

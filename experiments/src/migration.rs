@@ -28,7 +28,7 @@ pub mod sessions;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
+use ipop_api::status::Transport;
 use wow_host::{Host, Process};
 use wow_plots::Unit;
 
@@ -399,28 +399,28 @@ impl Moves<'_> {
             return c;
         };
         let mut address = None;
-        let vm = self.address.to_string();
         while Instant::now() < until && (c.arp_s.is_none() || c.direct_s.is_none()) {
             if address.is_none() {
                 address = self
                     .node
                     .status(at)
                     .ok()
-                    .and_then(|s| s["address"].as_str().map(String::from));
+                    .map(|s| s.address)
+                    .filter(|a| !a.is_empty());
             }
             if let (Some(me), Ok(status)) = (&address, self.overlay.status(head)) {
                 let t = unix_now() - started;
-                let maps = status["ipop"]["resolver"]["mappings"]
-                    .as_array()
-                    .is_some_and(|m| {
-                        m.iter()
-                            .any(|e| e["ip"] == vm.as_str() && e["owner"] == me.as_str())
-                    });
+                let maps = status.ipop.as_ref().is_some_and(|i| {
+                    i.resolver
+                        .mappings
+                        .iter()
+                        .any(|e| e.ip == self.address && e.owner == *me)
+                });
                 if maps && c.arp_s.is_none() {
                     c.arp_s = Some(t);
                 }
-                match edge_to(&status, me) {
-                    Some("relay") => c.relayed |= c.direct_s.is_none(),
+                match status.connection_to(me).map(|c| c.transport) {
+                    Some(Transport::Relay) => c.relayed |= c.direct_s.is_none(),
                     Some(_) if c.direct_s.is_none() => c.direct_s = Some(t),
                     _ => {}
                 }
@@ -429,15 +429,6 @@ impl Moves<'_> {
         }
         c
     }
-}
-
-/// The transport of `status`'s connection to the node `peer`, if it has one.
-fn edge_to<'v>(status: &'v Value, peer: &str) -> Option<&'v str> {
-    status["connections"]
-        .as_array()?
-        .iter()
-        .find(|c| c["peer"] == peer)?["transport"]
-        .as_str()
 }
 
 impl Trials for Moves<'_> {

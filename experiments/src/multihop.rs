@@ -114,7 +114,7 @@ fn candidate<'a>(
     let target = setup.subject.target(a, b, Flow::Icmp).map_err(|u| u.0)?;
     let host = setup.hosts.get(a).map_err(|e| e.to_string())?;
     let echo = overlay.probe(host, b).map_err(|e| e.to_string())?;
-    let hops = echo["hops"].as_u64().unwrap_or(0);
+    let hops = u64::from(echo.hops);
     if hops < MIN_HOPS {
         return Err(format!("{hops} overlay hop(s), fewer than {MIN_HOPS}"));
     }
@@ -249,11 +249,8 @@ impl Trials for Run<'_> {
         for lost in 0..ATTEMPTS {
             match self.overlay.probe(self.host, &self.to) {
                 Ok(echo) => {
-                    for key in ["hops", "return_hops"] {
-                        if let Some(h) = echo[key].as_f64() {
-                            values.insert(key.into(), h);
-                        }
-                    }
+                    values.insert("hops".into(), f64::from(echo.hops));
+                    values.insert("return_hops".into(), f64::from(echo.return_hops));
                     values.insert("probes_lost".into(), f64::from(lost));
                     return Ok(values);
                 }

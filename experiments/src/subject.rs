@@ -14,8 +14,9 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use ipop_api::Status;
+use ipop_api::control::ProbeReply;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use wow_host::{Host, HostError};
 
 /// The subjects the harness knows.
@@ -251,11 +252,11 @@ pub trait Overlay: Send + Sync + fmt::Debug {
     fn state_dir(&self) -> &str;
 
     /// The status (`ipop-node status --json`) of the subject's node on `host`.
-    fn status(&self, host: &dyn Host) -> Result<Value, HostError>;
+    fn status(&self, host: &dyn Host) -> Result<Status, HostError>;
 
-    /// An overlay echo from the subject's node on `from` to the node on `to`:
-    /// `ipop-node probe` output (`rtt_ms`, `hops`, `return_hops`).
-    fn probe(&self, from: &dyn Host, to: &str) -> Result<Value, HostError>;
+    /// An overlay echo from the subject's node on `from` to the node on `to`
+    /// (`ipop-node probe --json`).
+    fn probe(&self, from: &dyn Host, to: &str) -> Result<ProbeReply, HostError>;
 }
 
 /// A node an experiment started through [`Overlay::start`]. Dropping it kills it.
@@ -264,7 +265,7 @@ pub trait OverlayNode: Send + fmt::Debug {
     fn started(&self) -> Instant;
 
     /// Its status (`ipop-node status --json`), once its control socket answers.
-    fn status(&self, host: &dyn Host) -> Result<Value, HostError>;
+    fn status(&self, host: &dyn Host) -> Result<Status, HostError>;
 
     /// Graceful stop: SIGTERM (the node leaves the overlay), SIGKILL after `grace`.
     fn stop(&mut self, grace: Duration) -> Result<(), HostError>;

@@ -16,9 +16,7 @@ use wow_netns::topology::{MatrixProfile, NatProfile, nat_matrix};
 use wow_netns::{Options, RunPrefix, Testbed};
 
 use crate::NetnsHost;
-use crate::nodes::{
-    NodeOptions, RunningNode, address, connection_to, install_secret, new_secret, wait_for,
-};
+use crate::nodes::{NodeOptions, RunningNode, address, install_secret, new_secret, wait_for};
 use crate::text_table::TextTable;
 
 /// How long a hole-punchable pair that connected through a relay is watched for its
@@ -146,11 +144,10 @@ fn measure(
         let edge = || {
             let sa = na.status(&host_a).ok()?;
             let sb = nb.status(&host_b).ok()?;
-            let ab = connection_to(&sa, &addrs.1)?;
-            let ba = connection_to(&sb, &addrs.0)?;
+            let ab = sa.connection_to(&addrs.1)?;
+            let ba = sb.connection_to(&addrs.0)?;
             // Traffic flowed both ways on it (the handshake and status pings).
-            let used = |c: &serde_json::Value| c["rx_packets"].as_u64().unwrap_or(0) > 0;
-            (used(ab) && used(ba)).then(|| ab["transport"].as_str().unwrap_or("?").to_owned())
+            (ab.rx_packets > 0 && ba.rx_packets > 0).then(|| ab.transport.to_string())
         };
         let Some(first) = wait_for(timeout, Duration::from_millis(200), edge) else {
             return Ok(());

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use ipop_api::{DEFAULT_PORT, Status, bootstrap_uris};
+use serde::de::DeserializeOwned;
 
 use crate::host::{Cmd, Host, HostError, Output, Process};
 
@@ -102,8 +103,8 @@ impl Default for NodeOptions {
     fn default() -> Self {
         NodeOptions {
             bootstrap: Vec::new(),
-            udp_listen: "0.0.0.0:4000".into(),
-            tcp_listen: "0.0.0.0:4000".into(),
+            udp_listen: format!("0.0.0.0:{DEFAULT_PORT}"),
+            tcp_listen: format!("0.0.0.0:{DEFAULT_PORT}"),
             log_level: "info".into(),
             extra: Vec::new(),
         }
@@ -127,7 +128,8 @@ impl NodeOptions {
         self
     }
 
-    /// Options to join through `host`'s first address on UDP and TCP port 4000.
+    /// Options to join through `host`'s first address on UDP and TCP port
+    /// [`DEFAULT_PORT`].
     pub fn joining(bootstrap: &dyn Host) -> NodeOptions {
         let ip = bootstrap
             .addresses()
@@ -135,7 +137,7 @@ impl NodeOptions {
             .map(ToString::to_string)
             .unwrap_or_default();
         NodeOptions {
-            bootstrap: vec![format!("udp://{ip}:4000"), format!("tcp://{ip}:4000")],
+            bootstrap: bootstrap_uris(ip).to_vec(),
             ..NodeOptions::default()
         }
     }
@@ -181,7 +183,7 @@ impl RunningNode {
     }
 
     /// The node's status (`ipop-node status --json`).
-    pub fn status(&self, host: &dyn Host) -> Result<Value, HostError> {
+    pub fn status(&self, host: &dyn Host) -> Result<Status, HostError> {
         status(host, &self.binary)
     }
 
@@ -207,72 +209,64 @@ impl RunningNode {
 }
 
 /// The status of the node on `host`, through its control socket.
-pub fn status(host: &dyn Host, binary: &Path) -> Result<Value, HostError> {
+pub fn status(host: &dyn Host, binary: &Path) -> Result<Status, HostError> {
     status_at(host, binary, CONTROL_SOCKET)
 }
 
 /// The status of the node on `host` whose control socket is `socket`.
-pub fn status_at(host: &dyn Host, binary: &Path, socket: &str) -> Result<Value, HostError> {
+pub fn status_at(host: &dyn Host, binary: &Path, socket: &str) -> Result<Status, HostError> {
     let cmd = Cmd::new(binary.display().to_string()).args(["status", "--json", "--socket", socket]);
     let out = host.check(&cmd, Duration::from_secs(5))?;
     json_output(host, &cmd, &out.stdout)
 }
 
-/// `bytes`, the output of `cmd` on `host`, as JSON.
-pub fn json_output(host: &dyn Host, cmd: &Cmd, bytes: &[u8]) -> Result<Value, HostError> {
+/// `bytes`, the JSON output of `cmd` on `host`, read as a `T`.
+pub fn json_output<T: DeserializeOwned>(
+    host: &dyn Host,
+    cmd: &Cmd,
+    bytes: &[u8],
+) -> Result<T, HostError> {
     serde_json::from_slice(bytes).map_err(|e| HostError::Output {
         host: host.name().to_string(),
         cmd: cmd.to_string(),
-        reason: format!("not JSON: {e}"),
+        reason: format!("not the JSON expected: {e}"),
     })
 }
 
 pub use wow_experiments::tools::wait_for;
 
-/// The connection to `peer` in a status, if there is one.
-pub fn connection_to<'a>(status: &'a Value, peer: &str) -> Option<&'a Value> {
-    status["connections"]
-        .as_array()?
-        .iter()
-        .find(|c| c["peer"] == peer)
-}
-
 /// A status in one line, for error messages: the ring neighbours, each connection with
 /// its roles and edge, and the overlay counters that are not zero.
-pub fn summary(status: &Value) -> String {
-    let short = |v: &Value| {
-        v.as_str()
-            .map_or("none".to_string(), |a| a[..8.min(a.len())].to_string())
+pub fn summary(status: &Status) -> String {
+    let short = |a: Option<&str>| match a {
+        Some(a) if !a.is_empty() => a[..8.min(a.len())].to_string(),
+        _ => "none".to_string(),
     };
-    let connections: Vec<String> = status["connections"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .map(|c| format!("{} {} {}", short(&c["peer"]), c["roles"], c["edge"]))
-                .collect()
-        })
-        .unwrap_or_default();
-    let counters: Vec<String> = status["stats"]
-        .as_object()
+    let connections: Vec<String> = status
+        .connections
+        .iter()
+        .map(|c| format!("{} {:?} {:?}", short(Some(&c.peer)), c.roles, c.edge))
+        .collect();
+    let counters: Vec<String> = status
+        .stats
+        .nonzero()
         .into_iter()
-        .flatten()
-        .filter(|(_, v)| v.as_u64().is_some_and(|n| n > 0))
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
     format!(
         "address {}, left {}, right {}, connections: {}; counters: {}",
-        short(&status["address"]),
-        short(&status["ring"]["left"]),
-        short(&status["ring"]["right"]),
+        short(Some(&status.address)),
+        short(status.ring.left.as_deref()),
+        short(status.ring.right.as_deref()),
         connections.join("; "),
         counters.join(", ")
     )
 }
 
 /// A node's P2P address from its status.
-pub fn address(status: &Value) -> Result<String> {
-    match status["address"].as_str() {
-        Some(a) => Ok(a.to_owned()),
-        None => bail!("status without an address: {status}"),
+pub fn address(status: &Status) -> Result<String> {
+    if status.address.is_empty() {
+        bail!("status without an address: {status:?}");
     }
+    Ok(status.address.clone())
 }

@@ -210,8 +210,8 @@ impl Default for Config {
         let any4 = |port| Listen(Some(SocketAddr::from(([0, 0, 0, 0], port))));
         Config {
             overlay: "wow".to_owned(),
-            udp_listen: any4(4000),
-            tcp_listen: any4(4000),
+            udp_listen: any4(ipop_api::DEFAULT_PORT),
+            tcp_listen: any4(ipop_api::DEFAULT_PORT),
             bootstrap: Vec::new(),
             advertise: Vec::new(),
             address_file: PathBuf::from("/var/lib/ipop/address"),

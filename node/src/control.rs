@@ -14,8 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use ipop_api::control::Refused;
+pub use ipop_api::control::Request;
+use serde::Serialize;
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
@@ -44,64 +46,15 @@ impl ControlStats {
     }
 }
 
-/// A request on the control socket.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum Request {
-    /// The full status.
-    Status,
-    /// Leave the overlay gracefully and exit.
-    Leave,
-    /// Send an overlay echo to a node; answers with the RTT and hops both ways.
-    Probe {
-        /// The node's P2P address (40 hex digits).
-        dst: String,
-    },
-    /// Create a namespace record: keyed (`key`), or open under `id` or a new random
-    /// identifier.
-    NamespaceCreate {
-        /// The identifier to use (32 hex digits); random if absent.
-        #[serde(default)]
-        id: Option<String>,
-        /// The namespace key (64 hex digits) of a keyed namespace.
-        #[serde(default)]
-        key: Option<String>,
-        /// A name for people.
-        name: String,
-        /// The virtual IP range, e.g. 10.128.0.0/12.
-        range: String,
-        /// DHCP lease time in seconds.
-        lease_s: u64,
-        /// MTU handed to DHCP clients.
-        mtu: u16,
-        /// DNS server handed to DHCP clients.
-        dns: Option<std::net::Ipv4Addr>,
-    },
-    /// Read a namespace record.
-    NamespaceShow {
-        /// The namespace identifier (of an open namespace).
-        #[serde(default)]
-        id: Option<String>,
-        /// The namespace key (64 hex digits) of a keyed namespace.
-        #[serde(default)]
-        key: Option<String>,
-    },
-    /// Get a DHT key (text).
-    DhtGet {
-        /// The key.
-        key: String,
-    },
-    /// Create a DHT key (text) with a value, password and TTL.
-    DhtCreate {
-        /// The key.
-        key: String,
-        /// The value.
-        value: String,
-        /// The password.
-        password: String,
-        /// Time to live in seconds.
-        ttl_s: u64,
-    },
+/// `reply` (a status or one of `ipop_api::control`'s replies) as the JSON line it is
+/// sent as.
+pub fn reply(reply: &impl Serialize) -> Value {
+    serde_json::to_value(reply).expect("the node's replies are plain JSON")
+}
+
+/// A refusal: `{"error": why}`.
+pub fn refused(why: impl ToString) -> Value {
+    reply(&Refused::new(why))
 }
 
 /// A request with the channel for its response.
@@ -166,12 +119,12 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>, stats: &ControlSt
     let response = match read.map(|r| r.map(|n| n > MAX_REQUEST)) {
         Err(_) => {
             stats.refused.fetch_add(1, Ordering::Relaxed);
-            json!({ "error": format!("no request within {} s", REQUEST_TIMEOUT.as_secs()) })
+            refused(format!("no request within {} s", REQUEST_TIMEOUT.as_secs()))
         }
         Ok(Err(e)) => return Err(e.into()),
         Ok(Ok(true)) => {
             stats.refused.fetch_add(1, Ordering::Relaxed);
-            json!({ "error": format!("request longer than {MAX_REQUEST} bytes") })
+            refused(format!("request longer than {MAX_REQUEST} bytes"))
         }
         Ok(Ok(false)) => match serde_json::from_slice::<Request>(&line) {
             Ok(request) => {
@@ -179,7 +132,7 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>, stats: &ControlSt
                 tx.send(Pending { request, reply }).await?;
                 rx.await?
             }
-            Err(e) => json!({ "error": format!("bad request: {e}") }),
+            Err(e) => refused(format!("bad request: {e}")),
         },
     };
     wr.write_all(format!("{response}\n").as_bytes()).await?;
@@ -187,7 +140,7 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>, stats: &ControlSt
 }
 
 /// Sends one request to the node at `socket` and returns its response.
-pub fn request(socket: &PathBuf, request: &Value, timeout: Duration) -> Result<Value> {
+pub fn request(socket: &PathBuf, request: &impl Serialize, timeout: Duration) -> Result<Value> {
     use std::io::{BufRead, Write};
     let mut stream = std::os::unix::net::UnixStream::connect(socket).with_context(|| {
         format!(
@@ -198,7 +151,9 @@ pub fn request(socket: &PathBuf, request: &Value, timeout: Duration) -> Result<V
     stream.set_read_timeout(Some(timeout))?;
     // A request the node refuses (too long) is answered and the socket closed while we
     // may still be writing: read the answer even if the write failed.
-    let sent = writeln!(stream, "{request}");
+    let sent = serde_json::to_string(request)
+        .map_err(std::io::Error::from)
+        .and_then(|line| writeln!(stream, "{line}"));
     let mut line = String::new();
     let read = std::io::BufReader::new(stream).read_line(&mut line);
     if line.is_empty() {
@@ -215,15 +170,7 @@ pub fn request(socket: &PathBuf, request: &Value, timeout: Duration) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn requests_parse() {
-        let r: Request = serde_json::from_str(r#"{"command":"status"}"#).unwrap();
-        assert_eq!(r, Request::Status);
-        let r: Request = serde_json::from_str(r#"{"command":"dht_get","key":"k"}"#).unwrap();
-        assert_eq!(r, Request::DhtGet { key: "k".into() });
-        assert!(serde_json::from_str::<Request>(r#"{"command":"reboot"}"#).is_err());
-    }
+    use serde_json::json;
 
     #[tokio::test]
     async fn control_socket_is_owner_only_and_refuses_overlong_requests() {
@@ -242,7 +189,7 @@ mod tests {
         // The socket still serves.
         let p = path.clone();
         let status = tokio::task::spawn_blocking(move || {
-            request(&p, &json!({"command": "status"}), Duration::from_secs(5))
+            request(&p, &Request::Status, Duration::from_secs(5))
         });
         let pending = rx.recv().await.unwrap();
         assert_eq!(pending.request, Request::Status);

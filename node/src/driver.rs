@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use ipop_api::control::{DhtDone, DhtValues, Left, NamespaceCreated, NamespaceRecord, ProbeReply};
 use ipop_core::dht::{self, Outcome, RequestId};
 use ipop_core::ipop::{Keeper, KeeperEvent, Namespace};
 use ipop_core::overlay::{Event, Handled};
 use ipop_core::{Address, Proto, Stack, TransportAddr};
 use rand::TryRng;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -347,15 +348,16 @@ impl Driver {
             Request::Status => {
                 self.refresh_facts();
                 let mut s = status::status(&self.stack, &self.config.overlay, &self.facts, now);
-                if let (Some(v), Value::Object(map)) = (&self.vnet, &mut s) {
-                    map.insert("ipop".into(), v.status(&self.stack, &self.faults));
-                }
-                let _ = p.reply.send(s);
+                s.ipop = self
+                    .vnet
+                    .as_ref()
+                    .and_then(|v| v.status(&self.stack, &self.faults));
+                let _ = p.reply.send(control::reply(&s));
                 return;
             }
             Request::Leave => {
                 self.leave("leave requested");
-                let _ = p.reply.send(json!({ "left": true }));
+                let _ = p.reply.send(control::reply(&Left { left: true }));
                 return;
             }
             Request::Probe { dst } => {
@@ -368,10 +370,10 @@ impl Driver {
                                 self.probes.insert(id, (now, p.reply));
                                 return;
                             }
-                            Err(e) => json!({ "error": e.to_string() }),
+                            Err(e) => control::refused(e),
                         }
                     }
-                    Err(e) => json!({ "error": e.to_string() }),
+                    Err(e) => control::refused(e),
                 };
                 let _ = p.reply.send(reply);
                 return;
@@ -388,7 +390,7 @@ impl Driver {
                 let fixed = match vnet::requested_namespace(id.as_deref(), key.as_deref()) {
                     Ok(fixed) => fixed,
                     Err(e) => {
-                        let _ = p.reply.send(json!({ "error": e }));
+                        let _ = p.reply.send(control::refused(e));
                         return;
                     }
                 };
@@ -396,7 +398,7 @@ impl Driver {
                 match vnet::record(&name, &range, lease_s, mtu, dns, keyed) {
                     Ok(record) => self.create_namespace(now, p.reply, record, fixed),
                     Err(e) => {
-                        let _ = p.reply.send(json!({ "error": e }));
+                        let _ = p.reply.send(control::refused(e));
                     }
                 }
                 return;
@@ -407,16 +409,16 @@ impl Driver {
                         if let Ok(op) = self.stack.dht_get(now, &ns.record_key()) {
                             self.waiting.insert(op, Waiter::Record(p.reply, ns));
                         } else {
-                            let _ = p.reply.send(json!({ "error": "not in the overlay yet" }));
+                            let _ = p.reply.send(control::refused("not in the overlay yet"));
                         }
                     }
                     Ok(None) => {
                         let _ = p
                             .reply
-                            .send(json!({ "error": "name the namespace: id or key" }));
+                            .send(control::refused("name the namespace: id or key"));
                     }
                     Err(e) => {
-                        let _ = p.reply.send(json!({ "error": e }));
+                        let _ = p.reply.send(control::refused(e));
                     }
                 }
                 return;
@@ -440,7 +442,7 @@ impl Driver {
                 self.waiting.insert(id, Waiter::Reply(p.reply));
             }
             Err(e) => {
-                let _ = p.reply.send(json!({ "error": e.to_string() }));
+                let _ = p.reply.send(control::refused(e));
             }
         }
     }
@@ -463,7 +465,7 @@ impl Driver {
                 self.creating.insert(ticket, reply);
             }
             Err(e) => {
-                let _ = reply.send(json!({ "error": e.to_string() }));
+                let _ = reply.send(control::refused(e));
             }
         }
     }
@@ -510,9 +512,11 @@ impl Driver {
                 } => {
                     if let Some((sent, reply)) = self.probes.remove(id) {
                         let rtt = sent.elapsed().as_secs_f64() * 1e3;
-                        let _ = reply.send(
-                            json!({ "rtt_ms": rtt, "hops": request_hops, "return_hops": hops }),
-                        );
+                        let _ = reply.send(control::reply(&ProbeReply {
+                            rtt_ms: rtt,
+                            hops: u32::from(*request_hops),
+                            return_hops: u32::from(*hops),
+                        }));
                     }
                 }
                 Event::ProbeReceived { .. } => {}
@@ -537,22 +541,29 @@ impl Driver {
             match self.waiting.remove(&id) {
                 Some(Waiter::Reply(reply)) => {
                     let value = match result {
-                        Ok(Outcome::Values(v)) => json!({
-                            "values": v.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect::<Vec<_>>(),
+                        Ok(Outcome::Values(v)) => control::reply(&DhtValues {
+                            values: v
+                                .iter()
+                                .map(|b| String::from_utf8_lossy(b).into_owned())
+                                .collect(),
                         }),
-                        Ok(done) => json!({ "ok": format!("{done:?}").to_lowercase() }),
-                        Err(e) => json!({ "error": e.to_string() }),
+                        Ok(done) => control::reply(&DhtDone {
+                            ok: format!("{done:?}").to_lowercase(),
+                        }),
+                        Err(e) => control::refused(e),
                     };
                     let _ = reply.send(value);
                 }
                 Some(Waiter::Record(reply, ns)) => {
                     let value = match result {
                         Ok(Outcome::Values(v)) if !v.is_empty() => match ns.open_record(&v[0]) {
-                            Ok(r) => json!({ "record": String::from_utf8_lossy(&r.encode()) }),
-                            Err(e) => json!({ "error": e.to_string() }),
+                            Ok(r) => control::reply(&NamespaceRecord {
+                                record: Some(String::from_utf8_lossy(&r.encode()).into_owned()),
+                            }),
+                            Err(e) => control::refused(e),
                         },
-                        Ok(_) => json!({ "record": null }),
-                        Err(e) => json!({ "error": e.to_string() }),
+                        Ok(_) => control::reply(&NamespaceRecord { record: None }),
+                        Err(e) => control::refused(e),
                     };
                     let _ = reply.send(value);
                 }
@@ -568,7 +579,7 @@ impl Driver {
             .collect();
         for id in expired {
             if let Some((_, reply)) = self.probes.remove(&id) {
-                let _ = reply.send(json!({ "error": "no echo within 5 s" }));
+                let _ = reply.send(control::refused("no echo within 5 s"));
             }
         }
         let keeper = &mut self.keeper;
@@ -583,14 +594,16 @@ impl Driver {
                         {
                             info!(namespace = %id, range = %record.range, "namespace created");
                         }
-                        let _ = reply.send(json!({ "namespace": id.to_string() }));
+                        let _ = reply.send(control::reply(&NamespaceCreated {
+                            namespace: id.to_string(),
+                        }));
                     }
                 }
                 KeeperEvent::Failed { ticket, error } => {
                     if let Some(reply) = self.creating.remove(&ticket) {
-                        let _ = reply.send(
-                            json!({ "error": format!("cannot create the namespace: {error}") }),
-                        );
+                        let _ = reply.send(control::refused(format!(
+                            "cannot create the namespace: {error}"
+                        )));
                     }
                 }
             }

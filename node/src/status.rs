@@ -1,14 +1,15 @@
-//! The node's status as JSON: what `ipop-node status --json` prints and what the
-//! harness reads (instead of parsing logs). The format is documented field by field in
+//! The node's status: the typed document of `ipop_api::status` (what `ipop-node status
+//! --json` prints and what the harness reads instead of parsing logs) filled in from the
+//! protocol stack and the driver. The format is documented field by field in
 //! `node/README.md` and kept stable; fields are only ever added.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
+use ipop_api::status::{self as api, NatMapping, Status};
 use ipop_core::ipop::{Ipop, Mapping};
 use ipop_core::overlay::{Edge, LearnedAddress};
 use ipop_core::{Proto, Stack, TransportAddr};
-use serde_json::{Value, json};
 
 use crate::transport::tcp::TcpStats;
 
@@ -46,16 +47,16 @@ impl DriverFacts {
     }
 }
 
-fn edge_json(edge: &Edge) -> (String, &'static str) {
+fn edge_of(edge: &Edge) -> (String, api::Transport) {
     match edge {
         Edge::Direct(t) => (
             t.to_string(),
             match t.proto {
-                Proto::Udp => "udp",
-                Proto::Tcp => "tcp",
+                Proto::Udp => api::Transport::Udp,
+                Proto::Tcp => api::Transport::Tcp,
             },
         ),
-        Edge::Relay { via } => (format!("relay://{via}"), "relay"),
+        Edge::Relay { via } => (format!("relay://{via}"), api::Transport::Relay),
     }
 }
 
@@ -80,73 +81,100 @@ pub struct TapFacts<'a> {
 const MAPPINGS_SHOWN: usize = 64;
 
 /// The durations of the handshakes the node initiated lately, in ms: how many, p50, p99
-/// and the longest (nulls while there are none).
-fn handshake_ms(sec: &ipop_core::secure::Secure) -> Value {
+/// and the longest (none while there are none).
+fn handshake_ms(sec: &ipop_core::secure::Secure) -> api::HandshakeMs {
     let mut ms: Vec<f64> = sec
         .handshake_times()
         .map(|d| d.as_secs_f64() * 1e3)
         .collect();
     ms.sort_by(f64::total_cmp);
     let at = |q: f64| (!ms.is_empty()).then(|| ms[((ms.len() - 1) as f64 * q).round() as usize]);
-    json!({ "count": ms.len(), "p50": at(0.5), "p99": at(0.99), "max": ms.last() })
+    api::HandshakeMs {
+        count: ms.len() as u64,
+        p50: at(0.5),
+        p99: at(0.99),
+        max: ms.last().copied(),
+    }
 }
 
 /// The `ipop` part of the status: the virtual network of a node with a namespace.
-pub fn ipop(i: &Ipop, tap: &TapFacts<'_>) -> Value {
+pub fn ipop(i: &Ipop, tap: &TapFacts<'_>) -> api::Ipop {
     let s = i.stats();
     let (queued, cached) = i.resolver_state();
-    json!({
-        "namespace": i.namespace().to_string(),
-        "keyed": i.keyed(),
-        "mapping": match i.mapping() { Mapping::Dht => "dht", Mapping::Hash => "hash" },
-        "tap": tap.name,
-        "mtu": tap.mtu,
-        "addresses": i.addresses().iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "record": i.record().map(|r| json!({
-            "name": r.name, "range": r.range.to_string(), "lease_s": r.lease.as_secs(),
-            "mtu": r.mtu, "dns": r.dns.map(|d| d.to_string()),
-        })),
-        "frames_in": tap.frames_in,
-        "frames_out": tap.frames_out,
-        "tap_write_drops": tap.write_drops,
-        "tap_errors": tap.errors,
-        "resolver": {
-            "queued": queued,
-            "cached": cached,
+    api::Ipop {
+        namespace: i.namespace().to_string(),
+        keyed: i.keyed(),
+        mapping: match i.mapping() {
+            Mapping::Dht => api::AddressMapping::Dht,
+            Mapping::Hash => api::AddressMapping::Hash,
+        },
+        tap: tap.name.to_owned(),
+        mtu: tap.mtu,
+        addresses: i.addresses(),
+        record: i.record().map(|r| api::Record {
+            name: r.name.clone(),
+            range: r.range.to_string(),
+            lease_s: r.lease.as_secs(),
+            mtu: r.mtu,
+            dns: r.dns,
+        }),
+        frames_in: tap.frames_in,
+        frames_out: tap.frames_out,
+        tap_write_drops: tap.write_drops,
+        tap_errors: tap.errors,
+        resolver: api::Resolver {
+            queued: queued as u64,
+            cached: cached as u64,
             // At most MAPPINGS_SHOWN, so a status stays small however many IPs are cached.
-            "mappings": i.resolver_mappings(MAPPINGS_SHOWN).into_iter()
-                .map(|(ip, owner)| json!({ "ip": ip.to_string(), "owner": owner.to_string() }))
-                .collect::<Vec<_>>(),
+            mappings: i
+                .resolver_mappings(MAPPINGS_SHOWN)
+                .into_iter()
+                .map(|(ip, owner)| api::Resolved {
+                    ip,
+                    owner: owner.to_string(),
+                })
+                .collect(),
         },
-        "stats": {
-            "arp_replies": s.arp_replies, "dhcp_messages": s.dhcp_messages,
-            "last_dhcp_tries": s.last_dhcp_tries, "dhcp_failures": s.dhcp_failures,
-            "dhcp_refused": s.dhcp_refused, "lookups": s.lookups,
-            "to_overlay": s.to_overlay, "to_overlay_direct": s.to_overlay_direct,
-            "from_overlay": s.from_overlay, "broadcasts": s.broadcasts,
-            "dropped_non_ipv4": s.dropped_non_ipv4, "dropped_malformed": s.dropped_malformed,
-            "dropped_unowned_source": s.dropped_unowned_source,
-            "dropped_outside_namespace": s.dropped_outside_namespace,
-            "dropped_queue_full": s.dropped_queue_full, "dropped_unresolved": s.dropped_unresolved,
-            "dropped_no_route": s.dropped_no_route, "dropped_wrong_namespace": s.dropped_wrong_namespace,
-            "dropped_not_here": s.dropped_not_here, "dropped_spoofed": s.dropped_spoofed,
-            "dhcp_exhausted": s.dhcp_exhausted, "refused_records": s.refused_records,
-            "refused_addresses": s.refused_addresses,
-            "dropped_unauthentic": s.dropped_unauthentic, "refused_mappings": s.refused_mappings,
+        stats: api::IpopStats {
+            arp_replies: s.arp_replies,
+            dhcp_messages: s.dhcp_messages,
+            last_dhcp_tries: s.last_dhcp_tries,
+            dhcp_failures: s.dhcp_failures,
+            dhcp_refused: s.dhcp_refused,
+            lookups: s.lookups,
+            to_overlay: s.to_overlay,
+            to_overlay_direct: s.to_overlay_direct,
+            from_overlay: s.from_overlay,
+            broadcasts: s.broadcasts,
+            dropped_non_ipv4: s.dropped_non_ipv4,
+            dropped_malformed: s.dropped_malformed,
+            dropped_unowned_source: s.dropped_unowned_source,
+            dropped_outside_namespace: s.dropped_outside_namespace,
+            dropped_queue_full: s.dropped_queue_full,
+            dropped_unresolved: s.dropped_unresolved,
+            dropped_no_route: s.dropped_no_route,
+            dropped_wrong_namespace: s.dropped_wrong_namespace,
+            dropped_not_here: s.dropped_not_here,
+            dropped_spoofed: s.dropped_spoofed,
+            dhcp_exhausted: s.dhcp_exhausted,
+            refused_records: s.refused_records,
+            refused_addresses: s.refused_addresses,
+            dropped_unauthentic: s.dropped_unauthentic,
+            refused_mappings: s.refused_mappings,
         },
-    })
+    }
 }
 
 /// How this node's traffic looks from outside, from the addresses peers observed:
 /// translated or not, and whether the translation keeps one public port for all peers
 /// (endpoint-independent mapping) or uses a new one per peer (symmetric NAT).
-pub fn nat_view(local: &[TransportAddr], learned: &[LearnedAddress]) -> Value {
+pub fn nat_view(local: &[TransportAddr], learned: &[LearnedAddress]) -> api::Nat {
     let udp: Vec<&LearnedAddress> = learned
         .iter()
         .filter(|l| l.addr.proto == Proto::Udp)
         .collect();
     if udp.is_empty() {
-        return json!({ "translated": null, "mapping": "unknown" });
+        return api::Nat::default();
     }
     let translated = udp.iter().any(|l| !local.contains(&l.addr));
     let public_ips: Vec<IpAddr> = {
@@ -161,131 +189,145 @@ pub fn nat_view(local: &[TransportAddr], learned: &[LearnedAddress]) -> Value {
         .max()
         .unwrap_or(0);
     let mapping = if !translated {
-        "none"
+        NatMapping::None
     } else if ports_per_ip > 1 {
-        "address-dependent"
+        NatMapping::AddressDependent
     } else if udp.iter().map(|l| l.count).sum::<u32>() > 1 {
-        "endpoint-independent"
+        NatMapping::EndpointIndependent
     } else {
-        "unknown"
+        NatMapping::Unknown
     };
-    json!({ "translated": translated, "mapping": mapping, "public_ips": public_ips })
+    api::Nat {
+        translated: Some(translated),
+        mapping,
+        public_ips: Some(public_ips),
+    }
 }
 
-/// The full status.
-pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -> Value {
+/// The full status (without its `ipop` part, which the virtual network adds).
+pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -> Status {
     let node = &stack.node;
     let since = |t: Instant| now.saturating_duration_since(t).as_secs_f64();
     let (left, right) = node.ring_neighbors();
-    let connections: Vec<Value> = node
+    let connections = node
         .connections()
         .map(|c| {
-            let (edge, transport) = edge_json(&c.edge);
-            json!({
-                "peer": c.peer.to_string(),
-                "roles": c.roles.names(),
-                "peer_roles": c.peer_roles.names(),
-                "edge": edge,
-                "transport": transport,
-                "rtt_ms": c.rtt.map(|r| r.as_secs_f64() * 1e3),
-                "age_s": since(c.established),
-                "idle_s": since(c.last_recv),
-                "tx_packets": c.counters.tx_packets,
-                "tx_bytes": c.counters.tx_bytes,
-                "rx_packets": c.counters.rx_packets,
-                "rx_bytes": c.counters.rx_bytes,
-            })
+            let (edge, transport) = edge_of(&c.edge);
+            api::Connection {
+                peer: c.peer.to_string(),
+                roles: c.roles.names(),
+                peer_roles: c.peer_roles.names(),
+                edge,
+                transport,
+                rtt_ms: c.rtt.map(|r| r.as_secs_f64() * 1e3),
+                age_s: since(c.established),
+                idle_s: since(c.last_recv),
+                tx_packets: c.counters.tx_packets,
+                tx_bytes: c.counters.tx_bytes,
+                rx_packets: c.counters.rx_packets,
+                rx_bytes: c.counters.rx_bytes,
+            }
         })
         .collect();
     let learned = node.learned_addresses();
     let local: Vec<TransportAddr> = node.local_transports().to_vec();
-    json!({
-        "address": node.address().to_string(),
-        "overlay": overlay,
-        "running": node.is_running(),
-        "correctly_connected": node.is_correctly_connected(),
-        "uptime_s": since(facts.started),
-        "rss_mib": crate::sysinfo::rss_mib(),
-        "connected_after_s": facts.connected_at.map(|t| t.saturating_duration_since(facts.started).as_secs_f64()),
-        "ring": {
-            "left": left.map(|a| a.to_string()),
-            "right": right.map(|a| a.to_string()),
-            "size_estimate": node.network_size_estimate(),
+    Status {
+        address: node.address().to_string(),
+        overlay: overlay.to_owned(),
+        running: node.is_running(),
+        correctly_connected: node.is_correctly_connected(),
+        uptime_s: since(facts.started),
+        rss_mib: crate::sysinfo::rss_mib(),
+        connected_after_s: facts
+            .connected_at
+            .map(|t| t.saturating_duration_since(facts.started).as_secs_f64()),
+        ring: api::Ring {
+            left: left.map(|a| a.to_string()),
+            right: right.map(|a| a.to_string()),
+            size_estimate: node.network_size_estimate(),
         },
-        "transports": {
-            "local": local.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "advertised": node.advertised_transports().iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "learned": learned.iter().map(|l| json!({
-                "addr": l.addr.to_string(),
-                "reports": l.count,
-                "first_seen_s_ago": since(l.first_seen),
-                "last_seen_s_ago": since(l.last_seen),
-            })).collect::<Vec<_>>(),
+        transports: api::Transports {
+            local: local.iter().map(ToString::to_string).collect(),
+            advertised: node
+                .advertised_transports()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            learned: learned
+                .iter()
+                .map(|l| api::Learned {
+                    addr: l.addr.to_string(),
+                    reports: l.count,
+                    first_seen_s_ago: since(l.first_seen),
+                    last_seen_s_ago: since(l.last_seen),
+                })
+                .collect(),
         },
-        "nat": nat_view(&local, learned),
-        "secure": stack.secure.as_ref().map(|sec| {
+        nat: nat_view(&local, learned),
+        secure: stack.secure.as_ref().map(|sec| {
             let x = sec.stats();
-            json!({
-                "handshakes_started": x.handshakes_started,
-                "handshakes_completed": x.handshakes_completed,
-                "handshakes_failed": x.handshakes_failed,
-                "bad_psk_or_mac": x.bad_psk_or_mac,
-                "replayed": x.replayed,
-                "malformed": x.malformed,
-                "unknown_session": x.unknown_session,
-                "queue_dropped": x.queue_dropped,
-                "refused": x.refused,
-                "evicted": x.evicted,
-                "too_large": x.too_large,
-                "transmit_dropped": x.transmit_dropped,
-                "sessions": x.sessions,
-                "handshake_ms": handshake_ms(sec),
-            })
+            api::Secure {
+                handshakes_started: x.handshakes_started,
+                handshakes_completed: x.handshakes_completed,
+                handshakes_failed: x.handshakes_failed,
+                bad_psk_or_mac: x.bad_psk_or_mac,
+                replayed: x.replayed,
+                malformed: x.malformed,
+                unknown_session: x.unknown_session,
+                queue_dropped: x.queue_dropped,
+                refused: x.refused,
+                evicted: x.evicted,
+                too_large: x.too_large,
+                transmit_dropped: x.transmit_dropped,
+                sessions: x.sessions,
+                handshake_ms: handshake_ms(sec),
+            }
         }),
-        "connections": connections,
-        "stats": counters(&node.stats(), facts),
-        "dht": {
-            "records": stack.dht.stored_records(),
-            "refused_replicas": stack.dht.refused_replicas(),
-            "unverified": stack.dht.unverified(),
+        connections,
+        stats: counters(&node.stats(), facts),
+        dht: api::Dht {
+            records: stack.dht.stored_records() as u64,
+            refused_replicas: stack.dht.refused_replicas(),
+            unverified: stack.dht.unverified(),
         },
-        "dropped_unclaimed": stack.dropped_unclaimed(),
-    })
+        dropped_unclaimed: stack.dropped_unclaimed(),
+        ipop: None,
+    }
 }
 
 /// The overlay's counters with the driver's (status `stats`).
-fn counters(stats: &ipop_core::overlay::Stats, facts: &DriverFacts) -> Value {
-    json!({
-        "malformed": stats.malformed,
-        "unknown_source": stats.unknown_source,
-        "forwarded": stats.forwarded,
-        "delivered": stats.delivered,
-        "no_route": stats.no_route,
-        "ttl_exceeded": stats.ttl_exceeded,
-        "refused_full": stats.refused_full,
-        "ctm_sent": stats.ctm_sent,
-        "link_failures": stats.link_failures,
-        "link_attempts_refused": stats.link_attempts_refused,
-        "ctm_refused": stats.ctm_refused,
-        "cookies_sent": stats.cookies_sent,
-        "bad_cookie": stats.bad_cookie,
-        "refused_relay": stats.refused_relay,
-        "broadcast_refused": stats.broadcast_refused,
-        "ttl_capped": stats.ttl_capped,
-        "impersonation": stats.impersonation,
-        "bad_signature": stats.bad_signature,
-        "unsigned": stats.unsigned,
-        "udp_send_drops": facts.udp_send_drops,
-        "tcp_send_drops": facts.tcp.send_drops,
-        "udp_errors": facts.udp_errors,
-        "tcp_streams": facts.tcp.streams,
-        "tcp_accept_errors": facts.tcp.accept_errors,
-        "tcp_accepts_refused": facts.tcp.accepts_refused,
-        "tcp_connects_refused": facts.tcp.connects_refused,
-        "tcp_oversized_frames": facts.tcp.oversized_frames,
-        "control_accept_errors": facts.control_accept_errors,
-        "control_refused": facts.control_refused,
-    })
+fn counters(stats: &ipop_core::overlay::Stats, facts: &DriverFacts) -> api::Stats {
+    api::Stats {
+        malformed: stats.malformed,
+        unknown_source: stats.unknown_source,
+        forwarded: stats.forwarded,
+        delivered: stats.delivered,
+        no_route: stats.no_route,
+        ttl_exceeded: stats.ttl_exceeded,
+        refused_full: stats.refused_full,
+        ctm_sent: stats.ctm_sent,
+        link_failures: stats.link_failures,
+        link_attempts_refused: stats.link_attempts_refused,
+        ctm_refused: stats.ctm_refused,
+        cookies_sent: stats.cookies_sent,
+        bad_cookie: stats.bad_cookie,
+        refused_relay: stats.refused_relay,
+        broadcast_refused: stats.broadcast_refused,
+        ttl_capped: stats.ttl_capped,
+        impersonation: stats.impersonation,
+        bad_signature: stats.bad_signature,
+        unsigned: stats.unsigned,
+        udp_send_drops: facts.udp_send_drops,
+        tcp_send_drops: facts.tcp.send_drops,
+        udp_errors: facts.udp_errors,
+        tcp_streams: facts.tcp.streams as u64,
+        tcp_accept_errors: facts.tcp.accept_errors,
+        tcp_accepts_refused: facts.tcp.accepts_refused,
+        tcp_connects_refused: facts.tcp.connects_refused,
+        tcp_oversized_frames: facts.tcp.oversized_frames,
+        control_accept_errors: facts.control_accept_errors,
+        control_refused: facts.control_refused,
+    }
 }
 
 #[cfg(test)]
@@ -306,11 +348,11 @@ mod tests {
     fn nat_view_tells_the_mapping_apart() {
         let local: Vec<TransportAddr> = vec!["udp://10.1.0.2:4000".parse().unwrap()];
         let v = nat_view(&local, &[learned("udp://10.1.0.2:4000", 3)]);
-        assert_eq!(v["mapping"], "none");
+        assert_eq!(v.mapping, NatMapping::None);
         let v = nat_view(&local, &[learned("udp://198.18.1.1:4000", 3)]);
         assert_eq!(
-            (v["translated"].clone(), v["mapping"].clone()),
-            (json!(true), json!("endpoint-independent"))
+            (v.translated, v.mapping),
+            (Some(true), NatMapping::EndpointIndependent)
         );
         let v = nat_view(
             &local,
@@ -319,13 +361,18 @@ mod tests {
                 learned("udp://198.18.1.1:61001", 1),
             ],
         );
-        assert_eq!(v["mapping"], "address-dependent");
-        assert_eq!(nat_view(&local, &[])["mapping"], "unknown");
+        assert_eq!(v.mapping, NatMapping::AddressDependent);
+        let unknown = serde_json::to_value(nat_view(&local, &[])).unwrap();
+        assert_eq!(
+            unknown,
+            serde_json::json!({ "translated": null, "mapping": "unknown" })
+        );
     }
 
     /// The dotted paths of `v`'s leaf fields (`name[]` for arrays of objects, whose
     /// elements' fields go by their own names: the README gives them a table).
-    fn field_paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
+    fn field_paths(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        use serde_json::Value;
         let Value::Object(map) = v else {
             return;
         };
@@ -377,11 +424,13 @@ mod tests {
             write_drops: 0,
             errors: 0,
         };
-        s["ipop"] = ipop(stack.ipop.as_ref().unwrap(), &tap);
-        assert!(!s["connections"].as_array().unwrap().is_empty());
-        assert!(!s["transports"]["learned"].as_array().unwrap().is_empty());
+        s.ipop = Some(ipop(stack.ipop.as_ref().unwrap(), &tap));
+        assert!(!s.connections.is_empty());
+        assert!(!s.transports.learned.is_empty());
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(serde_json::from_value::<Status>(json.clone()).unwrap(), s);
         let mut paths = Vec::new();
-        field_paths(&s, "", &mut paths);
+        field_paths(&json, "", &mut paths);
         for path in paths {
             assert!(
                 readme.contains(&format!("`{path}`")),

@@ -8,7 +8,6 @@ use anyhow::{Context, Result, bail};
 use ipop_core::ipop::{self, Event, Mapping, Namespace, NamespaceRecord};
 use ipop_core::{Address, Stack};
 use rand::TryRng;
-use serde_json::Value;
 use tracing::{error, info, warn};
 use tun_rs::AsyncDevice;
 
@@ -180,9 +179,9 @@ impl Vnet {
         }
     }
 
-    /// The `ipop` part of the status.
-    pub fn status(&self, stack: &Stack, faults: &IoFaults) -> Value {
-        stack.ipop.as_ref().map_or(Value::Null, |i| {
+    /// The `ipop` part of the status (the stack has it once the node has a [`Vnet`]).
+    pub fn status(&self, stack: &Stack, faults: &IoFaults) -> Option<ipop_api::status::Ipop> {
+        stack.ipop.as_ref().map(|i| {
             crate::status::ipop(
                 i,
                 &crate::status::TapFacts {

@@ -19,7 +19,7 @@ const CONNECT_TIMEOUT: f64 = 10.0;
 /// hosts sharing a home folder (NFS) do not collide.
 pub const DEFAULT_WORK_DIR: &str = ".wow-bench/{name}";
 /// Default UDP and TCP port of the node.
-const NODE_PORT: i64 = 4000;
+const NODE_PORT: i64 = ipop_api::DEFAULT_PORT as i64;
 /// Flags deploy sets itself (through the generated config), refused in `node_args`.
 const RESERVED_FLAGS: [&str; 4] = [
     "--config",

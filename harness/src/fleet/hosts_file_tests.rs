@@ -44,7 +44,7 @@ fn the_example_file_is_valid() {
         ("gw.lsu.example.org", 2222)
     );
     assert_eq!(file.hosts[1].udp_port, 4500);
-    assert_eq!(file.hosts[1].tcp_port, 4000);
+    assert_eq!(file.hosts[1].tcp_port, ipop_api::DEFAULT_PORT);
     assert_eq!(file.hosts[0].work_dir, ".wow-bench/ufl-1");
 }
 
@@ -56,7 +56,8 @@ fn defaults_apply_and_paths_resolve() {
     assert_eq!(h.target.auth, Auth::KeyFile("/etc/wow/id".into()));
     assert_eq!(h.target.host_key.check, HostKeyCheck::AcceptNew);
     assert_eq!(h.target.connect_timeout, Duration::from_secs(10));
-    assert_eq!((h.udp_port, h.tcp_port), (4000, 4000));
+    let port = ipop_api::DEFAULT_PORT;
+    assert_eq!((h.udp_port, h.tcp_port), (port, port));
     assert_eq!(h.work_dir, ".wow-bench/a");
     assert_eq!(file.overlay.name, "wow");
     assert!(h.target.jump.is_none());

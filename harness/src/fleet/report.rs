@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use ipop_api::Status;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::host::Host;
 use crate::nodes;
@@ -121,7 +121,7 @@ pub struct HostReport {
     pub detail: String,
     /// The node's status (`ipop-node status --json`), when it answered.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<Value>,
+    pub status: Option<Status>,
 }
 
 impl HostReport {
@@ -140,12 +140,12 @@ impl HostReport {
 
 /// Asks the node on `host` how it is doing: through its status socket, else from its
 /// job folder (exited, never started).
-pub fn observe(host: &SshHost, layout: &Layout) -> (State, String, Option<Value>) {
+pub fn observe(host: &SshHost, layout: &Layout) -> (State, String, Option<Status>) {
     let status = nodes::status_at(host, Path::new(&layout.binary()), &layout.socket());
     let failed = match status {
         Ok(v) => {
-            let conns = v["connections"].as_array().map_or(0, Vec::len);
-            let (state, what) = if v["correctly_connected"] == true {
+            let conns = v.connections.len();
+            let (state, what) = if v.correctly_connected {
                 (State::Up, "correctly connected")
             } else {
                 (State::Joining, "not correctly connected yet")

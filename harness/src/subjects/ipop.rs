@@ -31,7 +31,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde_json::Value;
+use ipop_api::control::ProbeReply;
+use ipop_api::{DEFAULT_PORT, Status, bootstrap_uris};
 use wow_experiments::tools::link_exists;
 use wow_experiments::{
     Edges, Flow, Hosts, NodeKind, Overlay, OverlayNeeds, OverlayNode, Subject, SubjectKind, Target,
@@ -46,8 +47,6 @@ use crate::nodes::{
 use crate::vnet::{self, DhcpClient, TAP, create_namespace, start_dhcp, wait_address};
 use ipop_core::ipop::NamespaceKey;
 
-/// The port nodes listen on (UDP and TCP).
-const PORT: u16 = 4000;
 /// The namespace when the topology names none.
 const DEFAULT_RANGE: &str = "10.128.0.0/16";
 /// Its lease.
@@ -183,10 +182,10 @@ impl Launch {
         let opts = NodeOptions {
             bootstrap,
             udp_listen: match self.edges {
-                Edges::Udp => format!("0.0.0.0:{PORT}"),
+                Edges::Udp => format!("0.0.0.0:{DEFAULT_PORT}"),
                 Edges::Tcp => "off".into(),
             },
-            tcp_listen: format!("0.0.0.0:{PORT}"),
+            tcp_listen: format!("0.0.0.0:{DEFAULT_PORT}"),
             log_level: self.log_level.clone(),
             extra,
         };
@@ -206,9 +205,10 @@ impl Launch {
         let Some(ip) = host.addresses().first() else {
             return Vec::new();
         };
+        let [udp, tcp] = bootstrap_uris(ip);
         match self.edges {
-            Edges::Udp => vec![format!("udp://{ip}:{PORT}"), format!("tcp://{ip}:{PORT}")],
-            Edges::Tcp => vec![format!("tcp://{ip}:{PORT}")],
+            Edges::Udp => vec![udp, tcp],
+            Edges::Tcp => vec![tcp],
         }
     }
 }
@@ -323,7 +323,7 @@ impl Ipop {
                 || {
                     nodes::status(host, &launch.binary(host))
                         .ok()
-                        .filter(|s| s["correctly_connected"] == true)
+                        .filter(|s| s.correctly_connected)
                 },
             )
             .with_context(|| {
@@ -472,11 +472,11 @@ impl Overlay for Ipop {
         STATE_DIR
     }
 
-    fn status(&self, host: &dyn Host) -> Result<Value, HostError> {
+    fn status(&self, host: &dyn Host) -> Result<Status, HostError> {
         nodes::status(host, &self.launch.binary(host))
     }
 
-    fn probe(&self, from: &dyn Host, to: &str) -> Result<Value, HostError> {
+    fn probe(&self, from: &dyn Host, to: &str) -> Result<ProbeReply, HostError> {
         let Some(address) = self.p2p.get(to) else {
             return Err(HostError::Start {
                 host: from.name().to_string(),
@@ -579,7 +579,7 @@ impl OverlayNode for Started {
         self.node.started
     }
 
-    fn status(&self, host: &dyn Host) -> Result<Value, HostError> {
+    fn status(&self, host: &dyn Host) -> Result<Status, HostError> {
         nodes::status(host, &self.binary)
     }
 

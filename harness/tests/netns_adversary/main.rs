@@ -10,6 +10,8 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipop_api::Status;
+use ipop_api::status::Stats;
 use serde_json::Value;
 use wow_experiments::tools::iperf;
 use wow_harness::NetnsHost;
@@ -47,21 +49,19 @@ fn binary() -> PathBuf {
     wow_harness::nodes::node_binary().expect("ipop-node binary")
 }
 
-fn status(host: &NetnsHost, bin: &std::path::Path) -> Value {
+fn status(host: &NetnsHost, bin: &std::path::Path) -> Status {
     wow_harness::nodes::status(host, bin).unwrap_or_else(|e| panic!("{}: {e}", host.name()))
 }
 
 fn all_correctly_connected(hosts: &[&NetnsHost], bin: &std::path::Path) -> Option<()> {
     hosts
         .iter()
-        .all(|h| {
-            wow_harness::nodes::status(*h, bin).is_ok_and(|s| s["correctly_connected"] == true)
-        })
+        .all(|h| wow_harness::nodes::status(*h, bin).is_ok_and(|s| s.correctly_connected))
         .then_some(())
 }
 
-fn rss(s: &Value) -> f64 {
-    s["rss_mib"].as_f64().expect("rss_mib in status")
+fn rss(s: &Status) -> f64 {
+    s.rss_mib.expect("rss_mib in status")
 }
 
 /// Runs the attacker on `host`; returns its report.
@@ -131,7 +131,7 @@ fn netns_a_hostile_peer_crashes_floods_and_bloats_nothing() {
         .map(|h| {
             let ip = h.addresses()[0];
             let addr = wow_harness::nodes::address(&status(h, &bin)).unwrap();
-            format!("{addr}@{ip}:4000")
+            format!("{addr}@{ip}:{}", ipop_api::DEFAULT_PORT)
         })
         .collect();
     // The victim (lan-8) first in the list: it takes 100 000 datagrams alone.
@@ -183,10 +183,10 @@ fn netns_a_hostile_peer_crashes_floods_and_bloats_nothing() {
     // Memory bounded.
     let after = status(&hosts[VICTIM], &bin);
     eprintln!(
-        "victim RSS before {:.1} MiB, after {:.1} MiB; stats {}",
+        "victim RSS before {:.1} MiB, after {:.1} MiB; stats {:?}",
         rss(&before),
         rss(&after),
-        after["stats"]
+        after.stats
     );
     // (Before TCP frames were read into a buffer that grows with the bytes received:
     // 6.1 -> 20.6 MiB, 64 KiB allocated per half-open stream from its length prefix.)
@@ -200,30 +200,29 @@ fn netns_a_hostile_peer_crashes_floods_and_bloats_nothing() {
     let m = stream.unwrap_or_else(|e| panic!("the TCP stream broke: {e}"));
     assert!(m.mbit_per_s > 0.0, "{m:?}");
     eprintln!("TCP stream during the attacks: {m:?}");
-    assert!(
-        after["stats"]["tcp_oversized_frames"].as_u64() > Some(0),
-        "{after}"
-    );
+    assert!(after.stats.tcp_oversized_frames > 0, "{after:?}");
     // No lease lost: every member kept its address through the renewals.
     for (h, ip) in hosts[..MEMBERS].iter().zip(&ips) {
         let now = wow_experiments::tools::dhcp::address_of(h, TAP);
         assert_eq!(now, Some(*ip), "{} lost its lease", h.name());
     }
     // The counters say what was refused.
-    let total = |key: &str| -> u64 {
+    type Counter = fn(&Stats) -> u64;
+    let total = |counter: Counter| -> u64 {
         overlay
             .iter()
-            .map(|h| status(h, &bin)["stats"][key].as_u64().unwrap_or(0))
+            .map(|h| counter(&status(h, &bin).stats))
             .sum()
     };
-    for key in [
-        "malformed",
-        "refused_relay",
-        "broadcast_refused",
-        "cookies_sent",
-        "ttl_capped",
-    ] {
-        assert!(total(key) > 0, "no node counted {key}");
+    let counters: [(&str, Counter); 5] = [
+        ("malformed", |s| s.malformed),
+        ("refused_relay", |s| s.refused_relay),
+        ("broadcast_refused", |s| s.broadcast_refused),
+        ("cookies_sent", |s| s.cookies_sent),
+        ("ttl_capped", |s| s.ttl_capped),
+    ];
+    for (key, counter) in counters {
+        assert!(total(counter) > 0, "no node counted {key}");
     }
     for mut c in dhcp {
         let _ = c.stop(Duration::from_secs(1));

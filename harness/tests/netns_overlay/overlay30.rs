@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Value;
+use ipop_api::Status;
+use ipop_api::status::Transport;
 use wow_harness::NetnsHost;
 use wow_harness::nodes::{NodeOptions, RunningNode, status, wait_for};
 use wow_netns::{Launcher, Options, RunPrefix, Testbed, Topology};
@@ -13,7 +14,7 @@ use wow_netns::{Launcher, Options, RunPrefix, Testbed, Topology};
 const WOW_BENCH: &str = env!("CARGO_BIN_EXE_wow-bench");
 
 /// Statuses of the live nodes, or None if any did not answer.
-fn statuses(hosts: &[NetnsHost], live: &[bool], bin: &Path) -> Option<Vec<Value>> {
+fn statuses(hosts: &[NetnsHost], live: &[bool], bin: &Path) -> Option<Vec<Status>> {
     hosts
         .iter()
         .zip(live)
@@ -23,27 +24,24 @@ fn statuses(hosts: &[NetnsHost], live: &[bool], bin: &Path) -> Option<Vec<Value>
 }
 
 /// Nodes that are not correctly connected or whose ring neighbours are wrong.
-fn ring_problems(statuses: &[Value]) -> Vec<String> {
-    let mut addrs: Vec<&str> = statuses
-        .iter()
-        .filter_map(|s| s["address"].as_str())
-        .collect();
+fn ring_problems(statuses: &[Status]) -> Vec<String> {
+    let mut addrs: Vec<&str> = statuses.iter().map(|s| s.address.as_str()).collect();
     addrs.sort_unstable();
     let n = addrs.len();
     let mut problems = Vec::new();
     for s in statuses {
-        let me = s["address"].as_str().unwrap_or("");
+        let me = s.address.as_str();
         let k = addrs.iter().position(|a| *a == me).unwrap_or(0);
         let (left, right) = (addrs[(k + n - 1) % n], addrs[(k + 1) % n]);
-        let ok = s["correctly_connected"] == true
-            && s["ring"]["left"] == left
-            && s["ring"]["right"] == right;
+        let ok = s.correctly_connected
+            && s.ring.left.as_deref() == Some(left)
+            && s.ring.right.as_deref() == Some(right);
         if !ok {
             problems.push(format!(
-                "{}: correct={} ring={}",
-                &me[..8],
-                s["correctly_connected"],
-                s["ring"]
+                "{}: correct={} ring={:?}",
+                &me[..8.min(me.len())],
+                s.correctly_connected,
+                s.ring
             ));
         }
     }
@@ -98,13 +96,13 @@ fn netns_thirty_nodes_across_three_nats_form_and_repair_an_overlay() {
     };
     let mut join_s: Vec<f64> = formed[1..]
         .iter()
-        .map(|s| s["connected_after_s"].as_f64().expect("connected"))
+        .map(|s| s.connected_after_s.expect("connected"))
         .collect();
     join_s.sort_by(f64::total_cmp);
     let relays = formed
         .iter()
-        .flat_map(|s| s["connections"].as_array().cloned().unwrap_or_default())
-        .filter(|c| c["transport"] == "relay")
+        .flat_map(|s| &s.connections)
+        .filter(|c| c.transport == Transport::Relay)
         .count();
     eprintln!(
         "30 nodes correctly connected: from process start p50 {:.2} s, p99 {:.2} s, max {:.2} s; {relays} relayed connection ends",

@@ -68,11 +68,18 @@ fn netns_keyed_namespace_seals_packets_and_keeps_outsiders_out() {
     assert!(!leaked, "the ping payload crossed the underlay in clear");
 
     let status = wow_harness::nodes::status(&a, &bin).unwrap();
-    assert_eq!(status["ipop"]["keyed"], true, "{}", status["ipop"]);
-    assert_eq!(status["ipop"]["record"]["range"], "10.78.0.0/24");
+    let ipop = status.ipop.expect("a's status has its virtual network");
+    assert!(ipop.keyed, "{ipop:?}");
+    assert_eq!(
+        ipop.record.map(|r| r.range).as_deref(),
+        Some("10.78.0.0/24")
+    );
     let out = wow_harness::nodes::status(&outsider, &bin).unwrap();
-    assert_eq!(out["ipop"]["keyed"], false);
-    assert!(out["ipop"]["record"].is_null(), "{}", out["ipop"]);
+    let ipop = out
+        .ipop
+        .expect("the outsider's status has its virtual network");
+    assert!(!ipop.keyed);
+    assert!(ipop.record.is_none(), "{ipop:?}");
     assert_eq!(
         address_of(&outsider, TAP),
         None,

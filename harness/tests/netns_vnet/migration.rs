@@ -196,8 +196,7 @@ fn netns_a_migrated_vm_keeps_its_address_and_its_tcp_session() {
     let diagnosis = || {
         let st = |h: &dyn Host| {
             wow_harness::nodes::status(h, &world.bin)
-                .map(|s| s["ipop"].clone())
-                .unwrap_or_default()
+                .map_or_else(|e| e.to_string(), |s| format!("{:?}", s.ipop))
         };
         let key = format!("ipop/ip/{ns}/{vm_ip}");
         let mapping = b

@@ -97,7 +97,7 @@ fn netns_fifty_clients_at_once_in_a_small_range_never_share_an_address() {
         .map(|h| {
             wait_address(h, TAP, Duration::from_secs(120)).unwrap_or_else(|e| {
                 let status = wow_harness::nodes::status(h, &world.bin)
-                    .map_or_else(|e| e.to_string(), |s| s.to_string());
+                    .map_or_else(|e| e.to_string(), |s| format!("{s:?}"));
                 panic!("{e:#}\nits node: {status}")
             })
         })

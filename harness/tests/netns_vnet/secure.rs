@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use ipop_api::Status;
 use wow_harness::NetnsHost;
 use wow_harness::host::{Cmd, Host};
 use wow_harness::nodes::{
@@ -29,7 +29,7 @@ count = 1
 /// The ICMP payload pattern the capture looks for (ping repeats it).
 const PATTERN: &str = "5ec0de5ec0de5ec0de5ec0de5ec0de5e";
 
-fn status(host: &NetnsHost, bin: &std::path::Path) -> Value {
+fn status(host: &NetnsHost, bin: &std::path::Path) -> Status {
     wow_harness::nodes::status(host, bin).unwrap_or_else(|e| panic!("{}: {e}", host.name()))
 }
 
@@ -91,38 +91,21 @@ fn netns_secure_edges_seal_traffic_and_keep_outsiders_out() {
     assert!(ping, "ping over secure edges");
     assert!(!leaked, "the ping payload crossed the underlay in clear");
     // Once a and b have their shortcut, the edge's seal is the only one.
-    let sa = status(&a, &bin);
-    assert!(
-        sa["ipop"]["stats"]["to_overlay_direct"].as_u64() > Some(0),
-        "{}",
-        sa["ipop"]["stats"]
-    );
+    let sa = status(&a, &bin).ipop.expect("a's virtual network").stats;
+    assert!(sa.to_overlay_direct > 0, "{sa:?}");
 
     // The outsider never links; the members count its handshakes as unauthentic.
     std::thread::sleep(Duration::from_secs(3));
     let out = status(&outsider, &bin);
-    assert_eq!(
-        out["connections"].as_array().map(Vec::len),
-        Some(0),
-        "{out}"
-    );
-    assert_eq!(out["correctly_connected"], false);
-    assert_eq!(
-        out["secure"]["handshakes_completed"], 0,
-        "{}",
-        out["secure"]
-    );
-    let seed = status(&public, &bin);
-    assert!(
-        seed["secure"]["bad_psk_or_mac"].as_u64().unwrap() > 0,
-        "{}",
-        seed["secure"]
-    );
-    assert!(
-        seed["secure"]["sessions"].as_u64().unwrap() >= 2,
-        "{}",
-        seed["secure"]
-    );
+    assert_eq!(out.connections.len(), 0, "{out:?}");
+    assert!(!out.correctly_connected);
+    let secure = out.secure.expect("the outsider's secure counters");
+    assert_eq!(secure.handshakes_completed, 0, "{secure:?}");
+    let seed = status(&public, &bin)
+        .secure
+        .expect("the seed's secure counters");
+    assert!(seed.bad_psk_or_mac > 0, "{seed:?}");
+    assert!(seed.sessions >= 2, "{seed:?}");
     for mut c in clients {
         let _ = c.stop(Duration::from_secs(1));
     }

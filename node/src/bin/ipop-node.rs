@@ -6,9 +6,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use ipop_api::Status;
+use ipop_api::control::{NamespaceCreated, NamespaceRecord, ProbeReply, Request};
 use ipop_node::config::{Config, Listen, LogLevel, MappingArg, NamespaceArg, Uri};
 use ipop_node::{control, driver, identity};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// An IPOP node: joins a self-configuring P2P overlay (UDP and TCP edges, NAT traversal)
 /// that carries a virtual IP network.
@@ -173,8 +177,15 @@ impl SocketArgs {
         })
     }
 
-    fn request(&self, request: Value) -> Result<Value> {
-        control::request(&self.path()?, &request, Duration::from_secs(60))
+    /// The node's answer to `request`, as it sent it.
+    fn request(&self, request: &Request) -> Result<Value> {
+        control::request(&self.path()?, request, Duration::from_secs(60))
+    }
+
+    /// The node's answer to `request`, read as a `T`.
+    fn ask<T: DeserializeOwned>(&self, request: &Request) -> Result<T> {
+        serde_json::from_value(self.request(request)?)
+            .context("the node's answer is not what this client expects (another version?)")
     }
 }
 
@@ -368,60 +379,57 @@ fn create_namespace(create: &NamespaceCommand) -> Result<()> {
         }
         None => None,
     };
-    let v = socket.request(json!({
-        "command": "namespace_create", "id": id, "key": key, "name": name, "range": range,
-        "lease_s": lease_s, "mtu": mtu, "dns": dns,
-    }))?;
-    println!("{}", v["namespace"].as_str().unwrap_or_default());
+    let created: NamespaceCreated = socket.ask(&Request::NamespaceCreate {
+        id: id.clone(),
+        key,
+        name: name.clone(),
+        range: range.clone(),
+        lease_s,
+        mtu,
+        dns: *dns,
+    })?;
+    println!("{}", created.namespace);
     Ok(())
 }
 
-fn print_connections(status: &Value) {
-    let empty = Vec::new();
-    let conns = status["connections"].as_array().unwrap_or(&empty);
+fn print_connections(status: &Status) {
     println!(
         "{:<10} {:<14} {:<14} {:<30} {:>8} {:>10} {:>10}",
         "peer", "roles", "peer roles", "edge", "rtt ms", "tx bytes", "rx bytes"
     );
-    for c in conns {
-        let peer = c["peer"].as_str().unwrap_or("");
+    for c in &status.connections {
         println!(
             "{:<10} {:<14} {:<14} {:<30} {:>8} {:>10} {:>10}",
-            &peer[..peer.len().min(8)],
-            c["roles"].as_str().unwrap_or(""),
-            c["peer_roles"].as_str().unwrap_or(""),
-            c["edge"].as_str().unwrap_or(""),
-            c["rtt_ms"]
-                .as_f64()
-                .map_or("-".to_owned(), |r| format!("{r:.1}")),
-            c["tx_bytes"],
-            c["rx_bytes"],
+            &c.peer[..c.peer.len().min(8)],
+            c.roles,
+            c.peer_roles,
+            c.edge,
+            c.rtt_ms.map_or("-".to_owned(), |r| format!("{r:.1}")),
+            c.tx_bytes,
+            c.rx_bytes,
         );
     }
 }
 
-fn print_status(s: &Value) {
-    println!(
-        "address             {}",
-        s["address"].as_str().unwrap_or("?")
-    );
-    println!(
-        "overlay             {}",
-        s["overlay"].as_str().unwrap_or("?")
-    );
-    println!("correctly connected {}", s["correctly_connected"]);
+/// `v` as compact JSON (objects' keys sorted, as the node sends them).
+fn json(v: &impl Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
+fn print_status(s: &Status) {
+    println!("address             {}", s.address);
+    println!("overlay             {}", s.overlay);
+    println!("correctly connected {}", s.correctly_connected);
     println!(
         "ring                left {}  right {}",
-        s["ring"]["left"], s["ring"]["right"]
+        json(&s.ring.left),
+        json(&s.ring.right)
     );
-    println!(
-        "size estimate       {:.0}",
-        s["ring"]["size_estimate"].as_f64().unwrap_or(0.0)
-    );
-    println!("local transports    {}", s["transports"]["local"]);
-    println!("learned addresses   {}", s["transports"]["learned"]);
-    println!("nat                 {}", s["nat"]);
-    println!("dht records         {}", s["dht"]["records"]);
+    println!("size estimate       {:.0}", s.ring.size_estimate);
+    println!("local transports    {}", json(&s.transports.local));
+    println!("learned addresses   {}", json(&s.transports.learned));
+    println!("nat                 {}", json(&s.nat));
+    println!("dht records         {}", s.dht.records);
     println!();
     print_connections(s);
 }
@@ -447,17 +455,17 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Secret) => identity::new_secret().map(|s| println!("{s}")),
-        Some(Command::Status { json, socket }) => socket.request(json!({"command": "status"})).map(|s| {
-            if *json {
-                println!("{s}");
-            } else {
-                print_status(&s);
-            }
-        }),
-        Some(Command::Connections { socket }) => {
-            socket.request(json!({"command": "status"})).map(|s| print_connections(&s))
+        Some(Command::Status { json: true, socket }) => {
+            socket.request(&Request::Status).map(|s| println!("{s}"))
         }
-        Some(Command::Leave { socket }) => socket.request(json!({"command": "leave"})).map(|_| ()),
+        Some(Command::Status {
+            json: false,
+            socket,
+        }) => socket.ask(&Request::Status).map(|s| print_status(&s)),
+        Some(Command::Connections { socket }) => {
+            socket.ask(&Request::Status).map(|s| print_connections(&s))
+        }
+        Some(Command::Leave { socket }) => socket.request(&Request::Leave).map(|_| ()),
         Some(Command::Namespace(create @ NamespaceCommand::Create { .. })) => {
             create_namespace(create)
         }
@@ -470,11 +478,12 @@ fn main() -> ExitCode {
             .map(identity::read_namespace_key)
             .transpose()
             .and_then(|key| {
-                socket.request(json!({
-                    "command": "namespace_show", "id": id, "key": key.map(|k| k.to_hex()),
-                }))
+                socket.ask(&Request::NamespaceShow {
+                    id: id.clone(),
+                    key: key.map(|k| k.to_hex()),
+                })
             })
-            .map(|v| match v["record"].as_str() {
+            .map(|v: NamespaceRecord| match v.record {
                 Some(record) => print!("{record}"),
                 None => println!("no such namespace (or it expired)"),
             }),
@@ -482,25 +491,37 @@ fn main() -> ExitCode {
             address,
             json,
             socket,
-        }) => socket
-            .request(json!({"command": "probe", "dst": address}))
-            .map(|v| {
-                if *json {
-                    println!("{v}");
-                } else {
+        }) => {
+            let probe = Request::Probe {
+                dst: address.clone(),
+            };
+            if *json {
+                socket.request(&probe).map(|v| println!("{v}"))
+            } else {
+                socket.ask(&probe).map(|v: ProbeReply| {
                     println!(
                         "rtt {:.2} ms, {} overlay hops there, {} back",
-                        v["rtt_ms"].as_f64().unwrap_or(0.0),
-                        v["hops"],
-                        v["return_hops"]
+                        v.rtt_ms, v.hops, v.return_hops
                     );
-                }
-            }),
+                })
+            }
+        }
         Some(Command::Dht(DhtCommand::Get { key, socket })) => socket
-            .request(json!({"command": "dht_get", "key": key}))
+            .request(&Request::DhtGet { key: key.clone() })
             .map(|v| println!("{v}")),
-        Some(Command::Dht(DhtCommand::Create { key, value, password, ttl, socket })) => socket
-            .request(json!({"command": "dht_create", "key": key, "value": value, "password": password, "ttl_s": ttl}))
+        Some(Command::Dht(DhtCommand::Create {
+            key,
+            value,
+            password,
+            ttl,
+            socket,
+        })) => socket
+            .request(&Request::DhtCreate {
+                key: key.clone(),
+                value: value.clone(),
+                password: password.clone(),
+                ttl_s: *ttl,
+            })
             .map(|v| println!("{v}")),
     };
     match result {
