@@ -289,6 +289,7 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
             records: stack.dht.stored_records() as u64,
             refused_replicas: stack.dht.refused_replicas(),
             unverified: stack.dht.unverified(),
+            forged: stack.dht.forged(),
         },
         dropped_unclaimed: stack.dropped_unclaimed(),
         ipop: None,

@@ -297,6 +297,9 @@ pub struct Dht {
     pub refused_replicas: u64,
     /// Requests and replies dropped for an unverified source.
     pub unverified: u64,
+    /// Records whose owner's certificate does not certify them: copies and answers to
+    /// reads.
+    pub forged: u64,
 }
 
 #[cfg(test)]
