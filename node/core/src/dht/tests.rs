@@ -167,6 +167,20 @@ fn seven_sub_keys_with_a_majority_of_four_work_end_to_end() {
     assert_eq!(run(&mut sim, 30, get), Ok(Outcome::Values(vec![])));
 }
 
+/// The header of a message from `src` routed exactly to `dst`.
+fn exact(kind: u8, src: Address, dst: Address) -> RoutedHeader {
+    RoutedHeader {
+        ttl: 32,
+        hops: 1,
+        mode: Mode::Exact,
+        flags: Default::default(),
+        kind,
+        src,
+        dst,
+        via: None,
+    }
+}
+
 #[test]
 #[should_panic(expected = "invalid dht::Config: sub_keys = 0")]
 fn a_dht_refuses_an_invalid_config() {
@@ -246,16 +260,7 @@ fn copies_are_taken_for_genuine_sub_keys_and_change_owners_only_from_ring_neighb
     };
     let mut buf = [0u8; wire::MAX_MESSAGE];
     let n = rec.emit(&mut buf).unwrap();
-    let header = RoutedHeader {
-        ttl: 32,
-        hops: 1,
-        mode: Mode::Exact,
-        flags: Default::default(),
-        kind: wire::REPLICATE,
-        src: near[0],
-        dst: target_addr,
-        via: None,
-    };
+    let header = exact(wire::REPLICATE, near[0], target_addr);
     sim.act_dht(target, |d, node, t| {
         d.handle_delivery(t, node, &header, &buf[..n], false)
     });
@@ -271,9 +276,8 @@ fn copies_are_taken_for_genuine_sub_keys_and_change_owners_only_from_ring_neighb
         ..rec
     };
     let n = altered.emit(&mut buf).unwrap();
-    let from_neighbour = RoutedHeader { ..header };
     sim.act_dht(target, |d, node, t| {
-        d.handle_delivery(t, node, &from_neighbour, &buf[..n], true)
+        d.handle_delivery(t, node, &header, &buf[..n], true)
     });
     let dht = &sim.node(target).stack.dht;
     assert_eq!((dht.refused_replicas(), dht.forged()), (4, 1));
@@ -390,16 +394,7 @@ fn fault8_forged_sources_cannot_bypass_the_replica_quota() {
         req.proof = &proof;
         let mut buf = [0u8; wire::MAX_MESSAGE];
         let n = req.emit(&mut buf).unwrap();
-        let header = RoutedHeader {
-            ttl: 32,
-            hops: 3,
-            mode: Mode::Exact,
-            flags: Default::default(),
-            kind: wire::REQUEST,
-            src,
-            dst: sub_key(key.as_bytes(), 0),
-            via: None,
-        };
+        let header = exact(wire::REQUEST, src, sub_key(key.as_bytes(), 0));
         // A plain overlay (no secure edges) takes sources as they are: trusted.
         sim.act_dht(target, |d, node, t| {
             d.handle_delivery(t, node, &header, &buf[..n], true)
@@ -433,16 +428,7 @@ fn on_a_secure_overlay_unverified_requests_and_replies_are_dropped() {
     };
     let mut buf = [0u8; wire::MAX_MESSAGE];
     let n = req.emit(&mut buf).unwrap();
-    let header = |kind| RoutedHeader {
-        ttl: 32,
-        hops: 3,
-        mode: Mode::Exact,
-        flags: Default::default(),
-        kind,
-        src: Address::from_bytes([7; 20]),
-        dst: sub_key(key, 0),
-        via: None,
-    };
+    let header = |kind| exact(kind, Address::from_bytes([7; 20]), sub_key(key, 0));
     let reply = Reply {
         op_id: 1,
         sub: 0,
@@ -493,16 +479,11 @@ fn a_read_drops_values_their_owner_did_not_sign() {
             };
             let mut buf = [0u8; wire::MAX_MESSAGE];
             let n = reply.emit(&mut buf).unwrap();
-            let header = RoutedHeader {
-                ttl: 32,
-                hops: 1,
-                mode: Mode::Exact,
-                flags: Default::default(),
-                kind: wire::REPLY,
-                src: sim.node(3).stack.node.address(),
-                dst: sim.node(reader).stack.node.address(),
-                via: None,
-            };
+            let header = exact(
+                wire::REPLY,
+                sim.node(3).stack.node.address(),
+                sim.node(reader).stack.node.address(),
+            );
             sim.act_dht(reader, |d, node, t| {
                 d.handle_delivery(t, node, &header, &buf[..n], true)
             });
