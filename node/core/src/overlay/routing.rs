@@ -528,7 +528,8 @@ impl Node {
         self.emit_bytes(now, h, payload, decision, sign)
     }
 
-    /// Sends a routed message originated here; with `sign`, signed if the node signs.
+    /// Sends a routed message originated here; with `sign`, signed if the node signs
+    /// and the message leaves this node (one delivered here only is its own: verified).
     fn emit_bytes(
         &mut self,
         now: Instant,
@@ -537,7 +538,8 @@ impl Node {
         decision: Decision,
         sign: bool,
     ) -> Result<(), SendError> {
-        let signed = if sign {
+        let leaves = matches!(decision, Decision::Forward(_) | Decision::DeliverAndCopy(_));
+        let signed = if sign && leaves {
             self.sign(&mut h, payload)
         } else {
             None

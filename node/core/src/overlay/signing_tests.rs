@@ -165,7 +165,8 @@ fn a_forged_altered_or_cut_signature_and_an_unsigned_control_message_are_dropped
 
 #[test]
 fn the_dht_of_signing_nodes_works_alone_and_across_the_overlay() {
-    // Alone: the node's requests to itself count as verified.
+    // Alone: the node's requests to itself count as verified (they are not signed:
+    // they never leave it).
     let (mut sim, nodes, _) = signing_overlay(23, 1, Duration::from_secs(1));
     let hour = Duration::from_secs(3600);
     let create = |key: &'static [u8]| {
