@@ -6,6 +6,8 @@
 //! The attacker is `wow-hostile` (harness/src/bin/wow-hostile.rs) on a host of the same
 //! LAN, spoofing the nodes' own addresses and ports; see its doc for the attacks.
 
+mod insider;
+
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
