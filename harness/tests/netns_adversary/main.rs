@@ -3,8 +3,11 @@
 //! node is alive and correctly connected, memory stayed bounded, the stream finished,
 //! no lease was lost, and the counters show what was dropped.
 //!
-//! The attacker is `wow-hostile` (harness/src/bin/wow-hostile.rs) on a host of the same
-//! LAN, spoofing the nodes' own addresses and ports; see its doc for the attacks.
+//! The attacker is `wow-hostile` (harness/src/bin/wow-hostile/main.rs) on a host of the
+//! same LAN, spoofing the nodes' own addresses and ports; see its doc for the attacks.
+//! The `insider` module attacks a secure overlay from inside, as a member.
+
+mod insider;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;

@@ -13,6 +13,14 @@
 //! requests for a random address spoofed from a real node; routed messages with hop
 //! limit 255 and random sources; forged unreachable notices; stray link responses with a
 //! forged observed address. It prints what it sent as one JSON object.
+//!
+//! With `--insider` it is instead a member of a secure overlay that attacks the other
+//! members from inside (see `insider.rs`):
+//!
+//!   wow-hostile --insider --overlay-secret FILE --listen IP:PORT --bootstrap IP:PORT \
+//!       --victim HEX ... --namespace ID --lease-ip IP ...
+
+mod insider;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -36,7 +44,7 @@ use rand::{Rng, SeedableRng};
 struct Args {
     /// A node to attack and impersonate: its P2P address and UDP transport
     /// (`HEX@IP:PORT`). Give every node of the overlay.
-    #[arg(long = "target", required = true)]
+    #[arg(long = "target", required_unless_present = "insider")]
     targets: Vec<String>,
     /// How many datagrams to send in all.
     #[arg(long, default_value_t = 100_000)]
@@ -53,6 +61,11 @@ struct Args {
     /// Seed of the attack sequence.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Attack as a member of a secure overlay instead (see the `insider` options).
+    #[arg(long)]
+    insider: bool,
+    #[command(flatten)]
+    inside: insider::Options,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -293,6 +306,9 @@ impl Attacker {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.insider {
+        return insider::run(&args.inside, &args.overlay);
+    }
     let targets = args
         .targets
         .iter()
