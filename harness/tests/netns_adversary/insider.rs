@@ -9,6 +9,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use ipop_api::Status;
 use serde_json::Value;
 use wow_experiments::tools::ping::first_reply;
 use wow_harness::NetnsHost;
@@ -37,10 +38,16 @@ count = 1
 const MEMBERS: usize = 4;
 const NODES: usize = 8;
 
-/// A status's counter at `path` (e.g. `["stats", "unsigned"]`).
-fn counter(status: &Value, path: [&str; 2]) -> u64 {
-    status[path[0]][path[1]].as_u64().unwrap_or(0)
-}
+/// Reads one counter from a status.
+type Counter = fn(&Status) -> u64;
+
+/// The counters the insider's attacks should raise, by name.
+const COUNTERS: [(&str, Counter); 4] = [
+    ("stats.unsigned", |s| s.stats.unsigned),
+    ("stats.bad_signature", |s| s.stats.bad_signature),
+    ("dht.unverified", |s| s.dht.unverified),
+    ("dht.refused_replicas", |s| s.dht.refused_replicas),
+];
 
 /// `from` (the member at `ips[0]`) reaches every other member's address across the
 /// overlay: a first reply within 20 s (Brunet-ARP and the mapping's DHT read come
@@ -105,7 +112,7 @@ fn netns_an_insider_with_the_secret_cannot_impersonate_forge_leases_or_alter_rec
     })
     .expect("9 nodes correctly connected before the attack");
     reach_the_others(&hosts[0], &ips);
-    let before: Vec<Value> = overlay.iter().map(|h| status(h, &bin)).collect();
+    let before: Vec<Status> = overlay.iter().map(|h| status(h, &bin)).collect();
 
     let insider = &hosts[NODES];
     let mut cmd = Cmd::new(env!("CARGO_BIN_EXE_wow-hostile")).args([
@@ -161,25 +168,15 @@ fn netns_an_insider_with_the_secret_cannot_impersonate_forge_leases_or_alter_rec
     }
     reach_the_others(&hosts[0], &ips);
     // The victims' counters say what they refused.
-    let after: Vec<Value> = overlay.iter().map(|h| status(h, &bin)).collect();
-    for path in [
-        ["stats", "unsigned"],
-        ["stats", "bad_signature"],
-        ["dht", "unverified"],
-        ["dht", "refused_replicas"],
-    ] {
+    let after: Vec<Status> = overlay.iter().map(|h| status(h, &bin)).collect();
+    for (name, counter) in COUNTERS {
         let each: Vec<u64> = before
             .iter()
             .zip(&after)
-            .map(|(b, a)| counter(a, path).saturating_sub(counter(b, path)))
+            .map(|(b, a)| counter(a).saturating_sub(counter(b)))
             .collect();
-        eprintln!("{}.{} per node: {each:?}", path[0], path[1]);
-        assert!(
-            each.iter().sum::<u64>() > 0,
-            "no node counted {}.{}",
-            path[0],
-            path[1]
-        );
+        eprintln!("{name} per node: {each:?}");
+        assert!(each.iter().sum::<u64>() > 0, "no node counted {name}");
     }
     for mut c in dhcp {
         let _ = c.stop(Duration::from_secs(1));
