@@ -42,7 +42,8 @@ const NODES: usize = 8;
 type Counter = fn(&Status) -> u64;
 
 /// The counters the insider's attacks should raise, by name.
-const COUNTERS: [(&str, Counter); 4] = [
+const COUNTERS: [(&str, Counter); 5] = [
+    ("dht.forged", |s| s.dht.forged),
     ("stats.unsigned", |s| s.stats.unsigned),
     ("stats.bad_signature", |s| s.stats.bad_signature),
     ("dht.unverified", |s| s.dht.unverified),
