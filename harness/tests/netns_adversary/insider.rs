@@ -15,12 +15,10 @@ use wow_experiments::tools::ping::first_reply;
 use wow_harness::NetnsHost;
 use wow_harness::host::{Cmd, Host};
 use wow_harness::nodes::{NodeOptions, RunningNode, SECRET_FILE, install_secret, wait_for};
-use wow_harness::vnet::{
-    DhcpClient, Kind, TAP, create_namespace, member_options, ping, start_dhcp, wait_address,
-};
+use wow_harness::vnet::{Kind, TAP, create_namespace, member_options, ping};
 use wow_netns::{Options, RunPrefix, Testbed, Topology};
 
-use super::{all_correctly_connected, binary, status};
+use super::{all_correctly_connected, binary, lease_addresses, status};
 
 const TOPOLOGY: &str = r#"
 name = "adversary-insider"
@@ -95,18 +93,7 @@ fn netns_an_insider_with_the_secret_cannot_impersonate_forge_leases_or_alter_rec
         };
         nodes.push(RunningNode::start(h, &bin, &opts.secure()).unwrap());
     }
-    let mut dhcp = Vec::new();
-    for h in &hosts[..MEMBERS] {
-        wait_for(Duration::from_secs(20), Duration::from_millis(100), || {
-            wow_experiments::tools::link_exists(h, TAP).then_some(())
-        })
-        .expect("TAP");
-        dhcp.push(start_dhcp(DhcpClient::Dhclient, h, TAP).unwrap());
-    }
-    let ips: Vec<Ipv4Addr> = hosts[..MEMBERS]
-        .iter()
-        .map(|h| wait_address(h, TAP, Duration::from_secs(60)).unwrap())
-        .collect();
+    let (dhcp, ips) = lease_addresses(&hosts[..MEMBERS]);
     let overlay: Vec<&NetnsHost> = std::iter::once(&public).chain(&hosts[..NODES]).collect();
     wait_for(Duration::from_secs(60), Duration::from_millis(500), || {
         all_correctly_connected(&overlay, &bin)
@@ -121,9 +108,9 @@ fn netns_an_insider_with_the_secret_cannot_impersonate_forge_leases_or_alter_rec
         "--overlay-secret",
         SECRET_FILE,
         "--listen",
-        &format!("{}:4000", insider.addresses()[0]),
+        &format!("{}:{}", insider.addresses()[0], ipop_api::DEFAULT_PORT),
         "--bootstrap",
-        &format!("{}:4000", public.addresses()[0]),
+        &format!("{}:{}", public.addresses()[0], ipop_api::DEFAULT_PORT),
         "--namespace",
         &ns,
     ]);

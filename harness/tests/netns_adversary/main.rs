@@ -63,6 +63,26 @@ fn all_correctly_connected(hosts: &[&NetnsHost], bin: &std::path::Path) -> Optio
         .then_some(())
 }
 
+/// Starts `dhclient` on each member's TAP once it exists; returns the clients and the
+/// addresses they leased.
+fn lease_addresses(
+    members: &[NetnsHost],
+) -> (Vec<Box<dyn wow_harness::host::Process>>, Vec<Ipv4Addr>) {
+    let mut dhcp = Vec::new();
+    for h in members {
+        wait_for(Duration::from_secs(20), Duration::from_millis(100), || {
+            wow_experiments::tools::link_exists(h, TAP).then_some(())
+        })
+        .expect("TAP");
+        dhcp.push(start_dhcp(DhcpClient::Dhclient, h, TAP).unwrap());
+    }
+    let ips = members
+        .iter()
+        .map(|h| wait_address(h, TAP, Duration::from_secs(60)).unwrap())
+        .collect();
+    (dhcp, ips)
+}
+
 fn rss(s: &Status) -> f64 {
     s.rss_mib.expect("rss_mib in status")
 }
@@ -112,18 +132,7 @@ fn netns_a_hostile_peer_crashes_floods_and_bloats_nothing() {
         };
         nodes.push(RunningNode::start(h, &bin, &opts).unwrap());
     }
-    let mut dhcp = Vec::new();
-    for h in &hosts[..MEMBERS] {
-        wait_for(Duration::from_secs(20), Duration::from_millis(100), || {
-            wow_experiments::tools::link_exists(h, TAP).then_some(())
-        })
-        .expect("TAP");
-        dhcp.push(start_dhcp(DhcpClient::Dhclient, h, TAP).unwrap());
-    }
-    let ips: Vec<Ipv4Addr> = hosts[..MEMBERS]
-        .iter()
-        .map(|h| wait_address(h, TAP, Duration::from_secs(60)).unwrap())
-        .collect();
+    let (dhcp, ips) = lease_addresses(&hosts[..MEMBERS]);
     let overlay: Vec<&NetnsHost> = std::iter::once(&public).chain(&hosts[..NODES]).collect();
     wait_for(Duration::from_secs(60), Duration::from_millis(500), || {
         all_correctly_connected(&overlay, &bin)
