@@ -27,12 +27,20 @@ pub const NAMESPACE_KEY_FILE: &str = "/run/ipop/namespace.key";
 
 /// `n` random bytes from the operating system, as hexadecimal digits.
 pub fn random_hex(n: usize) -> Result<String> {
+    Ok(random_bytes(n)?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// `n` bytes from the operating system's random generator.
+pub fn random_bytes(n: usize) -> Result<Vec<u8>> {
     use std::io::Read;
     let mut bytes = vec![0u8; n];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .context("reading /dev/urandom")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(bytes)
 }
 
 /// A new overlay admission secret: 32 random bytes as 64 hexadecimal digits.

@@ -15,7 +15,7 @@ use rand::TryRng;
 pub fn load_or_create_key(path: &Path) -> Result<Identity> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
-            let private = hex32(&text).ok_or_else(|| {
+            let private = ipop_core::text::hex_bytes::<32>(&text).ok_or_else(|| {
                 anyhow::anyhow!(
                     "{}: not a private key (64 hexadecimal digits); delete the file to get a new \
                      key (and with it a new P2P address)",
@@ -38,7 +38,7 @@ pub fn load_or_create_key(path: &Path) -> Result<Identity> {
 pub fn read_secret(path: &Path) -> Result<[u8; 32]> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the overlay secret {}", path.display()))?;
-    hex32(&text).ok_or_else(|| {
+    ipop_core::text::hex_bytes::<32>(&text).ok_or_else(|| {
         anyhow::anyhow!(
             "{}: not an overlay secret (64 hexadecimal digits); make one with `ipop-node secret`",
             path.display()
@@ -85,19 +85,6 @@ fn random32(what: &str) -> Result<[u8; 32]> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// 32 bytes from 64 hexadecimal digits (surrounding whitespace ignored).
-fn hex32(text: &str) -> Option<[u8; 32]> {
-    let text = text.trim();
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
 }
 
 /// Reads the address from `path`, or creates the file with a new random address.
@@ -158,7 +145,7 @@ mod tests {
         let e = read_secret(&path).unwrap_err().to_string();
         assert!(e.contains("ipop-node secret"), "{e}");
         assert!(read_secret(&dir.path().join("missing")).is_err());
-        assert_eq!(hex32(&"é".repeat(32)), None);
+        assert_eq!(ipop_core::text::hex_bytes::<32>(&"é".repeat(32)), None);
     }
 
     #[test]

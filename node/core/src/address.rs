@@ -205,15 +205,9 @@ impl std::str::FromStr for Address {
     type Err = ParseAddressError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        if s.len() != 2 * Self::LEN || !s.is_ascii() {
-            return Err(ParseAddressError);
-        }
-        let mut bytes = [0u8; Self::LEN];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| ParseAddressError)?;
-        }
-        Ok(Address(bytes))
+        crate::text::hex_bytes(s)
+            .map(Address)
+            .ok_or(ParseAddressError)
     }
 }
 

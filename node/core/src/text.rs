@@ -1,5 +1,21 @@
-//! Where a byte offset falls in a text, for errors that point into a configuration file
-//! (node configuration, topology and hosts files). Pure arithmetic on a string.
+//! Text helpers: where a byte offset falls in a text, for errors that point into a
+//! configuration file (node configuration, topology and hosts files), and fixed-length
+//! hexadecimal (addresses, namespace ids and keys, secrets). Pure arithmetic on strings.
+
+/// `N` bytes from exactly `2·N` hexadecimal digits (surrounding whitespace ignored);
+/// `None` for any other text.
+pub fn hex_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let text = text.trim();
+    // Digits only: `from_str_radix` alone would take a sign ("+1").
+    if text.len() != 2 * N || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
 
 /// A 1-based line and column; the column counts characters, not bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +39,15 @@ impl Position {
 
 #[cfg(test)]
 mod tests {
-    use super::Position;
+    use super::{Position, hex_bytes};
+
+    #[test]
+    fn hex_bytes_take_exactly_two_digits_per_byte() {
+        assert_eq!(hex_bytes::<2>(" 0aFf\n"), Some([0x0a, 0xff]));
+        for bad in ["0aF", "0aFf0", "0g00", "+1ff", "é0", ""] {
+            assert_eq!(hex_bytes::<2>(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn lines_and_columns_are_one_based_and_count_characters() {

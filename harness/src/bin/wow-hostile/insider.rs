@@ -16,7 +16,7 @@
 //! outcome of each write, and whether each lease still has its value.
 
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -89,8 +89,10 @@ pub(crate) fn run(args: &Options, overlay_name: &str) -> Result<()> {
     ) else {
         bail!("--insider needs --overlay-secret, --listen, --bootstrap and --namespace");
     };
-    let psk = hex32(&std::fs::read_to_string(secret).context("reading the overlay secret")?)
-        .context("the overlay secret is not 64 hexadecimal digits")?;
+    let psk = ipop_core::text::hex_bytes::<32>(
+        &std::fs::read_to_string(secret).context("reading the overlay secret")?,
+    )
+    .context("the overlay secret is not 64 hexadecimal digits")?;
     let ns: NamespaceId = ns.parse().map_err(|e| anyhow::anyhow!("{ns}: {e:?}"))?;
     let victims = args
         .victims
@@ -512,21 +514,6 @@ impl Member {
 
 /// 32 bytes from the operating system.
 fn random32() -> Result<[u8; 32]> {
-    let mut b = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .context("reading /dev/urandom")?;
-    Ok(b)
-}
-
-fn hex32(text: &str) -> Option<[u8; 32]> {
-    let t = text.trim();
-    if t.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(t.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    let b = wow_harness::nodes::random_bytes(32)?;
+    Ok(<[u8; 32]>::try_from(b.as_slice())?)
 }

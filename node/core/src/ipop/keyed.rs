@@ -94,15 +94,7 @@ impl FromStr for NamespaceKey {
     type Err = BadKey;
 
     fn from_str(s: &str) -> Result<Self, BadKey> {
-        let s = s.trim();
-        if s.len() != 2 * KEY_LEN || !s.is_ascii() {
-            return Err(BadKey);
-        }
-        let mut b = [0u8; KEY_LEN];
-        for (i, byte) in b.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| BadKey)?;
-        }
-        Ok(NamespaceKey(b))
+        crate::text::hex_bytes(s).map(NamespaceKey).ok_or(BadKey)
     }
 }
 

@@ -68,18 +68,12 @@ impl FromStr for NamespaceId {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        if s.len() != 32 || !s.is_ascii() {
-            return Err(format!(
-                "{s:?} is not a namespace id (32 hexadecimal digits)"
-            ));
-        }
-        let mut b = [0u8; 16];
-        for (i, byte) in b.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
-                .map_err(|_| format!("{s:?} is not a namespace id (32 hexadecimal digits)"))?;
-        }
-        Ok(NamespaceId(b))
+        crate::text::hex_bytes(s).map(NamespaceId).ok_or_else(|| {
+            format!(
+                "{:?} is not a namespace id (32 hexadecimal digits)",
+                s.trim()
+            )
+        })
     }
 }
 
