@@ -115,6 +115,8 @@ pub struct Ipop {
     pub shortcut_threshold: u32,
     /// A shortcut without traffic this long is closed (seconds).
     pub shortcut_idle_s: f64,
+    /// TAP offloads (TSO, checksum offload, coalesced writes) where the kernel has them.
+    pub offload: bool,
 }
 
 impl Default for Ipop {
@@ -130,6 +132,7 @@ impl Default for Ipop {
             shortcut_idle_s: ipop_core::overlay::Config::default()
                 .shortcut_idle
                 .as_secs_f64(),
+            offload: true,
         }
     }
 }

@@ -33,7 +33,7 @@ enum Waiter {
 /// How long a probe waits for its echo.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 use crate::transport::tcp::{Limits, TcpEdges, TcpEvent};
-use crate::transport::udp::{RecvBufs, UdpEdge};
+use crate::transport::udp::{RecvBufs, SendBatch, UdpEdge};
 
 /// Batches of UDP datagrams handled per wake-up before other work gets a turn.
 const UDP_BATCHES_PER_WAKE: usize = 8;
@@ -46,6 +46,8 @@ struct Driver {
     stack: Stack,
     udp: Option<UdpEdge>,
     bufs: RecvBufs,
+    /// Datagrams gathered for one UDP send.
+    batch: SendBatch,
     tcp: Option<TcpEdges>,
     tcp_events: mpsc::Receiver<TcpEvent>,
     control: mpsc::Receiver<Pending>,
@@ -144,6 +146,7 @@ pub async fn run(config: Config, address: Address, security: Option<Security>) -
         stack,
         udp,
         bufs: RecvBufs::default(),
+        batch: SendBatch::default(),
         tcp,
         tcp_events,
         control,
@@ -287,12 +290,13 @@ impl Driver {
             return Ok(());
         };
         for _ in 0..64 {
-            match v.tap.try_recv(&mut self.tap_buf) {
-                Ok(n) => {
-                    v.frames_in += 1;
-                    self.stack
-                        .handle_tap_frame(Instant::now(), &self.tap_buf[..n]);
-                }
+            let stack = &mut self.stack;
+            let now = Instant::now();
+            match v
+                .tap
+                .read(&mut self.tap_buf, |f| stack.handle_tap_frame(now, f))
+            {
+                Ok(n) => v.frames_in += n as u64,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     self.faults.handle(Op::TapRecv, &e)?;
@@ -313,8 +317,7 @@ impl Driver {
             ..
         } = self;
         if let Some(v) = vnet.as_mut() {
-            let tap = &v.tap;
-            v.frames_out += vnet::write_tap_frames(stack, tap_buf, faults, |f| tap.try_send(f))?;
+            v.frames_out += v.tap.write_frames(stack, tap_buf, faults)?;
         }
         Ok(())
     }
@@ -482,7 +485,13 @@ impl Driver {
     /// node cannot go on (its configured static address was refused).
     fn flush(&mut self) -> Result<()> {
         while let Some(dst) = self.stack.poll_transmit(&mut self.out) {
-            send_to(&self.udp, &mut self.tcp, dst, &self.out);
+            match (dst.proto, &self.udp) {
+                (Proto::Udp, Some(u)) => self.batch.push(u, dst.addr, &self.out),
+                _ => send_to(&self.udp, &mut self.tcp, dst, &self.out),
+            }
+        }
+        if let Some(u) = &self.udp {
+            self.batch.flush(u);
         }
         while let Some(event) = self.stack.poll_event() {
             match &event {

@@ -9,11 +9,11 @@ use ipop_core::ipop::{self, Event, Mapping, Namespace, NamespaceRecord};
 use ipop_core::{Address, Stack};
 use rand::TryRng;
 use tracing::{error, info, warn};
-use tun_rs::AsyncDevice;
 
 use crate::config::Config;
-use crate::faults::{IoFaults, Op};
+use crate::faults::IoFaults;
 use crate::leasefile::{self, Held};
+use crate::tap::Tap;
 
 /// TAP MTU until the namespace record says otherwise: room for the overlay's headers
 /// (and a relay tunnel's) inside a 1500-byte underlay packet.
@@ -31,7 +31,7 @@ pub const TAP_BUF: usize = 65_536;
 /// The TAP device and what the driver keeps about it.
 pub struct Vnet {
     /// The device.
-    pub tap: AsyncDevice,
+    pub tap: Tap,
     name: String,
     held: Vec<Held>,
     /// Addresses the configuration gives the node (`--static-address`).
@@ -81,7 +81,7 @@ impl Vnet {
             return Ok(None);
         };
         let c = &config.ipop;
-        let tap = crate::tap::open(&c.tap, DEFAULT_MTU)?;
+        let tap = Tap::open(&c.tap, DEFAULT_MTU, c.offload)?;
         let (id, keyed) = (ns.id(), ns.is_keyed());
         let mut icfg = ipop::Config::new(ns);
         icfg.mapping = c.mapping.0;
@@ -195,26 +195,6 @@ impl Vnet {
             )
         })
     }
-}
-
-/// Writes the frames the stack has for the TAP with `write`, which must not block: a
-/// full TAP (`WouldBlock`) drops the frame, counted in `faults` like any other failed
-/// write. Returns the frames written; an error only if the TAP is gone.
-pub fn write_tap_frames(
-    stack: &mut Stack,
-    buf: &mut Vec<u8>,
-    faults: &mut IoFaults,
-    mut write: impl FnMut(&[u8]) -> std::io::Result<usize>,
-) -> Result<u64> {
-    let mut written = 0;
-    while stack.poll_tap(buf) {
-        match write(buf) {
-            Ok(_) => written += 1,
-            Err(e) => faults.handle(Op::TapWrite, &e)?,
-        }
-    }
-    buf.resize(TAP_BUF, 0);
-    Ok(written)
 }
 
 /// The namespace a node's `[ipop]` table names: keyed (its key file, whose key must name
@@ -394,16 +374,19 @@ mod tests {
             stack.handle_tap_frame(now, &arp_request());
         }
         let full = |_: &[u8]| Err(std::io::ErrorKind::WouldBlock.into());
-        let written = write_tap_frames(&mut stack, &mut buf, &mut faults, full).unwrap();
+        let written =
+            crate::tap::write_frames(&mut stack, &mut buf, &mut faults, None, full).unwrap();
         assert_eq!((written, faults.tap_write_drops), (0, 3));
         // Room again: frames go out.
         stack.handle_tap_frame(now, &arp_request());
-        let written = write_tap_frames(&mut stack, &mut buf, &mut faults, |f| Ok(f.len()));
+        let written =
+            crate::tap::write_frames(&mut stack, &mut buf, &mut faults, None, |f| Ok(f.len()));
         assert_eq!(written.unwrap(), 1);
         // A TAP that vanished ends the node with a message that says so.
         stack.handle_tap_frame(now, &arp_request());
         let gone = |_: &[u8]| Err(std::io::Error::from(nix::errno::Errno::EBADFD));
-        let e = write_tap_frames(&mut stack, &mut buf, &mut faults, gone).unwrap_err();
+        let e =
+            crate::tap::write_frames(&mut stack, &mut buf, &mut faults, None, gone).unwrap_err();
         assert!(e.to_string().contains("TAP device is gone"), "{e}");
     }
 }

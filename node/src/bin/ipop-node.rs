@@ -247,6 +247,10 @@ struct RunArgs {
     /// Shortcut threshold (messages in 10 s; 0: never).
     #[arg(long)]
     shortcut_threshold: Option<u32>,
+    /// No TAP offloads: every frame read and written alone (for comparisons, or a
+    /// kernel whose offloads misbehave).
+    #[arg(long)]
+    no_offload: bool,
 }
 
 impl RunArgs {
@@ -309,6 +313,9 @@ impl RunArgs {
         }
         if let Some(t) = self.shortcut_threshold {
             c.ipop.shortcut_threshold = t;
+        }
+        if self.no_offload {
+            c.ipop.offload = false;
         }
         c.check()
             .context("the configuration (file and flags) is not usable")?;

@@ -109,19 +109,92 @@ impl UdpEdge {
         self.send_drops.get()
     }
 
-    /// Sends one datagram; a full socket buffer drops it (counted).
+    /// Sends one datagram; one the kernel refuses (a full buffer, too large) is dropped
+    /// and counted.
     pub fn send(&self, to: SocketAddr, data: &[u8]) {
+        self.send_segments(to, data, None, 1);
+    }
+
+    /// Sends `data`: one datagram, or `count` of `segment_size` bytes (the last may be
+    /// shorter) in one system call. What the kernel refuses is dropped and counted.
+    fn send_segments(&self, to: SocketAddr, data: &[u8], segment_size: Option<usize>, count: u64) {
         let transmit = Transmit {
             destination: to,
             ecn: None,
             contents: data,
-            segment_size: None,
+            segment_size,
             src_ip: None,
         };
         // The socket is non-blocking; a UDP send needs no readiness tracking (and tokio's
         // `try_io` would refuse to even try before it has seen the socket writable).
-        if self.state.send((&self.socket).into(), &transmit).is_err() {
-            self.send_drops.set(self.send_drops.get() + 1);
+        // `try_send`, not `send`: the latter reports only a full buffer and takes every
+        // other refusal (EMSGSIZE among them) for a success.
+        if self
+            .state
+            .try_send((&self.socket).into(), &transmit)
+            .is_err()
+        {
+            self.send_drops.set(self.send_drops.get() + count);
         }
+    }
+}
+
+/// The most payload one UDP send may carry, GSO trains included: an IPv4 packet's 65 535
+/// bytes less its IP and UDP headers.
+const MAX_SEND: usize = 65_535 - 20 - 8;
+
+/// Datagrams to one destination gathered for one send with UDP segmentation offload
+/// (GSO): consecutive datagrams of one size, the last possibly shorter, go out in one
+/// system call, and the kernel cuts them apart as late as it can (over a veth, not at
+/// all: the receiver's GRO takes the train whole).
+#[derive(Debug)]
+pub struct SendBatch {
+    buf: Vec<u8>,
+    to: Option<SocketAddr>,
+    segment: usize,
+    count: usize,
+    /// The last datagram was shorter than `segment`: nothing may follow it.
+    closed: bool,
+}
+
+impl Default for SendBatch {
+    fn default() -> Self {
+        SendBatch {
+            buf: Vec::with_capacity(MAX_SEND),
+            to: None,
+            segment: 0,
+            count: 0,
+            closed: false,
+        }
+    }
+}
+
+impl SendBatch {
+    /// Adds a datagram for `to`, sending what was gathered first if it cannot join it.
+    pub fn push(&mut self, edge: &UdpEdge, to: SocketAddr, data: &[u8]) {
+        let joins = self.to == Some(to)
+            && !self.closed
+            && data.len() <= self.segment
+            && self.count < edge.state.max_gso_segments()
+            && self.buf.len() + data.len() <= MAX_SEND;
+        if !joins {
+            self.flush(edge);
+            self.to = Some(to);
+            self.segment = data.len();
+        }
+        self.buf.extend_from_slice(data);
+        self.count += 1;
+        self.closed = data.len() < self.segment;
+    }
+
+    /// Sends what was gathered.
+    pub fn flush(&mut self, edge: &UdpEdge) {
+        if let Some(to) = self.to.take() {
+            let segments = (self.count > 1).then_some(self.segment);
+            edge.send_segments(to, &self.buf, segments, self.count as u64);
+        }
+        self.buf.clear();
+        self.count = 0;
+        self.closed = false;
     }
 }
