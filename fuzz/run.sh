@@ -7,12 +7,12 @@
 #   fuzz/run.sh node_stack 300 -fork=1 -ignore_crashes=1   # more libFuzzer flags
 set -euo pipefail
 cd "$(dirname "$0")"
-targets="wire_parse dht_parse node_datagram node_stack secure_open namespace_open signed_routed"
+targets="wire_parse dht_parse node_datagram node_stack secure_open namespace_open signed_routed tap_offload"
 target=${1:?usage: fuzz/run.sh <${targets// /|}> [seconds] [libFuzzer flags]}
 [[ " $targets " == *" $target "* ]] || { echo "unknown target $target (one of: $targets)" >&2; exit 2; }
 seconds=${2:-60}
 # node_stack's inputs are operation sequences: a joined node's history is tens of KiB.
-case $target in node_stack) max_len=65536 ;; *) max_len=4096 ;; esac
+case $target in node_stack|tap_offload) max_len=65536 ;; *) max_len=4096 ;; esac
 triple=$(rustc -vV | sed -n 's/^host: //p')
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \

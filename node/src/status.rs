@@ -67,6 +67,8 @@ pub struct TapFacts<'a> {
     pub name: &'a str,
     /// The MTU set on it.
     pub mtu: u16,
+    /// Whether it runs with offloads.
+    pub offload: bool,
     /// Frames read from it.
     pub frames_in: u64,
     /// Frames written to it.
@@ -110,6 +112,7 @@ pub fn ipop(i: &Ipop, tap: &TapFacts<'_>) -> api::Ipop {
         },
         tap: tap.name.to_owned(),
         mtu: tap.mtu,
+        offload: tap.offload,
         addresses: i.addresses(),
         record: i.record().map(|r| api::Record {
             name: r.name.clone(),
@@ -420,6 +423,7 @@ mod tests {
         let tap = TapFacts {
             name: "ipop0",
             mtu: 1300,
+            offload: true,
             frames_in: 0,
             frames_out: 0,
             write_drops: 0,

@@ -187,6 +187,7 @@ impl Vnet {
                 &crate::status::TapFacts {
                     name: &self.name,
                     mtu: self.mtu,
+                    offload: self.tap.offloads(),
                     frames_in: self.frames_in,
                     frames_out: self.frames_out,
                     write_drops: faults.tap_write_drops,

@@ -18,6 +18,9 @@ pub struct Ipop {
     pub tap: String,
     /// The MTU set on the TAP.
     pub mtu: u16,
+    /// Whether the TAP runs with offloads (TSO in, coalesced frames out).
+    #[serde(default)]
+    pub offload: bool,
     /// The virtual addresses this node holds.
     pub addresses: Vec<Ipv4Addr>,
     /// The namespace record, once read from the DHT.

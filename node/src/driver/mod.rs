@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use ipop_api::control::{DhtDone, DhtValues, Left, NamespaceCreated, NamespaceRecord, ProbeReply};
+use ipop_api::control::{DhtDone, DhtValues, NamespaceCreated, NamespaceRecord, ProbeReply};
 use ipop_core::dht::{self, Outcome, RequestId};
-use ipop_core::ipop::{Keeper, KeeperEvent, Namespace};
+use ipop_core::ipop::{Keeper, KeeperEvent};
 use ipop_core::overlay::{Event, Handled};
 use ipop_core::{Address, Proto, Stack, TransportAddr};
 use rand::TryRng;
@@ -17,21 +17,15 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::control::{self, ControlStats, Pending, Request};
+use crate::control::{self, ControlStats, Pending};
 use crate::faults::{IoFaults, Op};
-use crate::status::{self, DriverFacts};
+use crate::status::DriverFacts;
 use crate::transport::reachable_at;
 use crate::vnet::{self, Vnet};
+use requests::{PROBE_TIMEOUT, Waiter};
 
-/// Who waits for a DHT operation started from the control socket.
-enum Waiter {
-    Reply(oneshot::Sender<Value>),
-    /// A namespace record, to open (keyed) and check before it is shown.
-    Record(oneshot::Sender<Value>, Namespace),
-}
+mod requests;
 
-/// How long a probe waits for its echo.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 use crate::transport::tcp::{Limits, TcpEdges, TcpEvent};
 use crate::transport::udp::{RecvBufs, SendBatch, UdpEdge};
 
@@ -341,134 +335,6 @@ impl Driver {
                 {
                     send_to(&self.udp, &mut self.tcp, t.dst, &data[..t.len]);
                 }
-            }
-        }
-    }
-
-    fn on_control(&mut self, p: Pending) {
-        let now = Instant::now();
-        let started = match p.request {
-            Request::Status => {
-                self.refresh_facts();
-                let mut s = status::status(&self.stack, &self.config.overlay, &self.facts, now);
-                s.ipop = self
-                    .vnet
-                    .as_ref()
-                    .and_then(|v| v.status(&self.stack, &self.faults));
-                let _ = p.reply.send(control::reply(&s));
-                return;
-            }
-            Request::Leave => {
-                self.leave("leave requested");
-                let _ = p.reply.send(control::reply(&Left { left: true }));
-                return;
-            }
-            Request::Probe { dst } => {
-                let reply = match dst.parse::<Address>() {
-                    Ok(dst) => {
-                        let id = self.next_probe;
-                        self.next_probe += 1;
-                        match self.stack.node.send_probe(now, dst, id, true) {
-                            Ok(()) => {
-                                self.probes.insert(id, (now, p.reply));
-                                return;
-                            }
-                            Err(e) => control::refused(e),
-                        }
-                    }
-                    Err(e) => control::refused(e),
-                };
-                let _ = p.reply.send(reply);
-                return;
-            }
-            Request::NamespaceCreate {
-                id,
-                key,
-                name,
-                range,
-                lease_s,
-                mtu,
-                dns,
-            } => {
-                let fixed = match vnet::requested_namespace(id.as_deref(), key.as_deref()) {
-                    Ok(fixed) => fixed,
-                    Err(e) => {
-                        let _ = p.reply.send(control::refused(e));
-                        return;
-                    }
-                };
-                let keyed = fixed.as_ref().is_some_and(Namespace::is_keyed);
-                match vnet::record(&name, &range, lease_s, mtu, dns, keyed) {
-                    Ok(record) => self.create_namespace(now, p.reply, record, fixed),
-                    Err(e) => {
-                        let _ = p.reply.send(control::refused(e));
-                    }
-                }
-                return;
-            }
-            Request::NamespaceShow { id, key } => {
-                match vnet::requested_namespace(id.as_deref(), key.as_deref()) {
-                    Ok(Some(ns)) => {
-                        if let Ok(op) = self.stack.dht_get(now, &ns.record_key()) {
-                            self.waiting.insert(op, Waiter::Record(p.reply, ns));
-                        } else {
-                            let _ = p.reply.send(control::refused("not in the overlay yet"));
-                        }
-                    }
-                    Ok(None) => {
-                        let _ = p
-                            .reply
-                            .send(control::refused("name the namespace: id or key"));
-                    }
-                    Err(e) => {
-                        let _ = p.reply.send(control::refused(e));
-                    }
-                }
-                return;
-            }
-            Request::DhtGet { key } => self.stack.dht_get(now, key.as_bytes()),
-            Request::DhtCreate {
-                key,
-                value,
-                password,
-                ttl_s,
-            } => self.stack.dht_create(
-                now,
-                key.as_bytes(),
-                password.as_bytes(),
-                value.as_bytes(),
-                Duration::from_secs(ttl_s),
-            ),
-        };
-        match started {
-            Ok(id) => {
-                self.waiting.insert(id, Waiter::Reply(p.reply));
-            }
-            Err(e) => {
-                let _ = p.reply.send(control::refused(e));
-            }
-        }
-    }
-
-    /// Creates a namespace record (under `fixed` or a fresh random identifier; the
-    /// keeper tries others if that one is taken).
-    fn create_namespace(
-        &mut self,
-        now: Instant,
-        reply: oneshot::Sender<Value>,
-        record: ipop_core::ipop::NamespaceRecord,
-        fixed: Option<Namespace>,
-    ) {
-        let keeper = &mut self.keeper;
-        match self
-            .stack
-            .dht_op(now, |d, n| keeper.create(now, n, d, record, fixed))
-        {
-            Ok(ticket) => {
-                self.creating.insert(ticket, reply);
-            }
-            Err(e) => {
-                let _ = reply.send(control::refused(e));
             }
         }
     }
