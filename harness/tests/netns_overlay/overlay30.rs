@@ -8,7 +8,8 @@ use std::time::Duration;
 use ipop_api::Status;
 use ipop_api::status::Transport;
 use wow_harness::NetnsHost;
-use wow_harness::nodes::{NodeOptions, RunningNode, status, wait_for};
+use wow_harness::host::{Cmd, Host};
+use wow_harness::nodes::{CONTROL_SOCKET, NodeOptions, RunningNode, status, wait_for};
 use wow_netns::{Launcher, Options, RunPrefix, Testbed, Topology};
 
 const WOW_BENCH: &str = env!("CARGO_BIN_EXE_wow-bench");
@@ -111,6 +112,8 @@ fn netns_thirty_nodes_across_three_nats_form_and_repair_an_overlay() {
         join_s.last().unwrap()
     );
 
+    operators_write_renew_and_delete_a_key(&hosts[3], &hosts[22], &bin);
+
     // Three graceful leaves and three crashes, spread over the sites.
     for (i, graceful) in [
         (1, true),
@@ -146,4 +149,46 @@ fn netns_thirty_nodes_across_three_nats_form_and_repair_an_overlay() {
     }
     let _ = seed.stop(Duration::from_secs(2));
     drop(bed);
+}
+
+/// `ipop-node dht` on one node behind one NAT writes, renews, hands over and deletes a
+/// key that a node behind another NAT reads; a wrong password is refused.
+fn operators_write_renew_and_delete_a_key(writer: &NetnsHost, reader: &NetnsHost, bin: &Path) {
+    let dht = |h: &NetnsHost, args: &[&str]| {
+        let cmd = Cmd::new(bin.display().to_string())
+            .arg("dht")
+            .args(args.iter().copied())
+            .args(["--socket", CONTROL_SOCKET]);
+        let out = h.run(&cmd, Duration::from_secs(30)).unwrap();
+        (
+            out.success(),
+            out.stdout_text() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let key = "operators/a-key";
+    let get = || dht(reader, &["get", key]).1;
+    assert_eq!(
+        dht(writer, &["create", key, "one", "--password", "p"]),
+        (true, "{\"ok\":\"created\"}\n".into())
+    );
+    assert!(get().contains("[\"one\"]"), "{}", get());
+    let renew = [
+        "recreate",
+        key,
+        "two",
+        "--password",
+        "p",
+        "--new-password",
+        "q",
+    ];
+    assert!(dht(writer, &renew).1.contains("recreated"));
+    assert!(get().contains("[\"two\"]"), "{}", get());
+    let (ok, said) = dht(writer, &["delete", key, "--password", "p"]);
+    assert!(!ok && said.contains("wrong password"), "{said}");
+    assert!(
+        dht(writer, &["delete", key, "--password", "q"])
+            .1
+            .contains("deleted")
+    );
+    assert!(get().contains("[]"), "{}", get());
 }

@@ -64,6 +64,27 @@ pub enum Request {
         /// Time to live in seconds.
         ttl_s: u64,
     },
+    /// Delete a DHT key (text) given its password.
+    DhtDelete {
+        /// The key.
+        key: String,
+        /// The password it was created (or last re-created) with.
+        password: String,
+    },
+    /// Re-create a DHT key (text): a new value, TTL and password, given the current
+    /// password; it is created if it does not exist.
+    DhtRecreate {
+        /// The key.
+        key: String,
+        /// The new value.
+        value: String,
+        /// The current password.
+        password: String,
+        /// The password from now on.
+        new_password: String,
+        /// Time to live in seconds.
+        ttl_s: u64,
+    },
 }
 
 /// The answer to a refused or failed request.

@@ -85,7 +85,7 @@ pub async fn run(config: Config, address: Address, security: Option<Security>) -
         .context("no operating-system randomness")?;
     let mut stack = Stack::new(
         config.overlay_config(),
-        dht::Config::default(),
+        config.dht_config(),
         address,
         u64::from_le_bytes(seed),
         now,

@@ -107,6 +107,26 @@ impl Driver {
                 return;
             }
             Request::DhtGet { key } => self.stack.dht_get(now, key.as_bytes()),
+            Request::DhtDelete { key, password } => self.stack.dht_op(now, |d, n| {
+                d.delete(now, n, key.as_bytes(), password.as_bytes())
+            }),
+            Request::DhtRecreate {
+                key,
+                value,
+                password,
+                new_password,
+                ttl_s,
+            } => self.stack.dht_op(now, |d, n| {
+                d.recreate(
+                    now,
+                    n,
+                    key.as_bytes(),
+                    password.as_bytes(),
+                    new_password.as_bytes(),
+                    value.as_bytes(),
+                    Duration::from_secs(ttl_s),
+                )
+            }),
             Request::DhtCreate {
                 key,
                 value,
