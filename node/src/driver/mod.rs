@@ -21,13 +21,12 @@ use crate::control::{self, ControlStats, Pending};
 use crate::faults::{IoFaults, Op};
 use crate::status::DriverFacts;
 use crate::transport::reachable_at;
+use crate::transport::tcp::{Limits, TcpEdges, TcpEvent};
+use crate::transport::udp::{RecvBufs, SendBatch, UdpEdge};
 use crate::vnet::{self, Vnet};
 use requests::{PROBE_TIMEOUT, Waiter};
 
 mod requests;
-
-use crate::transport::tcp::{Limits, TcpEdges, TcpEvent};
-use crate::transport::udp::{RecvBufs, SendBatch, UdpEdge};
 
 /// Batches of UDP datagrams handled per wake-up before other work gets a turn.
 const UDP_BATCHES_PER_WAKE: usize = 8;

@@ -173,6 +173,7 @@ impl SendBatch {
     /// Adds a datagram for `to`, sending what was gathered first if it cannot join it.
     pub fn push(&mut self, edge: &UdpEdge, to: SocketAddr, data: &[u8]) {
         let joins = self.to == Some(to)
+            && self.segment > 0
             && !self.closed
             && data.len() <= self.segment
             && self.count < edge.state.max_gso_segments()
@@ -196,5 +197,44 @@ impl SendBatch {
         self.buf.clear();
         self.count = 0;
         self.closed = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Datagrams gathered into GSO trains arrive as the datagrams they were, in order:
+    /// a shorter one ends a train, another size or destination starts the next.
+    #[tokio::test]
+    async fn trains_arrive_as_the_datagrams_they_were() {
+        let a = UdpEdge::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let b = UdpEdge::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let c = UdpEdge::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let (to_b, to_c) = (b.local_addr().unwrap(), c.local_addr().unwrap());
+        let sizes = [100, 100, 100, 40, 100, 100, 7, 1200, 1200];
+        let mut batch = SendBatch::default();
+        for (i, &n) in sizes.iter().enumerate() {
+            batch.push(&a, to_b, &vec![i as u8; n]);
+        }
+        batch.push(&a, to_c, &[9; 100]);
+        batch.flush(&a);
+        assert_eq!(a.send_drops(), 0);
+        let mut got = Vec::new();
+        let mut bufs = RecvBufs::default();
+        while got.len() < sizes.len() {
+            b.readable().await.unwrap();
+            let _ = b.recv_batch(&mut bufs, |_, d| got.push(d.to_vec()));
+        }
+        let expected: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| vec![i as u8; n])
+            .collect();
+        assert_eq!(got, expected);
+        c.readable().await.unwrap();
+        let mut other = Vec::new();
+        let _ = c.recv_batch(&mut bufs, |_, d| other.push(d.len()));
+        assert_eq!(other, [100]);
     }
 }
