@@ -98,6 +98,23 @@ fn netns_keyed_namespace_seals_packets_and_keeps_outsiders_out() {
             .stdout_text()
     };
     assert!(show(&["--key-file", NAMESPACE_KEY_FILE]).contains("range=10.78.0.0/24"));
+    // The creator keeps the namespace, the member is in it: `namespace list` says so.
+    let list = |h: &dyn Host| {
+        let cmd = Cmd::new(bin.display().to_string()).args([
+            "namespace",
+            "list",
+            "--socket",
+            CONTROL_SOCKET,
+        ]);
+        h.check(&cmd, Duration::from_secs(20))
+            .unwrap()
+            .stdout_text()
+    };
+    assert_eq!(
+        list(&public),
+        format!("{ns} keyed kept \"\" 10.78.0.0/24\n")
+    );
+    assert_eq!(list(&a), format!("{ns} keyed member \"\" 10.78.0.0/24\n"));
     assert!(show(&[&ns]).contains("no such namespace"));
 
     for mut c in clients {

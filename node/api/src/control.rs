@@ -48,6 +48,8 @@ pub enum Request {
         #[serde(default)]
         key: Option<String>,
     },
+    /// The namespaces this node is a member of or keeps alive.
+    NamespaceList,
     /// Get a DHT key (text).
     DhtGet {
         /// The key.
@@ -138,6 +140,32 @@ pub struct NamespaceCreated {
 pub struct NamespaceRecord {
     /// The record's text (`v=1`, `name=`, ... lines), `None` if there is none.
     pub record: Option<String>,
+}
+
+/// The answer to [`Request::NamespaceList`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NamespaceList {
+    /// One entry per namespace, the node's own (member) first.
+    pub namespaces: Vec<NamespaceEntry>,
+}
+
+/// A namespace a node knows of.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NamespaceEntry {
+    /// The identifier.
+    pub id: String,
+    /// Whether it is keyed.
+    pub keyed: bool,
+    /// The node is a member (its TAP is in this namespace).
+    pub member: bool,
+    /// The node created the namespace and keeps its record alive.
+    pub kept: bool,
+    /// The record's name and range, once known.
+    pub name: Option<String>,
+    /// The virtual IP range (CIDR), once known.
+    pub range: Option<String>,
 }
 
 /// The answer to [`Request::DhtGet`].

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ipop_api::control::Left;
+use ipop_api::control::{Left, NamespaceEntry, NamespaceList};
 use ipop_core::Address;
 use ipop_core::ipop::Namespace;
 use serde_json::Value;
@@ -86,6 +86,10 @@ impl Driver {
                 }
                 return;
             }
+            Request::NamespaceList => {
+                let _ = p.reply.send(control::reply(&self.namespaces()));
+                return;
+            }
             Request::NamespaceShow { id, key } => {
                 match vnet::requested_namespace(id.as_deref(), key.as_deref()) {
                     Ok(Some(ns)) => {
@@ -148,6 +152,36 @@ impl Driver {
                 let _ = p.reply.send(control::refused(e));
             }
         }
+    }
+
+    /// The namespace the node is a member of, then those it created and keeps.
+    fn namespaces(&self) -> NamespaceList {
+        let entry =
+            |id: String, keyed, record: Option<&ipop_core::ipop::NamespaceRecord>| NamespaceEntry {
+                id,
+                keyed,
+                name: record.map(|r| r.name.clone()),
+                range: record.map(|r| r.range.to_string()),
+                ..NamespaceEntry::default()
+            };
+        let mut list: Vec<NamespaceEntry> = Vec::new();
+        if let Some(i) = self.stack.ipop.as_ref() {
+            list.push(NamespaceEntry {
+                member: true,
+                ..entry(i.namespace().to_string(), i.keyed(), i.record())
+            });
+        }
+        for (ns, record) in self.keeper.kept() {
+            let id = ns.id().to_string();
+            match list.iter_mut().find(|e| e.id == id) {
+                Some(e) => e.kept = true,
+                None => list.push(NamespaceEntry {
+                    kept: true,
+                    ..entry(id, ns.is_keyed(), Some(record))
+                }),
+            }
+        }
+        NamespaceList { namespaces: list }
     }
 
     /// Creates a namespace record (under `fixed` or a fresh random identifier; the

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ipop_api::Status;
-use ipop_api::control::{NamespaceCreated, NamespaceRecord, ProbeReply, Request};
+use ipop_api::control::{NamespaceCreated, NamespaceList, NamespaceRecord, ProbeReply, Request};
 use ipop_node::config::Config;
 use ipop_node::{control, identity};
 use serde::Serialize;
@@ -117,6 +117,15 @@ enum NamespaceCommand {
         /// DNS server handed to DHCP clients.
         #[arg(long)]
         dns: Option<std::net::Ipv4Addr>,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// List the namespaces the node is a member of or created (and keeps alive): one
+    /// line each, identifier, open or keyed, member and/or kept, name, range.
+    List {
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         socket: SocketArgs,
     },
@@ -364,6 +373,28 @@ fn main() -> ExitCode {
             .map(|v: NamespaceRecord| match v.record {
                 Some(record) => print!("{record}"),
                 None => println!("no such namespace (or it expired)"),
+            }),
+        Some(Command::Namespace(NamespaceCommand::List { json, socket })) => socket
+            .ask(&Request::NamespaceList)
+            .map(|list: NamespaceList| {
+                if *json {
+                    println!("{}", self::json(&list));
+                }
+                for n in list.namespaces.iter().filter(|_| !*json) {
+                    let roles = [(n.member, "member"), (n.kept, "kept")]
+                        .iter()
+                        .filter(|(on, _)| *on)
+                        .map(|(_, r)| *r)
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    println!(
+                        "{} {} {roles} {:?} {}",
+                        n.id,
+                        if n.keyed { "keyed" } else { "open" },
+                        n.name.as_deref().unwrap_or(""),
+                        n.range.as_deref().unwrap_or("(record not read yet)")
+                    );
+                }
             }),
         Some(Command::Probe {
             address,
