@@ -32,6 +32,10 @@ pub(crate) struct Attempt {
     waiting: bool,
     /// Tries a direct edge for a connection that is relayed now.
     upgrade: bool,
+    /// Relays a CTM offered, none of them a direct peer of ours (see `relays`).
+    pub(crate) relay_offers: Vec<Address>,
+    /// Whether this node has connected to `relay_offers` already.
+    pub(crate) relays_sought: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,12 +47,16 @@ pub(crate) struct Candidate {
 }
 
 impl Candidate {
-    fn new(edge: Edge) -> Self {
+    pub(crate) fn new(edge: Edge) -> Self {
         Candidate {
             edge,
             dead: false,
             cookie: None,
         }
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead
     }
 }
 
@@ -125,6 +133,8 @@ impl Node {
             sends: 0,
             waiting: false,
             upgrade: false,
+            relay_offers: Vec::new(),
+            relays_sought: false,
         });
     }
 
@@ -154,6 +164,8 @@ impl Node {
             sends: 0,
             waiting: false,
             upgrade: true,
+            relay_offers: Vec::new(),
+            relays_sought: false,
         });
     }
 
@@ -180,7 +192,8 @@ impl Node {
                 }
                 continue;
             }
-            if a.next_send <= now {
+            self.seek_relays(now, i);
+            if self.attempts[i].next_send <= now {
                 self.send_link_requests(now, i);
             }
             i += 1;
@@ -367,6 +380,9 @@ impl Node {
                 peer,
                 edge: src.edge,
             });
+            if matches!(src.edge, Edge::Direct(_)) {
+                self.relay_connected(now, peer);
+            }
         }
         if status == LinkStatus::Ok {
             self.table_changed(now);
@@ -429,6 +445,9 @@ impl Node {
                     peer,
                     edge: src.edge,
                 });
+                if matches!(src.edge, Edge::Direct(_)) {
+                    self.relay_connected(now, peer);
+                }
                 self.table_changed(now);
             }
             LinkStatus::AlreadyConnected => {

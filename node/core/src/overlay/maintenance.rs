@@ -103,6 +103,7 @@ impl Node {
         self.maintain_bootstrap(now);
         self.maintain_near(now);
         self.maintain_far(now);
+        self.update_relay_roles(now);
         self.close_unneeded(now);
         self.flush_status(now);
     }
@@ -299,26 +300,7 @@ impl Node {
             .table
             .ring_view(self.address, self.config.near_per_side);
         let view_changed = view != self.view;
-        // A connection that carries relay edges of ours is needed for them.
-        let vias: Vec<Address> = self
-            .table
-            .iter()
-            .filter_map(|c| match c.edge {
-                super::Edge::Relay { via } => Some(via),
-                super::Edge::Direct(_) => None,
-            })
-            .collect();
-        for c in self.table.iter_mut() {
-            let relay = vias.contains(&c.peer);
-            if relay != c.roles.contains(Roles::RELAY) {
-                c.roles = if relay {
-                    c.roles | Roles::RELAY
-                } else {
-                    c.roles.without(Roles::RELAY)
-                };
-                c.status_due = true;
-            }
-        }
+        self.update_relay_roles(now);
         let lost_near = self
             .view
             .left

@@ -14,6 +14,7 @@ mod link;
 mod maintenance;
 mod nat;
 mod output;
+mod relays;
 mod routing;
 mod send;
 mod signing;

@@ -54,8 +54,6 @@ enum Decision {
 
 /// Largest routed datagram the node builds itself.
 const MAX_DATAGRAM: usize = 65_000;
-/// How many relays a node offered a CTM peer connects to when it shares none with it.
-const RELAYS_TO_REACH: usize = 4;
 /// Most unreachable notices sent per second (forged sources cannot grow the list).
 const MAX_NOTICES: usize = 64;
 
@@ -342,35 +340,6 @@ impl Node {
         edges
     }
 
-    /// When a CTM for a connection with a role (`roles`, ring or shortcut) offers relays
-    /// but none is a direct peer of ours, connects to a few of them (by CTM), so that a
-    /// later CTM round, should the direct edge fail, finds a relay both ends reach.
-    /// Without this, a node behind a symmetric NAT whose ring neighbours sit behind
-    /// port-restricted NATs, and which knows only its bootstrap node, never finds a
-    /// common relay. The CTMs sent here ask for no role, so their own relay offers are
-    /// not chased in turn: one round never starts another (an unbounded cascade of CTMs
-    /// across the overlay otherwise).
-    fn reach_relays(
-        &mut self,
-        now: Instant,
-        roles: Roles,
-        candidates: &[Edge],
-        relays: AddressList<'_>,
-    ) {
-        if roles.is_empty() || candidates.iter().any(|e| matches!(e, Edge::Relay { .. })) {
-            return;
-        }
-        let unknown: Vec<Address> = relays
-            .iter()
-            .filter(|&r| r != self.address && self.table.get(r).is_none())
-            .filter(|&r| !self.attempts.iter().any(|a| a.peer == Some(r)))
-            .take(RELAYS_TO_REACH)
-            .collect();
-        for r in unknown {
-            self.send_ctm(now, r, Mode::Exact, Roles::NONE, None);
-        }
-    }
-
     fn on_ctm_request(&mut self, now: Instant, header: &RoutedHeader, req: &CtmRequest<'_>) {
         let requester = header.src;
         if requester == self.address {
@@ -383,8 +352,8 @@ impl Node {
             return;
         }
         let candidates = self.ctm_candidates(requester, req.transports, req.relays);
-        self.reach_relays(now, req.roles, &candidates, req.relays);
         self.start_link(now, Some(requester), candidates, Roles::NONE);
+        self.keep_relay_offers(requester, req.roles, req.relays);
         let transports = self.nat.advertised();
         let relays = self.table.direct_peers(MAX_NEIGHBORS);
         let reply = OverlayPayload::CtmReply(CtmReply {
@@ -403,8 +372,8 @@ impl Node {
         };
         let roles = pending.roles;
         let candidates = self.ctm_candidates(header.src, rep.transports, rep.relays);
-        self.reach_relays(now, roles, &candidates, rep.relays);
         self.start_link(now, Some(header.src), candidates, roles);
+        self.keep_relay_offers(header.src, roles, rep.relays);
     }
 
     fn on_probe(&mut self, now: Instant, header: &RoutedHeader, p: Probe) {

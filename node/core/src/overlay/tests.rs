@@ -259,7 +259,7 @@ fn responses(datagrams: &[(TransportAddr, Vec<u8>)]) -> Vec<(TransportAddr, wire
 /// Hands `b` a link request of `a`'s that arrives from `from` (where `a` is seen) and,
 /// when `b` asks for a cookie, lets `a` answer it as it would (`a` reaches `b` at `to`);
 /// returns what `b` sent last and the request that got it.
-fn link_through_cookie(
+pub(super) fn link_through_cookie(
     a: &mut Node,
     b: &mut Node,
     now: Instant,
