@@ -30,6 +30,8 @@ fn json_output_is_one_object_with_every_field() {
     let map = report.as_object().expect("a JSON object");
     let numbers = [
         "nodes",
+        "join_rate",
+        "bootstrap_nodes",
         "correctly_connected",
         "routes_tried",
         "routes_delivered",

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ipop_core::sim::{Network, Report, Scenario, Sim, describe_ring_errors};
+use ipop_core::sim::{NatMix, Network, Report, Scenario, Sim, describe_ring_errors};
 
 fn scenario(nodes: usize, seed: u64) -> Scenario {
     Scenario {
@@ -117,7 +117,45 @@ fn the_same_seed_gives_the_same_run() {
             ..Network::default()
         },
         crash: 0.1,
+        nat_mix: Some(NatMix::realistic()),
         ..scenario(200, 7)
     };
     assert_eq!(sc.run(&mut |_, _| {}), sc.run(&mut |_, _| {}));
+}
+
+#[test]
+fn nodes_behind_a_realistic_nat_mix_form_the_ring_with_relays_where_punching_fails() {
+    let report = Scenario {
+        nat_mix: Some(NatMix::realistic()),
+        crash: 0.1,
+        routes: 2000,
+        ..scenario(600, 4)
+    }
+    .run(&mut |_, _| {});
+    for p in [&report.after_join, report.after_churn.as_ref().unwrap()] {
+        assert_healthy(&report, p);
+        assert_eq!(p.routes_delivered, p.routes_tried, "{report:#?}");
+        // A node behind a symmetric NAT (15 %) reaches a port-restricted or symmetric
+        // one (55 %) only through a relay: about one connection in ten.
+        assert!(
+            (0.02..0.3).contains(&p.relayed_fraction),
+            "relayed {}: {report:#?}",
+            p.relayed_fraction
+        );
+    }
+    assert!(report.filtered > 0, "{report:#?}");
+}
+
+#[test]
+fn a_flash_crowd_through_many_bootstrap_nodes_forms_one_ring() {
+    // The join schedule `ipop-sim` uses for 20 000 nodes (20 bootstrap nodes, each
+    // joiner given four of them at random; 2 000 joins a second), for 2 000 nodes.
+    let mut sc = Scenario::scaled(20_000);
+    assert_eq!((sc.join_rate, sc.bootstrap_nodes), (2000.0, 20));
+    sc.nodes = 2000;
+    sc.routes = 2000;
+    let report = sc.run(&mut |_, _| {});
+    assert_eq!(report.joined, 2000);
+    assert_healthy(&report, &report.after_join);
+    assert_eq!(report.after_join.routes_delivered, 2000, "{report:#?}");
 }

@@ -8,7 +8,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use ipop_core::dht;
 use ipop_core::sim::{
-    DhtReport, Network, Phase, Report, Scenario, SessionDist, SessionReport, Sessions,
+    DhtReport, NatMix, Network, Phase, Report, Scenario, SessionDist, SessionReport, Sessions,
 };
 use serde_json::{Value, json};
 
@@ -71,9 +71,14 @@ struct Args {
     /// --dht-sub-keys, at most all).
     #[arg(long, default_value_t = dht::Config::default().majority)]
     dht_majority: usize,
-    /// Nodes started per virtual second.
-    #[arg(long, default_value_t = 100.0)]
-    join_rate: f64,
+    /// Nodes started per virtual second [default: --nodes / 10, at least 100, so that
+    /// the initial joins take about ten virtual seconds].
+    #[arg(long)]
+    join_rate: Option<f64>,
+    /// Nodes that serve as bootstrap nodes; each joining node is given four of them at
+    /// random [default: --nodes / 1000, at least 4].
+    #[arg(long)]
+    bootstrap_nodes: Option<usize>,
     /// Virtual seconds the settled overlay runs before routes are tested.
     #[arg(long, default_value_t = 15.0)]
     warmup_s: f64,
@@ -83,6 +88,12 @@ struct Args {
     /// Longest virtual time to wait for the overlay to settle, in seconds.
     #[arg(long, default_value_t = 120.0)]
     settle_s: f64,
+    /// Put the nodes (bootstrap nodes aside) behind NATs: `realistic` (20 % public, 10 %
+    /// full cone, 15 % address-restricted, 40 % port-restricted, 15 % symmetric), or
+    /// `PROFILE:SHARE,...` with profiles none, full-cone, address-restricted,
+    /// port-restricted, symmetric.
+    #[arg(long)]
+    nat_mix: Option<NatMix>,
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     json: bool,
@@ -96,7 +107,14 @@ fn main() -> Result<()> {
         args.churn + args.leave < 1.0,
         "--churn + --leave must stay below 1"
     );
-    ensure!(args.join_rate > 0.0, "--join-rate must be positive");
+    ensure!(
+        args.join_rate.is_none_or(|r| r > 0.0),
+        "--join-rate must be positive"
+    );
+    ensure!(
+        args.bootstrap_nodes.is_none_or(|b| b >= 1),
+        "--bootstrap-nodes must be at least 1"
+    );
     ensure!(
         args.sessions_s > 0.0 && args.sample_s > 0.0,
         "--sessions-s and --sample-s must be positive"
@@ -112,8 +130,8 @@ fn main() -> Result<()> {
     };
     dht.validate()
         .context("check --dht-sub-keys and --dht-majority")?;
+    let scaled = Scenario::scaled(args.nodes);
     let scenario = Scenario {
-        nodes: args.nodes,
         seed: args.seed,
         network: Network {
             latency: Duration::from_secs_f64(args.latency_ms / 1e3),
@@ -133,11 +151,13 @@ fn main() -> Result<()> {
             graceful: args.graceful,
         }),
         dht_keys: args.dht_keys,
-        join_rate: args.join_rate,
+        join_rate: args.join_rate.unwrap_or(scaled.join_rate),
+        bootstrap_nodes: args.bootstrap_nodes.unwrap_or(scaled.bootstrap_nodes),
         settle: Duration::from_secs_f64(args.settle_s),
         warmup: Duration::from_secs_f64(args.warmup_s),
         dht,
-        ..Scenario::default()
+        nat_mix: args.nat_mix.clone(),
+        ..scaled
     };
     let bar = if args.json {
         ProgressBar::hidden()
@@ -157,8 +177,12 @@ fn main() -> Result<()> {
     let wall_s = started.elapsed().as_secs_f64();
     let rss = ipop_node::sysinfo::peak_rss_mib();
     if args.json {
-        println!("{}", to_json(&args, &report, wall_s, rss));
+        println!("{}", to_json(&args, &scenario, &report, wall_s, rss));
     } else {
+        println!(
+            "{} nodes joining at {:.0} per virtual second through {} bootstrap nodes",
+            scenario.nodes, scenario.join_rate, scenario.bootstrap_nodes
+        );
         print_summary(&report, wall_s, rss);
     }
     Ok(())
@@ -179,6 +203,7 @@ fn phase_json(p: &Phase) -> Value {
         "connections_mean": p.connections_mean,
         "far_mean": p.far_mean,
         "size_estimate_mean": p.size_estimate_mean,
+        "relayed_fraction": p.relayed_fraction,
     })
 }
 
@@ -205,11 +230,13 @@ fn dht_json(args: &Args, d: &DhtReport) -> Value {
     })
 }
 
-fn to_json(args: &Args, r: &Report, wall_s: f64, rss: Option<f64>) -> Value {
+fn to_json(args: &Args, scenario: &Scenario, r: &Report, wall_s: f64, rss: Option<f64>) -> Value {
     let last = r.after_churn.as_ref().unwrap_or(&r.after_join);
     let mut out = json!({
         "nodes": r.nodes,
         "seed": args.seed,
+        "join_rate": scenario.join_rate,
+        "bootstrap_nodes": scenario.bootstrap_nodes,
         "latency_ms": args.latency_ms,
         "loss": args.loss,
         "churn": args.churn,
@@ -232,6 +259,8 @@ fn to_json(args: &Args, r: &Report, wall_s: f64, rss: Option<f64>) -> Value {
         "virtual_s": r.virtual_s,
         "datagrams": r.datagrams,
         "datagrams_lost": r.lost,
+        "datagrams_filtered": r.filtered,
+        "nat_mix": args.nat_mix.as_ref().map(ToString::to_string),
         "events": r.events,
         "ctm_refused": r.ctm_refused,
         "link_attempts_refused": r.link_attempts_refused,
@@ -302,8 +331,11 @@ fn print_phase(title: &str, p: &Phase) {
         p.routes_delivered, p.routes_tried, p.hops_mean, p.hops_p99, p.hops_max
     );
     println!(
-        "  connections          {:.1} per node, {:.1} structured far; size estimate {:.0}",
-        p.connections_mean, p.far_mean, p.size_estimate_mean
+        "  connections          {:.1} per node, {:.1} structured far, {:.1} % relayed; size estimate {:.0}",
+        p.connections_mean,
+        p.far_mean,
+        p.relayed_fraction * 100.0,
+        p.size_estimate_mean
     );
 }
 

@@ -8,11 +8,12 @@
 
 mod dht_check;
 mod frames;
+mod nat;
 mod queue;
 mod scenario;
 mod sessions;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use rand::rngs::Xoshiro256PlusPlus;
@@ -20,6 +21,7 @@ use rand::{Rng, RngExt, SeedableRng};
 
 pub use dht_check::DhtReport;
 pub use frames::host_udp_frame;
+pub use nat::{NatMix, NatMixError, NatProfile};
 pub use scenario::{Phase, Report, Scenario, describe_ring_errors, percentile};
 pub use sessions::{SessionDist, SessionDistError, SessionReport, SessionSample, Sessions};
 
@@ -64,6 +66,8 @@ pub struct NetStats {
     pub undeliverable: u64,
     /// Datagrams dropped between a blocked pair of nodes.
     pub blocked: u64,
+    /// Datagrams a NAT did not let in (or, symmetric, had no port left for).
+    pub filtered: u64,
 }
 
 /// A simulated node and its bookkeeping.
@@ -80,19 +84,39 @@ pub struct SimNode {
     /// When it first became correctly connected.
     pub connected_at: Option<Instant>,
     timer: Option<Instant>,
+    /// The NAT in front of it, if any (its transport is then a private address).
+    nat: Option<Box<nat::Nat>>,
+}
+
+impl SimNode {
+    /// How the node is attached to the network.
+    pub fn nat_profile(&self) -> NatProfile {
+        self.nat.as_ref().map_or(NatProfile::None, |n| n.profile())
+    }
 }
 
 /// A scheduled event; nodes are named by index (`u32` keeps queue entries small).
 #[derive(Debug)]
 enum Pending {
-    Packet { to: u32, from: u32, data: Vec<u8> },
-    Timer { node: u32 },
+    /// `port`: the public port it left from (its NAT's, or [`SIM_PORT`]).
+    Packet {
+        to: u32,
+        from: u32,
+        port: u16,
+        data: Vec<u8>,
+    },
+    Timer {
+        node: u32,
+    },
 }
 
 /// The first address of the simulated nodes: node `i` has 198.18.0.0 + `i` + 1, port
-/// [`SIM_PORT`] (198.18.0.0/15 holds 131 072 hosts).
+/// [`SIM_PORT`] (198.18.0.0/15 holds 131 072 hosts). A node behind a NAT has that
+/// address on its NAT's outside, and [`PRIVATE_NET`] + `i` + 1 on its own socket, which
+/// no other node can reach.
 const SIM_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 0);
-const SIM_PORT: u16 = 4000;
+const PRIVATE_NET: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 0);
+const SIM_PORT: u16 = nat::PUBLIC_PORT;
 
 /// A finished DHT operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +158,7 @@ pub struct Sim {
     tap_frames: Vec<(usize, Vec<u8>)>,
     ipop_events: Vec<(usize, crate::ipop::Event)>,
     blocked: std::collections::BTreeSet<(usize, usize)>,
+    nat_mix: Option<NatMix>,
     stats: NetStats,
     events: u64,
 }
@@ -158,6 +183,7 @@ impl Sim {
             tap_frames: Vec::new(),
             ipop_events: Vec::new(),
             blocked: std::collections::BTreeSet::new(),
+            nat_mix: None,
             stats: NetStats::default(),
             events: 0,
         }
@@ -172,6 +198,12 @@ impl Sim {
     /// Lets nodes `a` and `b` exchange datagrams again.
     pub fn unblock_pair(&mut self, a: usize, b: usize) {
         self.blocked.remove(&(a.min(b), a.max(b)));
+    }
+
+    /// Puts nodes added from now on by [`Sim::add_node`] behind NATs drawn from `mix`
+    /// (`None`: public addresses).
+    pub fn set_nat_mix(&mut self, mix: Option<NatMix>) {
+        self.nat_mix = mix;
     }
 
     /// Sets the DHT parameters of nodes added from now on.
@@ -225,17 +257,37 @@ impl Sim {
         self.nodes.reserve_exact(additional);
     }
 
-    /// Adds a node with a random address (not started yet); returns its index.
+    /// Adds a node with a random address (not started yet), behind a NAT if a mix is
+    /// set; returns its index.
     pub fn add_node(&mut self) -> usize {
         let address = Address::random(&mut self.rng);
-        self.add_node_with_address(address)
+        let profile = match &self.nat_mix {
+            Some(mix) => mix.sample(&mut self.rng),
+            None => NatProfile::None,
+        };
+        self.add(address, profile)
     }
 
     /// Adds a node with the given address (not started yet); returns its index.
     pub fn add_node_with_address(&mut self, address: Address) -> usize {
+        self.add(address, NatProfile::None)
+    }
+
+    /// Adds a node with a random address behind a NAT of `profile` (not started yet);
+    /// returns its index.
+    pub fn add_node_behind(&mut self, profile: NatProfile) -> usize {
+        let address = Address::random(&mut self.rng);
+        self.add(address, profile)
+    }
+
+    fn add(&mut self, address: Address, profile: NatProfile) -> usize {
         let i = self.nodes.len();
         let host = u32::try_from(i).expect("fewer than 2^32 nodes") + 1;
-        let ip = Ipv4Addr::from(u32::from(SIM_NET) + host);
+        let (net, nat) = match profile {
+            NatProfile::None => (SIM_NET, None),
+            p => (PRIVATE_NET, Some(Box::new(nat::Nat::new(p)))),
+        };
+        let ip = Ipv4Addr::from(u32::from(net) + host);
         let transport = TransportAddr::udp(SocketAddr::new(ip.into(), SIM_PORT));
         let seed = self.seed ^ self.rng.next_u64();
         let mut stack = Stack::new(
@@ -254,8 +306,9 @@ impl Sim {
             started: None,
             connected_at: None,
             timer: None,
+            nat,
         });
-        debug_assert_eq!(self.index_of(transport.addr), Some(i));
+        debug_assert!(profile != NatProfile::None || self.index_of(transport.addr) == Some(i));
         i
     }
 
@@ -359,8 +412,13 @@ impl Sim {
             let at = self.base + Duration::from_nanos(at_ns);
             self.now = self.now.max(at);
             match what {
-                Pending::Packet { to, from, data } => {
-                    self.deliver_packet(to as usize, from as usize, data);
+                Pending::Packet {
+                    to,
+                    from,
+                    port,
+                    data,
+                } => {
+                    self.deliver_packet(to as usize, from as usize, port, data);
                 }
                 Pending::Timer { node } => {
                     let node = node as usize;
@@ -392,17 +450,26 @@ impl Sim {
         u64::try_from((t - self.base).as_nanos()).expect("virtual time below 584 years")
     }
 
-    /// The node with transport address `addr`, if any.
+    /// The node with transport address `addr`, if any (nodes behind NATs aside).
     fn index_of(&self, addr: SocketAddr) -> Option<usize> {
-        let IpAddr::V4(ip) = addr.ip() else {
+        let SocketAddr::V4(a) = addr else {
             return None;
         };
-        if addr.port() != SIM_PORT {
-            return None;
-        }
+        let i = self.index_of_ip(*a.ip())?;
+        (a.port() == SIM_PORT && self.nodes[i].nat.is_none()).then_some(i)
+    }
+
+    /// The node whose public address (its own, or its NAT's) is `ip`.
+    fn index_of_ip(&self, ip: Ipv4Addr) -> Option<usize> {
         let host = u32::from(ip).checked_sub(u32::from(SIM_NET))?;
         let i = usize::try_from(host.checked_sub(1)?).ok()?;
         (i < self.nodes.len()).then_some(i)
+    }
+
+    /// Node `i`'s public address when it sends from public port `port`.
+    fn public_addr(i: usize, port: u16) -> SocketAddrV4 {
+        let host = u32::try_from(i).expect("fewer than 2^32 nodes") + 1;
+        SocketAddrV4::new(Ipv4Addr::from(u32::from(SIM_NET) + host), port)
     }
 
     /// Runs for `d` of virtual time.
@@ -411,13 +478,16 @@ impl Sim {
         self.run_until(until);
     }
 
-    fn deliver_packet(&mut self, to: usize, from: usize, mut data: Vec<u8>) {
+    fn deliver_packet(&mut self, to: usize, from: usize, port: u16, mut data: Vec<u8>) {
         if !self.nodes[to].alive {
             self.stats.undeliverable += 1;
             return;
         }
         let now = self.now;
-        let from = self.nodes[from].transport;
+        let from = match self.nodes[from].nat {
+            None => self.nodes[from].transport,
+            Some(_) => TransportAddr::udp(Self::public_addr(from, port).into()),
+        };
         match self.nodes[to].stack.handle_datagram(now, from, &mut data) {
             Handled::Forward(t) => {
                 data.truncate(t.len);
@@ -487,10 +557,35 @@ impl Sim {
     /// Puts a datagram from node `from` to `dst` on the network.
     fn send(&mut self, from: usize, dst: TransportAddr, data: Vec<u8>) {
         self.stats.sent += 1;
-        let Some(to) = self.index_of(dst.addr) else {
+        let SocketAddr::V4(dst) = dst.addr else {
             self.stats.undeliverable += 1;
             return;
         };
+        let Some(to) = self.index_of_ip(*dst.ip()) else {
+            self.stats.undeliverable += 1;
+            return;
+        };
+        let port = match &mut self.nodes[from].nat {
+            None => SIM_PORT,
+            Some(nat) => match nat.outbound(dst) {
+                Some(port) => port,
+                None => {
+                    self.stats.filtered += 1;
+                    return;
+                }
+            },
+        };
+        match &self.nodes[to].nat {
+            None if dst.port() != SIM_PORT => {
+                self.stats.undeliverable += 1;
+                return;
+            }
+            Some(nat) if !nat.inbound(dst.port(), Self::public_addr(from, port)) => {
+                self.stats.filtered += 1;
+                return;
+            }
+            _ => {}
+        }
         if self.net.loss > 0.0 && self.rng.random_bool(self.net.loss) {
             self.stats.lost += 1;
             return;
@@ -506,6 +601,7 @@ impl Sim {
             Pending::Packet {
                 to: to as u32,
                 from: from as u32,
+                port,
                 data,
             },
         );

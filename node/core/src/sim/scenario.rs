@@ -9,7 +9,7 @@ use rand::RngExt;
 
 use super::dht_check::{self, DhtReport};
 use super::sessions::{self, SessionReport, Sessions};
-use super::{Network, Sim};
+use super::{NatMix, Network, Sim};
 use crate::dht;
 use crate::overlay::{Config, Event};
 use crate::transport::TransportAddr;
@@ -26,7 +26,8 @@ pub struct Scenario {
     pub network: Network,
     /// Protocol parameters of every node.
     pub config: Config,
-    /// The first nodes serve as bootstrap nodes for all others.
+    /// The first nodes serve as bootstrap nodes for all others; each joining node is
+    /// given [`BOOTSTRAP_LIST`] of them, drawn at random.
     pub bootstrap_nodes: usize,
     /// Nodes started per virtual second.
     pub join_rate: f64,
@@ -52,6 +53,8 @@ pub struct Scenario {
     pub dht_keys: usize,
     /// DHT parameters of every node (must pass [`dht::Config::validate`]).
     pub dht: dht::Config,
+    /// NATs in front of the nodes (the bootstrap nodes are public); `None`: none.
+    pub nat_mix: Option<NatMix>,
 }
 
 impl Default for Scenario {
@@ -73,11 +76,30 @@ impl Default for Scenario {
             sessions: None,
             dht_keys: 0,
             dht: dht::Config::default(),
+            nat_mix: None,
         }
     }
 }
 
+/// How many bootstrap nodes a joining node is given (as an operator lists a few).
+pub(crate) const BOOTSTRAP_LIST: usize = 4;
+
 impl Scenario {
+    /// The default scenario for `nodes` nodes, its join schedule scaled so that the
+    /// initial joins take about ten virtual seconds from 1 000 nodes on: `nodes / 10`
+    /// joins per second (at least 100), through `nodes / 1 000` bootstrap nodes (at
+    /// least 4). At a fixed 100 joins per second the join phase would last `nodes / 100`
+    /// seconds, and the keepalives of the nodes already up, which grow with its length,
+    /// would make the cost per node grow with the overlay's size.
+    pub fn scaled(nodes: usize) -> Self {
+        Scenario {
+            nodes,
+            join_rate: (nodes as f64 / 10.0).max(100.0),
+            bootstrap_nodes: (nodes / 1000).max(4),
+            ..Scenario::default()
+        }
+    }
+
     /// Crashes, leaves or joins at random times in the churn window.
     fn has_window_churn(&self) -> bool {
         self.crash > 0.0 || self.leave > 0.0 || self.join > 0.0
@@ -85,6 +107,28 @@ impl Scenario {
 
     fn has_churn(&self) -> bool {
         self.has_window_churn() || self.sessions.is_some()
+    }
+}
+
+/// The bootstrap nodes of a scenario.
+pub(crate) struct Bootstrap(Vec<TransportAddr>);
+
+impl Bootstrap {
+    /// The list node `i` is given: all bootstrap nodes if there are at most
+    /// [`BOOTSTRAP_LIST`]; else the first ones for a bootstrap node itself (a node tries
+    /// its list in order, so they all start from the first one and form one ring, not
+    /// several that never meet), and that many distinct ones at random for the others.
+    pub(crate) fn pick(&self, sim: &mut Sim, i: usize) -> Vec<TransportAddr> {
+        if self.0.len() <= BOOTSTRAP_LIST {
+            return self.0.clone();
+        }
+        if i < self.0.len() {
+            return self.0[..BOOTSTRAP_LIST].to_vec();
+        }
+        rand::seq::index::sample(sim.rng(), self.0.len(), BOOTSTRAP_LIST)
+            .into_iter()
+            .map(|i| self.0[i])
+            .collect()
     }
 }
 
@@ -117,6 +161,8 @@ pub struct Phase {
     pub far_mean: f64,
     /// Mean estimate of the overlay size across live nodes.
     pub size_estimate_mean: f64,
+    /// Share of the connections (counted at both ends) that run through a relay.
+    pub relayed_fraction: f64,
 }
 
 /// The outcome of a scenario.
@@ -148,6 +194,8 @@ pub struct Report {
     pub datagrams: u64,
     /// Datagrams lost.
     pub lost: u64,
+    /// Datagrams NATs did not let in.
+    pub filtered: u64,
     /// Events the simulator processed (datagram arrivals and timer expiries).
     pub events: u64,
     /// CTM requests nodes left unanswered under their rate limits, all nodes together.
@@ -181,17 +229,24 @@ impl Scenario {
         let mut sim = Sim::new(self.seed, self.network, self.config.clone());
         sim.set_dht_config(self.dht.clone());
         sim.reserve_nodes(self.nodes);
-        for _ in 0..self.nodes {
+        let b = self.bootstrap_nodes.min(self.nodes);
+        for i in 0..self.nodes {
+            if i == b {
+                sim.set_nat_mix(self.nat_mix.clone());
+            }
             sim.add_node();
         }
-        let bootstrap: Vec<TransportAddr> = (0..self.bootstrap_nodes.min(self.nodes))
-            .map(|i| sim.node(i).transport)
-            .collect();
+        let bootstrap = Bootstrap((0..b).map(|i| sim.node(i).transport).collect());
 
+        let mut first = sim.at(Duration::ZERO);
         for i in 0..self.nodes {
-            let at = sim.at(Duration::from_secs_f64(i as f64 / self.join_rate));
+            if i == b && b >= 2 {
+                first += self.await_bootstrap(&mut sim, b);
+            }
+            let at = first + Duration::from_secs_f64(i as f64 / self.join_rate);
             sim.run_until(at);
-            sim.start(i, &bootstrap);
+            let list = bootstrap.pick(&mut sim, i);
+            sim.start(i, &list);
             // Nodes report a few events per second each; dropping them often keeps a
             // large simulation from holding millions.
             if i % 16 == 0 {
@@ -250,6 +305,7 @@ impl Scenario {
         let net = sim.net_stats();
         report.datagrams = net.sent;
         report.lost = net.lost;
+        report.filtered = net.filtered;
         report.events = sim.events_processed();
         for n in sim.nodes() {
             let stats = n.stack.node.stats();
@@ -261,10 +317,26 @@ impl Scenario {
         report
     }
 
+    /// Runs until the first `b` nodes (the bootstrap nodes) are correctly connected,
+    /// at most `settle`; returns how long that took. Others start only then: a
+    /// bootstrap node that is not yet linked to the rest takes joiners as its first
+    /// connections and stops bootstrapping itself, and forms a ring of its own that
+    /// never meets the others.
+    fn await_bootstrap(&self, sim: &mut Sim, b: usize) -> Duration {
+        let start = sim.now();
+        while sim.now() - start < self.settle
+            && !(0..b).all(|j| sim.node(j).stack.node.is_correctly_connected())
+        {
+            sim.run_for(Duration::from_millis(100));
+            sim.take_observed();
+        }
+        sim.now() - start
+    }
+
     fn churn(
         &self,
         sim: &mut Sim,
-        bootstrap: &[TransportAddr],
+        bootstrap: &Bootstrap,
         report: &mut Report,
         progress: &mut dyn FnMut(&str, f64),
     ) {
@@ -309,7 +381,10 @@ impl Scenario {
             match action {
                 Action::Crash(i) => sim.crash(i),
                 Action::Leave(i) => sim.leave(i),
-                Action::Join(i) => sim.start(i, bootstrap),
+                Action::Join(i) => {
+                    let list = bootstrap.pick(sim, i);
+                    sim.start(i, &list);
+                }
             }
             if k % 64 == 0 {
                 sim.take_observed();
@@ -487,10 +562,14 @@ fn check_ring(sim: &Sim) -> Phase {
     let count = live.len();
     let mut errors = 0;
     let mut correct = 0;
-    let (mut conns, mut far, mut size) = (0usize, 0usize, 0.0);
+    let (mut conns, mut far, mut relayed, mut size) = (0usize, 0usize, 0usize, 0.0);
     for (k, &(_, i)) in live.iter().enumerate() {
         let node = &sim.node(i).stack.node;
         conns += node.connections().count();
+        relayed += node
+            .connections()
+            .filter(|c| matches!(c.edge, crate::overlay::Edge::Relay { .. }))
+            .count();
         far += node
             .connections()
             .filter(|c| c.roles.contains(Roles::FAR) && !c.roles.contains(Roles::NEAR))
@@ -516,6 +595,7 @@ fn check_ring(sim: &Sim) -> Phase {
         connections_mean: conns as f64 / count.max(1) as f64,
         far_mean: far as f64 / count.max(1) as f64,
         size_estimate_mean: size / count.max(1) as f64,
+        relayed_fraction: relayed as f64 / conns.max(1) as f64,
         ..Phase::default()
     }
 }

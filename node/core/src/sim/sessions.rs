@@ -18,7 +18,7 @@ use rand::{Rng, RngExt};
 
 use super::Sim;
 use super::dht_check::{self, Key};
-use crate::transport::TransportAddr;
+use super::scenario::Bootstrap;
 
 /// A distribution of session lengths.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -136,7 +136,7 @@ pub(crate) fn run(
     sim: &mut Sim,
     sessions: &Sessions,
     keep: usize,
-    bootstrap: &[TransportAddr],
+    bootstrap: &Bootstrap,
     keys: &[Key],
     progress: &mut dyn FnMut(&str, f64),
 ) -> SessionReport {
@@ -188,7 +188,8 @@ pub(crate) fn run(
         }
         report.departures += 1;
         let new = sim.add_node();
-        sim.start(new, bootstrap);
+        let list = bootstrap.pick(sim, new);
+        sim.start(new, &list);
         schedule(sim, new, &mut ends);
         if report.departures % 64 == 0 {
             sim.take_observed();
