@@ -30,6 +30,13 @@ fn thousand_nodes_form_a_consistent_ring_and_deliver_every_route() {
     // Greedy routing over near and Kleinberg far links: O(log^2 n / k) hops, well under
     // the hop limit (the benchmark reports the exact figures).
     assert!(p.hops_max < 32, "{report:#?}");
+    // Each hop costs a random link's latency, so a route takes about `hops` times as
+    // long as the direct link would.
+    assert!(
+        (1.0..2.0 * p.hops_mean).contains(&p.stretch_mean),
+        "stretch {}: {report:#?}",
+        p.stretch_mean
+    );
     assert_eq!(report.joined, 1000);
     // k = ceil(0.5 log2 N) = 5 structured far connections per node. Each node counts
     // from its own estimate of N, which straddles 1024 (k = 6 above it), and a target

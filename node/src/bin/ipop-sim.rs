@@ -204,6 +204,8 @@ fn phase_json(p: &Phase) -> Value {
         "far_mean": p.far_mean,
         "size_estimate_mean": p.size_estimate_mean,
         "relayed_fraction": p.relayed_fraction,
+        "stretch_mean": p.stretch_mean,
+        "stretch_p99": p.stretch_p99,
     })
 }
 
@@ -327,8 +329,14 @@ fn print_phase(title: &str, p: &Phase) {
         p.ring_consistent, p.ring_errors
     );
     println!(
-        "  routes delivered     {} / {}   hops mean {:.2}, p99 {}, max {}",
-        p.routes_delivered, p.routes_tried, p.hops_mean, p.hops_p99, p.hops_max
+        "  routes delivered     {} / {}   hops mean {:.2}, p99 {}, max {}; stretch mean {:.2}, p99 {:.2}",
+        p.routes_delivered,
+        p.routes_tried,
+        p.hops_mean,
+        p.hops_p99,
+        p.hops_max,
+        p.stretch_mean,
+        p.stretch_p99
     );
     println!(
         "  connections          {:.1} per node, {:.1} structured far, {:.1} % relayed; size estimate {:.0}",

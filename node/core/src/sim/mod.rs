@@ -138,6 +138,8 @@ pub struct Observed {
     pub node: usize,
     /// What happened.
     pub event: Event,
+    /// When (virtual time).
+    pub at: Instant,
 }
 
 /// The simulator.
@@ -531,7 +533,11 @@ impl Sim {
             if event == Event::CorrectlyConnected && n.connected_at.is_none() {
                 n.connected_at = Some(now);
             }
-            self.observed.push(Observed { node: i, event });
+            self.observed.push(Observed {
+                node: i,
+                event,
+                at: now,
+            });
         }
         while let Some((id, result)) = n.stack.poll_dht_result() {
             self.dht_results.push(DhtResult {
@@ -607,8 +613,9 @@ impl Sim {
         );
     }
 
-    /// The fixed one-way latency between two nodes, from a hash of the pair and seed.
-    fn latency(&self, a: usize, b: usize) -> Duration {
+    /// The fixed one-way underlay latency between nodes `a` and `b` (jitter aside),
+    /// from a hash of the pair and seed.
+    pub fn latency(&self, a: usize, b: usize) -> Duration {
         let (lo, hi) = (a.min(b) as u64, a.max(b) as u64);
         let h = splitmix64(self.seed ^ splitmix64(lo << 32 | hi));
         let u = (h >> 11) as f64 / (1u64 << 53) as f64;

@@ -163,6 +163,11 @@ pub struct Phase {
     pub size_estimate_mean: f64,
     /// Share of the connections (counted at both ends) that run through a relay.
     pub relayed_fraction: f64,
+    /// Stretch of delivered probes (their latency over the overlay route ÷ the direct
+    /// underlay latency between the two nodes): mean.
+    pub stretch_mean: f64,
+    /// ... 99th percentile.
+    pub stretch_p99: f64,
 }
 
 /// The outcome of a scenario.
@@ -447,6 +452,7 @@ impl Scenario {
             return;
         }
         let id_base = round << 40;
+        // (destination, sent, source, when)
         let mut expected = Vec::with_capacity(self.routes);
         sim.take_observed();
         for k in 0..self.routes {
@@ -459,7 +465,7 @@ impl Scenario {
             let sent = sim.act(a, |node, now| {
                 node.send_probe(now, dst, id_base + k as u64, false)
             });
-            expected.push((b, sent.is_ok()));
+            expected.push((b, sent.is_ok(), a, sim.now()));
             if k % 100 == 99 {
                 sim.run_for(Duration::from_millis(10));
                 progress("routes", k as f64 / self.routes as f64);
@@ -467,20 +473,29 @@ impl Scenario {
         }
         sim.run_for(Duration::from_secs(10));
         let mut hops: Vec<f64> = Vec::new();
+        let mut stretch: Vec<f64> = Vec::new();
         let mut delivered = vec![false; expected.len()];
         for o in sim.take_observed() {
             if let Event::ProbeReceived { id, hops: h, .. } = o.event {
                 let Some(k) = id.checked_sub(id_base).map(|k| k as usize) else {
                     continue;
                 };
-                if k < expected.len() && expected[k].0 == o.node && !delivered[k] {
+                let Some(&(b, _, a, sent)) = expected.get(k) else {
+                    continue;
+                };
+                if b == o.node && !delivered[k] {
                     delivered[k] = true;
                     hops.push(f64::from(h));
                     phase.hops_max = phase.hops_max.max(h);
+                    let direct = sim.latency(a, b).as_secs_f64();
+                    stretch.push((o.at - sent).as_secs_f64() / direct);
                 }
             }
         }
         hops.sort_by(f64::total_cmp);
+        stretch.sort_by(f64::total_cmp);
+        phase.stretch_mean = stretch.iter().sum::<f64>() / stretch.len().max(1) as f64;
+        phase.stretch_p99 = percentile(&stretch, 99.0);
         phase.routes_tried = expected.len();
         phase.routes_delivered = hops.len();
         phase.hops_mean = if hops.is_empty() {
