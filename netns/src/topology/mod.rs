@@ -10,7 +10,6 @@ mod validate;
 
 pub(crate) use validate::FIRST_HOST_OFFSET;
 
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
@@ -64,56 +63,8 @@ pub struct Site {
     pub binding_timeout: Option<Duration>,
 }
 
-/// How a site router maps and filters (RFC 4787 terms in the comments).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NatProfile {
-    /// No translation: the LAN is routed (a firewall may still filter).
-    None,
-    /// Endpoint-independent mapping and filtering.
-    FullCone,
-    /// Endpoint-independent mapping, address-dependent filtering.
-    AddressRestricted,
-    /// Endpoint-independent mapping, address-and-port-dependent filtering.
-    PortRestricted,
-    /// Address-and-port-dependent mapping and filtering.
-    Symmetric,
-}
-
-impl NatProfile {
-    /// Every profile, in the order of the topology file's documentation.
-    pub const ALL: [NatProfile; 5] = [
-        NatProfile::None,
-        NatProfile::FullCone,
-        NatProfile::AddressRestricted,
-        NatProfile::PortRestricted,
-        NatProfile::Symmetric,
-    ];
-
-    /// The name used in topology files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NatProfile::None => "none",
-            NatProfile::FullCone => "full-cone",
-            NatProfile::AddressRestricted => "address-restricted",
-            NatProfile::PortRestricted => "port-restricted",
-            NatProfile::Symmetric => "symmetric",
-        }
-    }
-
-    /// Parses a topology-file name (`restricted` is accepted for `address-restricted`).
-    pub fn from_name(name: &str) -> Option<NatProfile> {
-        match name {
-            "restricted" => Some(NatProfile::AddressRestricted),
-            _ => NatProfile::ALL.into_iter().find(|p| p.as_str() == name),
-        }
-    }
-}
-
-impl fmt::Display for NatProfile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// How a site router maps and filters (shared with the simulator's NAT model).
+pub use ipop_core::NatProfile;
 
 /// What a site router's firewall lets through (applied after the NAT rules).
 #[derive(Debug, Clone, PartialEq, Eq)]

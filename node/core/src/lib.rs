@@ -11,6 +11,7 @@
 pub mod address;
 pub mod dht;
 pub mod ipop;
+pub mod nat_profile;
 pub mod overlay;
 pub mod secure;
 pub mod sim;
@@ -20,5 +21,6 @@ pub mod transport;
 pub mod wire;
 
 pub use address::Address;
+pub use nat_profile::NatProfile;
 pub use stack::Stack;
 pub use transport::{Proto, TransportAddr};

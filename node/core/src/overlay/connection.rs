@@ -113,6 +113,19 @@ impl Connection {
                 && !self.peer_roles.contains(Roles::LEAF))
     }
 
+    /// Gives or takes `role`; a change makes a status message due (the peer learns
+    /// why the connection is kept).
+    pub(crate) fn set_role(&mut self, role: Roles, on: bool) {
+        if on != self.roles.contains(role) {
+            self.roles = if on {
+                self.roles | role
+            } else {
+                self.roles.without(role)
+            };
+            self.status_due = true;
+        }
+    }
+
     pub(crate) fn record_rtt(&mut self, sample: Duration) {
         self.rtt = Some(match self.rtt {
             None => sample,

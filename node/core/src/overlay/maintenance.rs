@@ -312,14 +312,7 @@ impl Node {
         }
         for c in self.table.iter_mut() {
             let near = view.left.contains(&c.peer) || view.right.contains(&c.peer);
-            if near != c.roles.contains(Roles::NEAR) {
-                c.roles = if near {
-                    c.roles | Roles::NEAR
-                } else {
-                    c.roles.without(Roles::NEAR)
-                };
-                c.status_due = true;
-            }
+            c.set_role(Roles::NEAR, near);
             if view_changed && near {
                 c.status_due = true;
             }

@@ -122,14 +122,7 @@ impl Node {
             .collect();
         for c in self.table.iter_mut() {
             let relay = vias.contains(&c.peer);
-            if relay != c.roles.contains(Roles::RELAY) {
-                c.roles = if relay {
-                    c.roles | Roles::RELAY
-                } else {
-                    c.roles.without(Roles::RELAY)
-                };
-                c.status_due = true;
-            }
+            c.set_role(Roles::RELAY, relay);
         }
     }
 }

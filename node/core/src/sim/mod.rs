@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{Rng, RngExt, SeedableRng};
 
+pub use crate::NatProfile;
 pub use dht_check::DhtReport;
 pub use frames::host_udp_frame;
-pub use nat::{NatMix, NatMixError, NatProfile};
+pub use nat::{NatMix, NatMixError};
 pub use scenario::{Phase, Report, Scenario, describe_ring_errors, percentile};
 pub use sessions::{SessionDist, SessionDistError, SessionReport, SessionSample, Sessions};
 

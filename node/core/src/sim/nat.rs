@@ -16,42 +16,7 @@ use std::str::FromStr;
 
 use rand::RngExt;
 
-/// How a simulated node is attached to the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NatProfile {
-    /// A public address.
-    None,
-    /// Endpoint-independent mapping and filtering.
-    FullCone,
-    /// Endpoint-independent mapping, address-dependent filtering.
-    AddressRestricted,
-    /// Endpoint-independent mapping, address-and-port-dependent filtering.
-    PortRestricted,
-    /// Address-and-port-dependent mapping and filtering.
-    Symmetric,
-}
-
-impl NatProfile {
-    /// Every profile, in the order reports list them.
-    pub const ALL: [NatProfile; 5] = [
-        NatProfile::None,
-        NatProfile::FullCone,
-        NatProfile::AddressRestricted,
-        NatProfile::PortRestricted,
-        NatProfile::Symmetric,
-    ];
-
-    /// The profile's name, as the testbed spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            NatProfile::None => "none",
-            NatProfile::FullCone => "full-cone",
-            NatProfile::AddressRestricted => "address-restricted",
-            NatProfile::PortRestricted => "port-restricted",
-            NatProfile::Symmetric => "symmetric",
-        }
-    }
-}
+use crate::NatProfile;
 
 /// A mix of NAT profiles, as shares of the nodes.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,7 +63,7 @@ impl std::fmt::Display for NatMix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (i, (p, w)) in self.shares.iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };
-            write!(f, "{sep}{}:{w}", p.name())?;
+            write!(f, "{sep}{}:{w}", p.as_str())?;
         }
         Ok(())
     }
@@ -138,7 +103,7 @@ impl FromStr for NatMix {
                 .ok_or_else(|| NatMixError::Entry(entry.to_owned()))?;
             let profile = NatProfile::ALL
                 .into_iter()
-                .find(|p| p.name() == name.trim())
+                .find(|p| p.as_str() == name.trim())
                 .ok_or_else(|| NatMixError::Profile(name.to_owned()))?;
             let w: f64 = share
                 .trim()
