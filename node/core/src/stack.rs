@@ -26,11 +26,12 @@ pub struct Stack {
     pub node: Node,
     /// The DHT.
     pub dht: Dht,
-    /// The virtual IP network, if this node has a TAP.
-    pub ipop: Option<Ipop>,
+    /// The virtual IP network, if this node has a TAP (boxed, as `secure`: most
+    /// simulated nodes have neither, and inline they would be most of a `Stack`).
+    pub ipop: Option<Box<Ipop>>,
     /// Authenticated, encrypted edges, if the overlay has an admission secret: every
     /// datagram the node sends is sealed here and every one it receives opened here.
-    pub secure: Option<Secure>,
+    pub secure: Option<Box<Secure>>,
     /// The last time a handler was called (sealing the node's datagrams needs a time).
     now: Instant,
     /// Plaintext of the datagram being opened or sealed.
@@ -71,7 +72,7 @@ impl Stack {
     pub fn enable_ipop(&mut self, config: ipop::Config, seed: [u8; 32], now: Instant) {
         let mut ipop = Ipop::new(config, seed, now);
         ipop.set_secure_edges(self.secure.is_some());
-        self.ipop = Some(ipop);
+        self.ipop = Some(Box::new(ipop));
     }
 
     /// Makes every edge a Noise session keyed with the overlay's admission secret
@@ -79,7 +80,7 @@ impl Stack {
     pub fn enable_secure(&mut self, config: secure::Config, identity: Identity, seed: u64) {
         debug_assert_eq!(identity.address(), self.node.address());
         self.node.enable_signatures(identity.clone());
-        self.secure = Some(Secure::new(config, identity, seed));
+        self.secure = Some(Box::new(Secure::new(config, identity, seed)));
         if let Some(i) = self.ipop.as_mut() {
             i.set_secure_edges(true);
         }
@@ -310,7 +311,7 @@ impl Stack {
         if let Some(i) = &self.ipop {
             next = next.min(i.poll_timeout());
         }
-        if let Some(t) = self.secure.as_ref().and_then(Secure::poll_timeout) {
+        if let Some(t) = self.secure.as_deref().and_then(Secure::poll_timeout) {
             next = next.min(t);
         }
         Some(next)
