@@ -150,14 +150,7 @@ fn blocked_peers_link_through_a_relay_and_upgrade_when_they_can() {
         sim.node(b).stack.node.address(),
         sim.node(c).stack.node.address(),
     );
-    let edge = |sim: &Sim| {
-        sim.node(a)
-            .stack
-            .node
-            .connections()
-            .find(|x| x.peer == addr_b)
-            .map(|x| x.edge)
-    };
+    let edge = |sim: &Sim| sim.connection(a, b).map(|x| x.edge);
     assert_eq!(edge(&sim), Some(Edge::Relay { via: addr_c }));
     for i in [a, b, c] {
         assert!(sim.node(i).stack.node.is_correctly_connected(), "node {i}");

@@ -249,6 +249,16 @@ impl Sim {
         &self.nodes[i]
     }
 
+    /// Node `x`'s connection to node `y`, if it has one.
+    pub fn connection(&self, x: usize, y: usize) -> Option<&crate::overlay::Connection> {
+        let peer = self.nodes[y].stack.node.address();
+        self.nodes[x]
+            .stack
+            .node
+            .connections()
+            .find(|c| c.peer == peer)
+    }
+
     /// One node's overlay, mutably (to call its API, e.g. to send).
     pub fn node_mut(&mut self, i: usize) -> &mut Node {
         &mut self.nodes[i].stack.node

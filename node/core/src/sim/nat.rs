@@ -264,13 +264,7 @@ mod tests {
                 "{pa:?} {pb:?}"
             );
         }
-        let peer = sim.node(b).stack.node.address();
-        sim.node(a)
-            .stack
-            .node
-            .connections()
-            .find(|x| x.peer == peer)
-            .map(|x| x.edge)
+        sim.connection(a, b).map(|x| x.edge)
     }
 
     #[test]

@@ -205,13 +205,7 @@ fn unconnected_pair(sim: &Sim, n: usize) -> (usize, usize) {
 
 /// Node `x`'s connection to node `y`, with its roles.
 fn connection(sim: &Sim, x: usize, y: usize) -> Option<crate::wire::Roles> {
-    let peer = sim.node(y).stack.node.address();
-    sim.node(x)
-        .stack
-        .node
-        .connections()
-        .find(|c| c.peer == peer)
-        .map(|c| c.roles)
+    sim.connection(x, y).map(|c| c.roles)
 }
 
 #[test]
