@@ -383,13 +383,14 @@ fn core_batch(plan: &Plan) -> String {
     for link in &plan.core_links {
         let k = link.k;
         let peer = &plan.nodes[link.node].namespace;
-        if link.wan.is_some() {
+        if let Some(wan) = link.wan {
+            let mtu = wan.mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
             let _ = writeln!(
                 b,
-                "link add w{k} type veth peer name {} netns {peer}",
+                "link add w{k}{mtu} type veth peer name {}{mtu} netns {peer}",
                 link.device
             );
-            let _ = writeln!(b, "link add x{k} type veth peer name p{k}");
+            let _ = writeln!(b, "link add x{k}{mtu} type veth peer name p{k}{mtu}");
             let _ = writeln!(b, "link set w{k} up\nlink set x{k} up");
         } else {
             let _ = writeln!(

@@ -132,6 +132,10 @@ pub struct LinkParams {
     pub loss: f64,
     /// Rate limit in Mbit/s, or none.
     pub rate_mbit: Option<f64>,
+    /// The link's MTU (both ends and the emulator's wire), or Ethernet's 1500. A router
+    /// that forwards a larger DF packet into it answers "fragmentation needed"; the core
+    /// switch, like many Internet paths, drops it silently.
+    pub mtu: Option<u16>,
 }
 
 /// The overlay settings a topology suggests to the harness.

@@ -72,6 +72,8 @@ pub(crate) struct Wan {
     pub(crate) loss: Option<Spanned<f64>>,
     #[serde(default)]
     pub(crate) rate_mbit: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub(crate) mtu: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

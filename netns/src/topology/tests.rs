@@ -130,6 +130,7 @@ fn impossible_values_are_refused() {
         ),
         ("site = \"a\"\nloss = 1.0", "loss is a probability"),
         ("site = \"a\"\nrate_mbit = 0", "rate_mbit"),
+        ("site = \"a\"\nmtu = 100", "mtu must be within"),
     ];
     for (keys, want) in wan_cases {
         let text = format!("name = \"x\"\n[[site]]\nname = \"a\"\nhosts = 1\n[[wan]]\n{keys}\n");

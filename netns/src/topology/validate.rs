@@ -22,6 +22,9 @@ const MAX_PUBLIC_PER_GROUP: i64 = 1000;
 const MAX_ADDRESSES: i64 = 4;
 const MAX_DELAY_MS: f64 = 10_000.0;
 const MAX_RATE_MBIT: f64 = 100_000.0;
+/// A WAN link's MTU: at least IPv4's minimum datagram, at most a jumbo frame.
+const MIN_LINK_MTU: i64 = 576;
+const MAX_LINK_MTU: i64 = 9000;
 const MAX_TIMEOUT_S: i64 = 7 * 24 * 3600;
 
 pub(crate) struct Invalid {
@@ -329,6 +332,16 @@ fn validate_wans(wans: &[raw::Wan], sites: &[Site], names: &Names) -> Result<Vec
             Some(r) => Some(*r.get_ref()),
             None => None,
         };
+        let mtu = match &wan.mtu {
+            Some(m) if !(MIN_LINK_MTU..=MAX_LINK_MTU).contains(m.get_ref()) => {
+                return err(
+                    m.span(),
+                    format!("mtu must be within {MIN_LINK_MTU} ..= {MAX_LINK_MTU} bytes"),
+                );
+            }
+            Some(m) => Some(*m.get_ref() as u16),
+            None => None,
+        };
         out.push(Wan {
             attach,
             link: LinkParams {
@@ -336,6 +349,7 @@ fn validate_wans(wans: &[raw::Wan], sites: &[Site], names: &Names) -> Result<Vec
                 jitter,
                 loss,
                 rate_mbit,
+                mtu,
             },
         });
     }
