@@ -229,6 +229,7 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
                 tx_bytes: c.counters.tx_bytes,
                 rx_packets: c.counters.rx_packets,
                 rx_bytes: c.counters.rx_bytes,
+                path_mtu: c.path_mtu(),
             }
         })
         .collect();
@@ -321,6 +322,7 @@ fn counters(stats: &ipop_core::overlay::Stats, facts: &DriverFacts) -> api::Stat
         impersonation: stats.impersonation,
         bad_signature: stats.bad_signature,
         unsigned: stats.unsigned,
+        mtu_probes: stats.mtu_probes,
         udp_send_drops: facts.udp_send_drops,
         tcp_send_drops: facts.tcp.send_drops,
         udp_errors: facts.udp_errors,

@@ -200,6 +200,10 @@ pub struct Connection {
     pub rx_packets: u64,
     /// Bytes received on it.
     pub rx_bytes: u64,
+    /// The largest overlay datagram path-MTU discovery found the edge carries (absent
+    /// until a probe was answered or lost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_mtu: Option<u16>,
 }
 
 /// What a connection's edge runs over.
@@ -254,6 +258,7 @@ pub struct Stats {
     pub impersonation: u64,
     pub bad_signature: u64,
     pub unsigned: u64,
+    pub mtu_probes: u64,
     pub udp_send_drops: u64,
     pub tcp_send_drops: u64,
     pub udp_errors: u64,

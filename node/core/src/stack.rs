@@ -80,6 +80,7 @@ impl Stack {
     pub fn enable_secure(&mut self, config: secure::Config, identity: Identity, seed: u64) {
         debug_assert_eq!(identity.address(), self.node.address());
         self.node.enable_signatures(identity.clone());
+        self.node.reserve_seal(secure::DATA_OVERHEAD);
         self.secure = Some(Box::new(Secure::new(config, identity, seed)));
         if let Some(i) = self.ipop.as_mut() {
             i.set_secure_edges(true);

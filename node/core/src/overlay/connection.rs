@@ -63,6 +63,8 @@ pub struct Connection {
     pub(crate) ping_nonce: u64,
     pub(crate) status_due: bool,
     pub(crate) unneeded_since: Option<Instant>,
+    /// Path-MTU discovery on the edge.
+    pub(crate) mtu: super::pmtu::PathMtu,
 }
 
 /// Traffic counters of a connection.
@@ -99,6 +101,7 @@ impl Connection {
             ping_nonce: 0,
             status_due: true,
             unneeded_since: None,
+            mtu: super::pmtu::PathMtu::new(now),
         }
     }
 
@@ -124,6 +127,12 @@ impl Connection {
             };
             self.status_due = true;
         }
+    }
+
+    /// The largest overlay datagram path-MTU discovery found the edge carries (None
+    /// until a probe was answered or lost).
+    pub fn path_mtu(&self) -> Option<u16> {
+        self.mtu.limit()
     }
 
     pub(crate) fn record_rtt(&mut self, sample: Duration) {

@@ -368,6 +368,7 @@ impl Node {
             conn.peer_roles = req.roles;
             conn.direct_candidates = req.transports.iter().collect();
             self.table.insert(conn);
+            self.schedule_mtu(Some(now));
         }
         if status == LinkStatus::Ok {
             self.evict_other_holders(now, peer, src.edge);
@@ -440,6 +441,7 @@ impl Node {
                     })
                     .collect();
                 self.table.insert(conn);
+                self.schedule_mtu(Some(now));
                 self.evict_other_holders(now, peer, src.edge);
                 self.events.push_back(Event::Connected {
                     peer,

@@ -86,6 +86,7 @@ impl Node {
             return;
         }
         self.drive_attempts(now);
+        self.drive_path_mtu(now);
         if now >= self.timers.next_tick {
             self.timers.next_tick = now + self.config.tick;
             self.tick(now);

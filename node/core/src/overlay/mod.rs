@@ -14,6 +14,7 @@ mod link;
 mod maintenance;
 mod nat;
 mod output;
+mod pmtu;
 mod relays;
 mod routing;
 mod send;
@@ -30,6 +31,7 @@ use rand::rngs::Xoshiro256PlusPlus;
 
 pub use connection::{Connection, Counters, Edge};
 pub use nat::LearnedAddress;
+pub use pmtu::FLOOR as MTU_FLOOR;
 pub use routing::SendError;
 
 use crate::address::Address;
@@ -100,6 +102,10 @@ pub struct Config {
     pub ctm_sources: usize,
     /// Broadcasts passed on per origin per second; more are dropped.
     pub broadcasts_per_origin: u32,
+    /// The largest datagram an edge may carry, and the first size path-MTU discovery
+    /// probes: an IPv4 underlay's 1500-byte MTU less the IP and UDP headers (less a
+    /// secure edge's seal, which [`Node::reserve_seal`] takes off).
+    pub max_datagram: usize,
 }
 
 impl Default for Config {
@@ -129,6 +135,7 @@ impl Default for Config {
             ctm_per_source: 16,
             ctm_sources: 256,
             broadcasts_per_origin: 64,
+            max_datagram: 1500 - 28,
         }
     }
 }
@@ -288,6 +295,8 @@ pub struct Node {
     /// The key that signs the routed messages this node originates; with it, the node
     /// also requires signed (or source-authenticated) overlay control messages.
     signer: Option<signing::Signer>,
+    /// When the earliest path-MTU probe timer of a connection is due.
+    mtu_due: Option<Instant>,
 }
 
 impl Node {
@@ -319,6 +328,7 @@ impl Node {
             traffic: traffic::Traffic::default(),
             notices: Vec::new(),
             signer: None,
+            mtu_due: None,
         }
     }
 
@@ -461,6 +471,9 @@ impl Node {
         for a in &self.attempts {
             next = next.min(a.next_send);
         }
+        if let Some(d) = self.mtu_due {
+            next = next.min(d);
+        }
         Some(next)
     }
 
@@ -540,6 +553,8 @@ impl Node {
             Message::Ping(s) => self.on_status(now, src, &s, true),
             Message::Pong(s) => self.on_status(now, src, &s, false),
             Message::Close(c) => self.on_close(now, src, &c),
+            Message::MtuProbe(p) => self.on_mtu_probe(src, p.nonce),
+            Message::MtuAck(nonce) => self.on_mtu_ack(now, src, nonce),
             Message::Routed(r) => {
                 let header = r.header;
                 let offset = buf.len() - r.payload.len();

@@ -47,4 +47,6 @@ pub struct Stats {
     /// Overlay control messages dropped by a node that signs: neither signed nor
     /// received straight from their source over a secure edge.
     pub unsigned: u64,
+    /// Path-MTU probes sent.
+    pub mtu_probes: u64,
 }

@@ -65,7 +65,7 @@ pub struct NetStats {
     pub lost: u64,
     /// Datagrams addressed to a crashed, departed or unknown node.
     pub undeliverable: u64,
-    /// Datagrams dropped between a blocked pair of nodes.
+    /// Datagrams dropped between a blocked pair of nodes, or larger than a link carries.
     pub blocked: u64,
     /// Datagrams a NAT did not let in (or, symmetric, had no port left for).
     pub filtered: u64,
@@ -161,6 +161,9 @@ pub struct Sim {
     tap_frames: Vec<(usize, Vec<u8>)>,
     ipop_events: Vec<(usize, crate::ipop::Event)>,
     blocked: std::collections::BTreeSet<(usize, usize)>,
+    /// Nodes whose link carries datagrams of at most so many bytes (larger ones, both
+    /// ways, are dropped silently, as by a path that filters ICMP).
+    narrow: std::collections::BTreeMap<usize, usize>,
     nat_mix: Option<NatMix>,
     stats: NetStats,
     events: u64,
@@ -186,6 +189,7 @@ impl Sim {
             tap_frames: Vec::new(),
             ipop_events: Vec::new(),
             blocked: std::collections::BTreeSet::new(),
+            narrow: std::collections::BTreeMap::new(),
             nat_mix: None,
             stats: NetStats::default(),
             events: 0,
@@ -196,6 +200,12 @@ impl Sim {
     /// they can only talk through a third node.
     pub fn block_pair(&mut self, a: usize, b: usize) {
         self.blocked.insert((a.min(b), a.max(b)));
+    }
+
+    /// Node `i`'s link carries datagrams of at most `bytes` from now on (larger ones are
+    /// dropped, silently, both ways).
+    pub fn set_link_mtu(&mut self, i: usize, bytes: usize) {
+        self.narrow.insert(i, bytes);
     }
 
     /// Lets nodes `a` and `b` exchange datagrams again.
@@ -607,7 +617,11 @@ impl Sim {
             self.stats.lost += 1;
             return;
         }
-        if !self.blocked.is_empty() && self.blocked.contains(&(from.min(to), from.max(to))) {
+        let narrow = |i| self.narrow.get(&i).copied().unwrap_or(usize::MAX);
+        let too_big = !self.narrow.is_empty() && data.len() > narrow(from).min(narrow(to));
+        if too_big
+            || !self.blocked.is_empty() && self.blocked.contains(&(from.min(to), from.max(to)))
+        {
             self.stats.blocked += 1;
             return;
         }

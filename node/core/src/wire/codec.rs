@@ -128,6 +128,11 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// How many bytes are not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Everything not read yet.
     pub(crate) fn rest(self) -> &'a [u8] {
         self.buf
@@ -165,6 +170,17 @@ impl<'a> Writer<'a> {
             return Err(Error::BufferTooSmall);
         }
         self.buf[self.pos..end].copy_from_slice(b);
+        self.pos = end;
+        Ok(())
+    }
+
+    /// `n` zero bytes (padding).
+    pub(crate) fn zeros(&mut self, n: usize) -> Result<(), Error> {
+        let end = self.pos + n;
+        if end > self.buf.len() {
+            return Err(Error::BufferTooSmall);
+        }
+        self.buf[self.pos..end].fill(0);
         self.pos = end;
         Ok(())
     }

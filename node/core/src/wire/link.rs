@@ -383,3 +383,30 @@ impl<'a> Close<'a> {
         w.address_list(&self.right, MAX_NEIGHBORS)
     }
 }
+
+/// Body of `MtuProbe`: a nonce, then padding that makes the datagram as long as the size
+/// being probed (the padding is not read: any bytes are taken).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MtuProbe {
+    /// Chosen by the prober, echoed by the answer.
+    pub nonce: u64,
+    /// Padding bytes after the nonce.
+    pub padding: usize,
+}
+
+impl MtuProbe {
+    pub(super) fn parse(r: &mut Reader<'_>) -> Result<Self, Error> {
+        let nonce = r.u64()?;
+        let padding = r.bytes(r.remaining())?.len();
+        Ok(MtuProbe { nonce, padding })
+    }
+
+    pub(super) fn encoded_len(&self) -> usize {
+        8 + self.padding
+    }
+
+    pub(super) fn emit(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.u64(self.nonce)?;
+        w.zeros(self.padding)
+    }
+}

@@ -11,7 +11,9 @@ mod payload;
 mod routed;
 
 pub use codec::{AddressList, TransportList};
-pub use link::{Close, CloseReason, LinkRequest, LinkResponse, LinkStatus, Roles, Status};
+pub use link::{
+    Close, CloseReason, LinkRequest, LinkResponse, LinkStatus, MtuProbe, Roles, Status,
+};
 pub use payload::{Broadcast, CtmReply, CtmRequest, OverlayPayload, Probe, kind};
 pub use routed::{Mode, Routed, RoutedFlags, RoutedHeader, SIGNATURE_TRAILER, signing_input};
 
@@ -66,6 +68,8 @@ mod msg_kind {
     pub(super) const PONG: u8 = 4;
     pub(super) const CLOSE: u8 = 5;
     pub(super) const ROUTED: u8 = 6;
+    pub(super) const MTU_PROBE: u8 = 7;
+    pub(super) const MTU_ACK: u8 = 8;
 }
 
 /// One overlay datagram.
@@ -83,6 +87,10 @@ pub enum Message<'a> {
     Close(Close<'a>),
     /// A message routed over the overlay.
     Routed(Routed<'a>),
+    /// Path-MTU probe: is a datagram this long carried? Answered by an `MtuAck`.
+    MtuProbe(MtuProbe),
+    /// Answer to an `MtuProbe`, echoing its nonce.
+    MtuAck(u64),
 }
 
 /// Parses one datagram.
@@ -95,6 +103,8 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, Error> {
         msg_kind::PONG => Message::Pong(Status::parse(&mut r)?),
         msg_kind::CLOSE => Message::Close(Close::parse(&mut r)?),
         msg_kind::ROUTED => return Ok(Message::Routed(Routed::parse(r)?)),
+        msg_kind::MTU_PROBE => Message::MtuProbe(MtuProbe::parse(&mut r)?),
+        msg_kind::MTU_ACK => Message::MtuAck(r.u64()?),
         other => return Err(Error::UnknownKind(other)),
     };
     r.finish()?;
@@ -110,6 +120,8 @@ impl Message<'_> {
             Message::Pong(_) => msg_kind::PONG,
             Message::Close(_) => msg_kind::CLOSE,
             Message::Routed(_) => msg_kind::ROUTED,
+            Message::MtuProbe(_) => msg_kind::MTU_PROBE,
+            Message::MtuAck(_) => msg_kind::MTU_ACK,
         }
     }
 
@@ -122,6 +134,8 @@ impl Message<'_> {
                 Message::Ping(m) | Message::Pong(m) => m.encoded_len(),
                 Message::Close(m) => m.encoded_len(),
                 Message::Routed(m) => m.encoded_len(),
+                Message::MtuProbe(m) => m.encoded_len(),
+                Message::MtuAck(_) => 8,
             }
     }
 
@@ -137,6 +151,8 @@ impl Message<'_> {
             Message::Ping(m) | Message::Pong(m) => m.emit(&mut w)?,
             Message::Close(m) => m.emit(&mut w)?,
             Message::Routed(m) => m.emit(&mut w)?,
+            Message::MtuProbe(m) => m.emit(&mut w)?,
+            Message::MtuAck(nonce) => w.u64(*nonce)?,
         }
         Ok(w.len())
     }

@@ -57,6 +57,8 @@ enum Owned {
         header: RoutedHeader,
         payload: Vec<u8>,
     },
+    MtuProbe(MtuProbe),
+    MtuAck(u64),
 }
 
 impl Owned {
@@ -114,6 +116,8 @@ impl Owned {
                 header: *header,
                 payload,
             }),
+            Owned::MtuProbe(p) => Message::MtuProbe(*p),
+            Owned::MtuAck(nonce) => Message::MtuAck(*nonce),
         }
     }
 }
@@ -226,6 +230,9 @@ fn arb_owned() -> impl Strategy<Value = Owned> {
             }),
         (arb_header(), proptest::collection::vec(any::<u8>(), 0..64))
             .prop_map(|(header, payload)| Owned::Routed { header, payload }),
+        (any::<u64>(), 0usize..1500)
+            .prop_map(|(nonce, padding)| Owned::MtuProbe(MtuProbe { nonce, padding })),
+        any::<u64>().prop_map(Owned::MtuAck),
     ]
 }
 
