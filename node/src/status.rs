@@ -164,6 +164,10 @@ pub fn ipop(i: &Ipop, tap: &TapFacts<'_>) -> api::Ipop {
             refused_addresses: s.refused_addresses,
             dropped_unauthentic: s.dropped_unauthentic,
             refused_mappings: s.refused_mappings,
+            mss_clamped: s.mss_clamped,
+            fragmented: s.fragmented,
+            frag_needed_sent: s.frag_needed_sent,
+            dropped_too_big: s.dropped_too_big,
         },
     }
 }

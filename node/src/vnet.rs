@@ -254,10 +254,11 @@ pub fn record(
     keyed: bool,
 ) -> Result<NamespaceRecord, String> {
     let seal = if keyed { ipop::keyed::SEAL_OVERHEAD } else { 0 };
-    let max = ipop::max_mtu(UNDERLAY_MTU) - seal;
-    if mtu < MIN_MTU || usize::from(mtu) > max {
+    if !(MIN_MTU..=ipop::namespace::MAX_MTU).contains(&mtu) {
         return Err(format!(
-            "mtu {mtu}: must be between {MIN_MTU} and {max}: a virtual packet travels with {} bytes of overlay headers{}, {} more over a relay edge, in a UDP datagram ({} bytes of IPv6 and UDP headers) that must fit a {UNDERLAY_MTU}-byte underlay path unfragmented",
+            "mtu {mtu}: must be between {MIN_MTU} and {} (Ethernet's); up to {} a virtual packet crosses every edge of a {UNDERLAY_MTU}-byte underlay whole (it travels with {} bytes of overlay headers{}, {} more over a relay edge, in a UDP datagram with {} bytes of IPv6 and UDP headers); a larger one is cut into fragments, or answered with ICMP fragmentation-needed where it may not be cut",
+            ipop::namespace::MAX_MTU,
+            ipop::UNFRAGMENTED_MTU - seal,
             ipop::OVERHEAD,
             if keyed {
                 format!(" and a {seal}-byte seal (keyed namespace)")
@@ -321,25 +322,23 @@ mod tests {
         assert!(record("x", "10.128.0.0/12", 43200, 1280, None, false).is_ok());
         let e = record("x", "10.128.0.0/12", 43200, 100, None, false).unwrap_err();
         assert!(
-            e.starts_with("mtu 100: must be between 576 and 1286"),
+            e.starts_with("mtu 100: must be between 576 and 1500"),
             "{e}"
         );
-        // The MTU is checked against the overlay's headers in a 1500-byte underlay.
-        assert!(record("x", "10.128.0.0/12", 43200, 1286, None, false).is_ok());
-        let e = record("x", "10.128.0.0/12", 43200, 1400, None, false).unwrap_err();
+        // Up to Ethernet's MTU; the error says what crosses every edge whole.
+        assert!(record("x", "10.128.0.0/12", 43200, 1500, None, false).is_ok());
+        let e = record("x", "10.128.0.0/12", 43200, 1501, None, false).unwrap_err();
         assert!(
             e.contains("1286") && e.contains("1500-byte underlay"),
             "{e}"
         );
-        assert!(usize::from(DEFAULT_MTU) <= ipop::max_mtu(UNDERLAY_MTU));
-        // A keyed namespace's packets carry a seal: 40 bytes less.
-        assert!(record("x", "10.128.0.0/12", 43200, DEFAULT_KEYED_MTU, None, true).is_ok());
-        assert_eq!(
-            ipop::max_mtu(UNDERLAY_MTU) - ipop::keyed::SEAL_OVERHEAD,
-            usize::from(ipop::namespace::MAX_KEYED_MTU)
-        );
-        let e = record("x", "10.128.0.0/12", 43200, 1280, None, true).unwrap_err();
+        let e = record("x", "10.128.0.0/12", 43200, 100, None, true).unwrap_err();
         assert!(e.contains("1246") && e.contains("keyed namespace"), "{e}");
+        // The defaults cross every edge whole; a keyed namespace's packets carry a seal.
+        assert!(usize::from(DEFAULT_MTU) <= ipop::UNFRAGMENTED_MTU);
+        assert!(
+            usize::from(DEFAULT_KEYED_MTU) <= ipop::UNFRAGMENTED_MTU - ipop::keyed::SEAL_OVERHEAD
+        );
         assert!(
             record("x", "10.128.0.1/12", 43200, 1280, None, false)
                 .unwrap_err()

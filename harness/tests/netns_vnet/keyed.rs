@@ -129,7 +129,7 @@ fn netns_keyed_namespace_seals_packets_and_keeps_outsiders_out() {
 /// namespace arrive byte for byte: super-frames cut into segments on `a` (TSO), and
 /// segments merged again on `b`, whose kernel trusts the merged frames' checksums.
 /// (busybox's `nc` listens; bash's `/dev/tcp` sends, and closes only once all is written.)
-fn assert_bulk_tcp_arrives_intact(a: &dyn Host, b: &dyn Host, ip_b: std::net::Ipv4Addr) {
+pub(super) fn assert_bulk_tcp_arrives_intact(a: &dyn Host, b: &dyn Host, ip_b: std::net::Ipv4Addr) {
     let (sent, got) = ("/run/offload-sent", "/run/offload-got");
     let sh = |h: &dyn Host, script: &str| {
         h.check(

@@ -5,6 +5,7 @@
 mod dhcp;
 mod keyed;
 mod migration;
+mod mtu;
 mod namespaces;
 mod secure;
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 use wow_harness::NetnsHost;
 use wow_harness::nodes::{NodeOptions, RunningNode, wait_for};
 use wow_harness::vnet::{Kind, create_namespace};
-use wow_netns::{Options, RunPrefix, Testbed, Topology};
+use wow_netns::{Launcher, Options, RunPrefix, Testbed, Topology};
 
 /// The `ipop-node` binary built with the workspace.
 fn node_binary() -> PathBuf {
@@ -46,7 +47,11 @@ impl World {
         let topology = Topology::parse(topology, "test").unwrap_or_else(|e| panic!("{e}"));
         let options = Options {
             prefix: RunPrefix::unique(),
-            emulator: None,
+            emulator: Some(Launcher {
+                program: env!("CARGO_BIN_EXE_wow-bench").into(),
+                args: vec!["__emulate".into()],
+                detach: false,
+            }),
         };
         let bed = Testbed::up(&topology, &options).expect("testbed");
         let public = NetnsHost::new(&bed, "public-0").unwrap();

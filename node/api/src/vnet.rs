@@ -116,6 +116,10 @@ pub struct IpopStats {
     pub refused_addresses: u64,
     pub dropped_unauthentic: u64,
     pub refused_mappings: u64,
+    pub mss_clamped: u64,
+    pub fragmented: u64,
+    pub frag_needed_sent: u64,
+    pub dropped_too_big: u64,
 }
 
 impl IpopStats {

@@ -7,6 +7,8 @@
 
 #[path = "../../../fuzz/bodies/dht_parse.rs"]
 mod dht_parse;
+#[path = "../../../fuzz/bodies/ip_mtu.rs"]
+mod ip_mtu;
 #[path = "../../../fuzz/bodies/namespace_open.rs"]
 mod namespace_open;
 #[path = "../../../fuzz/bodies/node_datagram.rs"]
@@ -86,6 +88,11 @@ fn node_stack_corpus_replays() {
 #[test]
 fn signed_routed_corpus_replays() {
     replay("signed_routed", signed_routed::run);
+}
+
+#[test]
+fn ip_mtu_corpus_replays() {
+    replay("ip_mtu", ip_mtu::run);
 }
 
 #[test]

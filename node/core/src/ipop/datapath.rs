@@ -4,11 +4,16 @@
 //! end between the members ([`super::keyed`]).
 
 use std::net::Ipv4Addr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use smoltcp::wire::Ipv4Packet;
 
 use super::keyed::Unsealed;
 use super::resolver::Lookup;
-use super::{Ipop, KIND_IP, KIND_IP_DIRECT, KIND_NOTICE, Mapping, Purpose, frame};
+use super::{
+    Ipop, KIND_IP, KIND_IP_DIRECT, KIND_NOTICE, Mapping, OVERHEAD, Purpose, UNFRAGMENTED_MTU,
+    frame, mtu,
+};
 use crate::address::Address;
 use crate::dht::Dht;
 use crate::overlay::Node;
@@ -16,6 +21,8 @@ use crate::wire::{Mode, RoutedHeader};
 
 /// Most inbound packets held while their source is being verified.
 const HELD_LIMIT: usize = 256;
+/// Most ICMP "fragmentation needed" answers written to the host per second.
+const ICMP_PER_SECOND: u32 = 100;
 
 impl Ipop {
     /// The node that owns `ip` under hash mapping.
@@ -94,11 +101,99 @@ impl Ipop {
         payload
     }
 
+    /// Whether a packet to `owner` goes as [`KIND_IP_DIRECT`]: a keyed namespace's packet
+    /// to an owner on a direct secure edge goes in one hop, sealed by that edge's session
+    /// (a second seal would prove nothing more).
+    fn sends_direct(&self, node: &Node, owner: Address) -> bool {
+        self.config.namespace.is_keyed() && self.secure_edges && node.has_direct_edge(owner)
+    }
+
+    /// The largest IP packet the path to (or from) `peer` carries whole: what path-MTU
+    /// discovery found on a direct edge to it, less the overlay's headers; elsewhere
+    /// (several hops, or an edge not measured yet) what crosses any edge of a 1500-byte
+    /// underlay.
+    fn path_limit(&self, node: &Node, peer: Address) -> usize {
+        let ns = &self.config.namespace;
+        let seal = ns.packet_overhead() - 16;
+        match node.path_mtu(peer) {
+            Some(datagram) => {
+                let inner = if self.sends_direct(node, peer) {
+                    16
+                } else {
+                    16 + seal
+                };
+                datagram.saturating_sub(OVERHEAD - 16 + inner)
+            }
+            None => UNFRAGMENTED_MTU - seal,
+        }
+    }
+
+    /// Sends a packet from the host to the node that owns its destination: cut to the
+    /// path's MTU (or refused with ICMP), and with a SYN's MSS clamped to it.
     fn send(&mut self, now: Instant, node: &mut Node, owner: Address, packet: &[u8]) {
-        // A keyed namespace's packet to an owner on a direct secure edge goes in one hop,
-        // sealed by that edge's session: a second seal would prove nothing more.
-        let direct =
-            self.config.namespace.is_keyed() && self.secure_edges && node.has_direct_edge(owner);
+        let limit = self.path_limit(node, owner);
+        if packet.len() > limit {
+            self.too_big(now, node, owner, packet, limit);
+        } else if mtu::carries_syn(packet) {
+            let mut p = packet.to_vec();
+            self.stats.mss_clamped += u64::from(mtu::clamp_mss(&mut p, mtu::mss_for(limit)));
+            self.send_whole(now, node, owner, &p);
+        } else {
+            self.send_whole(now, node, owner, packet);
+        }
+    }
+
+    /// A packet larger than its path carries: a DF packet is answered with ICMP
+    /// "fragmentation needed" (at most [`ICMP_PER_SECOND`]), any other cut into fragments.
+    fn too_big(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        owner: Address,
+        packet: &[u8],
+        limit: usize,
+    ) {
+        if mtu::dont_fragment(packet) {
+            // Traffic all the same: a shortcut (whose path is measured) may serve it.
+            node.note_traffic(now, owner);
+            let mut icmp = Vec::new();
+            let src = Ipv4Packet::new_checked(packet).map(|p| p.src_addr());
+            match src {
+                Ok(src)
+                    if self.icmp_allowed(now)
+                        && mtu::frag_needed(packet, limit as u16, &mut icmp) =>
+                {
+                    self.write_to_host(src, &icmp);
+                    self.stats.frag_needed_sent += 1;
+                }
+                _ => self.stats.dropped_too_big += 1,
+            }
+            return;
+        }
+        let mut buf = Vec::with_capacity(limit);
+        let cut = mtu::fragment(packet, limit, &mut buf, |f| {
+            self.send_whole(now, node, owner, f)
+        });
+        if cut {
+            self.stats.fragmented += 1;
+        } else {
+            self.stats.dropped_too_big += 1;
+        }
+    }
+
+    /// Whether another ICMP error may go to the host this second.
+    fn icmp_allowed(&mut self, now: Instant) -> bool {
+        let (since, sent) = &mut self.icmp_window;
+        if now.saturating_duration_since(*since) >= Duration::from_secs(1) {
+            (*since, *sent) = (now, 0);
+        }
+        *sent += 1;
+        *sent <= ICMP_PER_SECOND
+    }
+
+    /// Sends a packet that fits its path.
+    fn send_whole(&mut self, now: Instant, node: &mut Node, owner: Address, packet: &[u8]) {
+        let direct = self.sends_direct(node, owner);
         let (kind, payload) = if direct {
             let mut payload = Vec::with_capacity(16 + packet.len());
             payload.extend_from_slice(&self.config.namespace.id().0);
@@ -218,11 +313,23 @@ impl Ipop {
             }
             return;
         }
-        let Ok(ip) = smoltcp::wire::Ipv4Packet::new_checked(body) else {
+        let Ok(ip) = Ipv4Packet::new_checked(body) else {
             self.stats.dropped_malformed += 1;
             return;
         };
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let clamped;
+        let body = if mtu::carries_syn(body) {
+            // The host will send segments of the MSS it reads here: at most what the path
+            // back to the sender carries.
+            let mut p = body.to_vec();
+            let mss = mtu::mss_for(self.path_limit(node, header.src));
+            self.stats.mss_clamped += u64::from(mtu::clamp_mss(&mut p, mss));
+            clamped = p;
+            &clamped[..]
+        } else {
+            body
+        };
         let broadcast = self.record.as_ref().map(|r| r.range.broadcast());
         let to_all = dst == Ipv4Addr::BROADCAST || Some(dst) == broadcast;
         if !to_all && !self.leases.contains_key(&dst) {
@@ -268,7 +375,7 @@ impl Ipop {
     }
 
     fn deliver_inbound(&mut self, packet: &[u8]) {
-        let Ok(ip) = smoltcp::wire::Ipv4Packet::new_checked(packet) else {
+        let Ok(ip) = Ipv4Packet::new_checked(packet) else {
             self.stats.dropped_malformed += 1;
             return;
         };

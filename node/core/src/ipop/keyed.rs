@@ -29,7 +29,7 @@ use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
-use super::namespace::{MAX_KEYED_MTU, NamespaceId, NamespaceRecord, RecordError};
+use super::namespace::{NamespaceId, NamespaceRecord, RecordError};
 use crate::address::Address;
 
 /// Bytes of a namespace key.
@@ -247,11 +247,7 @@ impl Namespace {
         let plain = self
             .open_value(AD_RECORD, &[], stored)
             .ok_or(RecordError::Unauthentic)?;
-        let record = NamespaceRecord::decode(&plain)?;
-        if record.mtu > MAX_KEYED_MTU {
-            return Err(RecordError::Mtu(record.mtu));
-        }
-        Ok(record)
+        NamespaceRecord::decode(&plain)
     }
 
     /// The DHT value mapping `ip` to the node `owner`.
@@ -467,19 +463,10 @@ mod tests {
             !stored.windows(5).any(|w| w == b"range"),
             "sealed, not readable"
         );
-        // An outsider's plain record is refused; so is a sealed one whose MTU leaves no
-        // room for the seal.
+        // An outsider's plain record is refused.
         assert_eq!(
             ns.open_record(&record().encode()),
             Err(RecordError::Unauthentic)
-        );
-        let too_big = NamespaceRecord {
-            mtu: MAX_KEYED_MTU + 1,
-            ..record()
-        };
-        assert_eq!(
-            ns.open_record(&ns.seal_record(&mut rng, &too_big)),
-            Err(RecordError::Mtu(MAX_KEYED_MTU + 1))
         );
 
         let (ip, owner) = (Ipv4Addr::new(10, 77, 0, 5), Address::from_bytes([4; 20]));

@@ -23,6 +23,7 @@ mod frame;
 mod keeper;
 pub mod keyed;
 mod leases;
+pub mod mtu;
 pub mod namespace;
 mod resolver;
 
@@ -70,6 +71,11 @@ pub const fn max_mtu(path_mtu: usize) -> usize {
     path_mtu
         .saturating_sub(UNDERLAY_HEADERS + OVERHEAD + RELAY_OVERHEAD + crate::secure::DATA_OVERHEAD)
 }
+
+/// The largest IP packet that crosses any edge of a 1500-byte underlay whole (relay
+/// and secure edges too): assumed of a path that path-MTU discovery has not measured
+/// (several hops, or an edge too new).
+pub const UNFRAGMENTED_MTU: usize = max_mtu(1500);
 
 /// How a virtual IP is mapped to the node that owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +219,16 @@ pub struct Stats {
     /// Namespace records read from the DHT and refused as malformed or out of range
     /// (see [`namespace::RecordError`]); the node asks again a few seconds later.
     pub refused_records: u64,
+    /// TCP SYNs whose MSS was lowered to what the path carries (both directions).
+    pub mss_clamped: u64,
+    /// Packets larger than their path carries, cut into IPv4 fragments.
+    pub fragmented: u64,
+    /// ICMP "fragmentation needed" answers written to the host for DF packets larger
+    /// than their path carries.
+    pub frag_needed_sent: u64,
+    /// Dropped: larger than the path carries and neither answerable (an ICMP error, a
+    /// later fragment, over the rate limit) nor cuttable (IP options).
+    pub dropped_too_big: u64,
 }
 
 /// An address this node holds.
@@ -286,6 +302,8 @@ pub struct Ipop {
     scratch: Vec<u8>,
     /// Every edge is a secure one (the stack's secure layer is on).
     secure_edges: bool,
+    /// ICMP errors written to the host: since when, and how many.
+    icmp_window: (Instant, u32),
     events: VecDeque<Event>,
     stats: Stats,
     next_tick: Instant,
@@ -320,6 +338,7 @@ impl Ipop {
             pool: Vec::new(),
             scratch: Vec::new(),
             secure_edges: false,
+            icmp_window: (now, 0),
             events: VecDeque::new(),
             stats: Stats::default(),
             next_tick: now,

@@ -196,13 +196,11 @@ pub const MIN_LEASE: Duration = Duration::from_secs(60);
 pub const MAX_LEASE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Smallest MTU a namespace record may hand out (the IPv4 minimum datagram size).
 pub const MIN_MTU: u16 = 576;
-/// Largest MTU a namespace record may hand out: what fits, with the overlay's and a
-/// relay's headers, in one datagram on a 1500-byte underlay path (see
-/// [`super::max_mtu`]).
-pub const MAX_MTU: u16 = super::max_mtu(1500) as u16;
-/// Largest MTU a keyed namespace's record may hand out: [`MAX_MTU`] less the seal
-/// every packet carries end to end.
-pub const MAX_KEYED_MTU: u16 = MAX_MTU - super::keyed::SEAL_OVERHEAD as u16;
+/// Largest MTU a namespace record may hand out: Ethernet's. A packet larger than its
+/// path carries is cut into fragments, or answered with ICMP "fragmentation needed"
+/// when it may not be cut; up to [`super::UNFRAGMENTED_MTU`] none is, on any edge of a
+/// 1500-byte underlay.
+pub const MAX_MTU: u16 = 1500;
 /// Longest name a namespace record may carry.
 pub const MAX_NAME: usize = 64;
 
@@ -437,8 +435,8 @@ mod tests {
         ));
         assert_eq!(with("mtu", "65535"), Err(RecordError::Mtu(65535)));
         assert_eq!(with("mtu", "100"), Err(RecordError::Mtu(100)));
-        assert_eq!(with("mtu", "1319"), Err(RecordError::Mtu(1319)));
-        assert!(with("mtu", "1286").is_ok() && with("mtu", "576").is_ok());
+        assert_eq!(with("mtu", "1501"), Err(RecordError::Mtu(1501)));
+        assert!(with("mtu", "1500").is_ok() && with("mtu", "576").is_ok());
         for range in [
             "10.0.0.0/31",
             "10.0.0.0/7",

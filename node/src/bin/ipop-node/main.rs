@@ -109,9 +109,10 @@ enum NamespaceCommand {
         /// A name for people.
         #[arg(long, default_value = "")]
         name: String,
-        /// MTU of the members' TAP devices, handed to DHCP clients (576 to 1286, 1246
-        /// keyed: a packet and the overlay's headers, a relay's and the seal included,
-        /// must fit a 1500-byte underlay path). Default 1280, keyed 1240.
+        /// MTU of the members' TAP devices, handed to DHCP clients (576 to 1500). Up to
+        /// 1286 (1246 keyed) a packet crosses every edge of a 1500-byte underlay whole;
+        /// a larger one is cut, or answered with ICMP fragmentation-needed, where its
+        /// path (measured per edge) is smaller. Default 1280, keyed 1240.
         #[arg(long)]
         mtu: Option<u16>,
         /// DNS server handed to DHCP clients.

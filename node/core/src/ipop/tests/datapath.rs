@@ -191,7 +191,7 @@ fn a_moved_address_is_found_at_its_new_node() {
 }
 
 /// Two nodes of `sim` (of `n`) that are not connected to each other.
-fn unconnected_pair(sim: &Sim, n: usize) -> (usize, usize) {
+pub(super) fn unconnected_pair(sim: &Sim, n: usize) -> (usize, usize) {
     (0..n)
         .flat_map(|i| (0..n).map(move |j| (i, j)))
         .find(|&(i, j)| {

@@ -18,7 +18,7 @@ fn members_talk_and_outsiders_read_and_inject_nothing() {
     sim.take_dht_results();
     let mut keeper = Keeper::new([5; 32], sim.now());
     let rec = NamespaceRecord {
-        mtu: crate::ipop::namespace::MAX_KEYED_MTU,
+        mtu: 1246,
         ..record("10.70.0.0/24")
     };
     sim.act_dht(3, |d, n, t| {

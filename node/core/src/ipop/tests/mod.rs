@@ -9,6 +9,7 @@ mod keeper;
 mod keyed;
 mod leases;
 mod malformed;
+mod mtu;
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
