@@ -6,6 +6,8 @@ mod cleanup;
 #[path = "../support/emulator.rs"]
 mod emulator;
 mod host;
+#[path = "../support/host_contract.rs"]
+mod host_contract;
 mod nat;
 #[path = "../support/root.rs"]
 mod root;

@@ -7,6 +7,8 @@
 mod emulator;
 mod fleet;
 mod host;
+#[path = "../support/host_contract.rs"]
+mod host_contract;
 mod lab;
 #[path = "../support/root.rs"]
 mod root;
