@@ -26,8 +26,8 @@ use wow_netns::Topology;
 use wow_plots::Unit;
 
 use crate::experiment::{
-    Error, Experiment, Metric, OverlayNeeds, PaperFigure, PlotSpec, Setup, Stat, TrialError,
-    Trials, Values,
+    Error, Experiment, ExperimentInfo, Metric, OverlayNeeds, PaperFigure, PlotSpec, Setup, Stat,
+    TrialError, Trials, Values,
 };
 use crate::path::Path;
 use crate::subject::{Flow, NodeKind, Overlay, SubjectKind, Target};
@@ -63,29 +63,21 @@ fn desktops(topology: &Topology) -> Option<(String, String)> {
     Some((format!("{}-0", site.name), format!("{}-1", site.name)))
 }
 
+/// What the experiment is.
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "dhcp-join",
+    description: "fresh node + dhclient per trial: time to connect, to an address, addresses tried (WOW DHCP Figs. 4-6)",
+    default_topology: "topologies/dhcp-join.toml",
+    physical_topology: None,
+    default_trials: 250,
+    subjects: &[SubjectKind::Ipop],
+    workload_options: &[],
+    paper_table: PAPER,
+};
+
 impl Experiment for DhcpJoin {
-    fn name(&self) -> &'static str {
-        "dhcp-join"
-    }
-
-    fn description(&self) -> &'static str {
-        "fresh node + dhclient per trial: time to connect, to an address, addresses tried (WOW DHCP Figs. 4-6)"
-    }
-
-    fn default_topology(&self) -> &'static str {
-        "topologies/dhcp-join.toml"
-    }
-
-    fn default_trials(&self) -> u32 {
-        250
-    }
-
-    fn subjects(&self) -> &'static [SubjectKind] {
-        &[SubjectKind::Ipop]
-    }
-
-    fn paper_table(&self) -> &'static str {
-        PAPER
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn overlay_needs(&self, topology: &Topology) -> OverlayNeeds {

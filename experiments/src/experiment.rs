@@ -26,39 +26,44 @@ pub type Values = BTreeMap<String, f64>;
 /// its values. Summaries and CDFs count each value as one sample.
 pub type Samples = BTreeMap<String, Vec<f64>>;
 
-/// An experiment of the papers.
-pub trait Experiment: Send + Sync + std::fmt::Debug {
+/// What an experiment is, apart from what it runs: its name, defaults and the paper's
+/// figures. Each experiment keeps one as a `const`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExperimentInfo {
     /// Its name on the command line (`wow-bench run NAME`).
-    fn name(&self) -> &'static str;
-
+    pub name: &'static str,
     /// One line for `wow-bench list`.
-    fn description(&self) -> &'static str;
-
+    pub description: &'static str,
     /// The topology file it runs on by default, relative to the repository root.
-    fn default_topology(&self) -> &'static str;
-
+    pub default_topology: &'static str,
     /// The topology file the physical subject runs on by default, where the default
     /// topology's NATs keep the physical network from carrying the experiment (the same
-    /// hosts and links, routed).
-    fn physical_topology(&self) -> &'static str {
-        self.default_topology()
-    }
-
+    /// hosts and links, routed); `None` where it is the default topology
+    /// ([`ExperimentInfo::physical_topology()`]).
+    pub physical_topology: Option<&'static str>,
     /// How many trials a run has by default.
-    fn default_trials(&self) -> u32;
-
+    pub default_trials: u32,
     /// The subjects it can measure.
-    fn subjects(&self) -> &'static [SubjectKind];
-
+    pub subjects: &'static [SubjectKind],
     /// The workload options it takes ([`Workload`]), as their command-line flags
     /// (`--jobs`); the runner refuses the others.
-    fn workload_options(&self) -> &'static [&'static str] {
-        &[]
-    }
-
+    pub workload_options: &'static [&'static str],
     /// The paper's figures for this experiment, as a Markdown table with its source, for
     /// the report (including rows for subjects other than the one measured).
-    fn paper_table(&self) -> &'static str;
+    pub paper_table: &'static str,
+}
+
+impl ExperimentInfo {
+    /// The topology file the physical subject runs on by default.
+    pub fn physical_topology(&self) -> &'static str {
+        self.physical_topology.unwrap_or(self.default_topology)
+    }
+}
+
+/// An experiment of the papers.
+pub trait Experiment: Send + Sync + std::fmt::Debug {
+    /// Its name, defaults and the paper's figures.
+    fn info(&self) -> &'static ExperimentInfo;
 
     /// What the experiment needs of an overlay subject on `topology`: hosts to leave
     /// free of subject nodes (it starts its own there), and whether shortcuts may form.
@@ -111,7 +116,7 @@ pub struct Extra {
 
 /// The size of an experiment's workload, from the command line; `None` where the user
 /// gave no flag (the experiment's default applies). Only experiments whose
-/// [`Experiment::workload_options`] name a flag read it.
+/// [`ExperimentInfo::workload_options`] name a flag read it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Workload {
     /// `--jobs`: jobs per batch.

@@ -26,8 +26,8 @@ use crate::cluster::pvm::Pvm;
 use crate::cluster::ssh::{SSH_PORT, Ssh};
 use crate::cluster::{Cluster, QUICK, require_workloads, workload_bin};
 use crate::experiment::{
-    Error, Experiment, Extra, Metric, PaperFigure, PlotSpec, Setup, Stat, TrialError, Trials,
-    Values,
+    Error, Experiment, ExperimentInfo, Extra, Metric, PaperFigure, PlotSpec, Setup, Stat,
+    TrialError, Trials, Values,
 };
 use crate::path::Path;
 use crate::subject::{Flow, SubjectKind};
@@ -57,37 +57,21 @@ cores; compare the efficiency (speedup ÷ usable cores) and the ipop ÷ physical
 #[derive(Debug, Clone, Copy)]
 pub struct FastDnamlPvm;
 
+/// What the experiment is.
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "fastdnaml-pvm",
+    description: "parallel fastDNAml over PVM (daemons started by ssh) on the cluster's workstations: speedup, likelihood check (WOW)",
+    default_topology: "topologies/wow-6domain.toml",
+    physical_topology: Some("topologies/wow-6domain-open.toml"),
+    default_trials: 1,
+    subjects: &[SubjectKind::Ipop, SubjectKind::Physical],
+    workload_options: &["--taxa", "--workers"],
+    paper_table: PAPER,
+};
+
 impl Experiment for FastDnamlPvm {
-    fn name(&self) -> &'static str {
-        "fastdnaml-pvm"
-    }
-
-    fn description(&self) -> &'static str {
-        "parallel fastDNAml over PVM (daemons started by ssh) on the cluster's workstations: speedup, likelihood check (WOW)"
-    }
-
-    fn default_topology(&self) -> &'static str {
-        "topologies/wow-6domain.toml"
-    }
-
-    fn physical_topology(&self) -> &'static str {
-        "topologies/wow-6domain-open.toml"
-    }
-
-    fn default_trials(&self) -> u32 {
-        1
-    }
-
-    fn subjects(&self) -> &'static [SubjectKind] {
-        &[SubjectKind::Ipop, SubjectKind::Physical]
-    }
-
-    fn workload_options(&self) -> &'static [&'static str] {
-        &["--taxa", "--workers"]
-    }
-
-    fn paper_table(&self) -> &'static str {
-        PAPER
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn prepare<'a>(&self, setup: &Setup<'a>) -> Result<Box<dyn Trials + 'a>, Error> {

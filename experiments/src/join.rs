@@ -22,8 +22,8 @@ use wow_netns::Topology;
 use wow_plots::Unit;
 
 use crate::experiment::{
-    Error, Experiment, Metric, OverlayNeeds, PaperFigure, PlotSpec, Setup, Stat, TrialError,
-    Trials, Values,
+    Error, Experiment, ExperimentInfo, Metric, OverlayNeeds, PaperFigure, PlotSpec, Setup, Stat,
+    TrialError, Trials, Values,
 };
 use crate::path::Path;
 use crate::subject::{Flow, NodeKind, Overlay, OverlayNode, SubjectKind, Target};
@@ -70,29 +70,21 @@ fn ends(topology: &Topology) -> Option<(String, String)> {
     Some((joining, format!("{}-0", peer_site.name)))
 }
 
+/// What the experiment is.
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "join",
+    description: "fresh node per trial: time to route through the overlay and to a direct edge to its peer (WOW join)",
+    default_topology: "topologies/wow-6domain.toml",
+    physical_topology: None,
+    default_trials: 300,
+    subjects: &[SubjectKind::Ipop],
+    workload_options: &[],
+    paper_table: PAPER,
+};
+
 impl Experiment for Join {
-    fn name(&self) -> &'static str {
-        "join"
-    }
-
-    fn description(&self) -> &'static str {
-        "fresh node per trial: time to route through the overlay and to a direct edge to its peer (WOW join)"
-    }
-
-    fn default_topology(&self) -> &'static str {
-        "topologies/wow-6domain.toml"
-    }
-
-    fn default_trials(&self) -> u32 {
-        300
-    }
-
-    fn subjects(&self) -> &'static [SubjectKind] {
-        &[SubjectKind::Ipop]
-    }
-
-    fn paper_table(&self) -> &'static str {
-        PAPER
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn overlay_needs(&self, topology: &Topology) -> OverlayNeeds {

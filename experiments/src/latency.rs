@@ -10,7 +10,9 @@ use std::time::Duration;
 use wow_host::Host;
 use wow_plots::Unit;
 
-use crate::experiment::{Error, Experiment, Metric, PlotSpec, Setup, TrialError, Trials, Values};
+use crate::experiment::{
+    Error, Experiment, ExperimentInfo, Metric, PlotSpec, Setup, TrialError, Trials, Values,
+};
 use crate::paper;
 use crate::path::{self, Path};
 use crate::subject::{Flow, SubjectKind};
@@ -25,29 +27,21 @@ const WAIT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Copy)]
 pub struct Latency;
 
+/// What the experiment is.
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "latency",
+    description: "ping RTT between two hosts, LAN or WAN path, one ping per trial (IPOP Table I)",
+    default_topology: "topologies/lan.toml",
+    physical_topology: None,
+    default_trials: 1000,
+    subjects: &[SubjectKind::Physical, SubjectKind::Ipop],
+    workload_options: &[],
+    paper_table: paper::TABLE_I,
+};
+
 impl Experiment for Latency {
-    fn name(&self) -> &'static str {
-        "latency"
-    }
-
-    fn description(&self) -> &'static str {
-        "ping RTT between two hosts, LAN or WAN path, one ping per trial (IPOP Table I)"
-    }
-
-    fn default_topology(&self) -> &'static str {
-        "topologies/lan.toml"
-    }
-
-    fn default_trials(&self) -> u32 {
-        1000
-    }
-
-    fn subjects(&self) -> &'static [SubjectKind] {
-        &[SubjectKind::Physical, SubjectKind::Ipop]
-    }
-
-    fn paper_table(&self) -> &'static str {
-        paper::TABLE_I
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn prepare<'a>(&self, setup: &Setup<'a>) -> Result<Box<dyn Trials + 'a>, Error> {

@@ -25,8 +25,8 @@ pub mod throughput;
 pub mod tools;
 
 pub use experiment::{
-    Error, Experiment, Extra, Hosts, Machine, Machines, Metric, OverlayNeeds, PaperFigure,
-    PlotSpec, Samples, Setup, Stat, Subjects, TrialError, Trials, Values, Workload,
+    Error, Experiment, ExperimentInfo, Extra, Hosts, Machine, Machines, Metric, OverlayNeeds,
+    PaperFigure, PlotSpec, Samples, Setup, Stat, Subjects, TrialError, Trials, Values, Workload,
 };
 pub use path::Path;
 pub use subject::{
@@ -49,7 +49,7 @@ pub static ALL: &[&dyn Experiment] = &[
 
 /// The experiment called `name`.
 pub fn find(name: &str) -> Option<&'static dyn Experiment> {
-    ALL.iter().copied().find(|e| e.name() == name)
+    ALL.iter().copied().find(|e| e.info().name == name)
 }
 
 #[cfg(test)]
@@ -59,11 +59,14 @@ mod tests {
     #[test]
     fn names_are_unique_and_defaults_exist() {
         for (i, e) in ALL.iter().enumerate() {
-            assert!(find(e.name()).is_some());
-            assert!(ALL[..i].iter().all(|o| o.name() != e.name()));
-            let topology = format!("{}/../{}", env!("CARGO_MANIFEST_DIR"), e.default_topology());
-            wow_netns::Topology::load(topology.as_ref()).unwrap();
-            assert!(e.default_trials() > 0 && !e.subjects().is_empty());
+            let info = e.info();
+            assert!(find(info.name).is_some());
+            assert!(ALL[..i].iter().all(|o| o.info().name != info.name));
+            for file in [info.default_topology, info.physical_topology()] {
+                let topology = format!("{}/../{file}", env!("CARGO_MANIFEST_DIR"));
+                wow_netns::Topology::load(topology.as_ref()).unwrap();
+            }
+            assert!(info.default_trials > 0 && !info.subjects.is_empty());
         }
         assert!(find("nope").is_none());
     }

@@ -32,8 +32,8 @@ use crate::cluster::nfs::{self, NfsServer};
 use crate::cluster::slurm::{self, Slurm};
 use crate::cluster::{Cluster, QUICK};
 use crate::experiment::{
-    Error, Experiment, Extra, Metric, PaperFigure, PlotSpec, Setup, Stat, TrialError, Trials,
-    Values,
+    Error, Experiment, ExperimentInfo, Extra, Metric, PaperFigure, PlotSpec, Setup, Stat,
+    TrialError, Trials, Values,
 };
 use crate::path::Path;
 use crate::subject::{Flow, SubjectKind};
@@ -72,37 +72,21 @@ jobs run glam2 of the same MEME suite (see the metrics).
 #[derive(Debug, Clone, Copy)]
 pub struct MemePbs;
 
+/// What the experiment is.
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "meme-pbs",
+    description: "batch of glam2 (MEME suite) jobs through qsub/Slurm and NFS on the cluster's workstations: jobs/min, efficiency (WOW)",
+    default_topology: "topologies/wow-6domain.toml",
+    physical_topology: Some("topologies/wow-6domain-open.toml"),
+    default_trials: 1,
+    subjects: &[SubjectKind::Ipop, SubjectKind::Physical],
+    workload_options: &["--jobs", "--job-seconds"],
+    paper_table: PAPER,
+};
+
 impl Experiment for MemePbs {
-    fn name(&self) -> &'static str {
-        "meme-pbs"
-    }
-
-    fn description(&self) -> &'static str {
-        "batch of glam2 (MEME suite) jobs through qsub/Slurm and NFS on the cluster's workstations: jobs/min, efficiency (WOW)"
-    }
-
-    fn default_topology(&self) -> &'static str {
-        "topologies/wow-6domain.toml"
-    }
-
-    fn physical_topology(&self) -> &'static str {
-        "topologies/wow-6domain-open.toml"
-    }
-
-    fn default_trials(&self) -> u32 {
-        1
-    }
-
-    fn subjects(&self) -> &'static [SubjectKind] {
-        &[SubjectKind::Ipop, SubjectKind::Physical]
-    }
-
-    fn workload_options(&self) -> &'static [&'static str] {
-        &["--jobs", "--job-seconds"]
-    }
-
-    fn paper_table(&self) -> &'static str {
-        PAPER
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn prepare<'a>(&self, setup: &Setup<'a>) -> Result<Box<dyn Trials + 'a>, Error> {

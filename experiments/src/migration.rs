@@ -37,7 +37,8 @@ use crate::cluster::slurm::{SLURMCTLD_PORT, SLURMD_PORT, Slurm};
 use crate::cluster::ssh::{SSH_PORT, Ssh};
 use crate::cluster::{Cluster, QUICK, put, require_workloads, workload_bin};
 use crate::experiment::{
-    Error, Experiment, Extra, Metric, OverlayNeeds, PlotSpec, Setup, TrialError, Trials, Values,
+    Error, Experiment, ExperimentInfo, Extra, Metric, OverlayNeeds, PlotSpec, Setup, TrialError,
+    Trials, Values,
 };
 use crate::path::Path;
 use crate::subject::{Flow, NodeKind, Overlay, OverlayNode, SubjectKind, Target};
@@ -113,29 +114,21 @@ fn cluster_hosts(topology: &wow_netns::Topology) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// What the experiment is.
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "migration",
+    description: "a VM migrates between NATed sites with SSH, NFS, a batch job, TCP and ping open: downtime, Brunet-ARP and direct-edge times, session survival (WOW)",
+    default_topology: "topologies/migration.toml",
+    physical_topology: None,
+    default_trials: 30,
+    subjects: &[SubjectKind::Ipop],
+    workload_options: &[],
+    paper_table: PAPER,
+};
+
 impl Experiment for Migration {
-    fn name(&self) -> &'static str {
-        "migration"
-    }
-
-    fn description(&self) -> &'static str {
-        "a VM migrates between NATed sites with SSH, NFS, a batch job, TCP and ping open: downtime, Brunet-ARP and direct-edge times, session survival (WOW)"
-    }
-
-    fn default_topology(&self) -> &'static str {
-        "topologies/migration.toml"
-    }
-
-    fn default_trials(&self) -> u32 {
-        30
-    }
-
-    fn subjects(&self) -> &'static [SubjectKind] {
-        &[SubjectKind::Ipop]
-    }
-
-    fn paper_table(&self) -> &'static str {
-        PAPER
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn overlay_needs(&self, topology: &wow_netns::Topology) -> OverlayNeeds {

@@ -23,8 +23,8 @@ use crate::cluster::nfs::{self, NfsServer};
 use crate::cluster::ssh::{SSH_PORT, Ssh};
 use crate::cluster::{Cluster, require_workloads, workload_bin};
 use crate::experiment::{
-    Error, Experiment, Extra, Metric, PaperFigure, PlotSpec, Setup, Stat, TrialError, Trials,
-    Values,
+    Error, Experiment, ExperimentInfo, Extra, Metric, PaperFigure, PlotSpec, Setup, Stat,
+    TrialError, Trials, Values,
 };
 use crate::path::Path;
 use crate::subject::{Flow, SubjectKind};
@@ -66,37 +66,21 @@ structure (lss-mpi), not LSS; compare speedups, and ipop ÷ physical on this mac
 #[derive(Debug, Clone, Copy)]
 pub struct MpiNfs;
 
+/// What the experiment is.
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "mpi-nfs",
+    description: "MPI image analysis (LSS stand-in) over SSH with its data on NFS and a client-side cache: cold/warm times, speedup (IPOP Table IV)",
+    default_topology: "topologies/wan-3site.toml",
+    physical_topology: Some("topologies/wan-3site-open.toml"),
+    default_trials: 1,
+    subjects: &[SubjectKind::Ipop, SubjectKind::Physical],
+    workload_options: &["--workers", "--db-mb"],
+    paper_table: PAPER,
+};
+
 impl Experiment for MpiNfs {
-    fn name(&self) -> &'static str {
-        "mpi-nfs"
-    }
-
-    fn description(&self) -> &'static str {
-        "MPI image analysis (LSS stand-in) over SSH with its data on NFS and a client-side cache: cold/warm times, speedup (IPOP Table IV)"
-    }
-
-    fn default_topology(&self) -> &'static str {
-        "topologies/wan-3site.toml"
-    }
-
-    fn physical_topology(&self) -> &'static str {
-        "topologies/wan-3site-open.toml"
-    }
-
-    fn default_trials(&self) -> u32 {
-        1
-    }
-
-    fn subjects(&self) -> &'static [SubjectKind] {
-        &[SubjectKind::Ipop, SubjectKind::Physical]
-    }
-
-    fn workload_options(&self) -> &'static [&'static str] {
-        &["--workers", "--db-mb"]
-    }
-
-    fn paper_table(&self) -> &'static str {
-        PAPER
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn prepare<'a>(&self, setup: &Setup<'a>) -> Result<Box<dyn Trials + 'a>, Error> {

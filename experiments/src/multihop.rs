@@ -14,8 +14,8 @@ use wow_netns::Topology;
 use wow_plots::Unit;
 
 use crate::experiment::{
-    Error, Experiment, Metric, OverlayNeeds, PaperFigure, PlotSpec, Setup, Stat, TrialError,
-    Trials, Values,
+    Error, Experiment, ExperimentInfo, Metric, OverlayNeeds, PaperFigure, PlotSpec, Setup, Stat,
+    TrialError, Trials, Values,
 };
 use crate::latency::ATTEMPTS;
 use crate::path::Path;
@@ -38,29 +38,21 @@ the shape and of the hop count, not of the absolute RTT.
 #[derive(Debug, Clone, Copy)]
 pub struct Multihop;
 
+/// What the experiment is.
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "multihop",
+    description: "ping RTT between two NATed clients 2+ overlay hops apart, shortcuts off (IPOP Fig. 5)",
+    default_topology: "topologies/planetlab-118.toml",
+    physical_topology: None,
+    default_trials: 10_000,
+    subjects: &[SubjectKind::Ipop],
+    workload_options: &[],
+    paper_table: PAPER,
+};
+
 impl Experiment for Multihop {
-    fn name(&self) -> &'static str {
-        "multihop"
-    }
-
-    fn description(&self) -> &'static str {
-        "ping RTT between two NATed clients 2+ overlay hops apart, shortcuts off (IPOP Fig. 5)"
-    }
-
-    fn default_topology(&self) -> &'static str {
-        "topologies/planetlab-118.toml"
-    }
-
-    fn default_trials(&self) -> u32 {
-        10_000
-    }
-
-    fn subjects(&self) -> &'static [SubjectKind] {
-        &[SubjectKind::Ipop]
-    }
-
-    fn paper_table(&self) -> &'static str {
-        PAPER
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn overlay_needs(&self, _topology: &Topology) -> OverlayNeeds {

@@ -10,7 +10,9 @@
 use wow_host::Host;
 use wow_plots::Unit;
 
-use crate::experiment::{Error, Experiment, Metric, PlotSpec, Setup, TrialError, Trials, Values};
+use crate::experiment::{
+    Error, Experiment, ExperimentInfo, Metric, PlotSpec, Setup, TrialError, Trials, Values,
+};
 use crate::paper;
 use crate::path::{self, Path};
 use crate::subject::{Flow, SubjectKind};
@@ -31,29 +33,21 @@ pub const LAN_UDP_MBIT: f64 = 500.0;
 #[derive(Debug, Clone, Copy)]
 pub struct Throughput;
 
+/// What the experiment is.
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "throughput",
+    description: "iperf3 TCP and UDP (at a set rate) between two hosts, LAN or WAN path (IPOP Tables II-III)",
+    default_topology: "topologies/lan.toml",
+    physical_topology: None,
+    default_trials: 10,
+    subjects: &[SubjectKind::Physical, SubjectKind::Ipop],
+    workload_options: &[],
+    paper_table: paper::TABLES_II_III,
+};
+
 impl Experiment for Throughput {
-    fn name(&self) -> &'static str {
-        "throughput"
-    }
-
-    fn description(&self) -> &'static str {
-        "iperf3 TCP and UDP (at a set rate) between two hosts, LAN or WAN path (IPOP Tables II-III)"
-    }
-
-    fn default_topology(&self) -> &'static str {
-        "topologies/lan.toml"
-    }
-
-    fn default_trials(&self) -> u32 {
-        10
-    }
-
-    fn subjects(&self) -> &'static [SubjectKind] {
-        &[SubjectKind::Physical, SubjectKind::Ipop]
-    }
-
-    fn paper_table(&self) -> &'static str {
-        paper::TABLES_II_III
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn prepare<'a>(&self, setup: &Setup<'a>) -> Result<Box<dyn Trials + 'a>, Error> {

@@ -18,7 +18,9 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use wow_experiments::{Edges, Experiment, Hosts, Machines, Setup, SubjectKind, Subjects, Workload};
+use wow_experiments::{
+    Edges, Experiment, ExperimentInfo, Hosts, Machines, Setup, SubjectKind, Subjects, Workload,
+};
 use wow_netns::{Launcher, Node, Options, RunPrefix, Testbed, Topology};
 
 use crate::NetnsHost;
@@ -78,11 +80,12 @@ pub fn default_out(experiment: &str) -> PathBuf {
 /// Runs `request` (needs root).
 pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     let experiment = request.experiment;
-    if !experiment.subjects().contains(&request.subject) {
-        let names: Vec<&str> = experiment.subjects().iter().map(|s| s.as_str()).collect();
+    let info = experiment.info();
+    if !info.subjects.contains(&request.subject) {
+        let names: Vec<&str> = info.subjects.iter().map(|s| s.as_str()).collect();
         bail!(
             "{} does not support the {} subject (it supports {})",
-            experiment.name(),
+            info.name,
             request.subject,
             names.join(", ")
         );
@@ -90,7 +93,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     if request.trials == 0 {
         bail!("--trials must be at least 1");
     }
-    check_workload(experiment, &request.workload)?;
+    check_workload(info, &request.workload)?;
     let dir = &request.out;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let fleet = match &request.hosts {
@@ -108,7 +111,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     let prefix = RunPrefix::new(&format!("r{:x}", std::process::id()))?;
     let config = RunConfig {
         command: request.command.clone(),
-        experiment: experiment.name().to_string(),
+        experiment: info.name.to_string(),
         subject: request.subject,
         edges: request.edges,
         secure: request.secure,
@@ -180,7 +183,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     };
     let mut trials = experiment
         .prepare(&setup)
-        .with_context(|| format!("preparing {}", experiment.name()))?;
+        .with_context(|| format!("preparing {}", info.name))?;
     let links = if topology.wans.is_empty() {
         Vec::new()
     } else {
@@ -202,7 +205,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
             .context("progress bar template")?
             .progress_chars("=> "),
         );
-    bar.set_message(format!("{} ({})", experiment.name(), request.subject));
+    bar.set_message(format!("{} ({})", info.name, request.subject));
     let mut records = Vec::with_capacity(request.trials as usize);
     let mut failed = 0u32;
     for index in 0..request.trials {
@@ -233,8 +236,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         if failed > 0 {
             bar.set_message(format!(
                 "{} ({}), {failed} failed",
-                experiment.name(),
-                request.subject
+                info.name, request.subject
             ));
         }
     }
@@ -246,13 +248,13 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
 
     let summary = Summary::new(
         Finished {
-            experiment: experiment.name(),
+            experiment: info.name,
             subject: request.subject,
             topology: &topology.name,
             metrics: &metrics,
             paths: &paths,
             plots: &plots,
-            paper_table: experiment.paper_table(),
+            paper_table: info.paper_table,
         },
         &records,
         &links,
@@ -272,14 +274,14 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Refuses workload flags `experiment` does not take.
-pub fn check_workload(experiment: &dyn Experiment, workload: &Workload) -> anyhow::Result<()> {
+/// Refuses workload flags the experiment `info` describes does not take.
+pub fn check_workload(info: &ExperimentInfo, workload: &Workload) -> anyhow::Result<()> {
     if let Some(flag) = workload
         .flags()
         .into_iter()
-        .find(|f| !experiment.workload_options().contains(f))
+        .find(|f| !info.workload_options.contains(f))
     {
-        bail!("{flag} does not apply to {}", experiment.name());
+        bail!("{flag} does not apply to {}", info.name);
     }
     Ok(())
 }

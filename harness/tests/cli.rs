@@ -21,8 +21,8 @@ fn list_prints_one_line_per_experiment() {
     let text = String::from_utf8(o.stdout).unwrap();
     assert_eq!(text.lines().count(), wow_experiments::ALL.len() + 1);
     for (line, e) in text.lines().zip(wow_experiments::ALL) {
-        assert!(line.starts_with(e.name()), "{line}");
-        assert!(line.contains(e.description()), "{line}");
+        assert!(line.starts_with(e.info().name), "{line}");
+        assert!(line.contains(e.info().description), "{line}");
     }
     assert!(
         text.lines().last().unwrap().starts_with("nat-matrix "),

@@ -22,7 +22,8 @@ pub use measure::{LOSS_LIMIT, PING_INTERVAL, PINGS, Round, STREAMS, Search, rtt_
 use wow_plots::Unit;
 
 use crate::experiment::{
-    Error, Experiment, Extra, Hosts, Metric, PlotSpec, Setup, Subjects, TrialError, Trials, Values,
+    Error, Experiment, ExperimentInfo, Extra, Hosts, Metric, PlotSpec, Setup, Subjects, TrialError,
+    Trials, Values,
 };
 use crate::path::{self, Path};
 use crate::subject::{Flow, SubjectKind};
@@ -66,34 +67,22 @@ const METRICS: [(&str, Unit, &str); 9] = [
 /// Metrics compared with the physical subject of the same round.
 const RATIOS: [&str; 4] = ["rtt_avg", "tcp1", "tcp4", "udp"];
 
+/// What the experiment is.
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "peers",
+    description: "ipop beside wireguard-go, tinc, nebula, n2n, openvpn and the raw underlay in one \
+         run, in interleaved rounds: ping, TCP ×1/×4, UDP at ≤ 1 % loss, CPU per Gbit/s",
+    default_topology: "topologies/lan.toml",
+    physical_topology: None,
+    default_trials: 3,
+    subjects: &SubjectKind::ALL,
+    workload_options: &["--subject", "--seconds"],
+    paper_table: PAPER,
+};
+
 impl Experiment for Peers {
-    fn name(&self) -> &'static str {
-        "peers"
-    }
-
-    fn description(&self) -> &'static str {
-        "ipop beside wireguard-go, tinc, nebula, n2n, openvpn and the raw underlay in one \
-         run, in interleaved rounds: ping, TCP ×1/×4, UDP at ≤ 1 % loss, CPU per Gbit/s"
-    }
-
-    fn default_topology(&self) -> &'static str {
-        "topologies/lan.toml"
-    }
-
-    fn default_trials(&self) -> u32 {
-        3
-    }
-
-    fn subjects(&self) -> &'static [SubjectKind] {
-        &SubjectKind::ALL
-    }
-
-    fn workload_options(&self) -> &'static [&'static str] {
-        &["--subject", "--seconds"]
-    }
-
-    fn paper_table(&self) -> &'static str {
-        PAPER
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn opens_subjects(&self) -> bool {

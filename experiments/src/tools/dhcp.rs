@@ -1,5 +1,5 @@
 //! Real DHCP clients on a host's interface: ISC `dhclient` and busybox `udhcpc`, and
-//! the IPv4 address they bind (read back with `ip addr`).
+//! the IPv4 address they bind (read back with `ip -j addr`).
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -52,26 +52,12 @@ pub fn lease_file(iface: &str, state_dir: &str) -> String {
     format!("{state_dir}/dhclient-{iface}.leases")
 }
 
-/// The IPv4 address on `iface`, if it has one.
+/// The IPv4 address on `iface`, if it has one (the first, if it has several).
 pub fn address_of(host: &dyn Host, iface: &str) -> Option<Ipv4Addr> {
-    let out = host
-        .run(
-            &Cmd::new("ip").args(["-4", "-o", "addr", "show", "dev", iface]),
-            Duration::from_secs(5),
-        )
-        .ok()?;
-    parse_address(&out.stdout_text())
-}
-
-/// The first `inet` address in `ip -4 -o addr show` output.
-pub fn parse_address(text: &str) -> Option<Ipv4Addr> {
-    text.split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)?
-        .split('/')
-        .next()?
-        .parse()
-        .ok()
+    super::ip::ipv4_addresses(host, iface)
+        .ok()?
+        .first()
+        .copied()
 }
 
 /// Waits until `iface` on `host` has an address, polling every `every`; `None` after
@@ -88,15 +74,6 @@ pub fn wait_address(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_the_bound_address() {
-        let text = "7: ipop0    inet 10.128.3.9/16 brd 10.128.255.255 scope global ipop0\\       \
-                    valid_lft forever preferred_lft forever\n";
-        assert_eq!(parse_address(text), Some(Ipv4Addr::new(10, 128, 3, 9)));
-        assert_eq!(parse_address(""), None);
-        assert_eq!(parse_address("inet nonsense"), None);
-    }
 
     #[test]
     fn dhclient_keeps_its_files_in_the_state_dir() {

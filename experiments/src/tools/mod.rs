@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod dhcp;
+pub mod ip;
 pub mod iperf;
 pub mod ping;
 

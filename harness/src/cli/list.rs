@@ -7,14 +7,15 @@ use crate::text_table::TextTable;
 pub(crate) fn run() -> anyhow::Result<ExitCode> {
     let mut t = TextTable::new(0, 2);
     for e in wow_experiments::ALL {
-        let subjects: Vec<&str> = e.subjects().iter().map(|s| s.as_str()).collect();
+        let info = e.info();
+        let subjects: Vec<&str> = info.subjects.iter().map(|s| s.as_str()).collect();
         t.row([
-            e.name().to_owned(),
+            info.name.to_owned(),
             format!(
                 "{} [{} trials on {}; subjects: {}]",
-                e.description(),
-                e.default_trials(),
-                e.default_topology(),
+                info.description,
+                info.default_trials,
+                info.default_topology,
                 subjects.join(", ")
             ),
         ]);

@@ -104,7 +104,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         return super::nat_matrix::run(args.json, args.out, !args.insecure);
     }
     let experiment = wow_experiments::find(&args.experiment).with_context(|| {
-        let mut names: Vec<&str> = wow_experiments::ALL.iter().map(|e| e.name()).collect();
+        let mut names: Vec<&str> = wow_experiments::ALL.iter().map(|e| e.info().name).collect();
         names.push(super::nat_matrix::NAME);
         format!(
             "unknown experiment {:?}; expected one of {}",
@@ -112,6 +112,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             names.join(", ")
         )
     })?;
+    let info = experiment.info();
     let asked = match &args.subject {
         Some(names) => Some(
             names
@@ -135,10 +136,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (subjects, opened) = match asked {
         _ if experiment.opens_subjects() => (vec![SubjectKind::Physical], asked),
         Some(list) => (list, None),
-        None if experiment.subjects().contains(&SubjectKind::Ipop) => {
-            (vec![SubjectKind::Ipop], None)
-        }
-        None => (vec![experiment.subjects()[0]], None),
+        None if info.subjects.contains(&SubjectKind::Ipop) => (vec![SubjectKind::Ipop], None),
+        None => (vec![info.subjects[0]], None),
     };
     if args.physical_topology.is_some() && subjects.len() < 2 {
         bail!("--physical-topology applies only with several subjects (--subject ipop,physical)");
@@ -147,7 +146,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("unknown --edges {:?}; expected udp or tcp", args.edges))?;
     let topology = match &args.topology {
         Some(t) => t.clone(),
-        None => locate(experiment.default_topology())?,
+        None => locate(info.default_topology)?,
     };
     let workload = Workload {
         jobs: args.jobs,
@@ -158,29 +157,24 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         subjects: opened,
         seconds: args.seconds,
     };
-    crate::runner::check_workload(experiment, &workload)?;
+    crate::runner::check_workload(info, &workload)?;
     if args.hosts.is_none() {
         super::require_root()?;
     }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| default_out(experiment.name()));
+    let out = args.out.clone().unwrap_or_else(|| default_out(info.name));
     let several = subjects.len() > 1;
     let mut outcomes = Vec::new();
     for &subject in &subjects {
         let topology = match (subject, &args.physical_topology, &args.topology) {
             (SubjectKind::Physical, Some(t), _) => t.clone(),
-            (SubjectKind::Physical, None, None) if several => {
-                locate(experiment.physical_topology())?
-            }
+            (SubjectKind::Physical, None, None) if several => locate(info.physical_topology())?,
             _ => topology.clone(),
         };
         let request = Request {
             experiment,
             topology,
             hosts: args.hosts.clone(),
-            trials: args.trials.unwrap_or_else(|| experiment.default_trials()),
+            trials: args.trials.unwrap_or(info.default_trials),
             out: if several {
                 out.join(subject.as_str())
             } else {

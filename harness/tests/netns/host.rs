@@ -1,10 +1,11 @@
-//! The `Host` implementation for namespace nodes, as later issues will use it.
+//! `NetnsHost`: the contract every host keeps, and what a namespace host adds (its own
+//! hostname, addresses, `/run`, `/etc/hosts` and resolver file).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::signal::Signal;
-use wow_harness::{Cmd, Host, HostError};
+use wow_harness::{Cmd, Host};
 
+use super::host_contract::host_contract;
 use super::{check, host, parse, up};
 
 #[test]
@@ -66,58 +67,6 @@ fn netns_host_runs_spawns_copies_and_reads() {
         Duration::from_secs(10),
     );
 
-    // Copy a file in, read it back.
-    let local = std::env::temp_dir().join(format!("wow-host-test-{}", std::process::id()));
-    std::fs::write(&local, b"hello\n").unwrap();
-    h.copy_to(&local, "/run/copied").unwrap();
-    std::fs::remove_file(&local).unwrap();
-    assert_eq!(h.read_file("/run/copied").unwrap(), b"hello\n");
-
-    // Output, exit codes and stdin come back; a failure says what failed.
-    let out = h
-        .run(
-            &Cmd::new("sh")
-                .args(["-c", "cat; echo err >&2; exit 3"])
-                .stdin("in"),
-            Duration::from_secs(5),
-        )
-        .unwrap();
-    assert_eq!(
-        (
-            out.code,
-            out.stdout_text().as_str(),
-            out.stderr_text().as_str()
-        ),
-        (Some(3), "in", "err\n")
-    );
-    match h.check(&Cmd::new("false"), Duration::from_secs(5)) {
-        Err(HostError::Failed { host, .. }) => assert_eq!(host, "s-1"),
-        other => panic!("{other:?}"),
-    }
-    assert!(matches!(
-        h.run(&Cmd::new("no-such-program-wow"), Duration::from_secs(5)),
-        Err(HostError::Start { .. })
-    ));
-
-    // A command past its timeout is killed.
-    let started = Instant::now();
-    let out = h
-        .run(&Cmd::new("sleep").arg("30"), Duration::from_millis(300))
-        .unwrap();
-    assert!(
-        out.timed_out && started.elapsed() < Duration::from_secs(5),
-        "{out:?}"
-    );
-
-    // A long-lived process is stopped by PID with SIGTERM.
-    let mut p = h
-        .spawn(&Cmd::new("sh").args(["-c", "echo started; exec sleep 600"]))
-        .unwrap();
-    let pid = p.pid();
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(p.try_wait().unwrap().is_none());
-    let out = p.stop(Duration::from_secs(2)).unwrap();
-    assert_eq!(out.signal, Some(Signal::SIGTERM as i32));
-    assert_eq!(out.stdout_text(), "started\n");
+    // Its own /run is where the contract writes.
+    host_contract(&h, "/run");
 }

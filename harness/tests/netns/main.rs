@@ -3,32 +3,31 @@
 //! parallel, and every testbed is removed when its guard drops.
 
 mod cleanup;
+#[path = "../support/emulator.rs"]
+mod emulator;
 mod host;
+#[path = "../support/host_contract.rs"]
+mod host_contract;
 mod nat;
+#[path = "../support/root.rs"]
+mod root;
 mod runs;
 mod wan;
 
 use std::time::Duration;
 
 use wow_harness::{Cmd, Host, NetnsHost};
-use wow_netns::{Launcher, Options, RunPrefix, Testbed, Topology};
+use wow_netns::{Options, RunPrefix, Testbed, Topology};
 
 /// The `wow-bench` binary built with these tests.
 const WOW_BENCH: &str = env!("CARGO_BIN_EXE_wow-bench");
 
 /// Builds `topology` under a fresh prefix, with the emulator as a child process.
 fn up(topology: &Topology) -> Testbed {
-    assert!(
-        nix::unistd::Uid::effective().is_root(),
-        "netns_ tests need root (network namespaces, iptables)"
-    );
+    root::require_root();
     let options = Options {
         prefix: RunPrefix::unique(),
-        emulator: Some(Launcher {
-            program: WOW_BENCH.into(),
-            args: vec!["__emulate".into()],
-            detach: false,
-        }),
+        emulator: Some(emulator::emulator()),
     };
     Testbed::up(topology, &options).unwrap_or_else(|e| panic!("bringing up {}: {e}", topology.name))
 }

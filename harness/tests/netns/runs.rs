@@ -376,6 +376,6 @@ fn every_experiment_has_a_reduced_run_in_ci() {
         "migration",
         "peers",
     ];
-    let all: Vec<&str> = wow_experiments::ALL.iter().map(|e| e.name()).collect();
+    let all: Vec<&str> = wow_experiments::ALL.iter().map(|e| e.info().name).collect();
     assert_eq!(all, tested);
 }

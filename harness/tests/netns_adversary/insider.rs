@@ -18,7 +18,7 @@ use wow_harness::nodes::{NodeOptions, RunningNode, SECRET_FILE, install_secret, 
 use wow_harness::vnet::{Kind, TAP, create_namespace, member_options, ping};
 use wow_netns::{Options, RunPrefix, Testbed, Topology};
 
-use super::{all_correctly_connected, binary, lease_addresses, status};
+use super::{all_correctly_connected, lease_addresses, status};
 
 const TOPOLOGY: &str = r#"
 name = "adversary-insider"
@@ -63,7 +63,7 @@ fn reach_the_others(from: &NetnsHost, ips: &[Ipv4Addr]) {
 
 #[test]
 fn netns_an_insider_with_the_secret_cannot_impersonate_forge_leases_or_alter_records() {
-    let bin = binary();
+    let bin = super::node::node_binary();
     let topology = Topology::parse(TOPOLOGY, "test").unwrap_or_else(|e| panic!("{e}"));
     let options = Options {
         prefix: RunPrefix::unique(),

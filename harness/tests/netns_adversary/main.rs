@@ -8,9 +8,12 @@
 //! The `insider` module attacks a secure overlay from inside, as a member.
 
 mod insider;
+#[path = "../support/node.rs"]
+mod node;
+#[path = "../support/root.rs"]
+mod root;
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use ipop_api::Status;
@@ -43,14 +46,6 @@ const MEMBERS: usize = 8;
 const NODES: usize = 19;
 /// The plain node that takes 100 000 datagrams alone.
 const VICTIM: usize = 8;
-
-fn binary() -> PathBuf {
-    assert!(
-        nix::unistd::Uid::effective().is_root(),
-        "netns_ tests need root"
-    );
-    wow_harness::nodes::node_binary().expect("ipop-node binary")
-}
 
 fn status(host: &NetnsHost, bin: &std::path::Path) -> Status {
     wow_harness::nodes::status(host, bin).unwrap_or_else(|e| panic!("{}: {e}", host.name()))
@@ -102,7 +97,7 @@ fn attack(host: &NetnsHost, targets: &[String], args: &[&str]) -> Value {
 
 #[test]
 fn netns_a_hostile_peer_crashes_floods_and_bloats_nothing() {
-    let bin = binary();
+    let bin = node::node_binary();
     let topology = Topology::parse(TOPOLOGY, "test").unwrap_or_else(|e| panic!("{e}"));
     let options = Options {
         prefix: RunPrefix::unique(),

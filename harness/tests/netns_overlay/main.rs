@@ -2,22 +2,11 @@
 //! root). Every test name starts with `netns_`; each testbed has its own run prefix and
 //! is removed when its guard drops.
 
+#[path = "../support/emulator.rs"]
+mod emulator;
 mod matrix;
+#[path = "../support/node.rs"]
+mod node;
 mod overlay30;
-
-use std::path::PathBuf;
-
-/// The `ipop-node` binary built with the workspace (`cargo build --release`).
-fn node_binary() -> PathBuf {
-    assert!(
-        nix::unistd::Uid::effective().is_root(),
-        "netns_ tests need root (namespaces, iptables)"
-    );
-    let bin = wow_harness::nodes::node_binary().expect("ipop-node binary");
-    assert!(
-        bin.is_file(),
-        "build ipop-node first (cargo build --release): {}",
-        bin.display()
-    );
-    bin
-}
+#[path = "../support/root.rs"]
+mod root;

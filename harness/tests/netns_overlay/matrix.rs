@@ -8,7 +8,7 @@ use serde_json::Value;
 
 #[test]
 fn netns_nat_matrix_connects_every_pair() {
-    super::node_binary();
+    super::node::node_binary();
     let out = std::env::temp_dir().join(format!("wow-nat-matrix-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let output = Command::new(env!("CARGO_BIN_EXE_wow-bench"))

@@ -10,9 +10,7 @@ use ipop_api::status::Transport;
 use wow_harness::NetnsHost;
 use wow_harness::host::{Cmd, Host};
 use wow_harness::nodes::{CONTROL_SOCKET, NodeOptions, RunningNode, status, wait_for};
-use wow_netns::{Launcher, Options, RunPrefix, Testbed, Topology};
-
-const WOW_BENCH: &str = env!("CARGO_BIN_EXE_wow-bench");
+use wow_netns::{Options, RunPrefix, Testbed, Topology};
 
 /// Statuses of the live nodes, or None if any did not answer.
 fn statuses(hosts: &[NetnsHost], live: &[bool], bin: &Path) -> Option<Vec<Status>> {
@@ -56,16 +54,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[test]
 fn netns_thirty_nodes_across_three_nats_form_and_repair_an_overlay() {
-    let bin = super::node_binary();
+    let bin = super::node::node_binary();
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../topologies/nat-3site-30.toml");
     let topology = Topology::load(&path).expect("topology");
     let options = Options {
         prefix: RunPrefix::unique(),
-        emulator: Some(Launcher {
-            program: WOW_BENCH.into(),
-            args: vec!["__emulate".into()],
-            detach: false,
-        }),
+        emulator: Some(super::emulator::emulator()),
     };
     let bed = Testbed::up(&topology, &options).expect("testbed");
     let public = NetnsHost::new(&bed, "public-0").unwrap();

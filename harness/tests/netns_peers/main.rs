@@ -5,6 +5,9 @@
 //! wow-bench process, which removes it (and stops every daemon by PID) also when the
 //! run fails; the test checks that nothing of the run is left.
 
+#[path = "../support/root.rs"]
+mod root;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
@@ -46,10 +49,7 @@ fn count(summary: &Value, metric: &str) -> u64 {
 
 #[test]
 fn netns_peers_reduced_run_measures_every_subject() {
-    assert!(
-        nix::unistd::Uid::effective().is_root(),
-        "netns_ tests need root"
-    );
+    root::require_root();
     let before = daemons(&["wireguard-go", "nebula"]);
     let out = Out(std::env::temp_dir().join(format!("wow-peers-{}", std::process::id())));
     let topology = format!("{}/../topologies/lan.toml", env!("CARGO_MANIFEST_DIR"));

@@ -1,12 +1,12 @@
 //! `SshHost` against real `sshd` daemons: everything an experiment does through `Host`.
 
-use std::os::unix::fs::PermissionsExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use wow_harness::ssh::{self, Auth, HostKeyCheck, HostKeyPolicy, JobState, SshHost, Target};
 use wow_harness::{Cmd, Host, HostError};
 
+use super::host_contract::{alive, host_contract, text};
 use super::lab::{Lab, Sshd, from_namespace};
 
 const TOPOLOGY: &str = r#"
@@ -41,22 +41,6 @@ fn target(lab: &Lab, host: &str) -> Target {
         },
         connect_timeout: Duration::from_secs(2),
     }
-}
-
-fn text(host: &SshHost, cmd: Cmd) -> String {
-    match host.check(&cmd, Duration::from_secs(10)) {
-        Ok(out) => out.stdout_text(),
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn alive(host: &SshHost, pid: u32) -> bool {
-    host.run(
-        &Cmd::new("kill").args(["-0", &pid.to_string()]),
-        Duration::from_secs(5),
-    )
-    .unwrap()
-    .success()
 }
 
 /// An `ssh-agent` of the test's own, ended by PID (and its folder removed) when dropped.
@@ -115,102 +99,17 @@ fn netns_ssh_host_runs_spawns_copies_and_reads() {
         );
         h.prepare_work_dir().unwrap();
 
-        // Output, exit codes, stdin and environment come back; failures say what failed.
-        let out = h
-            .run(
-                &Cmd::new("sh")
-                    .args(["-c", "cat; echo \"$X\" >&2; exit 3"])
-                    .stdin("in")
-                    .env("X", "a b"),
-                Duration::from_secs(5),
-            )
-            .unwrap();
-        assert_eq!(
-            (
-                out.code,
-                out.stdout_text().as_str(),
-                out.stderr_text().as_str()
-            ),
-            (Some(3), "in", "a b\n")
-        );
-        assert!(matches!(
-            h.check(&Cmd::new("false"), Duration::from_secs(5)),
-            Err(HostError::Failed { .. })
-        ));
-        assert!(matches!(
-            h.run(&Cmd::new("no-such-program-wow"), Duration::from_secs(5)),
-            Err(HostError::Start { .. })
-        ));
-        // Concurrent calls each get a session of the pool.
-        std::thread::scope(|s| {
-            for _ in 0..3 {
-                s.spawn(|| assert_eq!(text(&h, Cmd::new("echo").arg("hi")), "hi\n"));
-            }
-        });
-
-        // Past its timeout a command is killed on the host, by its PID.
-        let started = Instant::now();
-        let out = h
-            .run(&Cmd::new("sleep").arg("37"), Duration::from_millis(500))
-            .unwrap();
+        host_contract(&h, h.work_dir());
         assert!(
-            out.timed_out && started.elapsed() < Duration::from_secs(5),
-            "{out:?}"
+            matches!(h.read_file("/nonexistent/wow"), Err(HostError::Io { .. })),
+            "over SFTP a file that cannot be read is an I/O error"
         );
-        assert_eq!(out.signal, Some(Signal::SIGKILL as i32));
+        // Every command the contract ran, on time or past it, was stopped by PID.
         assert!(
-            !lab.user_processes().iter().any(|p| p.contains("sleep 37")),
+            !lab.user_processes().iter().any(|p| p.contains("sleep")),
             "{:?}",
             lab.user_processes()
         );
-
-        // Files go in (with the executable bit) and come back.
-        let local = lab.dir.join("payload.sh");
-        std::fs::write(&local, "#!/bin/sh\necho payload\n").unwrap();
-        std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let remote = format!("{}/payload.sh", h.work_dir());
-        h.copy_to(&local, &remote).unwrap();
-        h.copy_to(&local, &remote).unwrap(); // replacing works too
-        assert_eq!(h.read_file(&remote).unwrap(), b"#!/bin/sh\necho payload\n");
-        assert_eq!(
-            text(&h, Cmd::new("stat").args(["-c", "%a", &remote])).trim(),
-            "755"
-        );
-        assert_eq!(text(&h, Cmd::new(&remote)), "payload\n");
-        assert!(matches!(
-            h.read_file("/nonexistent/wow"),
-            Err(HostError::Io { .. })
-        ));
-
-        // A long-lived process: stopped by PID with SIGTERM, its output returned.
-        let mut p = h
-            .spawn(&Cmd::new("sh").args(["-c", "echo started; exec sleep 600"]))
-            .unwrap();
-        let pid = p.pid();
-        assert!(alive(&h, pid));
-        assert!(p.try_wait().unwrap().is_none());
-        let out = p.stop(Duration::from_secs(2)).unwrap();
-        assert_eq!(
-            (out.signal, out.stdout_text().as_str()),
-            (Some(Signal::SIGTERM as i32), "started\n")
-        );
-        assert!(!alive(&h, pid));
-        // One that exits by itself.
-        let mut p = h
-            .spawn(&Cmd::new("sh").args(["-c", "echo hi; exit 4"]))
-            .unwrap();
-        let out = wow_harness::nodes::wait_for(
-            Duration::from_secs(10),
-            Duration::from_millis(100),
-            || p.try_wait().unwrap(),
-        )
-        .expect("exits");
-        assert_eq!((out.code, out.stdout_text().as_str()), (Some(4), "hi\n"));
-        // Dropping the handle stops it.
-        let p = h.spawn(&Cmd::new("sleep").arg("600")).unwrap();
-        let pid = p.pid();
-        drop(p);
-        assert!(!alive(&h, pid));
 
         // A job whose PID no longer names the process it started is never signalled.
         let dir = format!("{}/guarded", h.work_dir());
@@ -241,7 +140,7 @@ fn netns_ssh_host_runs_spawns_copies_and_reads() {
         );
 
         // Cleanup removes exactly what we placed.
-        assert!(h.remove_work_dir(&["payload.sh", "guarded"]).unwrap());
+        assert!(h.remove_work_dir(&["guarded"]).unwrap());
         assert!(!lab.home.join(".wow-bench").exists());
         assert!(
             !h.remove_work_dir(&[]).unwrap(),
@@ -263,6 +162,7 @@ fn netns_ssh_host_runs_spawns_copies_and_reads() {
         assert_eq!(text(&lan, Cmd::new("hostname")).trim(), "lan-0");
         assert_eq!(lan.addresses()[0].to_string(), lab.address("lan-0"));
         let big = vec![7u8; 3 << 20];
+        let local = lab.dir.join("big.bin");
         std::fs::write(&local, &big).unwrap();
         lan.copy_to(&local, "big.bin").unwrap();
         assert_eq!(lan.read_file("big.bin").unwrap().len(), big.len());

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use nix::sched::{CloneFlags, setns};
 use wow_harness::{Cmd, Host, NetnsHost, Output, Process};
-use wow_netns::{Launcher, Options, RunPrefix, Testbed, Topology};
+use wow_netns::{Options, RunPrefix, Testbed, Topology};
 
 /// The `wow-bench` binary built with these tests.
 pub(crate) const WOW_BENCH: &str = env!("CARGO_BIN_EXE_wow-bench");
@@ -43,18 +43,11 @@ pub(crate) struct Lab {
 impl Lab {
     /// Builds `topology`, creates the user and starts `sshd` on each `(host, kind)`.
     pub(crate) fn new(topology: &str, sshds: &[(&str, Sshd)]) -> Lab {
-        assert!(
-            nix::unistd::Uid::effective().is_root(),
-            "netns_ tests need root (namespaces, sshd, useradd)"
-        );
+        crate::root::require_root();
         let topology = Topology::parse(topology, "test").unwrap_or_else(|e| panic!("{e}"));
         let options = Options {
             prefix: RunPrefix::unique(),
-            emulator: Some(Launcher {
-                program: WOW_BENCH.into(),
-                args: vec!["__emulate".into()],
-                detach: false,
-            }),
+            emulator: Some(crate::emulator::emulator()),
         };
         let bed = Testbed::up(&topology, &options).unwrap_or_else(|e| panic!("testbed: {e}"));
         let tag = bed.prefix().as_str().replace('-', "");

@@ -3,7 +3,13 @@
 //! with `netns_ssh_`; each builds its own testbed, user and keys, removed when its `Lab`
 //! drops.
 
+#[path = "../support/emulator.rs"]
+mod emulator;
 mod fleet;
 mod host;
+#[path = "../support/host_contract.rs"]
+mod host_contract;
 mod lab;
+#[path = "../support/root.rs"]
+mod root;
 mod run;

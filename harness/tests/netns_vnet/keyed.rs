@@ -13,7 +13,7 @@ use wow_harness::vnet::{address_of, wait_address};
 
 #[test]
 fn netns_keyed_namespace_seals_packets_and_keeps_outsiders_out() {
-    let bin = super::node_binary();
+    let bin = super::node::node_binary();
     let (_bed, [public, a, b, outsider]) = super::secure::four_hosts();
     let key = "3c".repeat(32);
     for h in [&public, &a, &b] {

@@ -7,6 +7,10 @@ mod keyed;
 mod migration;
 mod mtu;
 mod namespaces;
+#[path = "../support/node.rs"]
+mod node;
+#[path = "../support/root.rs"]
+mod root;
 mod secure;
 
 use std::path::PathBuf;
@@ -16,21 +20,6 @@ use wow_harness::NetnsHost;
 use wow_harness::nodes::{NodeOptions, RunningNode, wait_for};
 use wow_harness::vnet::{Kind, create_namespace};
 use wow_netns::{Launcher, Options, RunPrefix, Testbed, Topology};
-
-/// The `ipop-node` binary built with the workspace.
-fn node_binary() -> PathBuf {
-    assert!(
-        nix::unistd::Uid::effective().is_root(),
-        "netns_ tests need root (namespaces, TAP devices)"
-    );
-    let bin = wow_harness::nodes::node_binary().expect("ipop-node binary");
-    assert!(
-        bin.is_file(),
-        "build ipop-node first (cargo build --release): {}",
-        bin.display()
-    );
-    bin
-}
 
 /// A testbed with a public seed node and one namespace created through it.
 struct World {
@@ -43,7 +32,7 @@ struct World {
 
 impl World {
     fn new(topology: &str, range: &str) -> (World, String) {
-        let bin = node_binary();
+        let bin = node::node_binary();
         let topology = Topology::parse(topology, "test").unwrap_or_else(|e| panic!("{e}"));
         let options = Options {
             prefix: RunPrefix::unique(),

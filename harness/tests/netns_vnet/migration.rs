@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use wow_experiments::tools::ip;
 use wow_harness::host::{Cmd, Host};
 use wow_harness::nodes::{RunningNode, wait_for};
 use wow_harness::vnet::{DhcpClient, TAP, member_options, start_dhcp, wait_address};
@@ -72,17 +73,11 @@ impl Vm {
 
     fn address(&self) -> Option<Ipv4Addr> {
         let out = Command::new("ip")
-            .args(["-n", &self.ns, "-4", "-o", "addr", "show", "dev", "eth0"])
+            .args(["-n", &self.ns, "-j", "-4", "addr", "show", "dev", "eth0"])
             .output()
             .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.split_whitespace()
-            .skip_while(|w| *w != "inet")
-            .nth(1)?
-            .split('/')
-            .next()?
-            .parse()
-            .ok()
+        let text = String::from_utf8_lossy(&out.stdout);
+        ip::parse_ipv4_addresses(&text).first().copied()
     }
 }
 

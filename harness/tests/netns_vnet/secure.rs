@@ -51,7 +51,7 @@ pub(super) fn four_hosts() -> (Testbed, [NetnsHost; 4]) {
 
 #[test]
 fn netns_secure_edges_seal_traffic_and_keep_outsiders_out() {
-    let bin = super::node_binary();
+    let bin = super::node::node_binary();
     let (_bed, [public, a, b, outsider]) = four_hosts();
     let member_secret = "11".repeat(32);
     for h in [&public, &a, &b] {

@@ -31,6 +31,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use wow_experiments::tools::ip;
 use wow_experiments::{Flow, Hosts, Subject, SubjectKind, Target, Unreachable};
 use wow_host::{Cmd, Host, Process};
 use wow_netns::{Node, Role, Topology};
@@ -257,17 +258,9 @@ impl<'a> Peer<'a> {
     /// Waits until `iface` on `member` carries its overlay address, failing early (with
     /// its output) when one of the peer's daemons on the host exited.
     fn wait_ready(&mut self, member: &Member<'_>, iface: &str) -> anyhow::Result<()> {
-        let show = Cmd::new("ip").args(["-o", "-4", "addr", "show", "dev", iface]);
-        // `inet 10.200.0.1/24`, or `inet 10.200.0.1 peer 10.200.0.2/32` point to point.
-        let want = [
-            format!("inet {}/", member.overlay),
-            format!("inet {} ", member.overlay),
-        ];
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            let out = member.host.run(&show, QUICK)?;
-            let text = out.stdout_text();
-            if out.success() && want.iter().any(|w| text.contains(w.as_str())) {
+            if ip::ipv4_addresses(member.host, iface)?.contains(&member.overlay) {
                 return Ok(());
             }
             let kind = self.kind;
