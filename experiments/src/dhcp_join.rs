@@ -11,7 +11,11 @@
 //!   free (status socket; Fig. 6);
 //! - `first_ping`: address bound to the first echo reply from A (Brunet-ARP lookup and
 //!   the first packets' overlay routes);
-//! - `ping_rtt`: the median of 10 pings to A after that.
+//! - `ping_rtt`: the median of 10 pings to A after that;
+//! - where T2 goes, from node start (the node's status, `PHASES`): `t_link` to its first
+//!   link, `t_record` to the namespace record read, `t_discover` to dhclient's first
+//!   DISCOVER, `t_offer` to the address created in the DHT and offered, `t_ack` to the
+//!   ACK (T2 ends when dhclient has bound the address after that).
 //!
 //! A and B are hosts 0 and 1 of the first site with two hosts; the subject leaves B free
 //! ([`Experiment::overlay_needs`]).
@@ -37,6 +41,21 @@ use crate::tools::{self, dhcp, ping};
 const ADDRESS_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long after its address B may take to hear from A.
 const PING_TIMEOUT: Duration = Duration::from_secs(60);
+/// The phases of T2 the node's status times, each from node start: metric, what.
+const PHASES: [(&str, &str); 5] = [
+    ("t_link", "node start → first link (to a bootstrap node)"),
+    (
+        "t_record",
+        "node start → namespace record read from the DHT",
+    ),
+    ("t_discover", "node start → dhclient's first DISCOVER"),
+    (
+        "t_offer",
+        "node start → address created in the DHT and offered",
+    ),
+    ("t_ack", "node start → DHCP ACK"),
+];
+
 /// How long a stopping node may take to leave the overlay.
 const LEAVE_GRACE: Duration = Duration::from_secs(2);
 
@@ -197,6 +216,19 @@ impl Run<'_> {
         if let Some(tries) = tries {
             values.insert("addresses_tried".into(), tries);
         }
+        let timeline = status.ipop.as_ref().map(|i| i.timeline).unwrap_or_default();
+        let phases = [
+            status.linked_after_s,
+            timeline.record_s,
+            timeline.discover_s,
+            timeline.offer_s,
+            timeline.ack_s,
+        ];
+        for ((name, _), t) in PHASES.iter().zip(phases) {
+            if let Some(t) = t {
+                values.insert((*name).to_owned(), t);
+            }
+        }
         if let Some(rtt) = median(report.rtts_ms) {
             values.insert("ping_rtt".into(), rtt);
         }
@@ -287,6 +319,14 @@ impl Trials for Run<'_> {
                 paper: None,
             },
         ]
+        .into_iter()
+        .chain(PHASES.iter().map(|(name, description)| Metric {
+            name: (*name).into(),
+            description: (*description).into(),
+            unit: Unit::Seconds,
+            paper: None,
+        }))
+        .collect()
     }
 
     fn plots(&self) -> Vec<PlotSpec> {
@@ -317,6 +357,15 @@ impl Trials for Run<'_> {
                 "Address → first reply from A",
                 "first_ping",
             ),
+            PlotSpec::Cdf {
+                file: "t2-phases-cdf".into(),
+                title: "Where T2 goes: each step from node start".into(),
+                metrics: PHASES
+                    .iter()
+                    .map(|(name, _)| (*name).into())
+                    .chain(["t2_address".into()])
+                    .collect(),
+            },
         ]
     }
 

@@ -18,6 +18,8 @@ use crate::transport::tcp::TcpStats;
 pub struct DriverFacts {
     /// When the node started.
     pub started: Instant,
+    /// When it first had a connection.
+    pub linked_at: Option<Instant>,
     /// When it first became correctly connected.
     pub connected_at: Option<Instant>,
     /// UDP datagrams dropped by a full socket buffer.
@@ -37,6 +39,7 @@ impl DriverFacts {
     pub fn new(started: Instant) -> Self {
         DriverFacts {
             started,
+            linked_at: None,
             connected_at: None,
             udp_send_drops: 0,
             udp_errors: 0,
@@ -99,9 +102,16 @@ fn handshake_ms(sec: &ipop_core::secure::Secure) -> api::HandshakeMs {
     }
 }
 
-/// The `ipop` part of the status: the virtual network of a node with a namespace.
-pub fn ipop(i: &Ipop, tap: &TapFacts<'_>) -> api::Ipop {
+/// Seconds from `start` to `t`.
+fn after(start: Instant, t: Option<Instant>) -> Option<f64> {
+    t.map(|t| t.saturating_duration_since(start).as_secs_f64())
+}
+
+/// The `ipop` part of the status: the virtual network of a node with a namespace that
+/// started at `started`.
+pub fn ipop(i: &Ipop, tap: &TapFacts<'_>, started: Instant) -> api::Ipop {
     let s = i.stats();
+    let t = i.timeline();
     let (queued, cached) = i.resolver_state();
     api::Ipop {
         namespace: i.namespace().to_string(),
@@ -168,6 +178,12 @@ pub fn ipop(i: &Ipop, tap: &TapFacts<'_>) -> api::Ipop {
             fragmented: s.fragmented,
             frag_needed_sent: s.frag_needed_sent,
             dropped_too_big: s.dropped_too_big,
+        },
+        timeline: api::Timeline {
+            record_s: after(started, t.record),
+            discover_s: after(started, t.discover),
+            offer_s: after(started, t.offer),
+            ack_s: after(started, t.ack),
         },
     }
 }
@@ -246,9 +262,8 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
         correctly_connected: node.is_correctly_connected(),
         uptime_s: since(facts.started),
         rss_mib: crate::sysinfo::rss_mib(),
-        connected_after_s: facts
-            .connected_at
-            .map(|t| t.saturating_duration_since(facts.started).as_secs_f64()),
+        linked_after_s: after(facts.started, facts.linked_at),
+        connected_after_s: after(facts.started, facts.connected_at),
         ring: api::Ring {
             left: left.map(|a| a.to_string()),
             right: right.map(|a| a.to_string()),
@@ -435,7 +450,7 @@ mod tests {
             write_drops: 0,
             errors: 0,
         };
-        s.ipop = Some(ipop(stack.ipop.as_ref().unwrap(), &tap));
+        s.ipop = Some(ipop(stack.ipop.as_ref().unwrap(), &tap, facts.started));
         assert!(!s.connections.is_empty());
         assert!(!s.transports.learned.is_empty());
         let json = serde_json::to_value(&s).unwrap();

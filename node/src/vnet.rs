@@ -180,7 +180,12 @@ impl Vnet {
     }
 
     /// The `ipop` part of the status (the stack has it once the node has a [`Vnet`]).
-    pub fn status(&self, stack: &Stack, faults: &IoFaults) -> Option<ipop_api::status::Ipop> {
+    pub fn status(
+        &self,
+        stack: &Stack,
+        faults: &IoFaults,
+        started: Instant,
+    ) -> Option<ipop_api::status::Ipop> {
         stack.ipop.as_ref().map(|i| {
             crate::status::ipop(
                 i,
@@ -193,6 +198,7 @@ impl Vnet {
                     write_drops: faults.tap_write_drops,
                     errors: faults.tap_errors,
                 },
+                started,
             )
         })
     }

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::vnet::{AddressMapping, Ipop, IpopStats, Record, Resolved, Resolver};
+pub use crate::vnet::{AddressMapping, Ipop, IpopStats, Record, Resolved, Resolver, Timeline};
 
 /// The full status of a node.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -27,6 +27,8 @@ pub struct Status {
     pub uptime_s: f64,
     /// The node's resident memory, MiB (where the system tells).
     pub rss_mib: Option<f64>,
+    /// Seconds from start to its first connection (a link to a bootstrap node).
+    pub linked_after_s: Option<f64>,
     /// Seconds from start to the first time it was correctly connected.
     pub connected_after_s: Option<f64>,
     /// Its ring neighbours.

@@ -37,6 +37,23 @@ pub struct Ipop {
     pub resolver: Resolver,
     /// The virtual network's counters.
     pub stats: IpopStats,
+    /// When the steps of the host's first address happened.
+    pub timeline: Timeline,
+}
+
+/// Seconds from the node's start to each step of the host's first address (absent until
+/// it happened): where DHCP's time goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Timeline {
+    /// The namespace record was read from the DHT.
+    pub record_s: Option<f64>,
+    /// The host's DHCP client asked (DISCOVER).
+    pub discover_s: Option<f64>,
+    /// The address was created in the DHT (a majority of its replicas) and offered.
+    pub offer_s: Option<f64>,
+    /// The host's request was acknowledged (ACK).
+    pub ack_s: Option<f64>,
 }
 
 /// How virtual IPs map to nodes.

@@ -382,7 +382,10 @@ impl Driver {
                     info!("correctly connected");
                 }
                 Event::NotCorrectlyConnected => warn!("no longer correctly connected"),
-                Event::Connected { peer, edge } => debug!(peer = %peer.short(), %edge, "connected"),
+                Event::Connected { peer, edge } => {
+                    self.facts.linked_at.get_or_insert_with(Instant::now);
+                    debug!(peer = %peer.short(), %edge, "connected");
+                }
                 Event::Disconnected { peer, reason } => {
                     debug!(peer = %peer.short(), ?reason, "disconnected");
                 }

@@ -34,7 +34,7 @@ impl Driver {
                 s.ipop = self
                     .vnet
                     .as_ref()
-                    .and_then(|v| v.status(&self.stack, &self.faults));
+                    .and_then(|v| v.status(&self.stack, &self.faults, self.facts.started));
                 let _ = p.reply.send(control::reply(&s));
                 return;
             }

@@ -65,9 +65,10 @@ impl Ipop {
             .map(|(ip, _)| *ip);
         match req.kind {
             MessageType::Discover => {
+                self.timeline.discover.get_or_insert(now);
                 self.remember(req);
                 match bound {
-                    Some(ip) => self.answer(mac, Answer::Offer(ip)),
+                    Some(ip) => self.answer(now, mac, Answer::Offer(ip)),
                     None => self.acquire(now, node, dht, mac),
                 }
             }
@@ -75,15 +76,15 @@ impl Ipop {
                 let wanted = req.requested;
                 self.remember(req);
                 match (bound, wanted) {
-                    (Some(ip), Some(w)) if ip == w => self.answer(mac, Answer::Ack(ip)),
-                    (Some(ip), None) => self.answer(mac, Answer::Ack(ip)),
+                    (Some(ip), Some(w)) if ip == w => self.answer(now, mac, Answer::Ack(ip)),
+                    (Some(ip), None) => self.answer(now, mac, Answer::Ack(ip)),
                     // Not ours (e.g. a lease from before a restart we do not hold).
-                    _ => self.answer(mac, Answer::Nak),
+                    _ => self.answer(now, mac, Answer::Nak),
                 }
             }
             MessageType::Inform => {
                 self.remember(req);
-                self.answer(mac, Answer::InformAck);
+                self.answer(now, mac, Answer::InformAck);
             }
             MessageType::Release | MessageType::Decline => {
                 if let Some(ip) = bound {
@@ -112,19 +113,19 @@ impl Ipop {
         let own = self.own_address(node, mac);
         self.remember(req);
         match (kind, own) {
-            (MessageType::Discover, Some(ip)) => self.answer(mac, Answer::Offer(ip)),
+            (MessageType::Discover, Some(ip)) => self.answer(now, mac, Answer::Offer(ip)),
             (MessageType::Request, Some(ip)) if wanted.is_none_or(|w| w == ip) => {
                 if let Some(l) = self.leases.get_mut(&ip) {
                     l.mac = Some(mac);
                 }
-                self.answer(mac, Answer::Ack(ip));
+                self.answer(now, mac, Answer::Ack(ip));
             }
             (MessageType::Discover, None) => self.stats.dhcp_refused += 1,
             (MessageType::Request, _) => {
                 self.stats.dhcp_refused += 1;
-                self.answer(mac, Answer::Nak);
+                self.answer(now, mac, Answer::Nak);
             }
-            (MessageType::Inform, _) => self.answer(mac, Answer::InformAck),
+            (MessageType::Inform, _) => self.answer(now, mac, Answer::InformAck),
             // The address is configured, not leased: a release only frees it for
             // another client.
             (MessageType::Release | MessageType::Decline, Some(ip)) => {
@@ -149,13 +150,19 @@ impl Ipop {
     }
 
     /// Writes a DHCP answer to the client with `mac` (if the namespace is known).
-    fn answer(&mut self, mac: [u8; 6], answer: Answer) {
+    fn answer(&mut self, now: Instant, mac: [u8; 6], answer: Answer) {
         let (Some(record), Some(client)) = (&self.record, self.clients.get(&mac)) else {
             return;
         };
         let Some((payload, to)) = dhcp::answer(&client.last, answer, record) else {
             return;
         };
+        let first = match answer {
+            Answer::Offer(_) => &mut self.timeline.offer,
+            Answer::Ack(_) => &mut self.timeline.ack,
+            _ => &mut None,
+        };
+        first.get_or_insert(now);
         let gw = record.range.gateway();
         self.tap.push_back(frame::dhcp_frame(
             self.config.gateway_mac,
@@ -345,6 +352,7 @@ impl Ipop {
                         match self.config.namespace.open_record(&v[0]) {
                             Ok(r) => {
                                 self.record = Some(r);
+                                self.timeline.record.get_or_insert(now);
                                 self.refuse_unassignable();
                                 self.record_renew_at = now + RECORD_RENEW;
                                 // Clients waiting for the record get an address now.
@@ -359,7 +367,7 @@ impl Ipop {
                                         Mapping::Dht => self.acquire(now, node, dht, mac),
                                         Mapping::Hash => {
                                             if let Some(ip) = self.own_address(node, mac) {
-                                                self.answer(mac, Answer::Offer(ip));
+                                                self.answer(now, mac, Answer::Offer(ip));
                                             }
                                         }
                                     }
@@ -403,7 +411,7 @@ impl Ipop {
                         mac: Some(mac),
                         password,
                     });
-                    self.answer(mac, Answer::Offer(ip));
+                    self.answer(now, mac, Answer::Offer(ip));
                 } else {
                     // Taken (or no majority): try another address.
                     self.acquire(now, node, dht, mac);

@@ -231,6 +231,20 @@ pub struct Stats {
     pub dropped_too_big: u64,
 }
 
+/// When the steps of a host's first address happened (each the first time, since the
+/// layer started): where DHCP's time goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timeline {
+    /// The namespace record was read from the DHT.
+    pub record: Option<Instant>,
+    /// The host's DHCP client asked (DISCOVER).
+    pub discover: Option<Instant>,
+    /// The address was created in the DHT (a majority of its replicas) and offered.
+    pub offer: Option<Instant>,
+    /// The host's request was acknowledged (ACK).
+    pub ack: Option<Instant>,
+}
+
 /// An address this node holds.
 #[derive(Debug, Clone)]
 pub(crate) struct Lease {
@@ -304,6 +318,7 @@ pub struct Ipop {
     secure_edges: bool,
     /// ICMP errors written to the host: since when, and how many.
     icmp_window: (Instant, u32),
+    timeline: Timeline,
     events: VecDeque<Event>,
     stats: Stats,
     next_tick: Instant,
@@ -339,6 +354,7 @@ impl Ipop {
             scratch: Vec::new(),
             secure_edges: false,
             icmp_window: (now, 0),
+            timeline: Timeline::default(),
             events: VecDeque::new(),
             stats: Stats::default(),
             next_tick: now,
@@ -396,6 +412,11 @@ impl Ipop {
     /// Counters.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// When the steps of the host's first address happened.
+    pub fn timeline(&self) -> Timeline {
+        self.timeline
     }
 
     /// Packets waiting for resolution, and cached mappings.
