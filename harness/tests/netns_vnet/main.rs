@@ -3,6 +3,8 @@
 //! each testbed has its own run prefix and is removed when its guard drops.
 
 mod dhcp;
+#[path = "../support/emulator.rs"]
+mod emulator;
 mod keyed;
 mod migration;
 mod mtu;
@@ -19,7 +21,7 @@ use std::time::Duration;
 use wow_harness::NetnsHost;
 use wow_harness::nodes::{NodeOptions, RunningNode, wait_for};
 use wow_harness::vnet::{Kind, create_namespace};
-use wow_netns::{Launcher, Options, RunPrefix, Testbed, Topology};
+use wow_netns::{Options, RunPrefix, Testbed, Topology};
 
 /// A testbed with a public seed node and one namespace created through it.
 struct World {
@@ -36,11 +38,7 @@ impl World {
         let topology = Topology::parse(topology, "test").unwrap_or_else(|e| panic!("{e}"));
         let options = Options {
             prefix: RunPrefix::unique(),
-            emulator: Some(Launcher {
-                program: env!("CARGO_BIN_EXE_wow-bench").into(),
-                args: vec!["__emulate".into()],
-                detach: false,
-            }),
+            emulator: Some(emulator::emulator()),
         };
         let bed = Testbed::up(&topology, &options).expect("testbed");
         let public = NetnsHost::new(&bed, "public-0").unwrap();
