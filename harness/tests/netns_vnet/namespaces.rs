@@ -1,10 +1,11 @@
-//! Namespaces share one overlay but not packets, and the DHT never hands out one
-//! address twice, even to many clients asking at once in a small range.
+//! Namespaces share one overlay but not packets, are deleted by name, and the DHT never
+//! hands out one address twice, even to many clients asking at once in a small range.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use wow_experiments::tools::ping::first_reply;
+use wow_harness::host::{Cmd, Host};
 use wow_harness::vnet::{DhcpClient, Kind, TAP, create_namespace, ping, start_dhcp, wait_address};
 
 fn lan(hosts: usize) -> String {
@@ -70,6 +71,28 @@ fn netns_two_namespaces_on_one_overlay_stay_apart() {
             );
         }
     }
+    // Deleted by its creator: no node finds the second namespace any more, and the
+    // creator keeps only the first; the members of the second still talk.
+    let cli = |args: &[&str]| {
+        let cmd = Cmd::new(world.bin.display().to_string())
+            .args(args.iter().copied())
+            .args(["--socket", wow_harness::nodes::CONTROL_SOCKET]);
+        world
+            .public
+            .check(&cmd, Duration::from_secs(30))
+            .unwrap()
+            .stdout_text()
+    };
+    assert_eq!(cli(&["namespace", "delete", &ns2]).trim(), "deleted");
+    assert!(cli(&["namespace", "show", &ns2]).contains("no such namespace"));
+    let kept = cli(&["namespace", "list"]);
+    assert!(kept.contains(&ns1) && !kept.contains(&ns2), "{kept}");
+    assert_eq!(
+        ping(&hosts[2], ips[3], 3, Duration::from_millis(200))
+            .unwrap()
+            .len(),
+        3
+    );
     for c in &mut clients {
         let _ = c.stop(Duration::from_secs(1));
     }

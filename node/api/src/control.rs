@@ -50,6 +50,15 @@ pub enum Request {
     },
     /// The namespaces this node is a member of or keeps alive.
     NamespaceList,
+    /// Delete a namespace's record from the DHT (and stop keeping it alive).
+    NamespaceDelete {
+        /// The namespace identifier (of an open namespace).
+        #[serde(default)]
+        id: Option<String>,
+        /// The namespace key (64 hex digits) of a keyed namespace.
+        #[serde(default)]
+        key: Option<String>,
+    },
     /// Get a DHT key (text).
     DhtGet {
         /// The key.

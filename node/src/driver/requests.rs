@@ -90,19 +90,24 @@ impl Driver {
                 let _ = p.reply.send(control::reply(&self.namespaces()));
                 return;
             }
+            Request::NamespaceDelete { id, key } => match named_namespace(id, key) {
+                Ok(ns) => {
+                    let keeper = &mut self.keeper;
+                    self.stack.dht_op(now, |d, n| keeper.delete(now, n, d, &ns))
+                }
+                Err(e) => {
+                    let _ = p.reply.send(control::refused(e));
+                    return;
+                }
+            },
             Request::NamespaceShow { id, key } => {
-                match vnet::requested_namespace(id.as_deref(), key.as_deref()) {
-                    Ok(Some(ns)) => {
+                match named_namespace(id, key) {
+                    Ok(ns) => {
                         if let Ok(op) = self.stack.dht_get(now, &ns.record_key()) {
                             self.waiting.insert(op, Waiter::Record(p.reply, ns));
                         } else {
                             let _ = p.reply.send(control::refused("not in the overlay yet"));
                         }
-                    }
-                    Ok(None) => {
-                        let _ = p
-                            .reply
-                            .send(control::refused("name the namespace: id or key"));
                     }
                     Err(e) => {
                         let _ = p.reply.send(control::refused(e));
@@ -206,4 +211,10 @@ impl Driver {
             }
         }
     }
+}
+
+/// The namespace a request names by identifier or key.
+fn named_namespace(id: Option<String>, key: Option<String>) -> Result<Namespace, String> {
+    vnet::requested_namespace(id.as_deref(), key.as_deref())?
+        .ok_or_else(|| "name the namespace: id or key".to_owned())
 }

@@ -196,6 +196,22 @@ impl Keeper {
         }
     }
 
+    /// Deletes namespace `ns`: stops renewing its record, if this node keeps it, and
+    /// deletes the record from the DHT (with the password its identifier or key
+    /// derives); the DHT's answer comes back under the returned id. Members keep the
+    /// record they read, and their addresses until their leases end; no node finds the
+    /// namespace any more.
+    pub fn delete(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        dht: &mut Dht,
+        ns: &Namespace,
+    ) -> Result<RequestId, DhtError> {
+        self.kept.retain(|(k, _)| k.id() != ns.id());
+        dht.delete(now, node, &ns.record_key(), &ns.record_password())
+    }
+
     /// When [`Keeper::handle_timeout`] should run next (nothing to renew: never).
     pub fn poll_timeout(&self) -> Option<Instant> {
         (!self.kept.is_empty()).then_some(self.refresh_at)

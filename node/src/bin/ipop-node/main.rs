@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ipop_api::Status;
-use ipop_api::control::{NamespaceCreated, NamespaceList, NamespaceRecord, ProbeReply, Request};
+use ipop_api::control::{
+    DhtDone, NamespaceCreated, NamespaceList, NamespaceRecord, ProbeReply, Request,
+};
 use ipop_node::config::Config;
 use ipop_node::{control, identity};
 use serde::Serialize;
@@ -127,6 +129,19 @@ enum NamespaceCommand {
         /// Print the list as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Delete a namespace: its record leaves the DHT and this node stops renewing it.
+    /// No node finds the namespace afterwards; its members keep the record they read,
+    /// and their addresses until their leases end.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "key_file"])))]
+    Delete {
+        /// The identifier of an open namespace.
+        id: Option<String>,
+        /// The key file of a keyed namespace.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
         #[command(flatten)]
         socket: SocketArgs,
     },
@@ -375,6 +390,21 @@ fn main() -> ExitCode {
                 Some(record) => print!("{record}"),
                 None => println!("no such namespace (or it expired)"),
             }),
+        Some(Command::Namespace(NamespaceCommand::Delete {
+            id,
+            key_file,
+            socket,
+        })) => key_file
+            .as_deref()
+            .map(identity::read_namespace_key)
+            .transpose()
+            .and_then(|key| {
+                socket.ask(&Request::NamespaceDelete {
+                    id: id.clone(),
+                    key: key.map(|k| k.to_hex()),
+                })
+            })
+            .map(|done: DhtDone| println!("{}", done.ok)),
         Some(Command::Namespace(NamespaceCommand::List { json, socket })) => socket
             .ask(&Request::NamespaceList)
             .map(|list: NamespaceList| {

@@ -1,5 +1,5 @@
-//! The keeper creates namespaces under a fresh identifier when one is taken, and keeps
-//! their records alive past the DHT's TTL.
+//! The keeper creates namespaces under a fresh identifier when one is taken, keeps
+//! their records alive past the DHT's TTL, and deletes them.
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -75,6 +75,26 @@ fn a_taken_identifier_is_replaced_and_the_record_outlives_its_ttl() {
         panic!("{:?}", got.result)
     };
     assert_eq!(v, [rec.encode()]);
+
+    // Deleted: no longer kept, and no node reads the record any more.
+    let ns = Namespace::from(id);
+    let del = sim
+        .act_dht(3, |d, n, t| keeper.delete(t, n, d, &ns))
+        .unwrap();
+    sim.run_for(Duration::from_secs(3));
+    let results = sim.take_dht_results();
+    let done = results.iter().find(|r| r.id == del && r.node == 3);
+    assert!(done.is_some_and(|r| r.result.is_ok()), "{results:?}");
+    assert!(keeper.kept().is_empty() && keeper.poll_timeout().is_none());
+    let op = sim
+        .act_dht(6, |d, n, t| d.get(t, n, &id.record_key()))
+        .unwrap();
+    sim.run_for(Duration::from_secs(3));
+    let got = sim.take_dht_results().into_iter().find(|r| r.id == op);
+    assert!(
+        matches!(&got, Some(r) if r.result == Ok(crate::dht::Outcome::Values(Vec::new()))),
+        "{got:?}"
+    );
 }
 
 #[test]
