@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ipop_core::text::Position;
+use ipop_core::text::Located;
 use toml::Spanned;
 
 use super::raw;
@@ -124,17 +124,8 @@ pub enum HostsError {
         source: std::io::Error,
     },
     /// The file is not valid TOML, has unknown keys, or holds an impossible value.
-    #[error("{file}:{line}:{column}: {reason}")]
-    Invalid {
-        /// The file.
-        file: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// What is wrong, and how to fix it.
-        reason: String,
-    },
+    #[error(transparent)]
+    Invalid(#[from] Located),
 }
 
 impl HostsFile {
@@ -155,8 +146,8 @@ impl HostsFile {
     /// Validates hosts-file text; `file` names it in errors, `base` anchors relative paths.
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<HostsFile, HostsError> {
         let raw: raw::File = toml::from_str(text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
-            invalid(text, file, span, e.message().to_string())
+            let at = e.span().map_or(0, |s| s.start);
+            Located::new(text, file, at, e.message())
         })?;
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let ctx = Context {
@@ -169,22 +160,12 @@ impl HostsFile {
                 overlay,
                 hosts,
             })
-            .map_err(|e| invalid(text, file, e.span, e.reason))
+            .map_err(|e| Located::new(text, file, e.span.start, e.reason).into())
     }
 
     /// The hosts with `role`.
     pub fn with_role(&self, role: Role) -> impl Iterator<Item = &HostSpec> {
         self.hosts.iter().filter(move |h| h.has(role))
-    }
-}
-
-fn invalid(text: &str, file: &str, span: Range<usize>, reason: String) -> HostsError {
-    let Position { line, column } = Position::of(text, span.start);
-    HostsError::Invalid {
-        file: file.to_string(),
-        line,
-        column,
-        reason,
     }
 }
 

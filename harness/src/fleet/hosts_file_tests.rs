@@ -9,12 +9,7 @@ fn parse(text: &str) -> Result<HostsFile, HostsError> {
 /// The error's `line:column: reason`, for matching.
 fn error(text: &str) -> String {
     match parse(text) {
-        Err(HostsError::Invalid {
-            line,
-            column,
-            reason,
-            ..
-        }) => format!("{line}:{column}: {reason}"),
+        Err(HostsError::Invalid(e)) => format!("{}:{}: {}", e.at.line, e.at.column, e.reason),
         other => panic!("expected an error, got {other:?}"),
     }
 }

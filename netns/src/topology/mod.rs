@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
-use ipop_core::text::Position;
+use ipop_core::text::Located;
 
 pub use matrix::{MatrixProfile, nat_matrix};
 
@@ -169,17 +169,8 @@ pub enum TopologyError {
         source: std::io::Error,
     },
     /// The file is not valid TOML, has unknown keys, or holds an impossible value.
-    #[error("{file}:{line}:{column}: {reason}")]
-    Invalid {
-        /// The file (or a label for generated topologies).
-        file: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// What is wrong.
-        reason: String,
-    },
+    #[error(transparent)]
+    Invalid(#[from] Located),
 }
 
 impl Topology {
@@ -196,10 +187,13 @@ impl Topology {
     /// Validates topology text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Topology, TopologyError> {
         let raw: raw::File = toml::from_str(text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
-            invalid(text, file, span, e.message().to_string())
+            let at = e.span().map_or(0, |s| s.start);
+            Located::new(text, file, at, e.message())
         })?;
-        validate::validate(raw).map_err(|e| invalid(text, file, e.span, e.reason))
+        Ok(
+            validate::validate(raw)
+                .map_err(|e| Located::new(text, file, e.span.start, e.reason))?,
+        )
     }
 
     /// Names of every host that runs workloads: site hosts, then public hosts.
@@ -212,16 +206,6 @@ impl Topology {
             names.extend((0..group.count).map(|i| format!("{}-{i}", group.name)));
         }
         names
-    }
-}
-
-fn invalid(text: &str, file: &str, span: std::ops::Range<usize>, reason: String) -> TopologyError {
-    let Position { line, column } = Position::of(text, span.start);
-    TopologyError::Invalid {
-        file: file.to_string(),
-        line,
-        column,
-        reason,
     }
 }
 

@@ -6,11 +6,9 @@ fn parse(text: &str) -> Result<Topology, TopologyError> {
 
 fn error_at(text: &str) -> (usize, String) {
     match parse(text) {
-        Err(TopologyError::Invalid {
-            line, reason, file, ..
-        }) => {
-            assert_eq!(file, "t.toml");
-            (line, reason)
+        Err(TopologyError::Invalid(e)) => {
+            assert_eq!(e.file, "t.toml");
+            (e.at.line, e.reason)
         }
         other => panic!("expected an error, got {other:?}"),
     }

@@ -1,5 +1,5 @@
-//! Text helpers: where a byte offset falls in a text, for errors that point into a
-//! configuration file (node configuration, topology and hosts files), and fixed-length
+//! Text helpers: where a byte offset falls in a text, and the error that points there
+//! ([`Located`], for node configuration, topology and hosts files), and fixed-length
 //! hexadecimal (addresses, namespace ids and keys, secrets). Pure arithmetic on strings.
 
 /// `N` bytes from exactly `2·N` hexadecimal digits (surrounding whitespace ignored);
@@ -37,9 +37,33 @@ impl Position {
     }
 }
 
+/// What is wrong at a place in a text file: the file, the line and column, and the
+/// reason (`FILE:LINE:COLUMN: REASON`, as compilers say it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{}:{}: {reason}", .at.line, .at.column)]
+pub struct Located {
+    /// The file (or a label for generated text).
+    pub file: String,
+    /// Where in it.
+    pub at: Position,
+    /// What is wrong, and how to fix it.
+    pub reason: String,
+}
+
+impl Located {
+    /// `reason` at byte offset `offset` of `text`, read from `file`.
+    pub fn new(text: &str, file: &str, offset: usize, reason: impl Into<String>) -> Located {
+        Located {
+            file: file.to_owned(),
+            at: Position::of(text, offset),
+            reason: reason.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Position, hex_bytes};
+    use super::{Located, Position, hex_bytes};
 
     #[test]
     fn hex_bytes_take_exactly_two_digits_per_byte() {
@@ -59,5 +83,7 @@ mod tests {
         // "bé" is three bytes: the space after it is the third character.
         assert_eq!(Position::of(text, 9), at(2, 3));
         assert_eq!(Position::of(text, 1000), at(3, 1));
+        let e = Located::new(text, "x.toml", 9, "no such key");
+        assert_eq!(e.to_string(), "x.toml:2:3: no such key");
     }
 }
