@@ -7,7 +7,7 @@
 #   fuzz/run.sh node_stack 300 -fork=1 -ignore_crashes=1   # more libFuzzer flags
 set -euo pipefail
 cd "$(dirname "$0")"
-targets="wire_parse dht_parse node_datagram node_stack secure_open namespace_open signed_routed tap_offload ip_mtu"
+targets="wire_parse dht_parse node_datagram node_stack secure_open namespace_open signed_routed tap_offload ip_mtu namespace_record"
 target=${1:?usage: fuzz/run.sh <${targets// /|}> [seconds] [libFuzzer flags]}
 [[ " $targets " == *" $target "* ]] || { echo "unknown target $target (one of: $targets)" >&2; exit 2; }
 seconds=${2:-60}

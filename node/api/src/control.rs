@@ -147,7 +147,7 @@ pub struct NamespaceCreated {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NamespaceRecord {
-    /// The record's text (`v=1`, `name=`, ... lines), `None` if there is none.
+    /// The record's text (`name=`, `range=`, ... lines), `None` if there is none.
     pub record: Option<String>,
 }
 

@@ -11,6 +11,8 @@ mod dht_parse;
 mod ip_mtu;
 #[path = "../../../fuzz/bodies/namespace_open.rs"]
 mod namespace_open;
+#[path = "../../../fuzz/bodies/namespace_record.rs"]
+mod namespace_record;
 #[path = "../../../fuzz/bodies/node_datagram.rs"]
 mod node_datagram;
 #[path = "../../../fuzz/bodies/node_stack.rs"]
@@ -88,6 +90,11 @@ fn node_stack_corpus_replays() {
 #[test]
 fn signed_routed_corpus_replays() {
     replay("signed_routed", signed_routed::run);
+}
+
+#[test]
+fn namespace_record_corpus_replays() {
+    replay("namespace_record", namespace_record::run);
 }
 
 #[test]

@@ -450,7 +450,7 @@ impl Driver {
                     let value = match result {
                         Ok(Outcome::Values(v)) if !v.is_empty() => match ns.open_record(&v[0]) {
                             Ok(r) => control::reply(&NamespaceRecord {
-                                record: Some(String::from_utf8_lossy(&r.encode()).into_owned()),
+                                record: Some(r.to_string()),
                             }),
                             Err(e) => control::refused(e),
                         },

@@ -11,6 +11,8 @@ use std::time::Duration;
 use rand::{Rng, RngExt};
 
 use crate::address::Address;
+use crate::wire::Error as WireError;
+use crate::wire::codec::Reader;
 
 /// A namespace identifier: 16 random bytes, written as 32 hexadecimal digits.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -209,20 +211,9 @@ pub const MAX_NAME: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecordError {
-    /// Not UTF-8 text.
-    #[error("namespace record is not text")]
-    NotText,
-    /// A required field is absent.
-    #[error("namespace record without {0}")]
-    Missing(&'static str),
-    /// A field's value does not parse (the value is cut to 32 characters).
-    #[error("namespace record: {field}={value:?} does not parse")]
-    Unparsable {
-        /// The field.
-        field: &'static str,
-        /// Its value, cut short.
-        value: String,
-    },
+    /// Not a namespace record: another magic, cut short, or bytes after its end.
+    #[error("not a namespace record ({0})")]
+    Malformed(#[from] crate::wire::Error),
     /// The range is malformed or unusable (see [`Ipv4Range::check_usable`]).
     #[error("namespace record: {0}")]
     Range(RangeError),
@@ -293,54 +284,77 @@ pub struct NamespaceRecord {
     pub dns: Option<Ipv4Addr>,
 }
 
+/// An IPv4 address from the next four bytes.
+fn ipv4(r: &mut Reader<'_>) -> Result<Ipv4Addr, WireError> {
+    let b = r.bytes(4)?;
+    Ok(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+}
+
+/// The stored record's header: magic, version, kind (the overlay datagram header's form).
+const RECORD_MAGIC: [u8; 2] = *b"NS";
+const RECORD_VERSION: u8 = 2;
+const RECORD_KIND: u8 = 1;
+/// The longest stored record: header, lease, MTU, range, DNS, name.
+pub const MAX_RECORD: usize = 4 + 4 + 2 + 5 + 5 + 1 + MAX_NAME;
+
 impl NamespaceRecord {
-    /// The record as stored in the DHT: `key=value` lines.
+    /// The record as stored in the DHT (at most [`MAX_RECORD`] bytes): the header
+    /// (`NS`, version 2, kind 1), `lease_s u32 | mtu u16 | network [4] | prefix u8 |
+    /// dns_present u8 | [dns [4]] | name_len u8 | name`, big-endian. A name longer than
+    /// [`MAX_NAME`] bytes is cut at a character boundary (a checked record has none).
     pub fn encode(&self) -> Vec<u8> {
-        let mut s = format!(
-            "v=1\nname={}\nrange={}\nlease_s={}\nmtu={}\n",
-            self.name.replace('\n', " "),
-            self.range,
-            self.lease.as_secs(),
-            self.mtu
-        );
-        if let Some(dns) = self.dns {
-            s.push_str(&format!("dns={dns}\n"));
+        let mut cut = self.name.len().min(MAX_NAME);
+        while !self.name.is_char_boundary(cut) {
+            cut -= 1;
         }
-        s.into_bytes()
+        let name = &self.name[..cut];
+        let mut out = Vec::with_capacity(MAX_RECORD);
+        out.extend_from_slice(&RECORD_MAGIC);
+        out.extend_from_slice(&[RECORD_VERSION, RECORD_KIND]);
+        let lease = u32::try_from(self.lease.as_secs()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&lease.to_be_bytes());
+        out.extend_from_slice(&self.mtu.to_be_bytes());
+        out.extend_from_slice(&self.range.network.octets());
+        out.push(self.range.prefix);
+        match self.dns {
+            Some(d) => {
+                out.push(1);
+                out.extend_from_slice(&d.octets());
+            }
+            None => out.push(0),
+        }
+        out.push(name.len() as u8);
+        out.extend_from_slice(name.as_bytes());
+        out
     }
 
-    /// Parses a stored record and checks every field against the limits above; unknown
-    /// keys are ignored (later versions may add some).
+    /// Parses a stored record and checks every field against the limits above.
     pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
-        let text = std::str::from_utf8(bytes).map_err(|_| RecordError::NotText)?;
-        let mut name = String::new();
-        let (mut range, mut lease, mut mtu, mut dns) = (None, None, None, None);
-        for line in text.lines() {
-            let Some((k, v)) = line.split_once('=') else {
-                continue;
-            };
-            let bad = |field| RecordError::Unparsable {
-                field,
-                value: v.chars().take(32).collect(),
-            };
-            match k {
-                "name" => name = v.to_owned(),
-                "range" => range = Some(v.parse::<Ipv4Range>().map_err(RecordError::Range)?),
-                "lease_s" => lease = Some(v.parse::<u64>().map_err(|_| bad("lease_s"))?),
-                "mtu" => mtu = Some(v.parse().map_err(|_| bad("mtu"))?),
-                "dns" => dns = Some(v.parse().map_err(|_| bad("dns"))?),
-                _ => {}
-            }
+        let mut r = Reader::new(bytes);
+        let kind = r.header(RECORD_MAGIC, RECORD_VERSION)?;
+        if kind != RECORD_KIND {
+            return Err(WireError::UnknownKind(kind).into());
         }
-        let lease = lease.ok_or(RecordError::Missing("a lease time"))?;
-        if !(MIN_LEASE.as_secs()..=MAX_LEASE.as_secs()).contains(&lease) {
-            return Err(RecordError::Lease(lease));
+        let lease = Duration::from_secs(u64::from(r.u32()?));
+        let mtu = r.u16()?;
+        let network = ipv4(&mut r)?;
+        let prefix = r.u8()?;
+        let dns = match r.u8()? {
+            0 => None,
+            1 => Some(ipv4(&mut r)?),
+            _ => return Err(WireError::BadValue.into()),
+        };
+        let len = usize::from(r.u8()?);
+        if len > MAX_NAME {
+            return Err(RecordError::Name);
         }
+        let name = std::str::from_utf8(r.bytes(len)?).map_err(|_| RecordError::Name)?;
+        r.finish()?;
         let record = NamespaceRecord {
-            name,
-            range: range.ok_or(RecordError::Missing("a range"))?,
-            lease: Duration::from_secs(lease),
-            mtu: mtu.ok_or(RecordError::Missing("an MTU"))?,
+            name: name.to_owned(),
+            range: Ipv4Range { network, prefix },
+            lease,
+            mtu,
             dns,
         };
         record.check()?;
@@ -367,6 +381,46 @@ impl NamespaceRecord {
             _ => Ok(()),
         }
     }
+}
+
+impl fmt::Display for NamespaceRecord {
+    /// The record for people: `name=`, `range=`, `lease_s=`, `mtu=` and `dns=` lines.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "name={}", self.name)?;
+        writeln!(f, "range={}", self.range)?;
+        writeln!(f, "lease_s={}", self.lease.as_secs())?;
+        writeln!(f, "mtu={}", self.mtu)?;
+        match self.dns {
+            Some(d) => writeln!(f, "dns={d}"),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+/// A stored record with any field values (the encoder writes only checked ones).
+pub(crate) fn raw_record(
+    lease: u32,
+    mtu: u16,
+    range: ([u8; 4], u8),
+    dns: Option<[u8; 4]>,
+    name: &[u8],
+) -> Vec<u8> {
+    let mut b = b"NS\x02\x01".to_vec();
+    b.extend_from_slice(&lease.to_be_bytes());
+    b.extend_from_slice(&mtu.to_be_bytes());
+    b.extend_from_slice(&range.0);
+    b.push(range.1);
+    match dns {
+        Some(d) => {
+            b.push(1);
+            b.extend_from_slice(&d);
+        }
+        None => b.push(0),
+    }
+    b.push(name.len() as u8);
+    b.extend_from_slice(name);
+    b
 }
 
 #[cfg(test)]
@@ -407,69 +461,80 @@ mod tests {
     }
 
     /// Fault 4 of issue 12: a record with any value in any field was taken (a lease of
-    /// u64::MAX seconds then panicked the member that leased under it).
+    /// u64::MAX seconds then panicked the member that leased under it). Every field is
+    /// checked, and anything that is not one whole record is refused.
     #[test]
     fn fault4_out_of_range_namespace_records_are_refused() {
-        let good = "v=1\nname=wow\nrange=10.128.0.0/12\nlease_s=43200\nmtu=1280\ndns=10.128.0.1\n";
-        assert!(NamespaceRecord::decode(good.as_bytes()).is_ok());
-        let with = |field: &str, value: &str| {
-            let line = |l: &str| match l.split_once('=') {
-                Some((k, _)) if k == field => format!("{k}={value}"),
-                _ => l.to_owned(),
-            };
-            let text: Vec<String> = good.lines().map(line).collect();
-            NamespaceRecord::decode(text.join("\n").as_bytes())
-        };
-        let max = u64::MAX.to_string();
-        assert_eq!(with("lease_s", &max), Err(RecordError::Lease(u64::MAX)));
-        assert_eq!(with("lease_s", "0"), Err(RecordError::Lease(0)));
-        assert_eq!(with("lease_s", "59"), Err(RecordError::Lease(59)));
-        assert_eq!(with("lease_s", "604801"), Err(RecordError::Lease(604_801)));
-        assert!(with("lease_s", "604800").is_ok());
-        assert!(matches!(
-            with("lease_s", "-1"),
-            Err(RecordError::Unparsable {
-                field: "lease_s",
-                ..
-            })
-        ));
-        assert_eq!(with("mtu", "65535"), Err(RecordError::Mtu(65535)));
-        assert_eq!(with("mtu", "100"), Err(RecordError::Mtu(100)));
-        assert_eq!(with("mtu", "1501"), Err(RecordError::Mtu(1501)));
-        assert!(with("mtu", "1500").is_ok() && with("mtu", "576").is_ok());
-        for range in [
-            "10.0.0.0/31",
-            "10.0.0.0/7",
-            "10.0.0.1/24",
-            "127.0.0.0/8",
-            "0.0.0.0/8",
-            "224.0.0.0/8",
-            "240.0.0.0/8",
-            "10.0.0.0",
-        ] {
-            assert!(
-                matches!(with("range", range), Err(RecordError::Range(_))),
-                "{range}"
-            );
-        }
-        assert!(with("range", "10.0.0.0/30").is_ok(), "one assignable host");
-        for dns in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "250.1.1.1"] {
-            assert!(
-                matches!(with("dns", dns), Err(RecordError::Dns(_))),
-                "{dns}"
-            );
-        }
-        assert!(matches!(
-            with("dns", "10.0.0.300"),
-            Err(RecordError::Unparsable { field: "dns", .. })
-        ));
-        assert_eq!(with("name", &"x".repeat(65)), Err(RecordError::Name));
-        assert_eq!(with("name", "a\u{1b}[2J"), Err(RecordError::Name));
+        let net = ([10, 128, 0, 0], 12);
+        let good = raw_record(43200, 1280, net, Some([10, 128, 0, 1]), b"wow");
+        let rec = NamespaceRecord::decode(&good).unwrap();
+        assert_eq!(rec.encode(), good, "one encoding");
+        let lease = |s| NamespaceRecord::decode(&raw_record(s, 1280, net, None, b"wow"));
         assert_eq!(
-            NamespaceRecord::decode(b"v=1\nrange=10.0.0.0/24\nmtu=1280\n"),
-            Err(RecordError::Missing("a lease time"))
+            lease(u32::MAX),
+            Err(RecordError::Lease(u64::from(u32::MAX)))
         );
-        assert_eq!(NamespaceRecord::decode(&[0xff]), Err(RecordError::NotText));
+        assert_eq!(lease(0), Err(RecordError::Lease(0)));
+        assert_eq!(lease(59), Err(RecordError::Lease(59)));
+        assert_eq!(lease(604_801), Err(RecordError::Lease(604_801)));
+        assert!(lease(604_800).is_ok());
+        let mtu = |m| NamespaceRecord::decode(&raw_record(43200, m, net, None, b"wow"));
+        assert_eq!(mtu(65535), Err(RecordError::Mtu(65535)));
+        assert_eq!(mtu(100), Err(RecordError::Mtu(100)));
+        assert_eq!(mtu(1501), Err(RecordError::Mtu(1501)));
+        assert!(mtu(1500).is_ok() && mtu(576).is_ok());
+        let range = |r| NamespaceRecord::decode(&raw_record(43200, 1280, r, None, b"wow"));
+        for r in [
+            ([10, 0, 0, 0], 31),
+            ([10, 0, 0, 0], 7),
+            ([10, 0, 0, 1], 24),
+            ([127, 0, 0, 0], 8),
+            ([0, 0, 0, 0], 8),
+            ([224, 0, 0, 0], 8),
+            ([240, 0, 0, 0], 8),
+        ] {
+            assert!(matches!(range(r), Err(RecordError::Range(_))), "{r:?}");
+        }
+        assert!(range(([10, 0, 0, 0], 30)).is_ok(), "one assignable host");
+        for d in [
+            [0, 0, 0, 0],
+            [255, 255, 255, 255],
+            [224, 0, 0, 1],
+            [250, 1, 1, 1],
+        ] {
+            let r = NamespaceRecord::decode(&raw_record(43200, 1280, net, Some(d), b"wow"));
+            assert!(matches!(r, Err(RecordError::Dns(_))), "{d:?}");
+        }
+        for name in [&b"x".repeat(65)[..], b"a\x1b[2J", b"\xff"] {
+            let r = NamespaceRecord::decode(&raw_record(43200, 1280, net, None, name));
+            assert_eq!(r, Err(RecordError::Name), "{name:?}");
+        }
+        // Cut short, longer, another magic, version or kind, a bad DNS flag: malformed.
+        for cut in 0..good.len() {
+            assert!(matches!(
+                NamespaceRecord::decode(&good[..cut]),
+                Err(RecordError::Malformed(_))
+            ));
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        for (at, value) in [(usize::MAX, 0), (0, b'X'), (2, 1), (3, 2), (15, 2)] {
+            let mut b = if at == usize::MAX {
+                longer.clone()
+            } else {
+                good.clone()
+            };
+            if let Some(x) = b.get_mut(at) {
+                *x = value;
+            }
+            assert!(
+                matches!(NamespaceRecord::decode(&b), Err(RecordError::Malformed(_))),
+                "byte {at} = {value}"
+            );
+        }
+        assert!(good.len() <= MAX_RECORD);
+        let text = "name=wow\nrange=10.128.0.0/12\nlease_s=43200\nmtu=1280\ndns=10.128.0.1\n";
+        assert_eq!(rec.to_string(), text);
     }
 
     #[test]

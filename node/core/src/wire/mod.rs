@@ -5,7 +5,7 @@
 //! datagram (lists are validated views, nothing is allocated); [`Message::emit`] writes a
 //! message into a caller's buffer. Parsing never panics and never trusts a length field.
 
-mod codec;
+pub(crate) mod codec;
 mod link;
 mod payload;
 mod routed;

@@ -28,11 +28,8 @@ fn overlay_with_raw_record(n: usize, seed: u64, ns: NamespaceId, bytes: &[u8]) -
 #[test]
 fn fault4_a_record_with_an_endless_lease_is_refused_without_a_panic() {
     let ns = NamespaceId([0x41; 16]);
-    let bad = format!(
-        "v=1\nname=x\nrange=10.41.0.0/24\nlease_s={}\nmtu=1280\n",
-        u64::MAX
-    );
-    let mut sim = overlay_with_raw_record(12, 41, ns, bad.as_bytes());
+    let bad = crate::ipop::namespace::raw_record(u32::MAX, 1280, ([10, 41, 0, 0], 24), None, b"x");
+    let mut sim = overlay_with_raw_record(12, 41, ns, &bad);
     sim.enable_ipop(3, Config::new(ns));
     // The host keeps asking for an address; before the fix the member took the record,
     // leased under it, and panicked in `now + lease / 2` (and again after a restart).
