@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use smoltcp::wire::Ipv4Packet;
 
-use super::keyed::Unsealed;
+use super::keyed::{SEAL_OVERHEAD, Unsealed};
 use super::resolver::Lookup;
 use super::{
     Ipop, KIND_IP, KIND_IP_DIRECT, KIND_NOTICE, Mapping, OVERHEAD, Purpose, UNFRAGMENTED_MTU,
@@ -113,17 +113,15 @@ impl Ipop {
     /// (several hops, or an edge not measured yet) what crosses any edge of a 1500-byte
     /// underlay.
     fn path_limit(&self, node: &Node, peer: Address) -> usize {
-        let ns = &self.config.namespace;
-        let seal = ns.packet_overhead() - 16;
+        // A keyed namespace's packets carry a seal end to end, unless sent direct.
+        let seal = if self.config.namespace.is_keyed() {
+            SEAL_OVERHEAD
+        } else {
+            0
+        };
         match node.path_mtu(peer) {
-            Some(datagram) => {
-                let inner = if self.sends_direct(node, peer) {
-                    16
-                } else {
-                    16 + seal
-                };
-                datagram.saturating_sub(OVERHEAD - 16 + inner)
-            }
+            Some(datagram) if self.sends_direct(node, peer) => datagram.saturating_sub(OVERHEAD),
+            Some(datagram) => datagram.saturating_sub(OVERHEAD + seal),
             None => UNFRAGMENTED_MTU - seal,
         }
     }
