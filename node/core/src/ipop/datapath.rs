@@ -192,18 +192,21 @@ impl Ipop {
     /// Sends a packet that fits its path.
     fn send_whole(&mut self, now: Instant, node: &mut Node, owner: Address, packet: &[u8]) {
         let direct = self.sends_direct(node, owner);
-        let (kind, payload) = if direct {
-            let mut payload = Vec::with_capacity(16 + packet.len());
-            payload.extend_from_slice(&self.config.namespace.id().0);
+        // The payload is built in a buffer kept for it: no allocation per packet.
+        let mut payload = std::mem::take(&mut self.outgoing);
+        payload.clear();
+        let ns = &self.config.namespace;
+        let kind = if direct {
+            payload.extend_from_slice(&ns.id().0);
             payload.extend_from_slice(packet);
-            (KIND_IP_DIRECT, payload)
+            KIND_IP_DIRECT
         } else {
-            (KIND_IP, self.encapsulate(node.address(), packet))
+            ns.seal_packet(&mut self.rng, node.address(), packet, &mut payload);
+            KIND_IP
         };
-        if node
-            .send_routed_unsigned(now, owner, Mode::Exact, kind, &payload)
-            .is_ok()
-        {
+        let sent = node.send_routed_unsigned(now, owner, Mode::Exact, kind, &payload);
+        self.outgoing = payload;
+        if sent.is_ok() {
             node.note_traffic(now, owner);
             self.stats.to_overlay += 1;
             self.stats.to_overlay_direct += u64::from(direct);

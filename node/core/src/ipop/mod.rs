@@ -314,6 +314,8 @@ pub struct Ipop {
     pool: Vec<Vec<u8>>,
     /// Where an overlay packet is opened (kept to spare an allocation per packet).
     scratch: Vec<u8>,
+    /// Where a packet for the overlay is wrapped (kept likewise).
+    outgoing: Vec<u8>,
     /// Every edge is a secure one (the stack's secure layer is on).
     secure_edges: bool,
     /// ICMP errors written to the host: since when, and how many.
@@ -352,6 +354,7 @@ impl Ipop {
             tap: VecDeque::new(),
             pool: Vec::new(),
             scratch: Vec::new(),
+            outgoing: Vec::new(),
             secure_edges: false,
             icmp_window: (now, 0),
             timeline: Timeline::default(),
