@@ -19,7 +19,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use wow_experiments::{
-    Edges, Experiment, ExperimentInfo, Hosts, Machines, Setup, SubjectKind, Subjects, Workload,
+    Edges, Experiment, ExperimentInfo, Hosts, Machines, Path as TrialPath, Setup, SubjectKind,
+    Subjects, Trials, Workload,
 };
 use wow_netns::{Launcher, Node, Options, RunPrefix, Testbed, Topology};
 
@@ -27,8 +28,8 @@ use crate::NetnsHost;
 use crate::fleet::{FleetBed, HostsFile, Parallel};
 use crate::machines::NetnsMachines;
 use crate::results::{
-    self, Finished, Git, LINKS, Machine, REPORT, RunConfig, SUMMARY, Saved, Summary, TopologyFile,
-    TrialLog, TrialRecord, Versions,
+    self, Finished, Git, LINKS, LinkResult, Machine, REPORT, RunConfig, SUMMARY, Saved, Summary,
+    TopologyFile, TrialLog, TrialRecord, Versions,
 };
 
 /// What to run.
@@ -81,19 +82,7 @@ pub fn default_out(experiment: &str) -> PathBuf {
 pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     let experiment = request.experiment;
     let info = experiment.info();
-    if !info.subjects.contains(&request.subject) {
-        let names: Vec<&str> = info.subjects.iter().map(|s| s.as_str()).collect();
-        bail!(
-            "{} does not support the {} subject (it supports {})",
-            info.name,
-            request.subject,
-            names.join(", ")
-        );
-    }
-    if request.trials == 0 {
-        bail!("--trials must be at least 1");
-    }
-    check_workload(info, &request.workload)?;
+    check_request(request)?;
     let dir = &request.out;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let fleet = match &request.hosts {
@@ -109,55 +98,15 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     };
     let mut log = TrialLog::create(dir)?;
     let prefix = RunPrefix::new(&format!("r{:x}", std::process::id()))?;
-    let config = RunConfig {
-        command: request.command.clone(),
-        experiment: info.name.to_string(),
-        subject: request.subject,
-        edges: request.edges,
-        secure: request.secure,
-        node_log: request.node_log.clone(),
-        trials: request.trials,
-        jobs: request.workload.jobs,
-        job_seconds: request.workload.job_seconds,
-        taxa: request.workload.taxa,
-        workers: request.workload.workers.clone(),
-        db_mb: request.workload.db_mb,
-        subjects: request.workload.subjects.clone(),
-        seconds: request.workload.seconds,
-        seed: request.seed,
-        out: dir.display().to_string(),
-        prefix: if fleet.is_some() {
-            String::new()
-        } else {
-            prefix.to_string()
-        },
-        started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        topology: TopologyFile::read(source, &topology.name)
-            .with_context(|| format!("reading {}", source.display()))?,
-        hosts: fleet
-            .as_ref()
-            .map(|f| serde_json::json!({"members": f.members, "skipped": f.skipped})),
-        git: Git::collect(),
-        versions: Versions::collect(),
-        machine: Machine::collect(),
-    };
+    let run_prefix = fleet.is_none().then(|| prefix.to_string());
+    let config = run_config(request, source, &topology, run_prefix, fleet.as_ref())?;
     results::write_json(dir, results::CONFIG, &config)?;
 
     let bed = match fleet {
         Some(fleet) => Bed::Fleet(fleet),
         None => Bed::netns(&topology, prefix)?,
     };
-    let options = crate::subjects::Options {
-        edges: request.edges,
-        secure: request.secure,
-        needs: experiment.overlay_needs(&topology),
-        log_level: request.node_log.clone(),
-        logs: Some(dir.join(results::LOGS)),
-        binaries: match &bed {
-            Bed::Fleet(f) => f.binaries.clone(),
-            Bed::Netns { .. } => Default::default(),
-        },
-    };
+    let options = subject_options(request, &topology, &bed);
     let hosts = bed.hosts();
     let subject = crate::subjects::open(request.subject, bed.nodes(), hosts, &topology, &options)
         .with_context(|| format!("setting up the {} subject", request.subject))?;
@@ -184,63 +133,9 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     let mut trials = experiment
         .prepare(&setup)
         .with_context(|| format!("preparing {}", info.name))?;
-    let links = if topology.wans.is_empty() {
-        Vec::new()
-    } else {
-        eprintln!("measuring the emulated WAN links alone…");
-        let links = crate::links::measure(&topology, hosts, trials.paths())?;
-        if links.is_none() {
-            eprintln!("warning: the topology has no public host to measure its WAN links against");
-        }
-        links.unwrap_or_default()
-    };
+    let links = measure_links(&topology, hosts, trials.paths())?;
     results::write_json(dir, LINKS, &links)?;
-
-    let bar = progress
-        .add(ProgressBar::new(u64::from(request.trials)))
-        .with_style(
-            ProgressStyle::with_template(
-                "{msg} [{wide_bar}] {pos}/{len} trials, {elapsed} elapsed, {eta} left",
-            )
-            .context("progress bar template")?
-            .progress_chars("=> "),
-        );
-    bar.set_message(format!("{} ({})", info.name, request.subject));
-    let mut records = Vec::with_capacity(request.trials as usize);
-    let mut failed = 0u32;
-    for index in 0..request.trials {
-        let start = Instant::now();
-        let result = trials.trial(index);
-        let extra = trials.take_extra();
-        let record = TrialRecord {
-            trial: index,
-            ok: result.is_ok(),
-            error: result.as_ref().err().map(|e| e.0.clone()),
-            values: result.unwrap_or_default(),
-            samples: extra.samples,
-            notes: extra.notes,
-            seconds: (start.elapsed().as_secs_f64() * 1e6).round() / 1e6,
-        };
-        if let Some(e) = &record.error {
-            failed += 1;
-            let line = format!("trial {index} failed: {e}");
-            if bar.is_hidden() {
-                eprintln!("{line}");
-            } else {
-                bar.println(line);
-            }
-        }
-        log.append(&record)?;
-        records.push(record);
-        bar.inc(1);
-        if failed > 0 {
-            bar.set_message(format!(
-                "{} ({}), {failed} failed",
-                info.name, request.subject
-            ));
-        }
-    }
-    bar.finish();
+    let records = run_trials(request, &mut *trials, &mut log, &progress)?;
     let (metrics, paths, plots) = (trials.metrics(), trials.paths().to_vec(), trials.plots());
     drop(trials);
     drop(subject);
@@ -272,6 +167,148 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         dir: dir.clone(),
         summary,
     })
+}
+
+/// Refuses a request the experiment cannot run: a subject it does not measure, no
+/// trials, workload flags it does not take.
+fn check_request(request: &Request) -> anyhow::Result<()> {
+    let info = request.experiment.info();
+    if !info.subjects.contains(&request.subject) {
+        let names: Vec<&str> = info.subjects.iter().map(|s| s.as_str()).collect();
+        bail!(
+            "{} does not support the {} subject (it supports {})",
+            info.name,
+            request.subject,
+            names.join(", ")
+        );
+    }
+    if request.trials == 0 {
+        bail!("--trials must be at least 1");
+    }
+    check_workload(info, &request.workload)
+}
+
+/// What `config.json` records of a run: the request, the topology file (`source`) as
+/// read, the run prefix of a namespace testbed, the fleet's hosts, and the machine.
+fn run_config(
+    request: &Request,
+    source: &Path,
+    topology: &Topology,
+    prefix: Option<String>,
+    fleet: Option<&FleetBed>,
+) -> anyhow::Result<RunConfig> {
+    let w = &request.workload;
+    Ok(RunConfig {
+        command: request.command.clone(),
+        experiment: request.experiment.info().name.to_string(),
+        subject: request.subject,
+        edges: request.edges,
+        secure: request.secure,
+        node_log: request.node_log.clone(),
+        trials: request.trials,
+        jobs: w.jobs,
+        job_seconds: w.job_seconds,
+        taxa: w.taxa,
+        workers: w.workers.clone(),
+        db_mb: w.db_mb,
+        subjects: w.subjects.clone(),
+        seconds: w.seconds,
+        seed: request.seed,
+        out: request.out.display().to_string(),
+        prefix: prefix.unwrap_or_default(),
+        started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        topology: TopologyFile::read(source, &topology.name)
+            .with_context(|| format!("reading {}", source.display()))?,
+        hosts: fleet.map(|f| serde_json::json!({"members": f.members, "skipped": f.skipped})),
+        git: Git::collect(),
+        versions: Versions::collect(),
+        machine: Machine::collect(),
+    })
+}
+
+/// How the subject runs: the request's edges, security and node log level, what the
+/// experiment needs of an overlay, logs in the result folder, a fleet's binaries.
+fn subject_options(request: &Request, topology: &Topology, bed: &Bed) -> crate::subjects::Options {
+    crate::subjects::Options {
+        edges: request.edges,
+        secure: request.secure,
+        needs: request.experiment.overlay_needs(topology),
+        log_level: request.node_log.clone(),
+        logs: Some(request.out.join(results::LOGS)),
+        binaries: match bed {
+            Bed::Fleet(f) => f.binaries.clone(),
+            Bed::Netns { .. } => Default::default(),
+        },
+    }
+}
+
+/// The emulated WAN links measured alone, before the trials (none without WAN links).
+fn measure_links(
+    topology: &Topology,
+    hosts: &Hosts,
+    paths: &[TrialPath],
+) -> anyhow::Result<Vec<LinkResult>> {
+    if topology.wans.is_empty() {
+        return Ok(Vec::new());
+    }
+    eprintln!("measuring the emulated WAN links alone…");
+    let links = crate::links::measure(topology, hosts, paths)?;
+    if links.is_none() {
+        eprintln!("warning: the topology has no public host to measure its WAN links against");
+    }
+    Ok(links.unwrap_or_default())
+}
+
+/// Runs the trials with a progress bar, appending each record to `log` as it ends (a
+/// failed trial is recorded and the run goes on).
+fn run_trials(
+    request: &Request,
+    trials: &mut dyn Trials,
+    log: &mut TrialLog,
+    progress: &indicatif::MultiProgress,
+) -> anyhow::Result<Vec<TrialRecord>> {
+    let label = format!("{} ({})", request.experiment.info().name, request.subject);
+    let bar = progress
+        .add(ProgressBar::new(u64::from(request.trials)))
+        .with_style(
+            ProgressStyle::with_template(
+                "{msg} [{wide_bar}] {pos}/{len} trials, {elapsed} elapsed, {eta} left",
+            )
+            .context("progress bar template")?
+            .progress_chars("=> "),
+        );
+    bar.set_message(label.clone());
+    let mut records = Vec::with_capacity(request.trials as usize);
+    let mut failed = 0u32;
+    for index in 0..request.trials {
+        let start = Instant::now();
+        let result = trials.trial(index);
+        let extra = trials.take_extra();
+        let record = TrialRecord {
+            trial: index,
+            ok: result.is_ok(),
+            error: result.as_ref().err().map(|e| e.0.clone()),
+            values: result.unwrap_or_default(),
+            samples: extra.samples,
+            notes: extra.notes,
+            seconds: (start.elapsed().as_secs_f64() * 1e6).round() / 1e6,
+        };
+        if let Some(e) = &record.error {
+            failed += 1;
+            let line = format!("trial {index} failed: {e}");
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+            bar.set_message(format!("{label}, {failed} failed"));
+        }
+        log.append(&record)?;
+        records.push(record);
+        bar.inc(1);
+    }
+    bar.finish();
+    Ok(records)
 }
 
 /// Refuses workload flags the experiment `info` describes does not take.
