@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use wow_plots::Unit;
 
-use super::{MetricSummary, Saved};
+use super::{MetricSummary, Saved, Summary};
 
 /// Failed trials listed in full; the rest are counted.
 const LIST_FAILURES: usize = 20;
@@ -50,8 +50,25 @@ fn paper_cell(m: &MetricSummary) -> String {
 /// The report; `skipped` maps plot file stems that were not drawn to the reason.
 pub fn render(saved: &Saved, skipped: &BTreeMap<String, String>) -> String {
     let s = &saved.summary;
-    let c = &saved.config;
     let mut r = String::new();
+    header(&mut r, saved);
+    paths(&mut r, s);
+    metrics(&mut r, s);
+    links(&mut r, s);
+    plots(&mut r, s, skipped);
+    notes(&mut r, saved);
+    failures(&mut r, saved);
+    let _ = writeln!(
+        r,
+        "\n## The paper's figures\n\n{}",
+        s.paper_table.trim_end()
+    );
+    r
+}
+
+/// The title, and what ran when, from which commit, on how loaded a machine.
+fn header(r: &mut String, saved: &Saved) {
+    let (s, c) = (&saved.summary, &saved.config);
     let _ = writeln!(
         r,
         "# {} — {} subject on {}\n",
@@ -72,6 +89,10 @@ pub fn render(saved: &Saved, skipped: &BTreeMap<String, String>) -> String {
         c.machine.loadavg.as_deref().unwrap_or("unknown"),
         c.command.join(" ")
     );
+}
+
+/// The paths measured, and why a path does not end where it was asked to.
+fn paths(r: &mut String, s: &Summary) {
     r.push_str("## Paths\n\n");
     for p in &s.paths {
         let _ = writeln!(r, "- {p}.");
@@ -82,6 +103,10 @@ pub fn render(saved: &Saved, skipped: &BTreeMap<String, String>) -> String {
             let _ = writeln!(r, "  - Not taken: {skipped}.");
         }
     }
+}
+
+/// Every metric's statistics beside the paper's figure, then what each one is.
+fn metrics(r: &mut String, s: &Summary) {
     r.push_str("\n## Measured beside the paper\n\n");
     r.push_str(
         "| metric | unit | n | p50 | p90 | p99 | mean | min | max | paper | measured / paper |\n",
@@ -114,30 +139,39 @@ pub fn render(saved: &Saved, skipped: &BTreeMap<String, String>) -> String {
         }
         r.push('\n');
     }
-    if !s.links.is_empty() {
-        r.push_str("\n## Emulated WAN links alone\n\n");
-        r.push_str("Pings from the node at each link's far end to a public host: no NAT, site LAN or overlay in the path. The configured RTT is 2 × (link delay + the public host's own link delay).\n\n");
-        r.push_str("| link | ping | configured RTT (ms) | p50 | mean | p99 | max | replies | measured / configured |\n");
-        r.push_str("|---|---|---|---|---|---|---|---|---|\n");
-        for l in &s.links {
-            let u = l.rtt.unit;
-            let _ = writeln!(
-                r,
-                "| {} | {} → {} | {:.3} | {} | {} | {} | {} | {}/{} | {} |",
-                l.link,
-                l.from,
-                l.to,
-                l.expected_rtt_ms,
-                figure(l.rtt.p50, u),
-                mean(l.rtt.mean, u),
-                figure(l.rtt.p99, u),
-                figure(l.rtt.max, u),
-                l.received,
-                l.sent,
-                ratio(l.rtt.mean, l.expected_rtt_ms, l.expected_rtt_ms),
-            );
-        }
+}
+
+/// The emulated WAN links measured alone (nothing without WAN links).
+fn links(r: &mut String, s: &Summary) {
+    if s.links.is_empty() {
+        return;
     }
+    r.push_str("\n## Emulated WAN links alone\n\n");
+    r.push_str("Pings from the node at each link's far end to a public host: no NAT, site LAN or overlay in the path. The configured RTT is 2 × (link delay + the public host's own link delay).\n\n");
+    r.push_str("| link | ping | configured RTT (ms) | p50 | mean | p99 | max | replies | measured / configured |\n");
+    r.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    for l in &s.links {
+        let u = l.rtt.unit;
+        let _ = writeln!(
+            r,
+            "| {} | {} → {} | {:.3} | {} | {} | {} | {} | {}/{} | {} |",
+            l.link,
+            l.from,
+            l.to,
+            l.expected_rtt_ms,
+            figure(l.rtt.p50, u),
+            mean(l.rtt.mean, u),
+            figure(l.rtt.p99, u),
+            figure(l.rtt.max, u),
+            l.received,
+            l.sent,
+            ratio(l.rtt.mean, l.expected_rtt_ms, l.expected_rtt_ms),
+        );
+    }
+}
+
+/// The plots, or why one was not drawn.
+fn plots(r: &mut String, s: &Summary, skipped: &BTreeMap<String, String>) {
     r.push_str("\n## Plots\n\n");
     let mut stems: Vec<(String, String)> =
         s.plots.iter().map(crate::render::stem_and_title).collect();
@@ -157,51 +191,55 @@ pub fn render(saved: &Saved, skipped: &BTreeMap<String, String>) -> String {
             }
         }
     }
+}
+
+/// What the trials noted (the first [`LIST_FAILURES`] trials with notes).
+fn notes(r: &mut String, saved: &Saved) {
     let noted: Vec<_> = saved
         .trials
         .iter()
         .filter(|t| !t.notes.is_empty())
         .collect();
-    if !noted.is_empty() {
-        r.push_str("\n## What the trials noted\n\n");
-        for t in noted.iter().take(LIST_FAILURES) {
-            let _ = writeln!(r, "Trial {}:\n", t.trial);
-            for line in &t.notes {
-                let _ = writeln!(r, "- {line}");
-            }
-            r.push('\n');
-        }
-        if noted.len() > LIST_FAILURES {
-            let _ = writeln!(
-                r,
-                "… and {} more trials with notes (see trials.jsonl)\n",
-                noted.len() - LIST_FAILURES
-            );
-        }
+    if noted.is_empty() {
+        return;
     }
+    r.push_str("\n## What the trials noted\n\n");
+    for t in noted.iter().take(LIST_FAILURES) {
+        let _ = writeln!(r, "Trial {}:\n", t.trial);
+        for line in &t.notes {
+            let _ = writeln!(r, "- {line}");
+        }
+        r.push('\n');
+    }
+    if noted.len() > LIST_FAILURES {
+        let _ = writeln!(
+            r,
+            "… and {} more trials with notes (see trials.jsonl)\n",
+            noted.len() - LIST_FAILURES
+        );
+    }
+}
+
+/// The failed trials and why (the first [`LIST_FAILURES`]).
+fn failures(r: &mut String, saved: &Saved) {
     let failed: Vec<_> = saved.trials.iter().filter(|t| !t.ok).collect();
-    if !failed.is_empty() {
-        r.push_str("\n## Failed trials\n\n");
-        for t in failed.iter().take(LIST_FAILURES) {
-            let _ = writeln!(
-                r,
-                "- trial {}: {}",
-                t.trial,
-                t.error.as_deref().unwrap_or("no reason recorded")
-            );
-        }
-        if failed.len() > LIST_FAILURES {
-            let _ = writeln!(
-                r,
-                "- … and {} more (see trials.jsonl)",
-                failed.len() - LIST_FAILURES
-            );
-        }
+    if failed.is_empty() {
+        return;
     }
-    let _ = writeln!(
-        r,
-        "\n## The paper's figures\n\n{}",
-        s.paper_table.trim_end()
-    );
-    r
+    r.push_str("\n## Failed trials\n\n");
+    for t in failed.iter().take(LIST_FAILURES) {
+        let _ = writeln!(
+            r,
+            "- trial {}: {}",
+            t.trial,
+            t.error.as_deref().unwrap_or("no reason recorded")
+        );
+    }
+    if failed.len() > LIST_FAILURES {
+        let _ = writeln!(
+            r,
+            "- … and {} more (see trials.jsonl)",
+            failed.len() - LIST_FAILURES
+        );
+    }
 }
