@@ -83,7 +83,6 @@ pub fn deploy(file: &HostsFile, opts: &DeployOptions) -> Result<Deployment> {
             opts.binary.display()
         );
     }
-    let par = &opts.parallel;
     let secret = overlay_secret(&file.overlay)?;
     let settings = Settings {
         overlay: &file.overlay,
@@ -107,7 +106,28 @@ pub fn deploy(file: &HostsFile, opts: &DeployOptions) -> Result<Deployment> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
 
-    // 1. Bootstrap hosts: log in, make the work dir, install the binary, check it runs.
+    install_bootstrap(&mut slots, opts);
+    remember(&mut record, &slots);
+    record.save(&record_path)?;
+    start_bootstrap(&mut slots, &settings, opts);
+    start_others(&mut slots, &settings, opts);
+    remember(&mut record, &slots);
+    record.save(&record_path)?;
+    wait_joined(&mut slots, opts);
+    let elapsed = started.elapsed();
+    Ok(Deployment {
+        reports: slots
+            .into_iter()
+            .map(|s| s.report.expect("every host has a report"))
+            .collect(),
+        elapsed,
+    })
+}
+
+/// Step 1: on the bootstrap hosts, log in, make the work dir, install the binary and
+/// check it runs.
+fn install_bootstrap(slots: &mut [Slot<'_>], opts: &DeployOptions) {
+    let par = &opts.parallel;
     let boot: Vec<usize> = (0..slots.len())
         .filter(|&i| slots[i].spec.has(Role::Bootstrap))
         .collect();
@@ -126,54 +146,60 @@ pub fn deploy(file: &HostsFile, opts: &DeployOptions) -> Result<Deployment> {
             Err(dropped) => slots[i].drop_out(dropped),
         }
     }
-    remember(&mut record, &slots);
-    record.save(&record_path)?;
+}
 
-    // 2. Their nodes (each told of the others), until their status sockets answer.
-    let boot = live(&slots, |s| s.has(Role::Bootstrap));
+/// Step 2: the bootstrap nodes (each told of the others), until their status sockets
+/// answer.
+fn start_bootstrap(slots: &mut [Slot<'_>], settings: &Settings<'_>, opts: &DeployOptions) {
+    let par = &opts.parallel;
+    let boot = live(slots, |s| s.has(Role::Bootstrap));
     let uris: Vec<(String, Vec<String>)> = boot.iter().map(|&i| uris_of(&slots[i])).collect();
-    start_all(&mut slots, &boot, &settings, par, |me| {
+    start_all(slots, &boot, settings, par, |me| {
         uris.iter()
             .filter(|(n, _)| n != me)
             .flat_map(|(_, u)| u.clone())
             .collect()
     });
-    let started_boot = live(&slots, |s| s.has(Role::Bootstrap));
+    let started_boot = live(slots, |s| s.has(Role::Bootstrap));
     let answering = par.map(
         "bootstrap",
         &started_boot,
         |&i| slots[i].spec.name.clone(),
-        |&i| {
-            let host = slots[i].host.as_ref().expect("live slot");
-            let layout = Layout::of(host);
-            wait_for(opts.wait, POLL, || {
-                let (state, detail, status) = observe(host, &layout);
-                match state {
-                    State::Up | State::Joining if status.is_some() => Some(Ok(())),
-                    State::Joining => None,
-                    _ => Some(Err((state, detail))),
-                }
-            })
-            .unwrap_or_else(|| {
-                Err((
-                    State::Failed,
-                    format!(
-                        "the node's status socket did not answer within {:?}",
-                        opts.wait
-                    ),
-                ))
-            })
-        },
+        |&i| answers(slots[i].host.as_ref().expect("live slot"), opts.wait),
     );
     for (i, r) in started_boot.into_iter().zip(answering) {
         if let Err((state, detail)) = r {
             slots[i].fail(state, detail);
         }
     }
+}
 
-    // 3. The others: install and start each as soon as it is reached, joining through
-    // the bootstrap nodes that run (a slow or down host does not hold the others back).
-    let boot_uris: Vec<String> = live(&slots, |s| s.has(Role::Bootstrap))
+/// Whether the node on `host` answers on its status socket within `wait`: Ok once it
+/// does, else the state it was found in and why.
+fn answers(host: &SshHost, wait: Duration) -> std::result::Result<(), (State, String)> {
+    let layout = Layout::of(host);
+    wait_for(wait, POLL, || {
+        let (state, detail, status) = observe(host, &layout);
+        match state {
+            State::Up | State::Joining if status.is_some() => Some(Ok(())),
+            State::Joining => None,
+            _ => Some(Err((state, detail))),
+        }
+    })
+    .unwrap_or_else(|| {
+        Err((
+            State::Failed,
+            format!("the node's status socket did not answer within {wait:?}"),
+        ))
+    })
+}
+
+/// Step 3: the other hosts, each installed and started as soon as it is reached,
+/// joining through the bootstrap nodes that run (a slow or down host does not hold the
+/// others back).
+fn start_others(slots: &mut [Slot<'_>], settings: &Settings<'_>, opts: &DeployOptions) {
+    let par = &opts.parallel;
+    let boot_uris: Vec<String> = live(slots, |s| s.has(Role::Bootstrap))
         .into_iter()
         .flat_map(|i| uris_of(&slots[i]).1)
         .collect();
@@ -187,42 +213,43 @@ pub fn deploy(file: &HostsFile, opts: &DeployOptions) -> Result<Deployment> {
                 "not started: no bootstrap node is running".into(),
             );
         }
-    } else {
-        let brought = par.map(
-            "start",
-            &rest,
-            |&i| slots[i].spec.name.clone(),
-            |&i| {
-                let spec = slots[i].spec;
-                let host = install(spec, &opts.binary, par)?;
-                match start(&host, spec, &settings, &boot_uris) {
-                    Ok(pid) => Ok((host, pid)),
-                    Err(e) => Err(Dropped {
-                        state: State::Failed,
-                        detail: format!("cannot start ipop-node: {e:#}"),
-                        placed: Some(host.work_dir().to_string()),
-                    }),
-                }
-            },
-        );
-        for (&i, r) in rest.iter().zip(brought) {
-            match r {
-                Ok((host, pid)) => {
-                    slots[i].placed = Some(host.work_dir().to_string());
-                    slots[i].host = Some(host);
-                    slots[i].pid = Some(pid);
-                }
-                Err(dropped) => slots[i].drop_out(dropped),
+        return;
+    }
+    let brought = par.map(
+        "start",
+        &rest,
+        |&i| slots[i].spec.name.clone(),
+        |&i| {
+            let spec = slots[i].spec;
+            let host = install(spec, &opts.binary, par)?;
+            match start(&host, spec, settings, &boot_uris) {
+                Ok(pid) => Ok((host, pid)),
+                Err(e) => Err(Dropped {
+                    state: State::Failed,
+                    detail: format!("cannot start ipop-node: {e:#}"),
+                    placed: Some(host.work_dir().to_string()),
+                }),
             }
+        },
+    );
+    for (&i, r) in rest.iter().zip(brought) {
+        match r {
+            Ok((host, pid)) => {
+                slots[i].placed = Some(host.work_dir().to_string());
+                slots[i].host = Some(host);
+                slots[i].pid = Some(pid);
+            }
+            Err(dropped) => slots[i].drop_out(dropped),
         }
     }
-    remember(&mut record, &slots);
-    record.save(&record_path)?;
+}
 
-    // 4. Wait until every node is correctly connected.
-    let running = live(&slots, |_| true);
+/// Step 4: waits until every running node is correctly connected (or `opts.wait` has
+/// passed), and reports each host.
+fn wait_joined(slots: &mut [Slot<'_>], opts: &DeployOptions) {
+    let running = live(slots, |_| true);
     let deadline = Instant::now() + opts.wait;
-    let observed = par.map(
+    let observed = opts.parallel.map(
         "join",
         &running,
         |&i| slots[i].spec.name.clone(),
@@ -247,14 +274,6 @@ pub fn deploy(file: &HostsFile, opts: &DeployOptions) -> Result<Deployment> {
         report.status = status;
         slot.report = Some(report);
     }
-    let elapsed = started.elapsed();
-    Ok(Deployment {
-        reports: slots
-            .into_iter()
-            .map(|s| s.report.expect("every host has a report"))
-            .collect(),
-        elapsed,
-    })
 }
 
 /// Indices of the slots still in the running that match `filter`.
