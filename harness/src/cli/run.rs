@@ -98,7 +98,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         ];
         if let Some((flag, _)) = flags.iter().find(|(_, given)| *given) {
             bail!(
-                "{flag} does not apply to nat-matrix: it builds its own two-site testbed                  for each pair of profiles and runs ipop-node on it once"
+                "{flag} does not apply to nat-matrix: it builds its own two-site testbed \
+                 for each pair of profiles and runs ipop-node on it once"
             );
         }
         return super::nat_matrix::run(args.json, args.out, !args.insecure);
@@ -113,32 +114,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
     })?;
     let info = experiment.info();
-    let asked = match &args.subject {
-        Some(names) => Some(
-            names
-                .split(',')
-                .map(|name| {
-                    SubjectKind::from_name(name.trim()).with_context(|| {
-                        let names: Vec<&str> =
-                            SubjectKind::ALL.iter().map(|s| s.as_str()).collect();
-                        format!(
-                            "unknown subject {name:?}; expected one of {}",
-                            names.join(", ")
-                        )
-                    })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?,
-        ),
-        None => None,
-    };
-    // An experiment that opens its subjects itself gets the list; the runner sets up
-    // only the underlay, which starts nothing.
-    let (subjects, opened) = match asked {
-        _ if experiment.opens_subjects() => (vec![SubjectKind::Physical], asked),
-        Some(list) => (list, None),
-        None if info.subjects.contains(&SubjectKind::Ipop) => (vec![SubjectKind::Ipop], None),
-        None => (vec![info.subjects[0]], None),
-    };
+    let (subjects, opened) = subjects(&args, experiment)?;
     if args.physical_topology.is_some() && subjects.len() < 2 {
         bail!("--physical-topology applies only with several subjects (--subject ipop,physical)");
     }
@@ -199,29 +175,72 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         outcomes.push(outcome);
     }
     let summaries: Vec<&Summary> = outcomes.iter().map(|o| &o.summary).collect();
+    report(&summaries, &out, args.json)?;
+    Ok(if summaries.iter().any(|s| s.failed_trials > 0) {
+        ExitCode::from(FAILED_TRIALS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The subjects the runner sets up, one run each, and the list an experiment that
+/// opens its subjects itself gets (the runner then sets up only the underlay, which
+/// starts nothing). Without `--subject`: ipop where the experiment measures it, else its
+/// first subject.
+fn subjects(
+    args: &Args,
+    experiment: &dyn wow_experiments::Experiment,
+) -> anyhow::Result<(Vec<SubjectKind>, Option<Vec<SubjectKind>>)> {
+    let asked = match &args.subject {
+        Some(names) => Some(
+            names
+                .split(',')
+                .map(|name| {
+                    SubjectKind::from_name(name.trim()).with_context(|| {
+                        let names: Vec<&str> =
+                            SubjectKind::ALL.iter().map(|s| s.as_str()).collect();
+                        format!(
+                            "unknown subject {name:?}; expected one of {}",
+                            names.join(", ")
+                        )
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        ),
+        None => None,
+    };
+    let info = experiment.info();
+    Ok(match asked {
+        _ if experiment.opens_subjects() => (vec![SubjectKind::Physical], asked),
+        Some(list) => (list, None),
+        None if info.subjects.contains(&SubjectKind::Ipop) => (vec![SubjectKind::Ipop], None),
+        None => (vec![info.subjects[0]], None),
+    })
+}
+
+/// With several subjects, the comparison (printed, and written to `out`); with
+/// `--json`, the summaries on stdout.
+fn report(summaries: &[&Summary], out: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let several = summaries.len() > 1;
     if several {
-        let text = super::compare::render(&summaries);
+        let text = super::compare::render(summaries);
         let path = out.join(super::compare::FILE);
         std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
-        if args.json {
+        if json {
             eprint!("\n{text}");
         } else {
             print!("\n{text}");
             println!("comparison in {}", path.display());
         }
     }
-    if args.json {
+    if json {
         if several {
-            println!("{}", serde_json::to_string_pretty(&summaries)?);
+            println!("{}", serde_json::to_string_pretty(summaries)?);
         } else {
             println!("{}", serde_json::to_string_pretty(summaries[0])?);
         }
     }
-    Ok(if summaries.iter().any(|s| s.failed_trials > 0) {
-        ExitCode::from(FAILED_TRIALS)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(())
 }
 
 /// A shipped file, relative to the current folder or else to the source tree.
