@@ -188,9 +188,9 @@ fn trial_log_writes_one_line_per_trial_and_refuses_to_overwrite() {
     }
     let text = std::fs::read_to_string(dir.join(TRIALS)).unwrap();
     assert_eq!(text.lines().count(), 10);
-    let failed: Value = serde_json::from_str(text.lines().nth(7).unwrap()).unwrap();
-    assert_eq!(failed["ok"], false);
-    assert!(failed["error"].as_str().unwrap().contains("no reply"));
+    let failed: TrialRecord = serde_json::from_str(text.lines().nth(7).unwrap()).unwrap();
+    assert!(!failed.ok);
+    assert!(failed.error.unwrap().contains("no reply"));
     assert_eq!(read_trials(&dir).unwrap(), trials()[..10].to_vec());
     let err = TrialLog::create(&dir).unwrap_err().to_string();
     assert!(err.contains("pick a new --out"), "{err}");

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use wow_harness::results::{CONFIG, RunConfig, read_json};
 use wow_harness::{Cmd, Host};
 use wow_netns::RunPrefix;
 use wow_netns::cleanup::{Scope, leftovers};
@@ -166,9 +167,8 @@ fn netns_cleanup_on_sigint_of_a_run() {
         wow_harness::nodes::wait_for(Duration::from_secs(120), Duration::from_millis(200), || {
             std::fs::metadata(&trials).ok().filter(|m| m.len() > 0)
         });
-    let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
-    let prefix = RunPrefix::new(config["prefix"].as_str().unwrap()).unwrap();
+    let config: RunConfig = read_json(&out, CONFIG).unwrap_or_else(|e| panic!("{e:#}"));
+    let prefix = RunPrefix::new(&config.prefix).unwrap();
     assert!(
         started.is_some() && !leftovers(&Scope::Run(prefix.clone())).is_empty(),
         "the run got under way"

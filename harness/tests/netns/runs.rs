@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use wow_experiments::PlotSpec;
+use wow_harness::results::{
+    CONFIG, LINKS, LinkResult, MetricSummary, RunConfig, SUMMARY, Saved, Summary, read_json,
+};
+use wow_plots::Unit;
 
 use super::WOW_BENCH;
 
@@ -28,7 +33,7 @@ fn repo(relative: &str) -> String {
 
 /// Runs `wow-bench run EXPERIMENT --json --out TEMP ARGS...`, asserts it exited 0 and
 /// returns the folder and the summary it printed.
-fn run(experiment: &str, args: &[&str]) -> (Run, Value) {
+fn run(experiment: &str, args: &[&str]) -> (Run, Summary) {
     let out = std::env::temp_dir().join(format!(
         "wow-run-{}-{experiment}-{}",
         std::process::id(),
@@ -47,14 +52,22 @@ fn run(experiment: &str, args: &[&str]) -> (Run, Value) {
         "wow-bench run {experiment} {args:?}: {:?}\n{stderr}",
         output.status
     );
-    let summary: Value = serde_json::from_slice(&output.stdout)
+    let summary: Summary = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("--json prints summary.json ({e}):\n{stderr}"));
     (Run { out }, summary)
 }
 
-fn json(dir: &Path, name: &str) -> Value {
-    let text = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+/// Reads `<dir>/<name>` as a result file of type `T`.
+fn read<T: for<'de> serde::Deserialize<'de>>(dir: &Path, name: &str) -> T {
+    read_json(dir, name).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// The figures of metric `name` in `summary`.
+fn metric<'a>(summary: &'a Summary, name: &str) -> &'a MetricSummary {
+    summary.metrics.get(name).unwrap_or_else(|| {
+        let names: Vec<&String> = summary.metrics.keys().collect();
+        panic!("no metric {name} in summary.json, only {names:?}")
+    })
 }
 
 fn assert_png(path: &Path) {
@@ -76,63 +89,49 @@ fn assert_svg(path: &Path) {
 }
 
 /// Checks every file of a finished run with `trials` trials, none failed.
-fn assert_complete(dir: &Path, summary: &Value, trials: u64) {
-    assert_eq!(
-        &json(dir, "summary.json"),
-        summary,
-        "--json prints summary.json"
-    );
-    assert_eq!(summary["trials"], trials);
-    assert_eq!(summary["failed_trials"], 0, "{summary:#}");
-    let metrics = summary["metrics"].as_object().expect("metrics");
-    assert!(!metrics.is_empty());
-    for (name, m) in metrics {
-        for key in ["unit", "p50", "p90", "p99", "mean", "min", "max"] {
-            assert!(!m[key].is_null(), "{name}.{key}: {m}");
-        }
+fn assert_complete(dir: &Path, summary: &Summary, trials: u32) {
+    let saved = Saved::load(dir).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(&saved.summary, summary, "--json prints summary.json");
+    assert_eq!(summary.trials, trials);
+    assert_eq!(summary.failed_trials, 0, "{summary:#?}");
+    assert!(!summary.metrics.is_empty());
+    for (name, m) in &summary.metrics {
+        let figures = [m.p50, m.p90, m.p99, m.mean, m.min, m.max];
+        assert!(figures.iter().all(Option::is_some), "{name}: {m:?}");
+    }
+    // The file's shape: a missing `paper` would read as none, so look at the JSON itself.
+    let raw: Value = read(dir, SUMMARY);
+    for (name, m) in raw["metrics"].as_object().expect("metrics") {
         assert!(m.get("paper").is_some(), "{name} has a paper key");
     }
-    let config = json(dir, "config.json");
-    assert!(
-        config["topology"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("[[site]]")
-    );
-    assert!(
-        config["versions"]["iperf3"]
-            .as_str()
-            .unwrap()
-            .contains("iperf")
-    );
-    assert!(
-        config["versions"]["ping"]
-            .as_str()
-            .unwrap()
-            .contains("iputils")
-    );
-    assert!(config["machine"]["loadavg"].is_string());
-    assert!(config["machine"]["nproc"].as_u64().unwrap() >= 1);
+    let config = &saved.config;
+    assert!(config.topology.text.contains("[[site]]"));
+    let iperf3 = config.versions.iperf3.as_deref().unwrap();
+    assert!(iperf3.contains("iperf"), "{iperf3}");
+    let ping = config.versions.ping.as_deref().unwrap();
+    assert!(ping.contains("iputils"), "{ping}");
+    assert!(config.machine.loadavg.is_some());
+    assert!(config.machine.nproc.unwrap() >= 1);
     let lines = std::fs::read_to_string(dir.join("trials.jsonl")).unwrap();
-    assert_eq!(lines.lines().count() as u64, trials);
-    for line in lines.lines() {
-        let t: Value = serde_json::from_str(line).unwrap();
-        assert_eq!(t["ok"], true, "{t}");
-        assert!(!t["values"].as_object().unwrap().is_empty(), "{t}");
+    assert_eq!(lines.lines().count(), trials as usize);
+    assert_eq!(saved.trials.len(), trials as usize);
+    for t in &saved.trials {
+        assert!(t.ok, "{t:?}");
+        assert!(!t.values.is_empty(), "{t:?}");
     }
-    let links = json(dir, "links.json");
-    assert_eq!(
-        links.as_array().unwrap().len(),
-        summary["links"].as_array().unwrap().len()
-    );
-    let mut stems: Vec<String> = summary["plots"]
-        .as_array()
-        .unwrap()
+    let links: Vec<LinkResult> = read(dir, LINKS);
+    assert_eq!(links.len(), summary.links.len());
+    let mut stems: Vec<String> = summary
+        .plots
         .iter()
-        .map(|p| p["file"].as_str().unwrap().to_string())
+        .map(|p| match p {
+            PlotSpec::Cdf { file, .. }
+            | PlotSpec::Histogram { file, .. }
+            | PlotSpec::Bars { file, .. } => file.clone(),
+        })
         .collect();
     assert!(!stems.is_empty());
-    if !summary["links"].as_array().unwrap().is_empty() {
+    if !summary.links.is_empty() {
         stems.push("wan-links".into());
     }
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
@@ -151,11 +150,11 @@ fn assert_complete(dir: &Path, summary: &Value, trials: u64) {
 fn netns_run_latency_physical_3_trials() {
     let (run, summary) = run("latency", &["--subject", "physical", "--trials", "3"]);
     assert_complete(&run.out, &summary, 3);
-    assert_eq!(summary["topology"], "lan");
-    let rtt = &summary["metrics"]["rtt"];
-    assert_eq!(rtt["unit"], "ms");
-    assert_eq!(rtt["paper"]["low"], 0.625);
-    assert!(rtt["max"].as_f64().unwrap() < 5.0, "a veth LAN: {rtt}");
+    assert_eq!(summary.topology, "lan");
+    let rtt = metric(&summary, "rtt");
+    assert_eq!(rtt.unit, Unit::Millis);
+    assert_eq!(rtt.paper.as_ref().map(|p| p.low), Some(0.625), "{rtt:?}");
+    assert!(rtt.max.unwrap() < 5.0, "a veth LAN: {rtt:?}");
     // `plot` redraws from the files alone.
     std::fs::remove_file(run.out.join("rtt-cdf.png")).unwrap();
     let status = Command::new(WOW_BENCH)
@@ -171,12 +170,12 @@ fn netns_run_latency_physical_3_trials() {
 fn netns_run_throughput_physical_2_trials() {
     let (run, summary) = run("throughput", &["--subject", "physical", "--trials", "2"]);
     assert_complete(&run.out, &summary, 2);
-    for metric in ["tcp", "udp"] {
-        let m = &summary["metrics"][metric];
-        assert_eq!(m["unit"], "Mbit/s");
-        assert!(m["min"].as_f64().unwrap() > 10.0, "{metric}: {m}");
+    for name in ["tcp", "udp"] {
+        let m = metric(&summary, name);
+        assert_eq!(m.unit, Unit::Mbps);
+        assert!(m.min.unwrap() > 10.0, "{name}: {m:?}");
     }
-    assert!(summary["metrics"]["tcp"]["paper"].is_object());
+    assert!(metric(&summary, "tcp").paper.is_some());
 }
 
 /// Latency and throughput on the WAN topology over every subject, reduced: paths cross
@@ -201,26 +200,29 @@ fn netns_run_latency_and_throughput_on_wan_3site_over_every_subject() {
         args.extend(subject);
         let (run, summary) = self::run(experiment, &args);
         assert_complete(&run.out, &summary, 2);
-        let path = &summary["paths"][0];
-        assert_eq!(path["from"], "ufl-0");
+        let path = &summary.paths[0];
+        assert_eq!(path.from, "ufl-0");
         let expected = if subject[1] == "physical" {
             "lsu-gw" // the firewalls let nothing in to vims-0 or lsu-0
         } else {
             "vims-0"
         };
-        assert_eq!(path["target"]["node"], expected, "{subject:?}: {path}");
-        assert_eq!(path["wan"], true);
-        let links = summary["links"].as_array().unwrap();
+        assert_eq!(path.target.node, expected, "{subject:?}: {path:?}");
+        assert!(path.wan, "{path:?}");
+        let links = &summary.links;
         assert_eq!(links.len(), 2, "the two sites' links: {links:?}");
         for l in links {
-            let mean = l["rtt"]["mean"].as_f64().unwrap();
-            let expected = l["expected_rtt_ms"].as_f64().unwrap();
-            assert!(mean > expected * 0.95, "the configured delay is there: {l}");
+            let mean = l.rtt.mean.unwrap();
+            assert!(
+                mean > l.expected_rtt_ms * 0.95,
+                "the configured delay is there: {l:?}"
+            );
         }
         if subject[1] == "ipop" {
-            let config = json(&run.out, "config.json");
-            assert_eq!(config["edges"], subject.get(3).copied().unwrap_or("udp"));
-            assert_eq!(config["secure"], !subject.contains(&"--insecure"));
+            let config: RunConfig = read(&run.out, CONFIG);
+            let edges = subject.get(3).copied().unwrap_or("udp");
+            assert_eq!(config.edges.as_str(), edges);
+            assert_eq!(config.secure, !subject.contains(&"--insecure"));
             assert!(
                 run.out.join("logs/ufl-0.log").is_file(),
                 "the nodes' logs are kept"
@@ -236,9 +238,9 @@ fn netns_run_join_on_wan_3site() {
     let topology = repo("topologies/wan-3site.toml");
     let (run, summary) = run("join", &["--trials", "2", "--topology", &topology]);
     assert_complete(&run.out, &summary, 2);
-    assert_eq!(summary["paths"][0]["from"], "ufl-3");
-    for metric in ["t_connected", "t_route", "t_direct"] {
-        assert!(summary["metrics"][metric]["max"].as_f64().unwrap() < 120.0);
+    assert_eq!(summary.paths[0].from, "ufl-3");
+    for name in ["t_connected", "t_route", "t_direct"] {
+        assert!(metric(&summary, name).max.unwrap() < 120.0);
     }
 }
 
@@ -249,9 +251,9 @@ fn netns_run_dhcp_join_on_20_nodes() {
     let topology = repo("topologies/dhcp-join-20.toml");
     let (run, summary) = run("dhcp-join", &["--trials", "3", "--topology", &topology]);
     assert_complete(&run.out, &summary, 3);
-    let m = &summary["metrics"];
-    assert!(m["addresses_tried"]["min"].as_f64().unwrap() >= 1.0);
-    assert!(m["t1_connected"]["max"].as_f64() <= m["t2_address"]["max"].as_f64());
+    let m = |name| metric(&summary, name);
+    assert!(m("addresses_tried").min.unwrap() >= 1.0);
+    assert!(m("t1_connected").max <= m("t2_address").max);
     for n in 1..=3 {
         assert!(run.out.join(format!("logs/desk-1-{n}.log")).is_file());
     }
@@ -263,7 +265,7 @@ fn netns_run_dhcp_join_on_20_nodes() {
 fn netns_run_multihop_on_planetlab_118() {
     let (run, summary) = run("multihop", &["--trials", "5"]);
     assert_complete(&run.out, &summary, 5);
-    assert!(summary["metrics"]["hops"]["min"].as_f64().unwrap() >= 2.0);
+    assert!(metric(&summary, "hops").min.unwrap() >= 2.0);
 }
 
 /// `meme-pbs`, reduced: Slurm and an NFS server on the NATed wan-3site cluster, 20 glam2
@@ -281,11 +283,13 @@ fn netns_run_meme_pbs_on_wan_3site() {
     ];
     let (run, summary) = run("meme-pbs", &args);
     assert_complete(&run.out, &summary, 1);
-    let m = &summary["metrics"];
-    assert_eq!(m["run_s"]["count"], 20, "one sample per job: {m}");
-    assert_eq!(m["nodes_up"]["min"], 5.0, "every compute node up: {m}");
-    assert!(m["nodes_used"]["min"].as_f64().unwrap() >= 2.0, "{m}");
-    assert!(m["efficiency"]["mean"].as_f64().unwrap() > 5.0, "{m}");
+    let m = &summary.metrics;
+    let run_s = metric(&summary, "run_s");
+    assert_eq!(run_s.count, 20, "one sample per job: {m:?}");
+    let nodes_up = metric(&summary, "nodes_up");
+    assert_eq!(nodes_up.min, Some(5.0), "every compute node up: {m:?}");
+    assert!(metric(&summary, "nodes_used").min.unwrap() >= 2.0, "{m:?}");
+    assert!(metric(&summary, "efficiency").mean.unwrap() > 5.0, "{m:?}");
     let report = std::fs::read_to_string(run.out.join("report.md")).unwrap();
     assert!(
         report.contains("every job's output has a motif"),
@@ -304,12 +308,9 @@ fn netns_run_meme_pbs_on_wan_3site() {
 fn netns_run_mpi_nfs_on_wan_3site() {
     let (run, summary) = run("mpi-nfs", &["--db-mb", "1"]);
     assert_complete(&run.out, &summary, 1);
-    assert_eq!(summary["topology"], "wan-3site");
-    let m = &summary["metrics"];
-    assert!(
-        m["speedup_images2_6"]["mean"].as_f64().unwrap() > 0.0,
-        "{m}"
-    );
+    assert_eq!(summary.topology, "wan-3site");
+    let speedup = metric(&summary, "speedup_images2_6");
+    assert!(speedup.mean.unwrap() > 0.0, "{speedup:?}");
     let report = std::fs::read_to_string(run.out.join("report.md")).unwrap();
     assert!(
         report.contains("the same sequentially and in parallel"),
@@ -326,8 +327,8 @@ fn netns_run_fastdnaml_pvm_on_wan_3site() {
     let args = ["--topology", &topology, "--taxa", "10", "--workers", "1,3"];
     let (run, summary) = run("fastdnaml-pvm", &args);
     assert_complete(&run.out, &summary, 1);
-    let m = &summary["metrics"];
-    assert!(m["speedup_w3"]["mean"].as_f64().unwrap() > 0.0, "{m}");
+    let speedup = metric(&summary, "speedup_w3");
+    assert!(speedup.mean.unwrap() > 0.0, "{speedup:?}");
     let report = std::fs::read_to_string(run.out.join("report.md")).unwrap();
     assert!(
         report.contains("3 workers:") && report.contains("same tree and ln L"),
@@ -345,8 +346,8 @@ fn netns_run_fastdnaml_pvm_on_wan_3site() {
 fn netns_run_migration_twice() {
     let (run, summary) = run("migration", &["--trials", "2"]);
     assert_complete(&run.out, &summary, 2);
-    let m = &summary["metrics"];
-    for metric in [
+    let m = &summary.metrics;
+    for name in [
         "ping_downtime_s",
         "tcp_downtime_s",
         "ssh_gap_s",
@@ -355,9 +356,10 @@ fn netns_run_migration_twice() {
         "arp_update_s",
         "direct_edge_s",
     ] {
-        assert_eq!(m[metric]["count"], 2, "{metric}: {m}");
+        assert_eq!(metric(&summary, name).count, 2, "{name}: {m:?}");
     }
-    assert!(m["ping_downtime_s"]["max"].as_f64().unwrap() > 0.0, "{m}");
+    let downtime = metric(&summary, "ping_downtime_s");
+    assert!(downtime.max.unwrap() > 0.0, "{m:?}");
 }
 
 /// Every experiment has a reduced run above (a new one needs its own); `peers` has its

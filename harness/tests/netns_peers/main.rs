@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 
-use serde_json::Value;
+use wow_harness::results::{CONFIG, RunConfig, Summary, read_json};
 
 /// The `wow-bench` binary built with these tests.
 const WOW_BENCH: &str = env!("CARGO_BIN_EXE_wow-bench");
@@ -43,8 +43,9 @@ fn daemons(names: &[&str]) -> BTreeSet<u32> {
         .collect()
 }
 
-fn count(summary: &Value, metric: &str) -> u64 {
-    summary["metrics"][metric]["count"].as_u64().unwrap_or(0)
+/// How many values of `metric` `summary` counts (none if it has no such metric).
+fn count(summary: &Summary, metric: &str) -> u64 {
+    summary.metrics.get(metric).map_or(0, |m| m.count)
 }
 
 #[test]
@@ -69,12 +70,9 @@ fn netns_peers_reduced_run_measures_every_subject() {
         .output()
         .expect("wow-bench runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let config: Value = std::fs::read(out.0.join("config.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
+    let config: Option<RunConfig> = read_json(&out.0, CONFIG).ok();
     // Nothing of the run is left, whatever it measured.
-    if let Some(prefix) = config["prefix"].as_str().filter(|p| !p.is_empty()) {
+    if let Some(prefix) = config.map(|c| c.prefix).filter(|p| !p.is_empty()) {
         let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
         let list = String::from_utf8_lossy(&list.stdout);
         let ours = format!("wow-{prefix}-");
@@ -89,19 +87,19 @@ fn netns_peers_reduced_run_measures_every_subject() {
 
     let notes = std::fs::read_to_string(out.0.join("trials.jsonl")).unwrap_or_default();
     let stderr = format!("{stderr}\ntrials.jsonl: {notes}");
-    let summary: Value = serde_json::from_slice(&output.stdout)
+    let summary: Summary = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("--json prints summary.json ({e}):\n{stderr}"));
     for subject in ["physical", "ipop"].into_iter().chain(PEERS) {
         for metric in ["rtt_avg", "tcp1", "tcp4", "udp"] {
             let name = format!("{metric}.{subject}");
             assert_eq!(count(&summary, &name), 1, "{name} measured once:\n{stderr}");
-            let value = summary["metrics"][&name]["mean"].as_f64().unwrap();
+            let value = summary.metrics[&name].mean.unwrap();
             assert!(value > 0.0, "{name} = {value}");
         }
         if subject != "physical" {
             assert_eq!(count(&summary, &format!("cpu_per_gbit.{subject}")), 1);
             let ratio = format!("tcp1_ratio.{subject}");
-            let r = summary["metrics"][&ratio]["mean"].as_f64().unwrap();
+            let r = summary.metrics[&ratio].mean.unwrap();
             assert!(
                 r > 0.0 && r < 1.0,
                 "{ratio} = {r}: a VPN is slower than veth"

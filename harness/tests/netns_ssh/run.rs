@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde_json::Value;
+use wow_harness::results::{CONFIG, RunConfig, SUMMARY, Summary, read_json};
 use wow_harness::{Cmd, Host, Output};
 
 use super::lab::{Lab, Sshd, WOW_BENCH};
@@ -55,11 +55,6 @@ fn hosts_file(lab: &Lab, file: &str, defaults: &str) -> String {
     path.display().to_string()
 }
 
-fn read_json(path: &Path) -> Value {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 /// Checks a finished run's folder: no failed trial, the hosts recorded in config.json.
 fn check_run(dir: &Path, out: &Output) {
     assert!(
@@ -68,11 +63,12 @@ fn check_run(dir: &Path, out: &Output) {
         out.stdout_text(),
         out.stderr_text()
     );
-    let summary = read_json(&dir.join("summary.json"));
-    assert_eq!(summary["trials"], 3, "{summary}");
-    assert_eq!(summary["failed_trials"], 0, "{summary}");
-    let config = read_json(&dir.join("config.json"));
-    let hosts = &config["hosts"];
+    let summary: Summary = read_json(dir, SUMMARY).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(summary.trials, 3, "{summary:#?}");
+    assert_eq!(summary.failed_trials, 0, "{summary:#?}");
+    let config: RunConfig = read_json(dir, CONFIG).unwrap_or_else(|e| panic!("{e:#}"));
+    // RunConfig keeps the hosts as the runner wrote them: JSON, without a type of its own.
+    let hosts = config.hosts.expect("config.json names the hosts");
     let aliases: Vec<(&str, &str)> = hosts["members"]
         .as_array()
         .expect("members")
