@@ -249,6 +249,13 @@ impl SocketArgs {
 
 /// `ipop-node namespace create`: the values checked here (so that a bad one is refused
 /// without a node), the key file read or written, the record created through the node.
+/// The namespace key in `key_file` as hex, for a request that names a keyed namespace.
+fn key_hex(key_file: Option<&std::path::Path>) -> Result<Option<String>> {
+    key_file
+        .map(|f| identity::read_namespace_key(f).map(|k| k.to_hex()))
+        .transpose()
+}
+
 fn create_namespace(create: &NamespaceCommand) -> Result<()> {
     let NamespaceCommand::Create {
         range,
@@ -376,14 +383,11 @@ fn main() -> ExitCode {
             id,
             key_file,
             socket,
-        })) => key_file
-            .as_deref()
-            .map(identity::read_namespace_key)
-            .transpose()
+        })) => key_hex(key_file.as_deref())
             .and_then(|key| {
                 socket.ask(&Request::NamespaceShow {
                     id: id.clone(),
-                    key: key.map(|k| k.to_hex()),
+                    key,
                 })
             })
             .map(|v: NamespaceRecord| match v.record {
@@ -394,14 +398,11 @@ fn main() -> ExitCode {
             id,
             key_file,
             socket,
-        })) => key_file
-            .as_deref()
-            .map(identity::read_namespace_key)
-            .transpose()
+        })) => key_hex(key_file.as_deref())
             .and_then(|key| {
                 socket.ask(&Request::NamespaceDelete {
                     id: id.clone(),
-                    key: key.map(|k| k.to_hex()),
+                    key,
                 })
             })
             .map(|done: DhtDone| println!("{}", done.ok)),
