@@ -5,7 +5,7 @@
 //! [`Host`] is how everything above talks to a machine; [`NetnsHost`] implements it for
 //! nodes of a `wow-netns` testbed. [`runner`] runs an experiment on a testbed and
 //! [`results`] is the result folder it writes (read back by `wow-bench plot`);
-//! [`subjects`] sets up what carries the traffic (physical, later ipop). [`cli`] is the
+//! [`subjects`] sets up what carries the traffic (the underlay, ipop-node, a peer VPN). [`cli`] is the
 //! `wow-bench` command line.
 
 pub mod cli;

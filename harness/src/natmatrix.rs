@@ -41,7 +41,8 @@ pub struct PairOutcome {
     pub first_edge: Option<String>,
     /// Why the pair could not be measured, if it could not.
     pub error: Option<String>,
-    /// Whether the pair cannot hole-punch (TESTBED-NOTES), so a relay is the right edge.
+    /// Whether the pair cannot hole-punch (a symmetric NAT against a symmetric or
+    /// port-restricted NAT or a stateful firewall), so a relay is the right edge.
     pub relay_expected: bool,
 }
 

@@ -2,9 +2,9 @@
 //! `iptables-restore` input and, where Linux has no iptables target for the behaviour
 //! (full cone, address-restricted cone, hairpin), an nftables table.
 //!
-//! Interfaces: `wan` faces the core, `lan` is the site bridge. The rule sets are the
-//! ones verified in `TESTBED-NOTES.md`; `tests/netns_nat.rs` in `wow-harness` observes
-//! each one's mapping and filtering with a STUN-like probe.
+//! Interfaces: `wan` faces the core, `lan` is the site bridge. Each rule set was checked
+//! on the kernel the testbed runs on: `harness/tests/netns/nat.rs` observes each one's
+//! mapping and filtering with a STUN-like probe (RFC 5780's tests).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

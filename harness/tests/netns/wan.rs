@@ -1,4 +1,4 @@
-//! The WAN link emulator's accuracy: the figures the issue names are the spec
+//! The WAN link emulator's accuracy, to this spec
 //! (RTT p50 within ±1 ms of 2 × delay; loss and rate within 10 % of the setting).
 
 use std::time::Duration;

@@ -326,8 +326,8 @@ mod tests {
     use super::*;
     use crate::wire::{Mode, kind};
 
-    /// Fault 2 of issue 12: payloads of a kind no layer takes used to pile up in the
-    /// stack without bound (50 000 of them left 50 000 entries).
+    /// Regression: payloads of a kind no layer takes used to pile up in the stack
+    /// without bound (50 000 of them left 50 000 entries).
     #[test]
     fn fault2_unclaimed_deliveries_stay_bounded_and_are_counted() {
         let now = Instant::now();

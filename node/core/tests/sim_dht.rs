@@ -1,4 +1,4 @@
-//! The DHT under churn and loss, at the scale the issue names: 2 000 nodes, 5 000 keys
+//! The DHT under churn and loss, at scale: 2 000 nodes, 5 000 keys
 //! created with TTLs, then 30 % of the nodes crash over time while 1 % of messages are
 //! lost. Every key whose TTL has not expired must still be returned; expired keys must be
 //! gone; a second create of a live key fails; a delete with a wrong password fails and

@@ -460,7 +460,7 @@ mod tests {
         assert!("zz".parse::<NamespaceId>().is_err());
     }
 
-    /// Fault 4 of issue 12: a record with any value in any field was taken (a lease of
+    /// Regression: a record with any value in any field was taken (a lease of
     /// u64::MAX seconds then panicked the member that leased under it). Every field is
     /// checked, and anything that is not one whole record is refused.
     #[test]

@@ -1,4 +1,4 @@
-//! Hostile input from the DHT and from DHCP clients (issue 12): the node neither
+//! Hostile input from the DHT and from DHCP clients: the node neither
 //! panics nor hangs, refuses what it cannot use, and counts it.
 
 use std::time::Duration;
