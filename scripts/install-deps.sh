@@ -10,6 +10,8 @@ PACKAGES=(
   iproute2 iptables nftables conntrack ethtool tcpdump procps util-linux
   # workloads the experiments run for real
   iputils-ping iperf3 isc-dhcp-client udhcpc openssh-server openssh-client
+  # a multicast receiver that joins its group (the virtual network's multicast test)
+  socat
   # the WOW workloads: batch system with PBS commands, MEME-suite motif finder, NFS
   # server and userspace client (meme-pbs), libnfs headers (workloads/nfs-session)
   slurm-wlm slurm-wlm-torque glam2 nfs-ganesha nfs-ganesha-vfs libnfs-utils libnfs-dev rpcbind

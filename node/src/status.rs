@@ -159,6 +159,8 @@ pub fn ipop(i: &Ipop, tap: &TapFacts<'_>, started: Instant) -> api::Ipop {
             to_overlay_direct: s.to_overlay_direct,
             from_overlay: s.from_overlay,
             broadcasts: s.broadcasts,
+            multicasts: s.multicasts,
+            igmp_ignored: s.igmp_ignored,
             dropped_non_ipv4: s.dropped_non_ipv4,
             dropped_malformed: s.dropped_malformed,
             dropped_unowned_source: s.dropped_unowned_source,

@@ -1,5 +1,6 @@
-//! Namespaces share one overlay but not packets, are deleted by name, and the DHT never
-//! hands out one address twice, even to many clients asking at once in a small range.
+//! Namespaces share one overlay but not packets (unicast, broadcast or multicast), are
+//! deleted by name, and the DHT never hands out one address twice, even to many clients
+//! asking at once in a small range.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -71,6 +72,46 @@ fn netns_two_namespaces_on_one_overlay_stay_apart() {
             );
         }
     }
+    // Multicast within a namespace: a socket that joined the group on lan-3 gets what
+    // lan-2 sends to it; lan-1, in the other namespace, joined too and gets nothing.
+    let receivers: Vec<_> = [(3, ips[3]), (1, ips[1])]
+        .iter()
+        .map(|&(i, ip)| {
+            let script = format!(
+                "exec timeout 6 socat -u UDP4-RECV:5400,reuseaddr,ip-add-membership=239.7.7.7:{ip} \
+                 OPEN:/run/mcast-got,creat,trunc"
+            );
+            hosts[i]
+                .spawn(&Cmd::new("sh").args(["-c", &script]))
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let send = format!(
+        "for i in 1 2 3; do echo hello-$i | socat -u - \
+         UDP4-DATAGRAM:239.7.7.7:5400,ip-multicast-if={}; sleep 0.3; done",
+        ips[2]
+    );
+    hosts[2]
+        .check(&Cmd::new("sh").args(["-c", &send]), Duration::from_secs(10))
+        .unwrap();
+    for mut r in receivers {
+        wow_harness::nodes::wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+            r.try_wait().ok().flatten()
+        })
+        .expect("the receiver ends");
+    }
+    let got = |i: usize| {
+        let cmd = Cmd::new("cat").arg("/run/mcast-got");
+        hosts[i]
+            .check(&cmd, Duration::from_secs(5))
+            .unwrap()
+            .stdout_text()
+    };
+    assert_eq!(got(3), "hello-1\nhello-2\nhello-3\n");
+    let sender = wow_harness::nodes::status(&hosts[2], &world.bin).unwrap();
+    assert_eq!(sender.ipop.map(|i| i.stats.multicasts), Some(3));
+    assert_eq!(got(1), "", "lan-1 is in another namespace");
     // Deleted by its creator: no node finds the second namespace any more, and the
     // creator keeps only the first; the members of the second still talk.
     let cli = |args: &[&str]| {

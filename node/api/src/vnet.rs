@@ -118,6 +118,8 @@ pub struct IpopStats {
     pub to_overlay_direct: u64,
     pub from_overlay: u64,
     pub broadcasts: u64,
+    pub multicasts: u64,
+    pub igmp_ignored: u64,
     pub dropped_non_ipv4: u64,
     pub dropped_malformed: u64,
     pub dropped_unowned_source: u64,

@@ -57,10 +57,22 @@ impl Ipop {
             return;
         }
         let broadcast = self.record.as_ref().map(|r| r.range.broadcast());
-        if dst == Ipv4Addr::BROADCAST || Some(dst) == broadcast {
+        if dst.is_multicast() && is_igmp(packet) {
+            // Group membership stays on the host: every member gets every group's
+            // packets, and its kernel keeps those of the groups it joined.
+            self.stats.igmp_ignored += 1;
+            return;
+        }
+        if dst == Ipv4Addr::BROADCAST || Some(dst) == broadcast || dst.is_multicast() {
+            // To every member: the overlay's broadcast reaches each node once, and its
+            // forwarders pass on at most `broadcasts_per_origin` a second per origin.
             let payload = self.encapsulate(node.address(), packet);
             node.broadcast(KIND_IP, &payload);
-            self.stats.broadcasts += 1;
+            if dst.is_multicast() {
+                self.stats.multicasts += 1;
+            } else {
+                self.stats.broadcasts += 1;
+            }
             return;
         }
         if let Some(r) = &self.record {
@@ -331,8 +343,12 @@ impl Ipop {
         } else {
             body
         };
+        if dst.is_multicast() && is_igmp(body) {
+            self.stats.igmp_ignored += 1;
+            return;
+        }
         let broadcast = self.record.as_ref().map(|r| r.range.broadcast());
-        let to_all = dst == Ipv4Addr::BROADCAST || Some(dst) == broadcast;
+        let to_all = dst == Ipv4Addr::BROADCAST || Some(dst) == broadcast || dst.is_multicast();
         if !to_all && !self.leases.contains_key(&dst) {
             self.stats.dropped_not_here += 1;
             let notice = self.encapsulate(node.address(), &dst.octets());
@@ -384,6 +400,17 @@ impl Ipop {
         self.stats.from_overlay += 1;
         if self.leases.contains_key(&dst) {
             self.write_to_host(dst, packet);
+        } else if dst.is_multicast() {
+            // One frame to the group's MAC: the hosts behind this TAP that joined the
+            // group take it.
+            let mut frame = self.pool.pop().unwrap_or_default();
+            frame::ip_frame(
+                multicast_mac(dst),
+                self.config.gateway_mac,
+                packet,
+                &mut frame,
+            );
+            self.tap.push_back(frame);
         } else {
             // A broadcast: to every address behind this TAP.
             let owned: Vec<Ipv4Addr> = self.leases.keys().copied().collect();
@@ -404,4 +431,16 @@ impl Ipop {
         frame::ip_frame(mac, self.config.gateway_mac, packet, &mut frame);
         self.tap.push_back(frame);
     }
+}
+
+/// Whether an IPv4 packet (checked) carries IGMP.
+fn is_igmp(packet: &[u8]) -> bool {
+    packet.get(9) == Some(&2)
+}
+
+/// The Ethernet address of multicast group `group` (RFC 1112: 01:00:5e and its low 23
+/// bits).
+fn multicast_mac(group: Ipv4Addr) -> [u8; 6] {
+    let [_, b, c, d] = group.octets();
+    [0x01, 0x00, 0x5e, b & 0x7f, c, d]
 }

@@ -190,6 +190,10 @@ pub struct Stats {
     pub from_overlay: u64,
     /// Broadcasts sent.
     pub broadcasts: u64,
+    /// Multicast packets sent (to every member, as broadcasts are).
+    pub multicasts: u64,
+    /// IGMP packets not carried: group membership stays on each host.
+    pub igmp_ignored: u64,
     /// Dropped: not IPv4 or ARP.
     pub dropped_non_ipv4: u64,
     /// Dropped: malformed frame or packet.

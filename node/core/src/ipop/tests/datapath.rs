@@ -344,3 +344,51 @@ fn the_mtu_budget_matches_the_wire() {
     let secure = crate::secure::DATA_OVERHEAD;
     assert!(bigger.len() + RELAY_OVERHEAD + secure + UNDERLAY_HEADERS > 1500);
 }
+
+#[test]
+fn multicast_reaches_every_member_once_and_igmp_stays_home() {
+    let ns = NamespaceId([0x3c; 16]);
+    let mut sim = overlay(16, 13, ns, "10.53.0.0/24");
+    let members = [2, 7, 11];
+    for i in members {
+        sim.enable_ipop(i, Config::new(ns));
+    }
+    let a = lease(&mut sim, 2);
+    for i in &members[1..] {
+        lease(&mut sim, *i);
+    }
+    sim.take_tap_frames();
+    let mdns = Ipv4Addr::new(224, 0, 0, 251);
+    sim.tap_write(
+        2,
+        &udp_frame(mac(2), a, mdns, (5353, 9000), b"who is there"),
+    );
+    // An IGMP membership report (protocol 2) is not carried.
+    let mut igmp = udp_frame(mac(2), a, Ipv4Addr::new(224, 0, 0, 22), (0, 0), b"report");
+    let mut ip = Ipv4Packet::new_unchecked(&mut igmp[14..]);
+    ip.set_next_header(smoltcp::wire::IpProtocol::Igmp);
+    ip.fill_checksum();
+    sim.tap_write(2, &igmp);
+    sim.run_for(Duration::from_secs(2));
+    let frames = sim.take_tap_frames();
+    for i in &members[1..] {
+        let got: Vec<&Vec<u8>> = frames
+            .iter()
+            .filter(|(n, _)| n == i)
+            .map(|(_, f)| f)
+            .collect();
+        assert_eq!(got.len(), 1, "node {i}: {got:?}");
+        assert_eq!(
+            got[0][..6],
+            [0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb],
+            "the group's MAC"
+        );
+        assert_eq!(received(&frames, *i), vec![(a, b"who is there".to_vec())]);
+    }
+    assert!(
+        frames.iter().all(|(n, _)| *n != 2),
+        "not back to the sender"
+    );
+    let s = sim.node_ipop(2).stats();
+    assert_eq!((s.multicasts, s.igmp_ignored), (1, 1));
+}
