@@ -124,7 +124,8 @@ impl Ipop {
     /// discovery found on a direct edge to it, less the overlay's headers; elsewhere
     /// (several hops, or an edge not measured yet) what crosses any edge of a 1500-byte
     /// underlay.
-    fn path_limit(&self, node: &Node, peer: Address) -> usize {
+    /// `direct`: what [`Ipop::sends_direct`] says of `peer`.
+    fn path_limit(&self, node: &Node, peer: Address, direct: bool) -> usize {
         // A keyed namespace's packets carry a seal end to end, unless sent direct.
         let seal = if self.config.namespace.is_keyed() {
             SEAL_OVERHEAD
@@ -132,7 +133,7 @@ impl Ipop {
             0
         };
         match node.path_mtu(peer) {
-            Some(datagram) if self.sends_direct(node, peer) => datagram.saturating_sub(OVERHEAD),
+            Some(datagram) if direct => datagram.saturating_sub(OVERHEAD),
             Some(datagram) => datagram.saturating_sub(OVERHEAD + seal),
             None => UNFRAGMENTED_MTU - seal,
         }
@@ -141,27 +142,29 @@ impl Ipop {
     /// Sends a packet from the host to the node that owns its destination: cut to the
     /// path's MTU (or refused with ICMP), and with a SYN's MSS clamped to it.
     fn send(&mut self, now: Instant, node: &mut Node, owner: Address, packet: &[u8]) {
-        let limit = self.path_limit(node, owner);
+        let direct = self.sends_direct(node, owner);
+        let limit = self.path_limit(node, owner, direct);
         if packet.len() > limit {
-            self.too_big(now, node, owner, packet, limit);
+            self.too_big(now, node, owner, packet, (limit, direct));
         } else if mtu::carries_syn(packet) {
             let mut p = packet.to_vec();
             self.stats.mss_clamped += u64::from(mtu::clamp_mss(&mut p, mtu::mss_for(limit)));
-            self.send_whole(now, node, owner, &p);
+            self.send_whole(now, node, owner, &p, direct);
         } else {
-            self.send_whole(now, node, owner, packet);
+            self.send_whole(now, node, owner, packet, direct);
         }
     }
 
     /// A packet larger than its path carries: a DF packet is answered with ICMP
     /// "fragmentation needed" (at most [`ICMP_PER_SECOND`]), any other cut into fragments.
+    /// `(limit, direct)`: the path's limit, and whether packets to `owner` go direct.
     fn too_big(
         &mut self,
         now: Instant,
         node: &mut Node,
         owner: Address,
         packet: &[u8],
-        limit: usize,
+        (limit, direct): (usize, bool),
     ) {
         if mtu::dont_fragment(packet) {
             // Traffic all the same: a shortcut (whose path is measured) may serve it.
@@ -182,7 +185,7 @@ impl Ipop {
         }
         let mut buf = Vec::with_capacity(limit);
         let cut = mtu::fragment(packet, limit, &mut buf, |f| {
-            self.send_whole(now, node, owner, f)
+            self.send_whole(now, node, owner, f, direct)
         });
         if cut {
             self.stats.fragmented += 1;
@@ -202,8 +205,14 @@ impl Ipop {
     }
 
     /// Sends a packet that fits its path.
-    fn send_whole(&mut self, now: Instant, node: &mut Node, owner: Address, packet: &[u8]) {
-        let direct = self.sends_direct(node, owner);
+    fn send_whole(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        owner: Address,
+        packet: &[u8],
+        direct: bool,
+    ) {
         // The payload is built in a buffer kept for it: no allocation per packet.
         let mut payload = std::mem::take(&mut self.outgoing);
         payload.clear();
@@ -336,7 +345,8 @@ impl Ipop {
             // The host will send segments of the MSS it reads here: at most what the path
             // back to the sender carries.
             let mut p = body.to_vec();
-            let mss = mtu::mss_for(self.path_limit(node, header.src));
+            let direct = self.sends_direct(node, header.src);
+            let mss = mtu::mss_for(self.path_limit(node, header.src, direct));
             self.stats.mss_clamped += u64::from(mtu::clamp_mss(&mut p, mss));
             clamped = p;
             &clamped[..]
