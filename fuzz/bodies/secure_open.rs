@@ -11,6 +11,8 @@ use ipop_core::secure::{self, Config, Identity, Opened, Secure};
 use ipop_core::{Address, TransportAddr};
 
 const PSK: [u8; 32] = [0x42; 32];
+/// A secret the member does not hold.
+const OTHER: [u8; 32] = [0x43; 32];
 
 fn transport(i: u8) -> TransportAddr {
     let addr = ([198, 18, 0, 1 + (i >> 1) % 4], 4000).into();
@@ -145,6 +147,21 @@ pub(crate) fn run(data: &[u8]) {
                 to_node,
                 &mut seen_node,
             ),
+            // The node's admission secrets change (a rotation step): the member's, the
+            // other, or both in either order; the member keeps its one.
+            _ if arg & 0x80 != 0 => {
+                let (first, second) = if arg & 1 == 0 {
+                    (PSK, OTHER)
+                } else {
+                    (OTHER, PSK)
+                };
+                let keep = if arg & 2 == 0 {
+                    Vec::new()
+                } else {
+                    vec![second]
+                };
+                node.set_secrets(first, keep);
+            }
             // The driver loses a transport.
             _ => node.forget(transport(*arg)),
         }

@@ -214,7 +214,8 @@ pub struct Config {
     /// (plain edges only: with an overlay secret the address comes from `key_file`).
     pub address_file: PathBuf,
     /// The overlay's admission secret: a file holding 64 hexadecimal digits (from
-    /// `ipop-node secret`). With it every edge is an authenticated, encrypted Noise
+    /// `ipop-node secret`), or, during a rotation, a few such lines, the preferred
+    /// first (`ipop-node secret reload` reads it again). With it every edge is an authenticated, encrypted Noise
     /// session only holders of the secret can open, and the node's P2P address is the
     /// SHA-1 of its public key. Without it edges are plain (a lab mode).
     pub overlay_secret: Option<PathBuf>,

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use ipop_core::Address;
 use ipop_core::ipop::NamespaceKey;
 use ipop_core::secure::Identity;
+use ipop_core::text::to_hex;
 use rand::TryRng;
 
 /// Reads the node's private key from `path` (64 hexadecimal digits), or creates the file
@@ -26,7 +27,7 @@ pub fn load_or_create_key(path: &Path) -> Result<Identity> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let identity = Identity::from_private(random32("a new key")?);
-            let text = format!("{}\n", hex(&identity.private()));
+            let text = format!("{}\n", to_hex(&identity.private()));
             crate::private_file::write(path, &text, "key file")?;
             Ok(identity)
         }
@@ -34,15 +35,60 @@ pub fn load_or_create_key(path: &Path) -> Result<Identity> {
     }
 }
 
-/// Reads the overlay's admission secret from `path` (64 hexadecimal digits).
-pub fn read_secret(path: &Path) -> Result<[u8; 32]> {
+/// The overlay's admission secrets, as a secret file holds them: the one the node
+/// prefers, and those it also holds during a rotation.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secrets {
+    /// The first line's: preferred.
+    pub preferred: [u8; 32],
+    /// The further lines': also held (at most `MAX_SECRETS - 1`).
+    pub also: Vec<[u8; 32]>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets(<{} secrets>)", 1 + self.also.len())
+    }
+}
+
+/// Reads the overlay's admission secrets from `path`: one secret (64 hexadecimal digits)
+/// per line, the preferred first, at most [`MAX_SECRETS`](ipop_core::secure::MAX_SECRETS);
+/// blank lines and lines starting with `#` are skipped.
+pub fn read_secrets(path: &Path) -> Result<Secrets> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the overlay secret {}", path.display()))?;
-    ipop_core::text::hex_bytes::<32>(&text).ok_or_else(|| {
-        anyhow::anyhow!(
-            "{}: not an overlay secret (64 hexadecimal digits); make one with `ipop-node secret`",
+    let mut secrets = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let secret = ipop_core::text::hex_bytes::<32>(line).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}:{}: not an overlay secret (64 hexadecimal digits); make one with `ipop-node secret`",
+                path.display(),
+                n + 1
+            )
+        })?;
+        if secrets.len() == ipop_core::secure::MAX_SECRETS {
+            bail!(
+                "{}:{}: more than {} secrets (a rotation needs two: the new one and the old)",
+                path.display(),
+                n + 1,
+                ipop_core::secure::MAX_SECRETS
+            );
+        }
+        secrets.push(secret);
+    }
+    let Some((&preferred, also)) = secrets.split_first() else {
+        bail!(
+            "{}: no overlay secret in it (64 hexadecimal digits); make one with `ipop-node secret`",
             path.display()
-        )
+        );
+    };
+    Ok(Secrets {
+        preferred,
+        also: also.to_vec(),
     })
 }
 
@@ -72,7 +118,7 @@ pub fn load_or_create_namespace_key(path: &Path) -> Result<(NamespaceKey, bool)>
 
 /// A new overlay secret, as the 64 hexadecimal digits `read_secret` takes.
 pub fn new_secret() -> Result<String> {
-    Ok(hex(&random32("a new secret")?))
+    Ok(to_hex(&random32("a new secret")?))
 }
 
 fn random32(what: &str) -> Result<[u8; 32]> {
@@ -81,10 +127,6 @@ fn random32(what: &str) -> Result<[u8; 32]> {
         .try_fill_bytes(&mut bytes)
         .with_context(|| format!("no operating-system randomness for {what}"))?;
     Ok(bytes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads the address from `path`, or creates the file with a new random address.
@@ -140,11 +182,29 @@ mod tests {
         let path = dir.path().join("secret");
         let s = new_secret().unwrap();
         std::fs::write(&path, format!("{s}\n")).unwrap();
-        assert_eq!(hex(&read_secret(&path).unwrap()), s);
-        std::fs::write(&path, &s[..63]).unwrap();
-        let e = read_secret(&path).unwrap_err().to_string();
-        assert!(e.contains("ipop-node secret"), "{e}");
-        assert!(read_secret(&dir.path().join("missing")).is_err());
+        let one = read_secrets(&path).unwrap();
+        assert_eq!((to_hex(&one.preferred), one.also.len()), (s.clone(), 0));
+        // A rotation's file: the new secret first, the old one kept, a comment.
+        let new = new_secret().unwrap();
+        std::fs::write(&path, format!("# rotating\n{new}\n\n{s}\n")).unwrap();
+        let two = read_secrets(&path).unwrap();
+        assert_eq!(to_hex(&two.preferred), new);
+        assert_eq!(
+            two.also.iter().map(|x| to_hex(x)).collect::<Vec<_>>(),
+            std::slice::from_ref(&s)
+        );
+        std::fs::write(&path, format!("{s}\n{}\n", &s[..63])).unwrap();
+        let e = read_secrets(&path).unwrap_err().to_string();
+        assert!(
+            e.contains(":2: not an overlay secret") && e.contains("ipop-node secret"),
+            "{e}"
+        );
+        std::fs::write(&path, format!("{s}\n").repeat(5)).unwrap();
+        let e = read_secrets(&path).unwrap_err().to_string();
+        assert!(e.contains(":5: more than 4 secrets"), "{e}");
+        std::fs::write(&path, "# nothing\n").unwrap();
+        assert!(read_secrets(&path).is_err());
+        assert!(read_secrets(&dir.path().join("missing")).is_err());
         assert_eq!(ipop_core::text::hex_bytes::<32>(&"é".repeat(32)), None);
     }
 

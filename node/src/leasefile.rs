@@ -19,10 +19,6 @@ pub struct Held {
     pub password: Vec<u8>,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn unhex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 || !s.is_ascii() {
         return None;
@@ -88,7 +84,7 @@ pub fn save(path: &Path, held: &[Held]) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(":")
         });
-        text += &format!("{} {mac} {}\n", h.ip, hex(&h.password));
+        text += &format!("{} {mac} {}\n", h.ip, ipop_core::text::to_hex(&h.password));
     }
     crate::private_file::write(path, &text, "lease file")
 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use ipop_api::status::{self as api, NatMapping, Status};
 use ipop_core::ipop::{Ipop, Mapping};
 use ipop_core::overlay::{Edge, LearnedAddress};
+use ipop_core::text::to_hex;
 use ipop_core::{Proto, Stack, TransportAddr};
 
 use crate::transport::tcp::TcpStats;
@@ -252,6 +253,10 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
                 rx_packets: c.counters.rx_packets,
                 rx_bytes: c.counters.rx_bytes,
                 path_mtu: c.path_mtu(),
+                secret: match (&c.edge, &stack.secure) {
+                    (Edge::Direct(t), Some(sec)) => sec.session_secret(*t).map(|id| to_hex(&id)),
+                    _ => None,
+                },
             }
         })
         .collect();
@@ -296,6 +301,9 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
                 handshakes_completed: x.handshakes_completed,
                 handshakes_failed: x.handshakes_failed,
                 bad_psk_or_mac: x.bad_psk_or_mac,
+                no_common_secret: x.no_common_secret,
+                retired_sessions: x.retired_sessions,
+                secrets: sec.secret_ids().iter().map(|id| to_hex(id)).collect(),
                 replayed: x.replayed,
                 malformed: x.malformed,
                 unknown_session: x.unknown_session,

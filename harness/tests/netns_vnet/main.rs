@@ -13,6 +13,7 @@ mod namespaces;
 mod node;
 #[path = "../support/root.rs"]
 mod root;
+mod rotation;
 mod secure;
 
 use std::path::PathBuf;

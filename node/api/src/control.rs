@@ -50,6 +50,9 @@ pub enum Request {
     },
     /// The namespaces this node is a member of or keeps alive.
     NamespaceList,
+    /// Read the overlay secret file again (a rotation step): its first secret is
+    /// preferred, the others still held; edges made under a secret no longer in it close.
+    SecretReload,
     /// Delete a namespace's record from the DHT (and stop keeping it alive).
     NamespaceDelete {
         /// The namespace identifier (of an open namespace).
@@ -175,6 +178,16 @@ pub struct NamespaceEntry {
     pub name: Option<String>,
     /// The virtual IP range (CIDR), once known.
     pub range: Option<String>,
+}
+
+/// The answer to [`Request::SecretReload`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecretsLoaded {
+    /// The ids of the secrets now held (8 hex digits each), the preferred first.
+    pub secrets: Vec<String>,
+    /// Transports whose sessions closed because their secret is no longer held.
+    pub closed: u64,
 }
 
 /// The answer to [`Request::DhtGet`].

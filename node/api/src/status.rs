@@ -138,6 +138,12 @@ pub struct Secure {
     pub handshakes_failed: u64,
     /// A wrong secret or a forgery.
     pub bad_psk_or_mac: u64,
+    /// Handshakes ended for want of an admission secret both sides hold.
+    pub no_common_secret: u64,
+    /// Transports whose sessions closed when their secret was retired.
+    pub retired_sessions: u64,
+    /// The ids of the admission secrets the node holds (8 hex digits), preferred first.
+    pub secrets: Vec<String>,
     /// Replayed messages.
     pub replayed: u64,
     /// Malformed messages.
@@ -206,6 +212,10 @@ pub struct Connection {
     /// until a probe was answered or lost).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_mtu: Option<u16>,
+    /// The id of the admission secret the edge's secure session was made under (a
+    /// direct edge of a node with an overlay secret; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 /// What a connection's edge runs over.

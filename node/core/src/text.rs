@@ -17,6 +17,17 @@ pub fn hex_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// The bytes as lowercase hexadecimal digits (what [`hex_bytes`] reads back).
+pub fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
 /// A 1-based line and column; the column counts characters, not bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {

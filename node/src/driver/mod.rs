@@ -64,12 +64,13 @@ struct Driver {
     next_probe: u64,
 }
 
-/// What makes a node's edges secure: the overlay's admission secret and the node's key
+/// What makes a node's edges secure: the overlay's admission secrets and the node's key
 /// (its P2P address is the key's).
 #[derive(Debug)]
 pub struct Security {
-    /// The overlay's admission secret.
-    pub psk: [u8; 32],
+    /// The overlay's admission secrets (the file `config.overlay_secret` holds them, and
+    /// `ipop-node secret reload` reads it again).
+    pub secrets: crate::identity::Secrets,
     /// The node's key pair.
     pub identity: ipop_core::secure::Identity,
 }
@@ -96,8 +97,10 @@ pub async fn run(config: Config, address: Address, security: Option<Security>) -
         ),
     );
     if let Some(sec) = security {
+        let mut secure = ipop_core::secure::Config::new(sec.secrets.preferred);
+        secure.accept = sec.secrets.also;
         stack.enable_secure(
-            ipop_core::secure::Config::new(sec.psk),
+            secure,
             sec.identity,
             u64::from_le_bytes(seed).rotate_left(29),
         );

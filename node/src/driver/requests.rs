@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ipop_api::control::{Left, NamespaceEntry, NamespaceList};
+use ipop_api::control::{Left, NamespaceEntry, NamespaceList, SecretsLoaded};
 use ipop_core::Address;
 use ipop_core::ipop::Namespace;
 use serde_json::Value;
@@ -88,6 +88,10 @@ impl Driver {
             }
             Request::NamespaceList => {
                 let _ = p.reply.send(control::reply(&self.namespaces()));
+                return;
+            }
+            Request::SecretReload => {
+                let _ = p.reply.send(self.reload_secrets());
                 return;
             }
             Request::NamespaceDelete { id, key } => match named_namespace(id, key) {
@@ -217,4 +221,28 @@ impl Driver {
 fn named_namespace(id: Option<String>, key: Option<String>) -> Result<Namespace, String> {
     vnet::requested_namespace(id.as_deref(), key.as_deref())?
         .ok_or_else(|| "name the namespace: id or key".to_owned())
+}
+
+impl Driver {
+    /// Reads the overlay secret file again and hands its secrets to the secure layer.
+    fn reload_secrets(&mut self) -> Value {
+        let (Some(path), Some(secure)) = (&self.config.overlay_secret, self.stack.secure.as_mut())
+        else {
+            return control::refused("this node runs without an overlay secret (--overlay-secret)");
+        };
+        let secrets = match crate::identity::read_secrets(path) {
+            Ok(s) => s,
+            Err(e) => return control::refused(format!("{e:#}")),
+        };
+        let closed = secure.set_secrets(secrets.preferred, secrets.also);
+        tracing::info!(closed, "overlay secrets reloaded");
+        control::reply(&SecretsLoaded {
+            secrets: secure
+                .secret_ids()
+                .iter()
+                .map(|id| ipop_core::text::to_hex(id))
+                .collect(),
+            closed: closed as u64,
+        })
+    }
 }

@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 use super::namespace::{NamespaceId, NamespaceRecord, RecordError};
 use crate::address::Address;
+use crate::text::to_hex;
 
 /// Bytes of a namespace key.
 pub const KEY_LEN: usize = 32;
@@ -63,7 +64,7 @@ impl NamespaceKey {
 
     /// The key as 64 hexadecimal digits (what a key file holds).
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        to_hex(&self.0)
     }
 
     /// The identifier of the namespace this key makes.
@@ -173,7 +174,7 @@ impl Namespace {
     /// The keyed namespace of `key`.
     pub fn keyed(key: &NamespaceKey) -> Self {
         let cipher = XChaCha20Poly1305::new(&key.derive(b"seal").into());
-        let record_key = format!("ipop/kns/{}", hex(&key.derive(b"record key")[..16]));
+        let record_key = format!("ipop/kns/{}", to_hex(&key.derive(b"record key")[..16]));
         Namespace {
             id: key.id(),
             keys: Some(Keys {
@@ -219,7 +220,7 @@ impl Namespace {
                 h.update(k.ip_salt);
                 h.update(ip.octets());
                 let d: [u8; 32] = h.finalize().into();
-                format!("ipop/kip/{}", hex(&d[..16])).into_bytes()
+                format!("ipop/kip/{}", to_hex(&d[..16])).into_bytes()
             }
             None => self.id.ip_key(ip),
         }
@@ -395,10 +396,6 @@ fn open(k: &Keys, ad: &[u8], sealed: &[u8], out: &mut Vec<u8>) -> bool {
         out.truncate(start);
     }
     ok
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

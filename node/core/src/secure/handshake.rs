@@ -4,11 +4,18 @@
 //! ```text
 //! initiator                                   responder
 //!   HANDSHAKE1 (i_idx, -> e)              ──▶   DH: e·(new e); answer, keep msg2
-//!   ◀──  HANDSHAKE2 (r_idx, i_idx, <- e, ee, s, es)
-//!   HANDSHAKE3 (i_idx, r_idx, -> s, se, psk)  ──▶   session (psk proven)
+//!   ◀──  HANDSHAKE2 (r_idx, i_idx, <- e, ee, s, es, {secret ids})
+//!   HANDSHAKE3 (i_idx, r_idx, id, -> s, se, psk)  ──▶   session (psk proven)
 //!   DATA ... (until the responder's first DATA, HANDSHAKE3 goes again with sends)
 //!   ◀──  DATA (the first one confirms the session to the initiator)
 //! ```
+//!
+//! The psk is chosen per handshake, so that an overlay can change its admission secret
+//! without a moment in which members cannot link: message 2's payload (encrypted to
+//! the initiator) lists the ids of the secrets the responder holds, the initiator takes
+//! the first of its own (its preferred first) that is offered and names it in message
+//! 3's header, and both mix that one in. A node that holds none of the offered secrets
+//! ends the handshake (`no_common_secret`).
 
 use std::time::Instant;
 
@@ -16,8 +23,8 @@ use snow::params::NoiseParams;
 use snow::{Builder, HandshakeState};
 
 use super::session::{Keys, Peer, Retry, Session};
-use super::wire::{NOISE1_LEN, NOISE2_LEN, NOISE3_LEN, Packet};
-use super::{Identity, Opened, Secure};
+use super::wire::{MAX_SECRETS, NOISE1_LEN, NOISE2_MAX, NOISE3_LEN, Packet, SECRET_ID_LEN};
+use super::{Identity, Opened, SecretId, Secure};
 use crate::transport::TransportAddr;
 
 /// The Noise protocol name: X25519, ChaCha20-Poly1305, BLAKE2s, with the admission
@@ -27,7 +34,7 @@ pub const PATTERN: &str = "Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s";
 /// The psk's position in the pattern (`psk3`).
 const PSK_LOCATION: u8 = 3;
 
-/// Room for a handshake payload (ours are empty; a peer's must be too).
+/// Room for a handshake payload (message 2's secret ids; the others are empty).
 const PAYLOAD_ROOM: usize = 64;
 
 /// The handshake parameters for `PATTERN`.
@@ -48,9 +55,9 @@ fn builder<'a>(
 
 fn keys(
     state: HandshakeState,
-    local: u32,
-    remote: u32,
+    (local, remote): (u32, u32),
     initiator: bool,
+    secret: SecretId,
 ) -> Result<Keys, snow::Error> {
     let mut remote_static = [0u8; 32];
     match state.get_remote_static() {
@@ -63,7 +70,17 @@ fn keys(
         local,
         remote,
         initiator,
+        secret,
     })
+}
+
+/// Why an initiator could not answer a message 2.
+#[derive(Debug)]
+pub(crate) enum AnswerError {
+    /// Not authentic (or not for this handshake): the handshake goes on.
+    Noise,
+    /// Authentic, but the responder holds none of our secrets: the handshake is over.
+    NoCommonSecret,
 }
 
 fn ephemeral(noise1: &[u8]) -> [u8; 32] {
@@ -116,16 +133,37 @@ impl Initiation {
         })
     }
 
-    /// Reads message 2 and writes message 3. A message that fails leaves the
-    /// handshake as it was (snow restores its state), so a forgery cannot end it.
-    fn answer(&mut self, noise2: &[u8]) -> Result<[u8; NOISE3_LEN], snow::Error> {
+    /// Reads message 2, chooses the first of `ours` (id and secret, preferred first)
+    /// that the responder offers, and writes message 3 with it. A message that fails
+    /// leaves the handshake as it was (snow restores its state), so a forgery cannot
+    /// end it.
+    fn answer(
+        &mut self,
+        noise2: &[u8],
+        ours: &[(SecretId, [u8; 32])],
+    ) -> Result<([u8; NOISE3_LEN], SecretId), AnswerError> {
         let mut payload = [0u8; PAYLOAD_ROOM];
-        self.state.read_message(noise2, &mut payload)?;
+        let n = self
+            .state
+            .read_message(noise2, &mut payload)
+            .map_err(|_| AnswerError::Noise)?;
+        // The payload's length follows from the datagram's, which the parser checked.
+        let offered = payload[..n.min(MAX_SECRETS * SECRET_ID_LEN)].chunks_exact(SECRET_ID_LEN);
+        let Some((id, secret)) = ours
+            .iter()
+            .find(|(id, _)| offered.clone().any(|o| o == id.as_slice()))
+        else {
+            return Err(AnswerError::NoCommonSecret);
+        };
         let mut noise3 = [0u8; NOISE3_LEN];
-        if self.state.write_message(&[], &mut noise3)? != NOISE3_LEN {
-            return Err(snow::Error::Input);
+        let written = self
+            .state
+            .set_psk(usize::from(PSK_LOCATION), secret)
+            .and_then(|()| self.state.write_message(&[], &mut noise3));
+        match written {
+            Ok(NOISE3_LEN) => Ok((noise3, *id)),
+            _ => Err(AnswerError::Noise),
         }
-        Ok(noise3)
     }
 }
 
@@ -157,15 +195,14 @@ impl Responder {
         let mut state = builder(&s.params, &s.identity, &s.config.psk)?.build_responder()?;
         let mut payload = [0u8; PAYLOAD_ROOM];
         state.read_message(noise1, &mut payload)?;
-        let mut noise2 = [0u8; NOISE2_LEN];
-        if state.write_message(&[], &mut noise2)? != NOISE2_LEN {
-            return Err(snow::Error::Input);
-        }
-        let mut msg2 = Vec::with_capacity(12 + NOISE2_LEN);
+        let offer: Vec<u8> = s.secrets.iter().flat_map(|(id, _)| *id).collect();
+        let mut noise2 = [0u8; NOISE2_MAX];
+        let n = state.write_message(&offer, &mut noise2)?;
+        let mut msg2 = Vec::with_capacity(12 + n);
         Packet::Handshake2 {
             sender: index,
             receiver: remote,
-            noise: &noise2,
+            noise: &noise2[..n],
         }
         .emit(&mut msg2)
         .map_err(|_| snow::Error::Input)?;
@@ -179,14 +216,20 @@ impl Responder {
         })
     }
 
-    /// Reads message 3: the initiator's static key, and proof that it holds the psk.
-    /// It consumes the state: after a failed read snow's cipher key is not restored
-    /// (its checkpoint covers the hash state only), so a failed message 3 ends the
-    /// handshake; the initiator finds out when it stays unconfirmed.
-    fn finish(mut self, noise3: &[u8]) -> Result<Keys, snow::Error> {
+    /// Reads message 3 under the secret it names (`id`, `secret`): the initiator's
+    /// static key, and proof that it holds the psk. It consumes the state: after a
+    /// failed read snow's cipher key is not restored (its checkpoint covers the hash
+    /// state only), so a failed message 3 ends the handshake; the initiator finds out
+    /// when it stays unconfirmed.
+    fn finish(
+        mut self,
+        noise3: &[u8],
+        (id, secret): (SecretId, &[u8; 32]),
+    ) -> Result<Keys, snow::Error> {
         let mut payload = [0u8; PAYLOAD_ROOM];
+        self.state.set_psk(usize::from(PSK_LOCATION), secret)?;
         self.state.read_message(noise3, &mut payload)?;
-        keys(self.state, self.index, self.remote, false)
+        keys(self.state, (self.index, self.remote), false, id)
     }
 }
 
@@ -303,10 +346,17 @@ impl Secure {
             self.stats.unknown_session += 1;
             return Opened::Dropped;
         };
-        let noise3 = match init.answer(noise) {
-            Ok(n) => n,
-            Err(_) => {
+        let (noise3, secret) = match init.answer(noise, &self.secrets) {
+            Ok(answer) => answer,
+            Err(AnswerError::Noise) => {
                 self.stats.bad_psk_or_mac += 1;
+                return Opened::Dropped;
+            }
+            Err(AnswerError::NoCommonSecret) => {
+                // Nothing we could send would be admitted: what waits for it goes.
+                self.remove_peer(from);
+                self.stats.no_common_secret += 1;
+                self.stats.handshakes_failed += 1;
                 return Opened::Dropped;
             }
         };
@@ -319,10 +369,11 @@ impl Secure {
         let emitted = Packet::Handshake3 {
             sender: index,
             receiver: sender,
+            secret,
             noise: &noise3,
         }
         .emit(&mut msg3);
-        let keys = match (emitted, keys(init.state, index, sender, true)) {
+        let keys = match (emitted, keys(init.state, (index, sender), true, secret)) {
             (Ok(()), Ok(k)) => k,
             _ => {
                 self.indexes.remove(&index);
@@ -360,7 +411,7 @@ impl Secure {
         &mut self,
         now: Instant,
         from: TransportAddr,
-        (sender, receiver): (u32, u32),
+        (sender, receiver, secret): (u32, u32, SecretId),
         noise: &[u8],
         datagram: &[u8],
     ) -> Opened {
@@ -375,7 +426,15 @@ impl Secure {
             return Opened::Dropped;
         };
         let index = r.index;
-        let keys = match r.finish(noise) {
+        let Some((_, psk)) = self.secrets.iter().find(|(id, _)| *id == secret) else {
+            // Not one we offered, or retired since: the handshake is over.
+            self.indexes.remove(&index);
+            self.stats.no_common_secret += 1;
+            self.stats.handshakes_failed += 1;
+            self.arm(now);
+            return Opened::Dropped;
+        };
+        let keys = match r.finish(noise, (secret, psk)) {
             Ok(k) => k,
             Err(_) => {
                 // Wrong psk (an outsider), or a forgery: the handshake is over.

@@ -8,7 +8,10 @@
 //! `XXpsk3_25519_ChaChaPoly_BLAKE2s` ([`PATTERN`]), done by the `snow` crate: both sides
 //! learn each other's static key, whose SHA-1 is the peer's P2P address ([`address_of`]),
 //! and the overlay's 32-byte admission secret is the psk, so a node without it completes
-//! no handshake with a member.
+//! no handshake with a member. A node may hold a few secrets at once
+//! ([`Config::accept`]) so that the overlay can rotate its secret while every edge stays
+//! up: each handshake agrees on one both sides hold, and [`Secure::set_secrets`] closes
+//! the sessions made under a secret the node no longer holds.
 //!
 //! What it guarantees: plaintext comes out of `open` only if it was sealed by the
 //! holder of the static key behind the returned address, who holds the psk, on a
@@ -39,7 +42,7 @@ use rand::{Rng, SeedableRng};
 
 pub use handshake::PATTERN;
 pub use identity::{Identity, SIGNATURE_LEN, address_of, verify};
-pub use wire::{DATA_OVERHEAD, MAGIC, MAX_DATAGRAM, MAX_PLAINTEXT, VERSION};
+pub use wire::{DATA_OVERHEAD, MAGIC, MAX_DATAGRAM, MAX_PLAINTEXT, MAX_SECRETS, VERSION};
 
 use crate::address::Address;
 use crate::transport::TransportAddr;
@@ -53,11 +56,32 @@ use session::{OpenError, Peer, Session};
 pub const HANDSHAKE_TIMES: usize = 256;
 const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
+/// How handshakes name an admission secret: see [`secret_id`].
+pub type SecretId = [u8; wire::SECRET_ID_LEN];
+
+/// The id of an admission secret: the first 4 bytes of SHA-256 over a label and the
+/// secret. It tells a node's few secrets apart; it does not reveal them.
+pub fn secret_id(secret: &[u8; 32]) -> SecretId {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"wow overlay secret id")
+        .chain_update(secret)
+        .finalize();
+    let mut id = [0u8; wire::SECRET_ID_LEN];
+    id.copy_from_slice(&digest[..wire::SECRET_ID_LEN]);
+    id
+}
+
 /// The secure layer's parameters. There is no `Default`: the psk must be chosen.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
-    /// The overlay's admission secret (Noise psk). Every member holds the same one.
+    /// The overlay's admission secret (Noise psk). Every member holds the same one; this
+    /// node prefers it when the other side holds it too.
     pub psk: [u8; 32],
+    /// Further admission secrets this node holds during a rotation (the next one, or the
+    /// one being retired): it offers them to initiators and uses them with a node that
+    /// does not hold `psk`. At most [`MAX_SECRETS`]` - 1` (more are ignored).
+    pub accept: Vec<[u8; 32]>,
     /// Most transports with a session or a handshake of ours under way.
     pub max_sessions: usize,
     /// Most plaintext datagrams queued for one transport while its handshake runs.
@@ -83,6 +107,7 @@ impl Config {
     pub fn new(psk: [u8; 32]) -> Config {
         Config {
             psk,
+            accept: Vec::new(),
             max_sessions: 1024,
             max_queued_per_peer: 32,
             max_queued_total: 1024,
@@ -91,6 +116,19 @@ impl Config {
             session_idle: Duration::from_secs(180),
             rekey_after: Duration::from_secs(120),
         }
+    }
+
+    /// Every secret held, with its id: `psk` first, then `accept` without repeats, at
+    /// most [`MAX_SECRETS`].
+    pub fn secrets(&self) -> Vec<(SecretId, [u8; 32])> {
+        let mut all: Vec<(SecretId, [u8; 32])> = Vec::with_capacity(MAX_SECRETS);
+        for s in std::iter::once(&self.psk).chain(&self.accept) {
+            let id = secret_id(s);
+            if all.len() < MAX_SECRETS && !all.iter().any(|(i, _)| *i == id) {
+                all.push((id, *s));
+            }
+        }
+        all
     }
 
     fn normalized(mut self) -> Config {
@@ -113,6 +151,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("psk", &"<secret>")
+            .field("accept", &format_args!("<{} secrets>", self.accept.len()))
             .field("max_sessions", &self.max_sessions)
             .field("max_queued_per_peer", &self.max_queued_per_peer)
             .field("max_queued_total", &self.max_queued_total)
@@ -137,6 +176,12 @@ pub struct Stats {
     pub handshakes_failed: u64,
     /// Handshake messages and DATA that failed authentication (wrong psk, forgery).
     pub bad_psk_or_mac: u64,
+    /// Handshakes ended because the two sides hold no admission secret in common (an
+    /// outsider with a secret of its own, or a member not yet given the new one).
+    pub no_common_secret: u64,
+    /// Transports whose sessions were closed because their secret was retired
+    /// ([`Secure::set_secrets`]).
+    pub retired_sessions: u64,
     /// DATA whose nonce was seen already or is older than the replay window.
     pub replayed: u64,
     /// Datagrams that did not parse.
@@ -174,6 +219,8 @@ pub enum Opened {
 /// The secure layer of one node: sessions with the transports it talks to.
 pub struct Secure {
     config: Config,
+    /// `config.secrets()`, kept.
+    secrets: Vec<(SecretId, [u8; 32])>,
     identity: Identity,
     params: snow::params::NoiseParams,
     rng: Xoshiro256PlusPlus,
@@ -211,6 +258,7 @@ impl Secure {
         let config = config.normalized();
         let outbox = Outbox::new(config.max_queued_total + 4 * config.max_sessions);
         Secure {
+            secrets: config.secrets(),
             config,
             identity,
             params: handshake::params(),
@@ -229,6 +277,49 @@ impl Secure {
     /// This node's identity.
     pub fn identity(&self) -> &Identity {
         &self.identity
+    }
+
+    /// The ids of the admission secrets this node holds, the preferred one first.
+    pub fn secret_ids(&self) -> Vec<SecretId> {
+        self.secrets.iter().map(|(id, _)| *id).collect()
+    }
+
+    /// Changes the admission secrets (a rotation): `psk` is preferred from now on,
+    /// `accept` still held. Sessions made under another secret that is still held rekey
+    /// when they next seal, so that they move to `psk` where the peer holds it too.
+    /// Sessions made under a secret no longer held are closed at once (with their
+    /// transport's queue and handshakes), so that a node that only knows a retired
+    /// secret keeps no edge; the next datagram to such a transport handshakes again
+    /// under a secret held now. Returns how many transports lost their sessions.
+    pub fn set_secrets(&mut self, psk: [u8; 32], accept: Vec<[u8; 32]>) -> usize {
+        self.config.psk = psk;
+        self.config.accept = accept;
+        self.secrets = self.config.secrets();
+        let held = self.secret_ids();
+        let retired = |s: &Option<Session>| s.as_ref().is_some_and(|s| !held.contains(&s.secret));
+        let mut stale = Vec::new();
+        for (t, peer) in &mut self.peers {
+            if retired(&peer.current) {
+                stale.push(*t);
+                continue;
+            }
+            if let Some(s) = peer.current.as_mut().filter(|s| s.secret != held[0]) {
+                s.rekey_due = s.created;
+            }
+            // A rekey's new session, or the replaced one kept for receiving.
+            for slot in [&mut peer.next, &mut peer.previous] {
+                if retired(slot) {
+                    if let Some(s) = slot.take() {
+                        self.indexes.remove(&s.local);
+                    }
+                }
+            }
+        }
+        for t in &stale {
+            self.remove_peer(*t);
+        }
+        self.stats.retired_sessions += stale.len() as u64;
+        stale.len()
     }
 
     /// A datagram received from `from`. Handshake messages are consumed (answers queued
@@ -259,8 +350,9 @@ impl Secure {
             wire::Packet::Handshake3 {
                 sender,
                 receiver,
+                secret,
                 noise,
-            } => self.handle_msg3(now, from, (sender, receiver), noise, datagram),
+            } => self.handle_msg3(now, from, (sender, receiver, secret), noise, datagram),
             wire::Packet::Data {
                 receiver,
                 nonce,
@@ -312,6 +404,11 @@ impl Secure {
     pub fn peer(&self, t: TransportAddr) -> Option<Address> {
         let s = self.peers.get(&t)?.current.as_ref()?;
         s.confirmed().then_some(s.address)
+    }
+
+    /// The admission secret the current session with `t` was made under.
+    pub fn session_secret(&self, t: TransportAddr) -> Option<SecretId> {
+        Some(self.peers.get(&t)?.current.as_ref()?.secret)
     }
 
     /// The driver lost the transport (a TCP stream closed): its sessions, handshakes and

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use snow::StatelessTransportState;
 
+use super::SecretId;
 use super::handshake::Initiation;
 use super::replay::ReplayWindow;
 use super::wire::{self, TAG_LEN};
@@ -93,6 +94,8 @@ pub(crate) struct Session {
     pub(crate) remote_static: [u8; 32],
     /// Whether we initiated the handshake.
     pub(crate) initiator: bool,
+    /// The admission secret the handshake mixed in.
+    pub(crate) secret: SecretId,
     state: StatelessTransportState,
     send_nonce: u64,
     window: ReplayWindow,
@@ -123,6 +126,7 @@ pub(crate) struct Keys {
     pub(crate) local: u32,
     pub(crate) remote: u32,
     pub(crate) initiator: bool,
+    pub(crate) secret: SecretId,
 }
 
 impl Session {
@@ -135,6 +139,7 @@ impl Session {
             address: super::address_of(&keys.remote_static),
             remote_static: keys.remote_static,
             initiator: keys.initiator,
+            secret: keys.secret,
             state: keys.state,
             send_nonce: 0,
             window: ReplayWindow::default(),

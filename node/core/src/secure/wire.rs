@@ -3,7 +3,8 @@
 //! A 4-byte header like the overlay's, with its own magic `"WS"` so that the two can
 //! never be confused, then one of four bodies. [`parse`] borrows the Noise bytes and the
 //! ciphertext from the datagram; [`Packet::emit`] appends a datagram to a caller's
-//! buffer. Handshake messages have exact lengths (the handshake carries no payload), so a
+//! buffer. Handshake messages have exact lengths (only message 2 carries a payload, the
+//! responder's admission secrets as 4-byte ids, 1 to [`MAX_SECRETS`] of them), so a
 //! parser checks every length against a constant and never trusts one from the wire.
 
 use crate::wire::{Error, Reader};
@@ -11,7 +12,7 @@ use crate::wire::{Error, Reader};
 /// The first two bytes of every secure datagram.
 pub const MAGIC: [u8; 2] = *b"WS";
 /// The secure layer's wire version.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Length of the header (magic, version, kind).
 pub(crate) const HEADER_LEN: usize = 4;
 /// Largest datagram (what a TCP frame's 2-byte length can carry).
@@ -25,8 +26,16 @@ pub const MAX_PLAINTEXT: usize = MAX_DATAGRAM - DATA_OVERHEAD;
 
 /// Noise message 1 of `XXpsk3` with an empty payload: `e` and the payload's tag.
 pub(crate) const NOISE1_LEN: usize = 32 + TAG_LEN;
-/// Noise message 2: `e`, the encrypted `s`, the payload's tag.
-pub(crate) const NOISE2_LEN: usize = 32 + 32 + TAG_LEN + TAG_LEN;
+/// Length of an admission secret's id (see `secure::secret_id`).
+pub(crate) const SECRET_ID_LEN: usize = 4;
+/// Most admission secrets a node holds at once (during a rotation: the new and the old).
+pub const MAX_SECRETS: usize = 4;
+/// Noise message 2 with an empty payload: `e`, the encrypted `s`, the payload's tag.
+const NOISE2_BASE: usize = 32 + 32 + TAG_LEN + TAG_LEN;
+/// Shortest Noise message 2: its payload offers one secret id.
+pub(crate) const NOISE2_MIN: usize = NOISE2_BASE + SECRET_ID_LEN;
+/// Longest Noise message 2: its payload offers [`MAX_SECRETS`] ids.
+pub(crate) const NOISE2_MAX: usize = NOISE2_BASE + MAX_SECRETS * SECRET_ID_LEN;
 /// Noise message 3: the encrypted `s`, the payload's tag.
 pub(crate) const NOISE3_LEN: usize = 32 + TAG_LEN + TAG_LEN;
 
@@ -43,16 +52,19 @@ pub(crate) mod kind {
 pub(crate) enum Packet<'a> {
     /// Initiator → responder: the initiator's index and Noise message 1.
     Handshake1 { sender: u32, noise: &'a [u8] },
-    /// Responder → initiator: both indexes and Noise message 2.
+    /// Responder → initiator: both indexes and Noise message 2, whose payload is the
+    /// ids of the admission secrets the responder holds.
     Handshake2 {
         sender: u32,
         receiver: u32,
         noise: &'a [u8],
     },
-    /// Initiator → responder: both indexes and Noise message 3.
+    /// Initiator → responder: both indexes, the id of the admission secret (the psk) the
+    /// initiator chose among those offered, and Noise message 3.
     Handshake3 {
         sender: u32,
         receiver: u32,
+        secret: [u8; SECRET_ID_LEN],
         noise: &'a [u8],
     },
     /// A sealed transport message for the receiver's session `receiver`.
@@ -74,16 +86,32 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Packet<'_>, Error> {
             sender: r.u32()?,
             noise: r.bytes(NOISE1_LEN)?,
         },
-        kind::HANDSHAKE2 => Packet::Handshake2 {
-            sender: r.u32()?,
-            receiver: r.u32()?,
-            noise: r.bytes(NOISE2_LEN)?,
-        },
-        kind::HANDSHAKE3 => Packet::Handshake3 {
-            sender: r.u32()?,
-            receiver: r.u32()?,
-            noise: r.bytes(NOISE3_LEN)?,
-        },
+        kind::HANDSHAKE2 => {
+            let (sender, receiver) = (r.u32()?, r.u32()?);
+            let noise = r.rest();
+            if noise.len() < NOISE2_MIN {
+                return Err(Error::Truncated);
+            }
+            if !noise2_len_ok(noise.len()) {
+                return Err(Error::BadValue);
+            }
+            return Ok(Packet::Handshake2 {
+                sender,
+                receiver,
+                noise,
+            });
+        }
+        kind::HANDSHAKE3 => {
+            let (sender, receiver) = (r.u32()?, r.u32()?);
+            let mut secret = [0u8; SECRET_ID_LEN];
+            secret.copy_from_slice(r.bytes(SECRET_ID_LEN)?);
+            Packet::Handshake3 {
+                sender,
+                receiver,
+                secret,
+                noise: r.bytes(NOISE3_LEN)?,
+            }
+        }
         kind::DATA => {
             let receiver = r.u32()?;
             let nonce = r.u64()?;
@@ -103,6 +131,12 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Packet<'_>, Error> {
     Ok(packet)
 }
 
+/// Whether a Noise message 2 of `len` bytes carries a whole number of secret ids, from
+/// one to [`MAX_SECRETS`].
+pub(crate) fn noise2_len_ok(len: usize) -> bool {
+    (NOISE2_MIN..=NOISE2_MAX).contains(&len) && (len - NOISE2_BASE) % SECRET_ID_LEN == 0
+}
+
 impl Packet<'_> {
     fn kind(&self) -> u8 {
         match self {
@@ -118,7 +152,8 @@ impl Packet<'_> {
     pub(crate) fn emit(&self, buf: &mut Vec<u8>) -> Result<(), Error> {
         let (noise_len, body) = match *self {
             Packet::Handshake1 { noise, .. } => (NOISE1_LEN, noise),
-            Packet::Handshake2 { noise, .. } => (NOISE2_LEN, noise),
+            Packet::Handshake2 { noise, .. } if noise2_len_ok(noise.len()) => (noise.len(), noise),
+            Packet::Handshake2 { .. } => return Err(Error::BadValue),
             Packet::Handshake3 { noise, .. } => (NOISE3_LEN, noise),
             Packet::Data { ciphertext, .. } => {
                 if ciphertext.len() < TAG_LEN || ciphertext.len() > MAX_PLAINTEXT + TAG_LEN {
@@ -137,12 +172,19 @@ impl Packet<'_> {
             Packet::Handshake1 { sender, .. } => buf.extend_from_slice(&sender.to_be_bytes()),
             Packet::Handshake2 {
                 sender, receiver, ..
-            }
-            | Packet::Handshake3 {
-                sender, receiver, ..
             } => {
                 buf.extend_from_slice(&sender.to_be_bytes());
                 buf.extend_from_slice(&receiver.to_be_bytes());
+            }
+            Packet::Handshake3 {
+                sender,
+                receiver,
+                secret,
+                ..
+            } => {
+                buf.extend_from_slice(&sender.to_be_bytes());
+                buf.extend_from_slice(&receiver.to_be_bytes());
+                buf.extend_from_slice(&secret);
             }
             Packet::Data {
                 receiver, nonce, ..
@@ -176,7 +218,9 @@ mod tests {
         (1u8..=4, any::<u32>(), any::<u32>(), any::<u64>()).prop_flat_map(|(k, s, r, n)| {
             let len = match k {
                 kind::HANDSHAKE1 => (NOISE1_LEN..=NOISE1_LEN).boxed(),
-                kind::HANDSHAKE2 => (NOISE2_LEN..=NOISE2_LEN).boxed(),
+                kind::HANDSHAKE2 => (1..=MAX_SECRETS)
+                    .prop_map(|k| NOISE2_BASE + k * SECRET_ID_LEN)
+                    .boxed(),
                 kind::HANDSHAKE3 => (NOISE3_LEN..=NOISE3_LEN).boxed(),
                 _ => (TAG_LEN..=TAG_LEN + 300).boxed(),
             };
@@ -200,6 +244,7 @@ mod tests {
             kind::HANDSHAKE3 => Packet::Handshake3 {
                 sender: s,
                 receiver: r,
+                secret: n.to_be_bytes()[..SECRET_ID_LEN].try_into().unwrap(),
                 noise: b,
             },
             _ => Packet::Data {
@@ -219,9 +264,15 @@ mod tests {
             prop_assert_eq!(parse(&buf), Ok(p));
             // Every strict prefix fails to parse; one more byte is trailing (handshakes).
             for cut in 0..buf.len() {
-                prop_assert!(parse(&buf[..cut]).is_err() || k == kind::DATA && cut >= DATA_OVERHEAD);
+                let variable = k == kind::DATA && cut >= DATA_OVERHEAD
+                    || k == kind::HANDSHAKE2 && noise2_len_ok(cut.saturating_sub(HEADER_LEN + 8));
+                prop_assert!(parse(&buf[..cut]).is_err() || variable);
             }
-            if k != kind::DATA {
+            if k == kind::HANDSHAKE2 {
+                // One more byte is not a whole id; one more id may be too many.
+                buf.push(0);
+                prop_assert_eq!(parse(&buf), Err(Error::BadValue));
+            } else if k != kind::DATA {
                 buf.push(0);
                 prop_assert_eq!(parse(&buf), Err(Error::TrailingBytes));
             }
@@ -244,8 +295,8 @@ mod tests {
         bad[1] = b'O';
         assert_eq!(parse(&bad), Err(Error::BadMagic));
         let mut bad = buf.clone();
-        bad[2] = 2;
-        assert_eq!(parse(&bad), Err(Error::UnsupportedVersion(2)));
+        bad[2] = 1;
+        assert_eq!(parse(&bad), Err(Error::UnsupportedVersion(1)));
         let mut bad = buf.clone();
         bad[3] = 9;
         assert_eq!(parse(&bad), Err(Error::UnknownKind(9)));

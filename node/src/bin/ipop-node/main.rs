@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ipop_api::Status;
 use ipop_api::control::{
-    DhtDone, NamespaceCreated, NamespaceList, NamespaceRecord, ProbeReply, Request,
+    DhtDone, NamespaceCreated, NamespaceList, NamespaceRecord, ProbeReply, Request, SecretsLoaded,
 };
 use ipop_node::config::Config;
 use ipop_node::{control, identity};
@@ -78,7 +78,27 @@ enum Command {
     ConfigExample,
     /// Print a new overlay admission secret (64 hexadecimal digits): save it to a file
     /// only the node's user can read and give it to every node with --overlay-secret.
-    Secret,
+    Secret {
+        #[command(subcommand)]
+        action: Option<SecretCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretCommand {
+    /// Make a running node read its overlay secret file again, a step of a rotation.
+    /// The file holds one secret per line, the preferred first. To rotate without a
+    /// moment in which members cannot link: put the new secret first and keep the old
+    /// one on a second line on every node, reload each; then remove the old line and
+    /// reload each again. Edges made under a secret no longer held close at once and
+    /// link again under one that is.
+    Reload {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -364,7 +384,24 @@ fn main() -> ExitCode {
             print!("{}", ipop_node::config::EXAMPLE);
             Ok(())
         }
-        Some(Command::Secret) => identity::new_secret().map(|s| println!("{s}")),
+        Some(Command::Secret { action: None }) => identity::new_secret().map(|s| println!("{s}")),
+        Some(Command::Secret {
+            action: Some(SecretCommand::Reload { json, socket }),
+        }) => {
+            if *json {
+                socket
+                    .request(&Request::SecretReload)
+                    .map(|s| println!("{s}"))
+            } else {
+                socket.ask(&Request::SecretReload).map(|l: SecretsLoaded| {
+                    println!(
+                        "secrets held: {} (the first preferred); edges closed: {}",
+                        l.secrets.join(", "),
+                        l.closed
+                    );
+                })
+            }
+        }
         Some(Command::Status { json: true, socket }) => {
             socket.request(&Request::Status).map(|s| println!("{s}"))
         }

@@ -153,7 +153,7 @@ pub(crate) fn run_node(args: &RunArgs) -> Result<()> {
     // the hash of its one virtual address.
     let security = match &config.overlay_secret {
         Some(path) => Some(driver::Security {
-            psk: identity::read_secret(path)?,
+            secrets: identity::read_secrets(path)?,
             identity: identity::load_or_create_key(&config.key_file)?,
         }),
         None => None,
