@@ -323,6 +323,7 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
             refused_replicas: stack.dht.refused_replicas(),
             unverified: stack.dht.unverified(),
             forged: stack.dht.forged(),
+            misplaced: stack.dht.misplaced(),
         },
         dropped_unclaimed: stack.dropped_unclaimed(),
         ipop: None,

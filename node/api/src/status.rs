@@ -317,6 +317,8 @@ pub struct Dht {
     /// Records whose owner's certificate does not certify them: copies and answers to
     /// reads.
     pub forged: u64,
+    /// Replies to this node's operations from a node too far from the key to hold it.
+    pub misplaced: u64,
 }
 
 #[cfg(test)]

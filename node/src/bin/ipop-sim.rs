@@ -268,6 +268,7 @@ fn to_json(args: &Args, scenario: &Scenario, r: &Report, wall_s: f64, rss: Optio
         "link_attempts_refused": r.link_attempts_refused,
         "dht_refused_replicas": r.dht_refused_replicas,
         "dht_forged": r.dht_forged,
+        "dht_misplaced": r.dht_misplaced,
         "wall_s": wall_s,
         "peak_rss_mib": rss,
     });
@@ -389,8 +390,12 @@ fn print_summary(r: &Report, wall_s: f64, rss: Option<f64>) {
         );
     }
     println!(
-        "refused by limits: {} CTM requests, {} link attempts, {} DHT copies ({} forged)",
-        r.ctm_refused, r.link_attempts_refused, r.dht_refused_replicas, r.dht_forged
+        "refused by limits: {} CTM requests, {} link attempts, {} DHT copies ({} forged), {} misplaced DHT replies",
+        r.ctm_refused,
+        r.link_attempts_refused,
+        r.dht_refused_replicas,
+        r.dht_forged,
+        r.dht_misplaced
     );
     println!(
         "{:.1} virtual s, {} datagrams ({} lost), {} events; wall {:.1} s, peak RSS {}",

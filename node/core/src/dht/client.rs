@@ -14,6 +14,22 @@ use super::wire::{Op, Reply, Request, Status};
 use super::{DhtError, Outcome, RequestId};
 use crate::address::Address;
 
+/// How many mean gaps between ring neighbours a replica of a sub-key may be from it. A
+/// reply from a node farther away is no replica's (a node on the request's path that
+/// answers in its own name): Castro et al.'s density test ("Secure routing for
+/// structured peer-to-peer overlay networks", OSDI 2002), with the mean gap estimated
+/// from this node's own ring neighbourhood. The two replicas bracket the sub-key, so
+/// each is within the one gap that holds it; 32 mean gaps leave room for a gap many
+/// times the mean and for an estimate that is several times off.
+pub(crate) const REPLICA_GAPS: f64 = 32.0;
+
+/// Whether `replier` is near enough to `sub_key` to be one of its replicas, on a ring
+/// of about `network_size` nodes.
+pub(crate) fn near_enough(replier: Address, sub_key: Address, network_size: f64) -> bool {
+    let gap = 2f64.powi(160) / network_size.max(1.0);
+    replier.ring_distance(sub_key).as_f64() <= REPLICA_GAPS * gap
+}
+
 /// What one sub-key answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SubResult {

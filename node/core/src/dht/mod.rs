@@ -132,6 +132,7 @@ pub struct Dht {
     refused_replicas: u64,
     unverified: u64,
     forged: u64,
+    misplaced: u64,
 }
 
 /// The address of sub-key `i` of `key`.
@@ -169,6 +170,7 @@ impl Dht {
             refused_replicas: 0,
             unverified: 0,
             forged: 0,
+            misplaced: 0,
         }
     }
 
@@ -264,6 +266,13 @@ impl Dht {
     /// answers to this node's reads.
     pub fn forged(&self) -> u64 {
         self.forged
+    }
+
+    /// Replies to this node's operations dropped because their sender is too far from
+    /// the sub-key on the ring to be one of its replicas (see [`client::REPLICA_GAPS`]):
+    /// a node on the request's path that answered in its own name.
+    pub fn misplaced(&self) -> u64 {
+        self.misplaced
     }
 
     /// Records this node holds as a replica.
@@ -385,7 +394,14 @@ impl Dht {
             wire::REPLY => {
                 if let Ok(reply) = Reply::parse(payload) {
                     if let Some(op) = self.ops.iter_mut().find(|o| o.op_id == reply.op_id) {
-                        if !op.on_reply(now, &reply) {
+                        let size = node.network_size_estimate();
+                        let placed = op
+                            .subs
+                            .get(usize::from(reply.sub))
+                            .is_none_or(|s| client::near_enough(header.src, s.addr, size));
+                        if !placed {
+                            self.misplaced += 1;
+                        } else if !op.on_reply(now, &reply) {
                             self.forged += 1;
                         }
                     }
@@ -410,7 +426,8 @@ impl Dht {
             return;
         }
         self.next_tick = now + self.config.tick;
-        self.store.purge(now);
+        let unix_now = self.clock.unix_ms(now);
+        self.store.purge(now, unix_now, &self.limits());
         if node.is_correctly_connected() {
             self.migrate(now, node);
         }

@@ -3,6 +3,13 @@
 //! reaches a replica, see `owner`), whose serial orders writes, and per-peer quotas (each
 //! record counts against the peer the caller names: see `replica::quota_holder` for
 //! which one that is).
+//!
+//! A write that a later one replaced stays valid, signed by its owner, until its own
+//! end (`serial + ttl_s`); while the record that replaced it lives, its serial refuses a
+//! replay of the older write. So that a record gone before the writes it replaced does
+//! not let them be replayed, each record remembers the latest end of the writes it
+//! replaced (`guard_until_ms`), and when it expires sooner a [`Guard`] keeps its serial
+//! until then.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -27,6 +34,24 @@ pub(crate) struct Record {
     pub(crate) value: Vec<u8>,
     /// The partner this record was last copied to.
     pub(crate) pushed_to: Option<Address>,
+    /// The latest end (Unix ms) of the writes this record replaced: until then a replay
+    /// of one of them must still find a later serial here.
+    guard_until_ms: u64,
+}
+
+/// What is left of an expired record while a write it replaced could still be
+/// replayed: its serial, which a write must exceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Guard {
+    serial: u64,
+    /// The end of the writes it guards against (Unix ms), and when that is here.
+    until_ms: u64,
+    expires: Instant,
+}
+
+/// When a write signed at `serial` with `ttl_s` ends, in Unix ms.
+fn write_end_ms(cert: &Cert) -> u64 {
+    cert.serial.saturating_add(u64::from(cert.ttl_s) * 1000)
 }
 
 impl Record {
@@ -98,6 +123,9 @@ pub(crate) struct Limits {
 pub(crate) struct Store {
     records: BTreeMap<Address, Record>,
     per_peer: BTreeMap<Address, usize>,
+    /// Sub-keys whose record expired while a write it replaced was still valid (at most
+    /// as many as the records limit; the one that ends first gives way).
+    guards: BTreeMap<Address, Guard>,
 }
 
 impl Store {
@@ -132,12 +160,32 @@ impl Store {
         }
     }
 
-    fn insert(&mut self, sub_key: Address, rec: Record) {
+    /// Stores `rec` for `sub_key`; what it replaces (a record, or a guard) passes on
+    /// the ends of the writes replaced.
+    fn insert(&mut self, sub_key: Address, mut rec: Record) {
         let charged = rec.charged;
+        if let Some(g) = self.guards.remove(&sub_key) {
+            rec.guard_until_ms = rec.guard_until_ms.max(g.until_ms);
+        }
+        if let Some(old) = self.records.get(&sub_key) {
+            rec.guard_until_ms = rec
+                .guard_until_ms
+                .max(old.guard_until_ms)
+                .max(write_end_ms(&old.cert));
+        }
         if let Some(old) = self.records.insert(sub_key, rec) {
             self.uncharge(old.charged);
         }
         *self.per_peer.entry(charged).or_default() += 1;
+    }
+
+    /// The serial a write for `sub_key` must exceed: the held record's (live or
+    /// tombstone), or its guard's.
+    fn floor(&self, sub_key: &Address) -> Option<u64> {
+        self.records
+            .get(sub_key)
+            .map(|r| r.cert.serial)
+            .or_else(|| self.guards.get(sub_key).map(|g| g.serial))
     }
 
     /// Whether a record for `sub_key` from `peer` fits: a replacement always does, a new
@@ -156,8 +204,11 @@ impl Store {
         self.per_peer.get(&peer).copied().unwrap_or(0)
     }
 
-    /// Drops expired records (tombstones included).
-    pub(crate) fn purge(&mut self, now: Instant) {
+    /// Drops expired records (tombstones included) and guards; a record that goes
+    /// while a write it replaced is still valid (the wall clock reads `unix_now_ms`)
+    /// leaves a guard until that write's end.
+    pub(crate) fn purge(&mut self, now: Instant, unix_now_ms: u64, limits: &Limits) {
+        self.guards.retain(|_, g| g.expires > now);
         let expired: Vec<Address> = self
             .records
             .iter()
@@ -165,7 +216,25 @@ impl Store {
             .map(|(k, _)| *k)
             .collect();
         for k in expired {
-            self.remove(&k);
+            let Some(rec) = self.remove(&k) else {
+                continue;
+            };
+            let left = rec.guard_until_ms.saturating_sub(unix_now_ms);
+            if left == 0 {
+                continue;
+            }
+            if self.guards.len() >= limits.total {
+                let first = self.guards.iter().min_by_key(|(_, g)| g.expires);
+                if let Some(first) = first.map(|(k, _)| *k) {
+                    self.guards.remove(&first);
+                }
+            }
+            let guard = Guard {
+                serial: rec.cert.serial,
+                until_ms: rec.guard_until_ms,
+                expires: expiry(now, Duration::from_millis(left).min(limits.max_ttl)),
+            };
+            self.guards.insert(k, guard);
         }
     }
 
@@ -189,8 +258,9 @@ impl Store {
         let live = existing.filter(|r| r.live(now));
         // A retransmission of a request already applied gets the same answer.
         let repeat = existing.is_some_and(|r| r.cert.op_id == req.op_id && r.creator == requester);
-        // A replayed write is not later than the one held (deleted or not).
-        let stale = existing.is_some_and(|r| req.serial <= r.cert.serial);
+        // A replayed write is not later than the one held (deleted or not), or than
+        // the one that expired before a write it replaced.
+        let stale = self.floor(&sub_key).is_some_and(|f| req.serial <= f);
         let ttl = time_left(req.serial, req.ttl_s, unix_now_ms).min(limits.max_ttl);
         let Ok(proof) = <[u8; PROOF_LEN]>::try_from(req.proof) else {
             return if req.op == Op::Get {
@@ -223,6 +293,7 @@ impl Store {
                     };
                     if let Some(rec) = self.records.get_mut(&sub_key) {
                         // The tombstone lives as long as the record would have.
+                        rec.guard_until_ms = rec.guard_until_ms.max(write_end_ms(&rec.cert));
                         rec.tombstone = true;
                         rec.rev = next_rev;
                         rec.value.clear();
@@ -284,6 +355,7 @@ impl Store {
                 expires: expiry(now, ttl),
                 value: req.value.to_vec(),
                 pushed_to: None,
+                guard_until_ms: 0,
             },
         );
         Status::Ok
@@ -302,10 +374,11 @@ impl Store {
         sender: Address,
         limits: &Limits,
     ) -> bool {
-        if let Some(existing) = self.records.get(&rec.sub_key) {
-            if existing.cert.serial >= rec.cert.serial {
-                return false;
-            }
+        if self
+            .floor(&rec.sub_key)
+            .is_some_and(|f| f >= rec.cert.serial)
+        {
+            return false;
         }
         let mut ttl = Duration::from_millis(u64::from(rec.ttl_left_ms)).min(limits.max_ttl);
         if !rec.tombstone {
@@ -327,6 +400,7 @@ impl Store {
                 expires: expiry(now, ttl),
                 value: rec.value.to_vec(),
                 pushed_to: None,
+                guard_until_ms: 0,
             },
         );
         true

@@ -21,6 +21,7 @@ struct Req {
     value: Vec<u8>,
     proof: Vec<u8>,
     new_owner: Vec<u8>,
+    ttl_s: u32,
 }
 
 impl Req {
@@ -33,13 +34,18 @@ impl Req {
             proof: &self.proof,
             new_owner: &self.new_owner,
             value: &self.value,
-            ttl_s: 10,
+            ttl_s: self.ttl_s,
             serial: UNIX + self.op_id,
         }
     }
 }
 
 fn req(op: Op, op_id: u64, password: &[u8], value: &[u8]) -> Req {
+    req_ttl(op, op_id, password, value, 10)
+}
+
+/// As [`req`], with a TTL of `ttl_s`.
+fn req_ttl(op: Op, op_id: u64, password: &[u8], value: &[u8], ttl_s: u32) -> Req {
     let new_owner = if op == Op::Recreate {
         OwnerKey::derive(b"key", b"new").public().to_vec()
     } else {
@@ -51,6 +57,7 @@ fn req(op: Op, op_id: u64, password: &[u8], value: &[u8]) -> Req {
         value: value.to_vec(),
         proof: Vec::new(),
         new_owner,
+        ttl_s,
     };
     r.proof = OwnerKey::derive(b"key", password).prove(&r.get()).to_vec();
     r
@@ -161,8 +168,70 @@ fn values_vanish_at_ttl_and_quotas_hold() {
             "record {i}"
         );
     }
-    s.purge(now + Duration::from_secs(11));
+    s.purge(now + Duration::from_secs(11), UNIX + 11_000, &LIMITS);
     assert_eq!(s.len(), 0);
+    assert!(s.guards.is_empty(), "they replaced nothing");
+}
+
+#[test]
+fn a_write_replaced_by_a_shorter_one_cannot_be_replayed_after_that_one_expired() {
+    let now = Instant::now();
+    let (k, a, b) = (
+        Address::from_bytes([1; 20]),
+        Address::from_bytes([2; 20]),
+        Address::from_bytes([3; 20]),
+    );
+    let apply = |s: &mut Store, who, r: &Req| s.apply(now, UNIX, k, who, who, &r.get(), &LIMITS);
+    let create = req_ttl(Op::Create, 1, b"a", b"a's", 3600);
+    // A created for an hour, deleted; B created for a minute. Or A renewed for a
+    // minute. Either way the one-hour create is replaced by a write that ends first.
+    for second in [
+        vec![
+            req(Op::Delete, 2, b"a", b""),
+            req_ttl(Op::Create, 3, b"b", b"b's", 60),
+        ],
+        vec![req_ttl(Op::Recreate, 3, b"a", b"renewed", 60)],
+    ] {
+        let mut s = Store::default();
+        assert_eq!(apply(&mut s, a, &create), Status::Ok);
+        for r in &second {
+            assert_eq!(apply(&mut s, b, r), Status::Ok);
+        }
+        let later = now + Duration::from_secs(61);
+        s.purge(later, UNIX + 61_000, &LIMITS);
+        assert!(s.get(&k).is_none(), "the one-minute record is gone");
+        // A replay of the one-hour create is refused, by the apply and by a copy.
+        let replay = s.apply(later, UNIX + 61_000, k, b, b, &create.get(), &LIMITS);
+        assert_eq!(replay, Status::Stale);
+        let copy = RecordRepr {
+            sub_key: k,
+            sub: 0,
+            key: b"key",
+            rev: 1,
+            tombstone: false,
+            creator: a,
+            cert: Cert {
+                owner: OwnerKey::derive(b"key", b"a").public(),
+                write: Op::Create,
+                op_id: 1,
+                serial: UNIX + 1,
+                ttl_s: 3600,
+                proof: create.proof.clone().try_into().unwrap(),
+            },
+            ttl_left_ms: 3_000_000,
+            value: b"a's",
+        };
+        assert!(!s.merge(later, UNIX + 61_000, &copy, b, &LIMITS));
+        // A new write goes through, and the guard ends with the hour.
+        let fresh = req_ttl(Op::Create, 100_000, b"c", b"c's", 60);
+        let at = UNIX + 100_000;
+        assert_eq!(
+            s.apply(later, at, k, b, b, &fresh.get(), &LIMITS),
+            Status::Ok
+        );
+        s.purge(later + Duration::from_secs(3600), at + 3_600_000, &LIMITS);
+        assert!(s.get(&k).is_none() && s.guards.is_empty());
+    }
 }
 
 #[test]

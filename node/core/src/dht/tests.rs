@@ -498,3 +498,52 @@ fn a_read_drops_values_their_owner_did_not_sign() {
     assert_eq!(got.result, Ok(Outcome::Values(vec![b"real".to_vec()])));
     assert_eq!(sim.node(reader).stack.dht.forged(), 10);
 }
+
+#[test]
+fn a_write_status_from_a_node_far_from_the_sub_key_is_not_believed() {
+    let mut sim = overlay_with(100, 11, 0.0, Config::default());
+    let key = b"placed/key";
+    let writer = 5;
+    let id = sim
+        .act_dht(writer, |d, n, t| d.create(t, n, key, b"pw", b"mine", HOUR))
+        .unwrap();
+    // Before any replica answers, for every sub-key the node farthest from it on the ring
+    // says "the key exists" in its own name (its source verified, as a forwarder's is).
+    let op_id = sim.node(writer).stack.dht.ops[0].op_id;
+    let addresses: Vec<Address> = (0..100).map(|i| sim.node(i).stack.node.address()).collect();
+    for sub in 0..5u8 {
+        let sk = sub_key(key, sub);
+        let far = *addresses
+            .iter()
+            .max_by_key(|a| a.ring_distance(sk))
+            .unwrap();
+        let reply = Reply {
+            op_id,
+            sub,
+            status: wire::Status::Exists,
+            rev: 1,
+            ttl_left_s: 0,
+            value: b"",
+            cert: None,
+        };
+        let mut buf = [0u8; wire::MAX_MESSAGE];
+        let n = reply.emit(&mut buf).unwrap();
+        let header = exact(wire::REPLY, far, addresses[writer]);
+        sim.act_dht(writer, |d, node, t| {
+            d.handle_delivery(t, node, &header, &buf[..n], true)
+        });
+    }
+    sim.run_for(Duration::from_secs(5));
+    let results = sim.take_dht_results();
+    let got = results
+        .iter()
+        .find(|r| r.node == writer && r.id == id)
+        .unwrap();
+    assert_eq!(got.result, Ok(Outcome::Created));
+    assert_eq!(sim.node(writer).stack.dht.misplaced(), 5);
+    let value = run(&mut sim, 42, |d, n, t| d.get(t, n, key));
+    assert_eq!(value, Ok(Outcome::Values(vec![b"mine".to_vec()])));
+    // The real replicas' answers were all near enough.
+    let misplaced: u64 = (0..100).map(|i| sim.node(i).stack.dht.misplaced()).sum();
+    assert_eq!(misplaced, 5);
+}

@@ -213,6 +213,9 @@ pub struct Report {
     /// DHT records whose owner's certificate did not certify them (must be 0: no node
     /// of the simulation forges).
     pub dht_forged: u64,
+    /// Replies to DHT operations from a node too far from the key to hold it (must be
+    /// 0: no node of the simulation answers in another's place).
+    pub dht_misplaced: u64,
     /// The DHT checks, if any.
     pub dht: Option<DhtReport>,
     /// The session-churn phase, if any.
@@ -318,6 +321,7 @@ impl Scenario {
             report.link_attempts_refused += stats.link_attempts_refused;
             report.dht_refused_replicas += n.stack.dht.refused_replicas();
             report.dht_forged += n.stack.dht.forged();
+            report.dht_misplaced += n.stack.dht.misplaced();
         }
         report
     }

@@ -269,6 +269,7 @@ mod tests {
         assert!(after.ring_consistent, "{after:?}");
         assert_eq!(after.routes_delivered, after.routes_tried, "{after:?}");
         assert_eq!(r.dht_forged, 0);
+        assert_eq!(r.dht_misplaced, 0);
     }
 
     #[test]
