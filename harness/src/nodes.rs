@@ -27,10 +27,7 @@ pub const NAMESPACE_KEY_FILE: &str = "/run/ipop/namespace.key";
 
 /// `n` random bytes from the operating system, as hexadecimal digits.
 pub fn random_hex(n: usize) -> Result<String> {
-    Ok(random_bytes(n)?
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(ipop_core::text::to_hex(&random_bytes(n)?))
 }
 
 /// `n` bytes from the operating system's random generator.

@@ -12,6 +12,11 @@
 //!    as a tombstone, or with its own certificate for another key (the replicas count
 //!    `dht.refused_replicas`).
 //!
+//! Attacks 4 to 6 (a keyed namespace it has no key for, reads it forwards, payloads it
+//! sees) are in `forged.rs`. With `--keyed` the namespace is keyed: its lease keys are
+//! hashes the insider cannot compute, so attacks 2 and 3 and the impersonated DHT
+//! requests are left out, and attack 4 is made.
+//!
 //! At the end it reads every lease again and prints one JSON object: what it sent, the
 //! outcome of each write, and whether each lease still has its value.
 
@@ -45,7 +50,8 @@ pub(crate) struct Options {
     /// A member to join through (`IP:PORT`, UDP).
     #[arg(long, requires = "insider")]
     bootstrap: Option<SocketAddrV4>,
-    /// A member to impersonate and attack (its P2P address in hexadecimal).
+    /// A member to impersonate and attack (its P2P address in hexadecimal); those of the
+    /// namespace first, in the order of their `--lease-ip`.
     #[arg(long = "victim", requires = "insider")]
     victims: Vec<String>,
     /// The open namespace whose leases to attack.
@@ -54,6 +60,13 @@ pub(crate) struct Options {
     /// A leased virtual IP of that namespace to attack.
     #[arg(long = "lease-ip", requires = "namespace")]
     lease_ips: Vec<Ipv4Addr>,
+    /// The namespace is keyed (the insider does not hold its key).
+    #[arg(long, requires = "namespace")]
+    keyed: bool,
+    /// A payload of 16 bytes (32 hexadecimal digits, as `ping -p` repeats it) whose
+    /// appearance in clear in any datagram the insider opens is counted.
+    #[arg(long, requires = "insider")]
+    pattern: Option<String>,
 }
 
 /// How long the insider waits to become correctly connected, and for each DHT operation.
@@ -78,7 +91,16 @@ struct Member {
     replies: Vec<Certified>,
     results: BTreeMap<RequestId, Result<Outcome, DhtError>>,
     sent: BTreeMap<&'static str, u64>,
+    /// What it saw in the datagrams it opened.
+    seen: BTreeMap<&'static str, u64>,
+    /// The known payload to look for.
+    pattern: Option<Vec<u8>>,
+    /// The certificate of a record of its own, to answer others' reads with.
+    own_cert: Option<Cert>,
 }
+
+#[path = "forged.rs"]
+mod forged;
 
 pub(crate) fn run(args: &Options, overlay_name: &str) -> Result<()> {
     let (Some(secret), Some(listen), Some(bootstrap), Some(ns)) = (
@@ -99,8 +121,21 @@ pub(crate) fn run(args: &Options, overlay_name: &str) -> Result<()> {
         .iter()
         .map(|v| v.parse().map_err(|e| anyhow::anyhow!("{v}: {e}")))
         .collect::<Result<Vec<Address>>>()?;
-    let keys: Vec<Vec<u8>> = args.lease_ips.iter().map(|ip| ns.ip_key(*ip)).collect();
+    // A keyed namespace's lease keys are hashes of its key: not the insider's to name.
+    let keys: Vec<Vec<u8>> = if args.keyed {
+        Vec::new()
+    } else {
+        args.lease_ips.iter().map(|ip| ns.ip_key(*ip)).collect()
+    };
     let mut m = Member::start(psk, overlay_name, listen, bootstrap)?;
+    m.pattern = match &args.pattern {
+        Some(p) => Some(
+            ipop_core::text::hex_bytes::<16>(p)
+                .context("--pattern: 32 hexadecimal digits")?
+                .to_vec(),
+        ),
+        None => None,
+    };
     if !m.run_until(Instant::now() + CONNECT_TIMEOUT, |m| {
         m.stack.node.is_correctly_connected()
     })? {
@@ -108,6 +143,8 @@ pub(crate) fn run(args: &Options, overlay_name: &str) -> Result<()> {
     }
     // Settle, so that the members' routing tables include the insider.
     m.run_for(Duration::from_secs(3))?;
+    // From now on it answers the reads it forwards with this.
+    m.own_cert = m.own_certificate()?;
     let before: Vec<Option<Vec<u8>>> = keys.iter().map(|k| m.read(k)).collect::<Result<_>>()?;
     let certs: Vec<Vec<Certified>> = {
         let mut all = Vec::new();
@@ -124,8 +161,11 @@ pub(crate) fn run(args: &Options, overlay_name: &str) -> Result<()> {
         all
     };
     m.impersonate(&victims, &keys)?;
+    if args.keyed {
+        m.inject(ns, &victims, &args.lease_ips)?;
+    }
     let writes = m.take_over(&keys)?;
-    let own_cert = m.own_certificate()?;
+    let own_cert = m.own_cert;
     m.forge_copies(&keys, &certs, own_cert)?;
     // Let the copies arrive and the replicas resync once more.
     m.run_for(Duration::from_secs(3))?;
@@ -143,6 +183,7 @@ pub(crate) fn run(args: &Options, overlay_name: &str) -> Result<()> {
     let report = json!({
         "insider": m.stack.node.address().to_string(),
         "sent": m.sent,
+        "seen": m.seen,
         "writes": writes,
         "leases": leases,
     });
@@ -189,6 +230,9 @@ impl Member {
             replies: Vec::new(),
             results: BTreeMap::new(),
             sent: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            pattern: None,
+            own_cert: None,
         })
     }
 
@@ -223,6 +267,7 @@ impl Member {
                     self.stack
                         .handle_datagram(now, TransportAddr::udp(from), &mut data);
                     self.note_reply(&data, n);
+                    self.note_forwarded(&data, n);
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(e) => return Err(e).context("receiving"),

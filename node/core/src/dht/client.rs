@@ -49,9 +49,10 @@ pub(crate) struct Sub {
     pub(crate) attempts: u32,
     pub(crate) next_send: Instant,
     pub(crate) result: Option<SubResult>,
-    /// Reads: replies so far, the best (serial of the write, value), and when the first
-    /// value came.
-    replies: u8,
+    /// Reads: the nodes that answered so far (a second answer from one of them counts
+    /// for nothing: the two replies must be two replicas'), the best (serial of the
+    /// write, value), and when the first value came.
+    repliers: Vec<Address>,
     best: Option<(u64, Option<Vec<u8>>)>,
     first_reply: Option<Instant>,
 }
@@ -141,7 +142,7 @@ impl Operation {
                     attempts: 0,
                     next_send: now,
                     result: None,
-                    replies: 0,
+                    repliers: Vec::new(),
                     best: None,
                     first_reply: None,
                 })
@@ -175,9 +176,9 @@ impl Operation {
         }
     }
 
-    /// Records a reply. Returns false for a read's answer whose record is not certified
-    /// by its owner (it is dropped).
-    pub(crate) fn on_reply(&mut self, now: Instant, reply: &Reply<'_>) -> bool {
+    /// Records a reply from `from`. Returns false for a read's answer whose record is
+    /// not certified by its owner (it is dropped).
+    pub(crate) fn on_reply(&mut self, now: Instant, from: Address, reply: &Reply<'_>) -> bool {
         let Some(sub) = self.subs.get_mut(usize::from(reply.sub)) else {
             return true;
         };
@@ -196,7 +197,10 @@ impl Operation {
             None if !found => 0,
             _ => return false,
         };
-        sub.replies += 1;
+        if sub.repliers.contains(&from) {
+            return true;
+        }
+        sub.repliers.push(from);
         let value = found.then(|| reply.value.to_vec());
         if value.is_some() {
             // A value settles the read after a short grace (in case the other replica
@@ -207,7 +211,7 @@ impl Operation {
         if sub.best.as_ref().is_none_or(|(best, _)| serial > *best) {
             sub.best = Some((serial, value));
         }
-        if sub.replies >= 2 {
+        if sub.repliers.len() >= 2 {
             sub.result = Some(SubResult::Value(sub.best.take().and_then(|(_, v)| v)));
         }
         true

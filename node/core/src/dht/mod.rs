@@ -401,7 +401,7 @@ impl Dht {
                             .is_none_or(|s| client::near_enough(header.src, s.addr, size));
                         if !placed {
                             self.misplaced += 1;
-                        } else if !op.on_reply(now, &reply) {
+                        } else if !op.on_reply(now, header.src, &reply) {
                             self.forged += 1;
                         }
                     }

@@ -547,3 +547,46 @@ fn a_write_status_from_a_node_far_from_the_sub_key_is_not_believed() {
     let misplaced: u64 = (0..100).map(|i| sim.node(i).stack.dht.misplaced()).sum();
     assert_eq!(misplaced, 5);
 }
+
+#[test]
+fn one_node_saying_absent_twice_does_not_settle_a_read() {
+    let mut sim = overlay_with(12, 12, 0.0, Config::default());
+    let key = b"twice/key";
+    sim.act_dht(1, |d, n, t| d.create(t, n, key, b"pw", b"real", HOUR))
+        .unwrap();
+    sim.run_for(Duration::from_secs(5));
+    let reader = 7;
+    let id = sim.act_dht(reader, |d, n, t| d.get(t, n, key)).unwrap();
+    // Before any replica answers, node 3 says "absent" twice for every sub-key.
+    let op_id = sim.node(reader).stack.dht.ops[0].op_id;
+    for sub in 0..5u8 {
+        for _ in 0..2 {
+            let reply = Reply {
+                op_id,
+                sub,
+                status: wire::Status::NotFound,
+                rev: 0,
+                ttl_left_s: 0,
+                value: b"",
+                cert: None,
+            };
+            let mut buf = [0u8; wire::MAX_MESSAGE];
+            let n = reply.emit(&mut buf).unwrap();
+            let header = exact(
+                wire::REPLY,
+                sim.node(3).stack.node.address(),
+                sim.node(reader).stack.node.address(),
+            );
+            sim.act_dht(reader, |d, node, t| {
+                d.handle_delivery(t, node, &header, &buf[..n], true)
+            });
+        }
+    }
+    sim.run_for(Duration::from_secs(5));
+    let results = sim.take_dht_results();
+    let got = results
+        .iter()
+        .find(|r| r.node == reader && r.id == id)
+        .unwrap();
+    assert_eq!(got.result, Ok(Outcome::Values(vec![b"real".to_vec()])));
+}
