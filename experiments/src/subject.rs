@@ -27,6 +27,10 @@ pub enum SubjectKind {
     Physical,
     /// IPOP: `ipop-node` on every host, traffic to virtual IPs.
     Ipop,
+    /// IPOP with plain edges and an open namespace (what `--insecure` makes of `ipop`):
+    /// the papers' IPOP, and the cost of ipop's packet path without its encryption.
+    #[serde(rename = "ipop-plain")]
+    IpopPlain,
     /// WireGuard in userspace (`wireguard-go`): Noise IK, ChaCha20-Poly1305.
     #[serde(rename = "wireguard-go")]
     WireguardGo,
@@ -47,13 +51,14 @@ pub enum SubjectKind {
 }
 
 impl SubjectKind {
-    /// Every subject: the underlay, ipop, then the peers.
-    pub const ALL: [SubjectKind; 2 + Self::PEERS.len()] = {
-        let mut all = [SubjectKind::Physical; 2 + Self::PEERS.len()];
+    /// Every subject: the underlay, ipop (secure, then plain), then the peers.
+    pub const ALL: [SubjectKind; 3 + Self::PEERS.len()] = {
+        let mut all = [SubjectKind::Physical; 3 + Self::PEERS.len()];
         all[1] = SubjectKind::Ipop;
+        all[2] = SubjectKind::IpopPlain;
         let mut i = 0;
         while i < Self::PEERS.len() {
-            all[2 + i] = Self::PEERS[i];
+            all[3 + i] = Self::PEERS[i];
             i += 1;
         }
         all
@@ -75,6 +80,7 @@ impl SubjectKind {
         match self {
             SubjectKind::Physical => "physical",
             SubjectKind::Ipop => "ipop",
+            SubjectKind::IpopPlain => "ipop-plain",
             SubjectKind::WireguardGo => "wireguard-go",
             SubjectKind::Boringtun => "boringtun",
             SubjectKind::Tinc => "tinc",
@@ -90,7 +96,7 @@ impl SubjectKind {
     pub fn daemons(self) -> &'static [&'static str] {
         match self {
             SubjectKind::Physical => &[],
-            SubjectKind::Ipop => &["ipop-node"],
+            SubjectKind::Ipop | SubjectKind::IpopPlain => &["ipop-node"],
             SubjectKind::WireguardGo => &["wireguard-go"],
             SubjectKind::Boringtun => &["boringtun-cli"],
             SubjectKind::Tinc => &["tincd"],
@@ -98,6 +104,11 @@ impl SubjectKind {
             SubjectKind::N2n => &["edge", "supernode"],
             SubjectKind::Openvpn | SubjectKind::OpenvpnNone => &["openvpn"],
         }
+    }
+
+    /// Whether this is ipop, secure or plain.
+    pub fn is_ipop(self) -> bool {
+        matches!(self, SubjectKind::Ipop | SubjectKind::IpopPlain)
     }
 
     /// Parses [`SubjectKind::as_str`].

@@ -88,7 +88,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     let fleet = match &request.hosts {
         Some(path) => Some(open_fleet(
             path,
-            request.subject == SubjectKind::Ipop || experiment.opens_subjects(),
+            request.subject.is_ipop() || experiment.opens_subjects(),
         )?),
         None => None,
     };

@@ -216,7 +216,7 @@ impl<'a> Cluster<'a> {
     /// configuration), for the ipop subject: the cluster is configured with virtual
     /// addresses and hostnames only.
     pub fn check_virtual_only(&self, what: &str, text: &str) -> Result<(), Error> {
-        if self.subject != SubjectKind::Ipop {
+        if !self.subject.is_ipop() {
             return Ok(());
         }
         for host in self.hosts.iter() {

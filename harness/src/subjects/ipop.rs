@@ -126,6 +126,8 @@ impl Logs {
 /// The overlay, set up.
 #[derive(Debug)]
 pub struct Ipop {
+    /// `ipop`, or `ipop-plain`.
+    kind: SubjectKind,
     // Stopped in this order when dropped: DHCP clients first, then the nodes. (In
     // mutexes only so that the subject is `Sync`; nothing touches them after setup.)
     dhcp: Mutex<Vec<Box<dyn Process>>>,
@@ -216,6 +218,7 @@ impl Launch {
 impl Ipop {
     /// Starts the overlay on the testbed whose nodes are `plan` (see the module doc).
     pub fn open(
+        kind: SubjectKind,
         topology: &Topology,
         plan: &[Node],
         hosts: &Hosts,
@@ -260,6 +263,7 @@ impl Ipop {
         // Nodes and clients go into the subject as they start, so that a failed setup
         // stops them (and keeps their logs) when it drops.
         let mut ipop = Ipop {
+            kind,
             dhcp: Mutex::new(Vec::new()),
             nodes: Mutex::new(Vec::new()),
             logs: Logs {
@@ -417,7 +421,7 @@ impl Drop for Ipop {
 
 impl Subject for Ipop {
     fn kind(&self) -> SubjectKind {
-        SubjectKind::Ipop
+        self.kind
     }
 
     fn target(&self, from: &str, to: &str, _flow: Flow) -> Result<Target, Unreachable> {

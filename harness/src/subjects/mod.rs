@@ -39,7 +39,14 @@ pub fn open<'a>(
     match kind {
         // The underlay needs nothing started.
         SubjectKind::Physical => Ok(Box::new(Physical::new(topology, nodes))),
-        SubjectKind::Ipop => Ok(Box::new(Ipop::open(topology, nodes, hosts, options)?)),
+        SubjectKind::Ipop => Ok(Box::new(Ipop::open(kind, topology, nodes, hosts, options)?)),
+        SubjectKind::IpopPlain => {
+            let plain = Options {
+                secure: false,
+                ..options.clone()
+            };
+            Ok(Box::new(Ipop::open(kind, topology, nodes, hosts, &plain)?))
+        }
         peer => Ok(Box::new(Peer::open(peer, topology, nodes, hosts)?)),
     }
 }
@@ -48,7 +55,7 @@ pub fn open<'a>(
 pub fn available(kind: SubjectKind, hosts: &Hosts) -> anyhow::Result<()> {
     match kind {
         SubjectKind::Physical => Ok(()),
-        SubjectKind::Ipop => {
+        SubjectKind::Ipop | SubjectKind::IpopPlain => {
             let binary = crate::nodes::node_binary()?;
             anyhow::ensure!(
                 binary.is_file(),

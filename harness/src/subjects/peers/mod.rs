@@ -68,7 +68,7 @@ fn requirements(kind: SubjectKind) -> (&'static [&'static str], &'static str) {
             &["openvpn", "openssl"],
             "the Debian packages openvpn and openssl",
         ),
-        SubjectKind::Physical | SubjectKind::Ipop => (&[], ""),
+        SubjectKind::Physical | SubjectKind::Ipop | SubjectKind::IpopPlain => (&[], ""),
     }
 }
 
@@ -237,7 +237,9 @@ impl<'a> Peer<'a> {
             SubjectKind::Nebula => nebula::start(&plan, &mut peer)?,
             SubjectKind::N2n => n2n::start(&plan, &mut peer)?,
             SubjectKind::Openvpn | SubjectKind::OpenvpnNone => openvpn::start(&plan, &mut peer)?,
-            SubjectKind::Physical | SubjectKind::Ipop => bail!("{kind} is not a peer VPN"),
+            SubjectKind::Physical | SubjectKind::Ipop | SubjectKind::IpopPlain => {
+                bail!("{kind} is not a peer VPN")
+            }
         };
         for (member, iface) in interfaces {
             peer.wait_ready(&plan.members[member], &iface)?;
