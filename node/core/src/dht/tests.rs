@@ -181,6 +181,27 @@ fn exact(kind: u8, src: Address, dst: Address) -> RoutedHeader {
     }
 }
 
+/// Hands `reply` to node `to`'s DHT as if `from` had sent it, its source verified.
+fn deliver_reply(sim: &mut Sim, to: usize, from: Address, reply: &Reply<'_>) {
+    let mut buf = [0u8; wire::MAX_MESSAGE];
+    let n = reply.emit(&mut buf).unwrap();
+    let header = exact(wire::REPLY, from, sim.node(to).stack.node.address());
+    sim.act_dht(to, |d, node, t| {
+        d.handle_delivery(t, node, &header, &buf[..n], true)
+    });
+}
+
+/// Runs 5 s and returns the result of node `i`'s operation `id`.
+fn result_after(sim: &mut Sim, i: usize, id: RequestId) -> Result<Outcome, DhtError> {
+    sim.run_for(Duration::from_secs(5));
+    let results = sim.take_dht_results();
+    results
+        .iter()
+        .find(|r| r.node == i && r.id == id)
+        .map(|r| r.result.clone())
+        .expect("the operation finished")
+}
+
 #[test]
 #[should_panic(expected = "invalid dht::Config: sub_keys = 0")]
 fn a_dht_refuses_an_invalid_config() {
@@ -477,25 +498,12 @@ fn a_read_drops_values_their_owner_did_not_sign() {
                 value: b"forged",
                 cert,
             };
-            let mut buf = [0u8; wire::MAX_MESSAGE];
-            let n = reply.emit(&mut buf).unwrap();
-            let header = exact(
-                wire::REPLY,
-                sim.node(3).stack.node.address(),
-                sim.node(reader).stack.node.address(),
-            );
-            sim.act_dht(reader, |d, node, t| {
-                d.handle_delivery(t, node, &header, &buf[..n], true)
-            });
+            let from = sim.node(3).stack.node.address();
+            deliver_reply(&mut sim, reader, from, &reply);
         }
     }
-    sim.run_for(Duration::from_secs(5));
-    let results = sim.take_dht_results();
-    let got = results
-        .iter()
-        .find(|r| r.node == reader && r.id == id)
-        .unwrap();
-    assert_eq!(got.result, Ok(Outcome::Values(vec![b"real".to_vec()])));
+    let got = result_after(&mut sim, reader, id);
+    assert_eq!(got, Ok(Outcome::Values(vec![b"real".to_vec()])));
     assert_eq!(sim.node(reader).stack.dht.forged(), 10);
 }
 
@@ -526,20 +534,10 @@ fn a_write_status_from_a_node_far_from_the_sub_key_is_not_believed() {
             value: b"",
             cert: None,
         };
-        let mut buf = [0u8; wire::MAX_MESSAGE];
-        let n = reply.emit(&mut buf).unwrap();
-        let header = exact(wire::REPLY, far, addresses[writer]);
-        sim.act_dht(writer, |d, node, t| {
-            d.handle_delivery(t, node, &header, &buf[..n], true)
-        });
+        deliver_reply(&mut sim, writer, far, &reply);
     }
-    sim.run_for(Duration::from_secs(5));
-    let results = sim.take_dht_results();
-    let got = results
-        .iter()
-        .find(|r| r.node == writer && r.id == id)
-        .unwrap();
-    assert_eq!(got.result, Ok(Outcome::Created));
+    let got = result_after(&mut sim, writer, id);
+    assert_eq!(got, Ok(Outcome::Created));
     assert_eq!(sim.node(writer).stack.dht.misplaced(), 5);
     let value = run(&mut sim, 42, |d, n, t| d.get(t, n, key));
     assert_eq!(value, Ok(Outcome::Values(vec![b"mine".to_vec()])));
@@ -570,23 +568,10 @@ fn one_node_saying_absent_twice_does_not_settle_a_read() {
                 value: b"",
                 cert: None,
             };
-            let mut buf = [0u8; wire::MAX_MESSAGE];
-            let n = reply.emit(&mut buf).unwrap();
-            let header = exact(
-                wire::REPLY,
-                sim.node(3).stack.node.address(),
-                sim.node(reader).stack.node.address(),
-            );
-            sim.act_dht(reader, |d, node, t| {
-                d.handle_delivery(t, node, &header, &buf[..n], true)
-            });
+            let from = sim.node(3).stack.node.address();
+            deliver_reply(&mut sim, reader, from, &reply);
         }
     }
-    sim.run_for(Duration::from_secs(5));
-    let results = sim.take_dht_results();
-    let got = results
-        .iter()
-        .find(|r| r.node == reader && r.id == id)
-        .unwrap();
-    assert_eq!(got.result, Ok(Outcome::Values(vec![b"real".to_vec()])));
+    let got = result_after(&mut sim, reader, id);
+    assert_eq!(got, Ok(Outcome::Values(vec![b"real".to_vec()])));
 }
