@@ -55,6 +55,16 @@ const MOVE_AFTER: Duration = Duration::from_secs(6);
 const STREAM_MBIT: u32 = 10;
 /// The iperf3 server's port in the VM.
 const IPERF_PORT: u16 = 5201;
+/// The TCP ports of the cluster's services (SSH, NFS, Slurm), which every workstation
+/// must reach on the head and the head on every workstation.
+const CLUSTER_PORTS: [u16; 6] = [
+    SSH_PORT,
+    nfs::NFS_PORT,
+    nfs::RPCBIND_PORT,
+    nfs::MOUNTD_PORT,
+    SLURMCTLD_PORT,
+    SLURMD_PORT,
+];
 /// How long sessions may run past their end before the trial gives up on them.
 const OVERRUN: Duration = Duration::from_secs(90);
 /// How often the nodes' status is read after a move.
@@ -157,15 +167,8 @@ impl Experiment for Migration {
                 reason: "the VM needs at least two sites besides the first to move between".into(),
             });
         }
-        let ports = [
-            SSH_PORT,
-            nfs::NFS_PORT,
-            nfs::RPCBIND_PORT,
-            nfs::MOUNTD_PORT,
-            SLURMCTLD_PORT,
-            SLURMD_PORT,
-        ];
-        let mut cluster = Cluster::new(setup, &cluster_hosts(setup.topology), &ports, "mig")?;
+        let hosts = cluster_hosts(setup.topology);
+        let mut cluster = Cluster::new(setup, &hosts, &CLUSTER_PORTS, "mig")?;
         let head = cluster.head_host()?;
         require_workloads(head, &["nfs-session"])?;
 
@@ -192,21 +195,7 @@ impl Experiment for Migration {
         let ssh = Ssh::start(&cluster)?;
         let slurm = Slurm::start(&cluster)?;
         let jobs = cluster.make_dir("jobs")?;
-        let path = Path {
-            from: cluster.head.clone(),
-            to: VM.into(),
-            flow: Flow::Icmp,
-            target: Target {
-                node: VM.into(),
-                address,
-                note: Some(format!(
-                    "a VM bridged to an IPOP node's TAP, migrating between {} in rotation",
-                    sites.join(", ")
-                )),
-            },
-            wan: true,
-            skipped: Vec::new(),
-        };
+        let path = vm_path(&cluster.head, address, &sites);
         Ok(Box::new(Moves {
             overlay,
             hosts: setup.hosts,
@@ -228,6 +217,26 @@ impl Experiment for Migration {
             node,
             cluster,
         }))
+    }
+}
+
+/// The trials' one path: pings from the head node (`from`) to the VM at `address`,
+/// which rotates between `sites`.
+fn vm_path(from: &str, address: Ipv4Addr, sites: &[String]) -> Path {
+    Path {
+        from: from.to_owned(),
+        to: VM.into(),
+        flow: Flow::Icmp,
+        target: Target {
+            node: VM.into(),
+            address,
+            note: Some(format!(
+                "a VM bridged to an IPOP node's TAP, migrating between {} in rotation",
+                sites.join(", ")
+            )),
+        },
+        wan: true,
+        skipped: Vec::new(),
     }
 }
 

@@ -33,12 +33,17 @@ pub struct RouterRules {
 
 /// The rules for `site`, whose router has core address `wan` and whose hosts are `hosts`.
 pub fn router_rules(site: &Site, wan: Ipv4Addr, hosts: &[Ipv4Addr]) -> RouterRules {
-    let mut policies: BTreeMap<String, String> = ["INPUT", "FORWARD", "OUTPUT"]
-        .into_iter()
-        .map(|c| (c.to_string(), "ACCEPT".to_string()))
-        .collect();
+    let nat = nat_rules(site, hosts);
+    let (policies, filter) = filter_rules(site);
+    RouterRules {
+        iptables: iptables_input(&nat, &policies, &filter),
+        nft: nft_table(site, wan),
+    }
+}
+
+/// The nat table's rules for `site`'s NAT profile (`hosts` are the site's hosts).
+fn nat_rules(site: &Site, hosts: &[Ipv4Addr]) -> String {
     let mut nat = String::new();
-    let mut filter = Vec::new();
     let lan = site.subnet;
     let cone = matches!(
         site.nat,
@@ -69,6 +74,17 @@ pub fn router_rules(site: &Site, wan: Ipv4Addr, hosts: &[Ipv4Addr]) -> RouterRul
             let _ = writeln!(nat, "-A POSTROUTING -o wan -s {lan} -j MASQUERADE");
         }
     }
+    nat
+}
+
+/// The filter table for `site`'s NAT and firewall profiles: the chains' policies (by
+/// chain) and the rules.
+fn filter_rules(site: &Site) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut policies: BTreeMap<String, String> = ["INPUT", "FORWARD", "OUTPUT"]
+        .into_iter()
+        .map(|c| (c.to_string(), "ACCEPT".to_string()))
+        .collect();
+    let mut filter = Vec::new();
     if site.nat != NatProfile::None {
         // Without the INPUT rule a peer's early packet leaves an unreplied conntrack entry
         // on the router and the host's own mapping moves to another port.
@@ -103,19 +119,22 @@ pub fn router_rules(site: &Site, wan: Ipv4Addr, hosts: &[Ipv4Addr]) -> RouterRul
             }
         }
     }
+    (policies, filter)
+}
+
+/// The `iptables-restore` input of the `nat` rules and the filter table (`policies`
+/// and `filter` rules).
+fn iptables_input(nat: &str, policies: &BTreeMap<String, String>, filter: &[String]) -> String {
     let mut iptables = format!("*nat\n{nat}COMMIT\n*filter\n");
-    for (chain, policy) in &policies {
+    for (chain, policy) in policies {
         let _ = writeln!(iptables, ":{chain} {policy} [0:0]");
     }
-    for line in &filter {
+    for line in filter {
         iptables.push_str(line);
         iptables.push('\n');
     }
     iptables.push_str("COMMIT\n");
-    RouterRules {
-        iptables,
-        nft: nft_table(site, wan),
-    }
+    iptables
 }
 
 /// The learned-mapping table: `mapping` (external UDP port to inside address and port),

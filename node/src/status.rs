@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use ipop_api::status::{self as api, NatMapping, Status};
 use ipop_core::ipop::{Ipop, Mapping};
-use ipop_core::overlay::{Edge, LearnedAddress};
+use ipop_core::overlay::{Connection, Edge, LearnedAddress};
+use ipop_core::secure::Secure;
 use ipop_core::text::to_hex;
 use ipop_core::{Proto, Stack, TransportAddr};
 
@@ -88,7 +89,7 @@ const MAPPINGS_SHOWN: usize = 64;
 
 /// The durations of the handshakes the node initiated lately, in ms: how many, p50, p99
 /// and the longest (none while there are none).
-fn handshake_ms(sec: &ipop_core::secure::Secure) -> api::HandshakeMs {
+fn handshake_ms(sec: &Secure) -> api::HandshakeMs {
     let mut ms: Vec<f64> = sec
         .handshake_times()
         .map(|d| d.as_secs_f64() * 1e3)
@@ -237,28 +238,7 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
     let (left, right) = node.ring_neighbors();
     let connections = node
         .connections()
-        .map(|c| {
-            let (edge, transport) = edge_of(&c.edge);
-            api::Connection {
-                peer: c.peer.to_string(),
-                roles: c.roles.names(),
-                peer_roles: c.peer_roles.names(),
-                edge,
-                transport,
-                rtt_ms: c.rtt.map(|r| r.as_secs_f64() * 1e3),
-                age_s: since(c.established),
-                idle_s: since(c.last_recv),
-                tx_packets: c.counters.tx_packets,
-                tx_bytes: c.counters.tx_bytes,
-                rx_packets: c.counters.rx_packets,
-                rx_bytes: c.counters.rx_bytes,
-                path_mtu: c.path_mtu(),
-                secret: match (&c.edge, &stack.secure) {
-                    (Edge::Direct(t), Some(sec)) => sec.session_secret(*t).map(|id| to_hex(&id)),
-                    _ => None,
-                },
-            }
-        })
+        .map(|c| connection_view(c, stack.secure.as_deref(), now))
         .collect();
     let learned = node.learned_addresses();
     let local: Vec<TransportAddr> = node.local_transports().to_vec();
@@ -294,28 +274,7 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
                 .collect(),
         },
         nat: nat_view(&local, learned),
-        secure: stack.secure.as_ref().map(|sec| {
-            let x = sec.stats();
-            api::Secure {
-                handshakes_started: x.handshakes_started,
-                handshakes_completed: x.handshakes_completed,
-                handshakes_failed: x.handshakes_failed,
-                bad_psk_or_mac: x.bad_psk_or_mac,
-                no_common_secret: x.no_common_secret,
-                retired_sessions: x.retired_sessions,
-                secrets: sec.secret_ids().iter().map(|id| to_hex(id)).collect(),
-                replayed: x.replayed,
-                malformed: x.malformed,
-                unknown_session: x.unknown_session,
-                queue_dropped: x.queue_dropped,
-                refused: x.refused,
-                evicted: x.evicted,
-                too_large: x.too_large,
-                transmit_dropped: x.transmit_dropped,
-                sessions: x.sessions,
-                handshake_ms: handshake_ms(sec),
-            }
-        }),
+        secure: stack.secure.as_deref().map(secure_view),
         connections,
         stats: counters(&node.stats(), facts),
         dht: api::Dht {
@@ -327,6 +286,56 @@ pub fn status(stack: &Stack, overlay: &str, facts: &DriverFacts, now: Instant) -
         },
         dropped_unclaimed: stack.dropped_unclaimed(),
         ipop: None,
+    }
+}
+
+/// One connection (an entry of status `connections`); `secure` names the secret its
+/// session was made under.
+fn connection_view(c: &Connection, secure: Option<&Secure>, now: Instant) -> api::Connection {
+    let since = |t: Instant| now.saturating_duration_since(t).as_secs_f64();
+    let (edge, transport) = edge_of(&c.edge);
+    api::Connection {
+        peer: c.peer.to_string(),
+        roles: c.roles.names(),
+        peer_roles: c.peer_roles.names(),
+        edge,
+        transport,
+        rtt_ms: c.rtt.map(|r| r.as_secs_f64() * 1e3),
+        age_s: since(c.established),
+        idle_s: since(c.last_recv),
+        tx_packets: c.counters.tx_packets,
+        tx_bytes: c.counters.tx_bytes,
+        rx_packets: c.counters.rx_packets,
+        rx_bytes: c.counters.rx_bytes,
+        path_mtu: c.path_mtu(),
+        secret: match (&c.edge, secure) {
+            (Edge::Direct(t), Some(sec)) => sec.session_secret(*t).map(|id| to_hex(&id)),
+            _ => None,
+        },
+    }
+}
+
+/// The secure layer's counters and secrets (status `secure`).
+fn secure_view(sec: &Secure) -> api::Secure {
+    let x = sec.stats();
+    api::Secure {
+        handshakes_started: x.handshakes_started,
+        handshakes_completed: x.handshakes_completed,
+        handshakes_failed: x.handshakes_failed,
+        bad_psk_or_mac: x.bad_psk_or_mac,
+        no_common_secret: x.no_common_secret,
+        retired_sessions: x.retired_sessions,
+        secrets: sec.secret_ids().iter().map(|id| to_hex(id)).collect(),
+        replayed: x.replayed,
+        malformed: x.malformed,
+        unknown_session: x.unknown_session,
+        queue_dropped: x.queue_dropped,
+        refused: x.refused,
+        evicted: x.evicted,
+        too_large: x.too_large,
+        transmit_dropped: x.transmit_dropped,
+        sessions: x.sessions,
+        handshake_ms: handshake_ms(sec),
     }
 }
 

@@ -54,6 +54,32 @@ impl Bars {
             })
     }
 
+    /// The value axis' range, in log10 units on a log axis (whole decades, at least
+    /// one).
+    fn y_range(&self, log: bool) -> (f64, f64) {
+        let top = self.values().fold(0.0f64, f64::max);
+        if !log {
+            return (0.0, top * 1.12);
+        }
+        let bottom = self.values().fold(f64::INFINITY, f64::min);
+        (
+            bottom.log10().floor(),
+            top.log10().ceil().max(bottom.log10().floor() + 1.0),
+        )
+    }
+
+    /// The bars of series `s`, each `width` wide, with the left edge of each.
+    fn series_bars(&self, s: usize, width: f64) -> Vec<(f64, Bar)> {
+        self.groups
+            .iter()
+            .enumerate()
+            .filter_map(|(g, group)| {
+                let x = g as f64 - 0.4 + s as f64 * width;
+                group.bars[s].map(|b| (x, b))
+            })
+            .collect()
+    }
+
     /// Whether the value axis is logarithmic.
     fn logarithmic(&self) -> bool {
         let (lo, hi) = self.values().fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
@@ -98,16 +124,7 @@ impl Plot for Bars {
         let log = self.logarithmic();
         // On a log axis bars are drawn in log10 units and labelled as powers of ten.
         let y = |v: f64| if log { v.log10() } else { v };
-        let top = self.values().fold(0.0f64, f64::max);
-        let (y_lo, y_hi) = if log {
-            let bottom = self.values().fold(f64::INFINITY, f64::min);
-            (
-                y(bottom).floor(),
-                y(top).ceil().max(y(bottom).floor() + 1.0),
-            )
-        } else {
-            (0.0, top * 1.12)
-        };
+        let (y_lo, y_hi) = self.y_range(log);
         let n = self.groups.len() as f64;
         let mut chart = ChartBuilder::on(area)
             .caption(&self.title, text(22))
@@ -121,15 +138,7 @@ impl Plot for Bars {
         } else {
             self.y_label.clone()
         };
-        let formatter = |v: &f64| {
-            if !log {
-                format!("{v}")
-            } else if (v - v.round()).abs() < 1e-6 {
-                format_value(10f64.powf(v.round()))
-            } else {
-                String::new()
-            }
-        };
+        let formatter = |v: &f64| tick_label(*v, log);
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -145,15 +154,7 @@ impl Plot for Bars {
         let width = 0.8 / slots;
         for (s, name) in self.series.iter().enumerate() {
             let fill = colour(s).mix(0.8).filled();
-            let bars: Vec<(f64, Bar)> = self
-                .groups
-                .iter()
-                .enumerate()
-                .filter_map(|(g, group)| {
-                    let x = g as f64 - 0.4 + s as f64 * width;
-                    group.bars[s].map(|b| (x, b))
-                })
-                .collect();
+            let bars = self.series_bars(s, width);
             chart
                 .draw_series(bars.iter().map(|&(x, b)| {
                     Rectangle::new([(x + 0.01, y_lo), (x + width - 0.01, y(b.value))], fill)
@@ -161,22 +162,7 @@ impl Plot for Bars {
                 .map_err(|x| e(&x))?
                 .label(name.clone())
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], fill));
-            let whiskers = bars.iter().filter_map(|&(x, b)| {
-                let (lo, hi) = b.spread?;
-                let mid = x + width / 2.0;
-                let cap = width / 6.0;
-                Some(PathElement::new(
-                    [
-                        (mid - cap, y(lo)),
-                        (mid + cap, y(lo)),
-                        (mid, y(lo)),
-                        (mid, y(hi)),
-                        (mid - cap, y(hi)),
-                        (mid + cap, y(hi)),
-                    ],
-                    BLACK.stroke_width(2),
-                ))
-            });
+            let whiskers = bars.iter().filter_map(|&(x, b)| whisker(x, b, width, y));
             chart.draw_series(whiskers).map_err(|x| e(&x))?;
             for &(x, b) in &bars {
                 let top = b.spread.map_or(b.value, |(_, hi)| hi.max(b.value));
@@ -194,6 +180,37 @@ impl Plot for Bars {
         }
         legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
+}
+
+/// The label of the value axis at `v`: on a log axis a power of ten at whole decades
+/// only.
+fn tick_label(v: f64, log: bool) -> String {
+    if !log {
+        format!("{v}")
+    } else if (v - v.round()).abs() < 1e-6 {
+        format_value(10f64.powf(v.round()))
+    } else {
+        String::new()
+    }
+}
+
+/// The error bar of bar `b` (`width` wide, its left edge at `x`), if it has a spread;
+/// `y` maps values to the axis.
+fn whisker(x: f64, b: Bar, width: f64, y: impl Fn(f64) -> f64) -> Option<PathElement<(f64, f64)>> {
+    let (lo, hi) = b.spread?;
+    let mid = x + width / 2.0;
+    let cap = width / 6.0;
+    Some(PathElement::new(
+        [
+            (mid - cap, y(lo)),
+            (mid + cap, y(lo)),
+            (mid, y(lo)),
+            (mid, y(hi)),
+            (mid - cap, y(hi)),
+            (mid + cap, y(hi)),
+        ],
+        BLACK.stroke_width(2),
+    ))
 }
 
 /// A value with about three significant digits.

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use wow_host::{Cmd, Process};
+use wow_host::{Cmd, Host, Process};
 
 use super::{Cluster, QUICK, put};
 use crate::experiment::Error;
@@ -63,42 +63,10 @@ impl Ssh {
     /// keys and client wrapper, starts `sshd` on each and waits until the head logs in
     /// to every compute node.
     pub fn start(cluster: &Cluster<'_>) -> Result<Ssh, Error> {
-        let dir = &cluster.dir;
         let head = cluster.head_host()?;
-        let keys = format!("{dir}/ssh");
-        head.check(&Cmd::new("mkdir").args(["-p", "-m", "0700", &keys]), QUICK)?;
-        for (file, comment) in [
-            ("id", "wow-bench client"),
-            ("host_ed25519", "wow-bench host"),
-        ] {
-            head.check(
-                &Cmd::new("ssh-keygen").args([
-                    "-q",
-                    "-t",
-                    "ed25519",
-                    "-N",
-                    "",
-                    "-C",
-                    comment,
-                    "-f",
-                    &format!("{keys}/{file}"),
-                ]),
-                QUICK,
-            )?;
-        }
-        let read = |file: &str| -> Result<Vec<u8>, Error> {
-            Ok(head.read_file(&format!("{keys}/{file}"))?)
-        };
-        let (id, id_pub) = (read("id")?, read("id.pub")?);
-        let (host_key, host_pub) = (read("host_ed25519")?, read("host_ed25519.pub")?);
-        let host_pub = String::from_utf8_lossy(&host_pub);
-        let host_pub: Vec<&str> = host_pub.split_whitespace().take(2).collect();
-        let known: String = cluster
-            .all()
-            .map(|name| format!("[{name}]:{SSH_PORT} {}\n", host_pub.join(" ")))
-            .collect();
-        let config = sshd_config(dir);
-        let script = client_script(dir);
+        let keys = format!("{}/ssh", cluster.dir);
+        make_keys(head, &keys)?;
+        let files = run_files(cluster, head, &keys)?;
         let client = format!("{keys}/ssh");
         let mut ssh = Ssh {
             client: client.clone(),
@@ -106,31 +74,7 @@ impl Ssh {
         };
         for name in cluster.all() {
             let host = cluster.host(name)?;
-            host.check(
-                &Cmd::new("mkdir").args(["-p", "-m", "0700", &keys, "/run/sshd"]),
-                QUICK,
-            )?;
-            let files: [(&str, &[u8]); 7] = [
-                ("id", &id),
-                ("id.pub", &id_pub),
-                ("host_ed25519", &host_key),
-                ("authorized_keys", &id_pub),
-                ("known_hosts", known.as_bytes()),
-                ("sshd_config", config.as_bytes()),
-                ("ssh", script.as_bytes()),
-            ];
-            for (file, bytes) in files {
-                put(host, &format!("{keys}/{file}"), bytes)?;
-            }
-            host.check(
-                &Cmd::new("chmod").args([
-                    "0600",
-                    &format!("{keys}/id"),
-                    &format!("{keys}/host_ed25519"),
-                ]),
-                QUICK,
-            )?;
-            host.check(&Cmd::new("chmod").args(["0755", &client]), QUICK)?;
+            install(host, &keys, &files)?;
             ssh.daemons
                 .push(host.spawn(&Cmd::new("/usr/sbin/sshd").args([
                     "-D",
@@ -139,25 +83,7 @@ impl Ssh {
                     &format!("{keys}/sshd_config"),
                 ]))?);
         }
-        for name in &cluster.computes {
-            let login = Cmd::new(&client).args([name.as_str(), "hostname"]);
-            let ok = wait_for(READY_TIMEOUT, Duration::from_millis(500), || {
-                head.run(&login, QUICK)
-                    .ok()
-                    .filter(|o| o.success() && o.stdout_text().trim() == name)
-            });
-            if ok.is_none() {
-                let last = head.run(&login, QUICK)?;
-                return Err(Error::Preflight {
-                    path: format!("ssh {} → {name}", cluster.head),
-                    reason: format!(
-                        "no login within {}s: {}",
-                        READY_TIMEOUT.as_secs(),
-                        last.stderr_text().trim()
-                    ),
-                });
-            }
-        }
+        await_logins(cluster, head, &client)?;
         Ok(ssh)
     }
 
@@ -165,6 +91,108 @@ impl Ssh {
     pub fn on(&self, name: &str, cmd: &str) -> Cmd {
         Cmd::new(&self.client).args([name, cmd])
     }
+}
+
+/// Makes the run's client key (`id`) and host key (`host_ed25519`) in `keys` on `head`.
+fn make_keys(head: &dyn Host, keys: &str) -> Result<(), Error> {
+    head.check(&Cmd::new("mkdir").args(["-p", "-m", "0700", keys]), QUICK)?;
+    for (file, comment) in [
+        ("id", "wow-bench client"),
+        ("host_ed25519", "wow-bench host"),
+    ] {
+        head.check(
+            &Cmd::new("ssh-keygen").args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                comment,
+                "-f",
+                &format!("{keys}/{file}"),
+            ]),
+            QUICK,
+        )?;
+    }
+    Ok(())
+}
+
+/// The files every workstation gets in `keys`, by name: the keys made on `head`, the
+/// `known_hosts` of every workstation, the `sshd` configuration and the client wrapper.
+fn run_files(
+    cluster: &Cluster<'_>,
+    head: &dyn Host,
+    keys: &str,
+) -> Result<Vec<(&'static str, Vec<u8>)>, Error> {
+    let read =
+        |file: &str| -> Result<Vec<u8>, Error> { Ok(head.read_file(&format!("{keys}/{file}"))?) };
+    let (id, id_pub) = (read("id")?, read("id.pub")?);
+    let (host_key, host_pub) = (read("host_ed25519")?, read("host_ed25519.pub")?);
+    let host_pub = String::from_utf8_lossy(&host_pub);
+    let host_pub: Vec<&str> = host_pub.split_whitespace().take(2).collect();
+    let known: String = cluster
+        .all()
+        .map(|name| format!("[{name}]:{SSH_PORT} {}\n", host_pub.join(" ")))
+        .collect();
+    Ok(vec![
+        ("id", id),
+        ("id.pub", id_pub.clone()),
+        ("host_ed25519", host_key),
+        ("authorized_keys", id_pub),
+        ("known_hosts", known.into_bytes()),
+        ("sshd_config", sshd_config(&cluster.dir).into_bytes()),
+        ("ssh", client_script(&cluster.dir).into_bytes()),
+    ])
+}
+
+/// Writes `files` to `keys` on `host`, the private keys readable by root only and the
+/// client wrapper executable.
+fn install(host: &dyn Host, keys: &str, files: &[(&str, Vec<u8>)]) -> Result<(), Error> {
+    host.check(
+        &Cmd::new("mkdir").args(["-p", "-m", "0700", keys, "/run/sshd"]),
+        QUICK,
+    )?;
+    for (file, bytes) in files {
+        put(host, &format!("{keys}/{file}"), bytes)?;
+    }
+    host.check(
+        &Cmd::new("chmod").args([
+            "0600",
+            &format!("{keys}/id"),
+            &format!("{keys}/host_ed25519"),
+        ]),
+        QUICK,
+    )?;
+    host.check(
+        &Cmd::new("chmod").args(["0755", &format!("{keys}/ssh")]),
+        QUICK,
+    )?;
+    Ok(())
+}
+
+/// Waits until `head` logs in with the `client` wrapper to every compute node.
+fn await_logins(cluster: &Cluster<'_>, head: &dyn Host, client: &str) -> Result<(), Error> {
+    for name in &cluster.computes {
+        let login = Cmd::new(client).args([name.as_str(), "hostname"]);
+        let ok = wait_for(READY_TIMEOUT, Duration::from_millis(500), || {
+            head.run(&login, QUICK)
+                .ok()
+                .filter(|o| o.success() && o.stdout_text().trim() == name)
+        });
+        if ok.is_none() {
+            let last = head.run(&login, QUICK)?;
+            return Err(Error::Preflight {
+                path: format!("ssh {} → {name}", cluster.head),
+                reason: format!(
+                    "no login within {}s: {}",
+                    READY_TIMEOUT.as_secs(),
+                    last.stderr_text().trim()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Ssh {

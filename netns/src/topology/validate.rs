@@ -45,14 +45,39 @@ pub(crate) fn validate(file: raw::File) -> Result<Topology, Invalid> {
         Some(c) => parse_subnet(&c.subnet)?,
         None => DEFAULT_CORE,
     };
+    let mut names = Names::default();
+    let sites = validate_sites(&file, core, &mut names)?;
+    let public = validate_public(&file.public, &mut names)?;
+    check_core_room(&file, core, &sites, &public)?;
+    let wans = validate_wans(&file.wan, &sites, &names)?;
+    let overlay = match &file.overlay {
+        Some(o) => validate_overlay(o, &names)?,
+        None => Overlay::default(),
+    };
+    Ok(Topology {
+        name: file.name.into_inner(),
+        description: file.description,
+        core,
+        sites,
+        public,
+        wans,
+        overlay,
+    })
+}
+
+/// The sites, their subnets clear of the `core` and of each other; their routers' and
+/// hosts' names go into `names`.
+fn validate_sites(
+    file: &raw::File,
+    core: Ipv4Net,
+    names: &mut Names,
+) -> Result<Vec<Site>, Invalid> {
     let mut taken: Vec<(Ipv4Net, Range<usize>, String)> = Vec::new();
     taken.push((
         core,
         file.core.as_ref().map_or(0..0, |c| c.subnet.span()),
         "the core".into(),
     ));
-
-    let mut names = Names::default();
     let explicit: Vec<Ipv4Net> = file
         .site
         .iter()
@@ -81,10 +106,13 @@ pub(crate) fn validate(file: raw::File) -> Result<Topology, Invalid> {
         }
         sites.push(site);
     }
+    Ok(sites)
+}
 
+/// The groups of public hosts; their hosts' names go into `names`.
+fn validate_public(groups: &[raw::Public], names: &mut Names) -> Result<Vec<PublicGroup>, Invalid> {
     let mut public = Vec::new();
-    let mut core_addresses = sites.len() as u64;
-    for group in &file.public {
+    for group in groups {
         check_name(&group.name, "public group")?;
         let count = bounded(group.count.as_ref(), 1, 1, MAX_PUBLIC_PER_GROUP, "count")?;
         let addresses = bounded(group.addresses.as_ref(), 1, 1, MAX_ADDRESSES, "addresses")?;
@@ -95,13 +123,28 @@ pub(crate) fn validate(file: raw::File) -> Result<Topology, Invalid> {
                 group.name.span(),
             )?;
         }
-        core_addresses += u64::from(count) * u64::from(addresses);
         public.push(PublicGroup {
             name: group.name.get_ref().clone(),
             count,
             addresses,
         });
     }
+    Ok(public)
+}
+
+/// Refuses a `core` subnet without room for an address per site router and per public
+/// host address.
+fn check_core_room(
+    file: &raw::File,
+    core: Ipv4Net,
+    sites: &[Site],
+    public: &[PublicGroup],
+) -> Result<(), Invalid> {
+    let core_addresses = sites.len() as u64
+        + public
+            .iter()
+            .map(|g| u64::from(g.count) * u64::from(g.addresses))
+            .sum::<u64>();
     let core_room = (1u64 << (32 - core.prefix_len())).saturating_sub(2);
     if core_addresses > core_room {
         let span = file
@@ -115,21 +158,7 @@ pub(crate) fn validate(file: raw::File) -> Result<Topology, Invalid> {
             ),
         );
     }
-
-    let wans = validate_wans(&file.wan, &sites, &names)?;
-    let overlay = match &file.overlay {
-        Some(o) => validate_overlay(o, &names)?,
-        None => Overlay::default(),
-    };
-    Ok(Topology {
-        name: file.name.into_inner(),
-        description: file.description,
-        core,
-        sites,
-        public,
-        wans,
-        overlay,
-    })
+    Ok(())
 }
 
 fn site_subnet_span(site: &raw::Site) -> Range<usize> {
@@ -270,90 +299,100 @@ fn validate_wans(wans: &[raw::Wan], sites: &[Site], names: &Names) -> Result<Vec
     let mut seen: HashSet<Attachment> = HashSet::new();
     let mut out = Vec::new();
     for wan in wans {
-        let (attach, span) = match (&wan.site, &wan.host) {
-            (Some(s), None) => {
-                if !sites.iter().any(|site| &site.name == s.get_ref()) {
-                    return err(s.span(), format!("no site named {:?}", s.get_ref()));
-                }
-                (Attachment::Site(s.get_ref().clone()), s.span())
-            }
-            (None, Some(h)) => {
-                if !names.public_host(h.get_ref()) {
-                    return err(
-                        h.span(),
-                        format!(
-                            "no public host named {:?} (a WAN link joins the core to a site router or a public host)",
-                            h.get_ref()
-                        ),
-                    );
-                }
-                (Attachment::Host(h.get_ref().clone()), h.span())
-            }
-            (Some(s), Some(_)) => {
-                return err(s.span(), "a [[wan]] names either site or host, not both");
-            }
-            (None, None) => {
-                return err(
-                    0..0,
-                    "a [[wan]] entry needs site = \"...\" or host = \"...\"",
-                );
-            }
-        };
+        let (attach, span) = wan_end(wan, sites, names)?;
         if !seen.insert(attach.clone()) {
             return err(span, "this end already has a WAN link");
         }
-        let delay = millis(wan.delay_ms.as_ref(), "delay_ms")?;
-        let jitter = millis(wan.jitter_ms.as_ref(), "jitter_ms")?;
-        if jitter > delay {
-            let span = wan.jitter_ms.as_ref().map_or(span.clone(), |j| j.span());
-            return err(
-                span,
-                "jitter_ms larger than delay_ms would need negative delays",
-            );
-        }
-        let loss = match &wan.loss {
-            Some(l) if !(0.0..1.0).contains(l.get_ref()) => {
-                return err(l.span(), "loss is a probability in [0, 1)");
-            }
-            Some(l) => *l.get_ref(),
-            None => 0.0,
-        };
-        let rate_mbit = match &wan.rate_mbit {
-            Some(r)
-                if !(r.get_ref().is_finite()
-                    && *r.get_ref() >= 0.01
-                    && *r.get_ref() <= MAX_RATE_MBIT) =>
-            {
-                return err(
-                    r.span(),
-                    format!("rate_mbit must be within 0.01 ..= {MAX_RATE_MBIT}"),
-                );
-            }
-            Some(r) => Some(*r.get_ref()),
-            None => None,
-        };
-        let mtu = match &wan.mtu {
-            Some(m) if !(MIN_LINK_MTU..=MAX_LINK_MTU).contains(m.get_ref()) => {
-                return err(
-                    m.span(),
-                    format!("mtu must be within {MIN_LINK_MTU} ..= {MAX_LINK_MTU} bytes"),
-                );
-            }
-            Some(m) => Some(*m.get_ref() as u16),
-            None => None,
-        };
-        out.push(Wan {
-            attach,
-            link: LinkParams {
-                delay,
-                jitter,
-                loss,
-                rate_mbit,
-                mtu,
-            },
-        });
+        let link = link_params(wan, span)?;
+        out.push(Wan { attach, link });
     }
     Ok(out)
+}
+
+/// What a WAN link joins to the core (a site's router or a public host), and the span
+/// that names it.
+fn wan_end(
+    wan: &raw::Wan,
+    sites: &[Site],
+    names: &Names,
+) -> Result<(Attachment, Range<usize>), Invalid> {
+    match (&wan.site, &wan.host) {
+        (Some(s), None) => {
+            if !sites.iter().any(|site| &site.name == s.get_ref()) {
+                return err(s.span(), format!("no site named {:?}", s.get_ref()));
+            }
+            Ok((Attachment::Site(s.get_ref().clone()), s.span()))
+        }
+        (None, Some(h)) => {
+            if !names.public_host(h.get_ref()) {
+                return err(
+                    h.span(),
+                    format!(
+                        "no public host named {:?} (a WAN link joins the core to a site router or a public host)",
+                        h.get_ref()
+                    ),
+                );
+            }
+            Ok((Attachment::Host(h.get_ref().clone()), h.span()))
+        }
+        (Some(s), Some(_)) => err(s.span(), "a [[wan]] names either site or host, not both"),
+        (None, None) => err(
+            0..0,
+            "a [[wan]] entry needs site = \"...\" or host = \"...\"",
+        ),
+    }
+}
+
+/// A WAN link's delay, jitter, loss, rate and MTU, each within bounds; `span` names the
+/// link.
+fn link_params(wan: &raw::Wan, span: Range<usize>) -> Result<LinkParams, Invalid> {
+    let delay = millis(wan.delay_ms.as_ref(), "delay_ms")?;
+    let jitter = millis(wan.jitter_ms.as_ref(), "jitter_ms")?;
+    if jitter > delay {
+        let span = wan.jitter_ms.as_ref().map_or(span, |j| j.span());
+        return err(
+            span,
+            "jitter_ms larger than delay_ms would need negative delays",
+        );
+    }
+    let loss = match &wan.loss {
+        Some(l) if !(0.0..1.0).contains(l.get_ref()) => {
+            return err(l.span(), "loss is a probability in [0, 1)");
+        }
+        Some(l) => *l.get_ref(),
+        None => 0.0,
+    };
+    let rate_mbit = match &wan.rate_mbit {
+        Some(r)
+            if !(r.get_ref().is_finite()
+                && *r.get_ref() >= 0.01
+                && *r.get_ref() <= MAX_RATE_MBIT) =>
+        {
+            return err(
+                r.span(),
+                format!("rate_mbit must be within 0.01 ..= {MAX_RATE_MBIT}"),
+            );
+        }
+        Some(r) => Some(*r.get_ref()),
+        None => None,
+    };
+    let mtu = match &wan.mtu {
+        Some(m) if !(MIN_LINK_MTU..=MAX_LINK_MTU).contains(m.get_ref()) => {
+            return err(
+                m.span(),
+                format!("mtu must be within {MIN_LINK_MTU} ..= {MAX_LINK_MTU} bytes"),
+            );
+        }
+        Some(m) => Some(*m.get_ref() as u16),
+        None => None,
+    };
+    Ok(LinkParams {
+        delay,
+        jitter,
+        loss,
+        rate_mbit,
+        mtu,
+    })
 }
 
 fn millis(value: Option<&Spanned<f64>>, what: &str) -> Result<Duration, Invalid> {

@@ -101,6 +101,31 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    check(&args)?;
+    let scenario = scenario(&args)?;
+    let bar = progress_bar(args.json)?;
+    let started = Instant::now();
+    let report = scenario.run(&mut |stage, frac| {
+        bar.set_message(stage.to_owned());
+        bar.set_position((frac.clamp(0.0, 1.0) * 1000.0) as u64);
+    });
+    bar.finish_and_clear();
+    let wall_s = started.elapsed().as_secs_f64();
+    let rss = ipop_node::sysinfo::peak_rss_mib();
+    if args.json {
+        println!("{}", to_json(&args, &scenario, &report, wall_s, rss));
+    } else {
+        println!(
+            "{} nodes joining at {:.0} per virtual second through {} bootstrap nodes",
+            scenario.nodes, scenario.join_rate, scenario.bootstrap_nodes
+        );
+        print_summary(&report, wall_s, rss);
+    }
+    Ok(())
+}
+
+/// Refuses arguments out of range, naming the flag to fix.
+fn check(args: &Args) -> Result<()> {
     ensure!(args.nodes >= 1, "--nodes must be at least 1");
     ensure!((0.0..1.0).contains(&args.loss), "--loss must be in [0, 1)");
     ensure!(
@@ -123,6 +148,12 @@ fn main() -> Result<()> {
         (0.0..=1.0).contains(&args.graceful),
         "--graceful must be in [0, 1]"
     );
+    Ok(())
+}
+
+/// The scenario the arguments describe: the defaults scaled to `--nodes`, with what the
+/// arguments set.
+fn scenario(args: &Args) -> Result<Scenario> {
     let dht = dht::Config {
         sub_keys: args.dht_sub_keys,
         majority: args.dht_majority,
@@ -131,7 +162,7 @@ fn main() -> Result<()> {
     dht.validate()
         .context("check --dht-sub-keys and --dht-majority")?;
     let scaled = Scenario::scaled(args.nodes);
-    let scenario = Scenario {
+    Ok(Scenario {
         seed: args.seed,
         network: Network {
             latency: Duration::from_secs_f64(args.latency_ms / 1e3),
@@ -158,34 +189,19 @@ fn main() -> Result<()> {
         dht,
         nat_mix: args.nat_mix.clone(),
         ..scaled
-    };
-    let bar = if args.json {
-        ProgressBar::hidden()
-    } else {
-        let bar = ProgressBar::new(1000);
-        bar.set_style(ProgressStyle::with_template(
-            "{spinner} {msg:8} [{bar:40}] {elapsed}",
-        )?);
-        bar
-    };
-    let started = Instant::now();
-    let report = scenario.run(&mut |stage, frac| {
-        bar.set_message(stage.to_owned());
-        bar.set_position((frac.clamp(0.0, 1.0) * 1000.0) as u64);
-    });
-    bar.finish_and_clear();
-    let wall_s = started.elapsed().as_secs_f64();
-    let rss = ipop_node::sysinfo::peak_rss_mib();
-    if args.json {
-        println!("{}", to_json(&args, &scenario, &report, wall_s, rss));
-    } else {
-        println!(
-            "{} nodes joining at {:.0} per virtual second through {} bootstrap nodes",
-            scenario.nodes, scenario.join_rate, scenario.bootstrap_nodes
-        );
-        print_summary(&report, wall_s, rss);
+    })
+}
+
+/// The progress bar of a run; hidden when the output is JSON.
+fn progress_bar(hidden: bool) -> Result<ProgressBar> {
+    if hidden {
+        return Ok(ProgressBar::hidden());
     }
-    Ok(())
+    let bar = ProgressBar::new(1000);
+    bar.set_style(ProgressStyle::with_template(
+        "{spinner} {msg:8} [{bar:40}] {elapsed}",
+    )?);
+    Ok(bar)
 }
 
 fn phase_json(p: &Phase) -> Value {

@@ -79,32 +79,7 @@ pub struct Security {
 /// SIGINT, or `ipop-node leave`); with `security`, every edge is a Noise session.
 pub async fn run(config: Config, address: Address, security: Option<Security>) -> Result<()> {
     let now = Instant::now();
-    let mut seed = [0u8; 8];
-    rand::rngs::SysRng
-        .try_fill_bytes(&mut seed)
-        .context("no operating-system randomness")?;
-    let mut stack = Stack::new(
-        config.overlay_config(),
-        config.dht_config(),
-        address,
-        u64::from_le_bytes(seed),
-        now,
-        dht::WallClock::new(
-            now,
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default(),
-        ),
-    );
-    if let Some(sec) = security {
-        let mut secure = ipop_core::secure::Config::new(sec.secrets.preferred);
-        secure.accept = sec.secrets.also;
-        stack.enable_secure(
-            secure,
-            sec.identity,
-            u64::from_le_bytes(seed).rotate_left(29),
-        );
-    }
+    let mut stack = new_stack(&config, address, security, now)?;
     let udp = match config.udp_listen.0 {
         Some(a) => Some(UdpEdge::bind(a).with_context(|| format!("cannot bind UDP {a}"))?),
         None => None,
@@ -118,19 +93,7 @@ pub async fn run(config: Config, address: Address, security: Option<Security>) -
         ),
         None => None,
     };
-    if let Some(u) = &udp {
-        for a in reachable_at(u.local_addr()?) {
-            stack.node.add_local_transport(TransportAddr::udp(a));
-        }
-    }
-    if let Some(t) = &tcp {
-        for a in reachable_at(t.local_addr()) {
-            stack.node.add_local_transport(TransportAddr::tcp(a));
-        }
-    }
-    for a in &config.advertise {
-        stack.node.add_local_transport(a.0);
-    }
+    add_local_transports(&mut stack, &config, udp.as_ref(), tcp.as_ref())?;
     let vnet = Vnet::start(&config, &mut stack, now)?;
     let (control, control_stats) = control::serve(&config.control_socket)?;
     let bootstrap: Vec<TransportAddr> = config.bootstrap.iter().map(|u| u.0).collect();
@@ -166,6 +129,67 @@ pub async fn run(config: Config, address: Address, security: Option<Security>) -
     let result = driver.run().await;
     let _ = std::fs::remove_file(&driver.config.control_socket);
     result
+}
+
+/// The protocol stack of a node with `address`, seeded from the operating system; its
+/// edges secure with `security`.
+fn new_stack(
+    config: &Config,
+    address: Address,
+    security: Option<Security>,
+    now: Instant,
+) -> Result<Stack> {
+    let mut seed = [0u8; 8];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut seed)
+        .context("no operating-system randomness")?;
+    let mut stack = Stack::new(
+        config.overlay_config(),
+        config.dht_config(),
+        address,
+        u64::from_le_bytes(seed),
+        now,
+        dht::WallClock::new(
+            now,
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        ),
+    );
+    if let Some(sec) = security {
+        let mut secure = ipop_core::secure::Config::new(sec.secrets.preferred);
+        secure.accept = sec.secrets.also;
+        stack.enable_secure(
+            secure,
+            sec.identity,
+            u64::from_le_bytes(seed).rotate_left(29),
+        );
+    }
+    Ok(stack)
+}
+
+/// Tells the stack where the node can be reached: the bound sockets' addresses and the
+/// configured `advertise` ones.
+fn add_local_transports(
+    stack: &mut Stack,
+    config: &Config,
+    udp: Option<&UdpEdge>,
+    tcp: Option<&TcpEdges>,
+) -> Result<()> {
+    if let Some(u) = udp {
+        for a in reachable_at(u.local_addr()?) {
+            stack.node.add_local_transport(TransportAddr::udp(a));
+        }
+    }
+    if let Some(t) = tcp {
+        for a in reachable_at(t.local_addr()) {
+            stack.node.add_local_transport(TransportAddr::tcp(a));
+        }
+    }
+    for a in &config.advertise {
+        stack.node.add_local_transport(a.0);
+    }
+    Ok(())
 }
 
 /// Sends a datagram over the right transport.
@@ -367,55 +391,9 @@ impl Driver {
     /// Sends what the stack queued and handles its events and results; an error if the
     /// node cannot go on (its configured static address was refused).
     fn flush(&mut self) -> Result<()> {
-        while let Some(dst) = self.stack.poll_transmit(&mut self.out) {
-            match (dst.proto, &self.udp) {
-                (Proto::Udp, Some(u)) => self.batch.push(u, dst.addr, &self.out),
-                _ => send_to(&self.udp, &mut self.tcp, dst, &self.out),
-            }
-        }
-        if let Some(u) = &self.udp {
-            self.batch.flush(u);
-        }
+        self.send_queued();
         while let Some(event) = self.stack.poll_event() {
-            match &event {
-                Event::CorrectlyConnected => {
-                    if self.facts.connected_at.is_none() {
-                        self.facts.connected_at = Some(Instant::now());
-                    }
-                    info!("correctly connected");
-                }
-                Event::NotCorrectlyConnected => warn!("no longer correctly connected"),
-                Event::Connected { peer, edge } => {
-                    self.facts.linked_at.get_or_insert_with(Instant::now);
-                    debug!(peer = %peer.short(), %edge, "connected");
-                }
-                Event::Disconnected { peer, reason } => {
-                    debug!(peer = %peer.short(), ?reason, "disconnected");
-                }
-                Event::LearnedAddress(t) => info!(addr = %t, "a peer sees this node at"),
-                Event::EdgeClosed(t) => {
-                    if let (Proto::Tcp, Some(tcp)) = (t.proto, self.tcp.as_mut()) {
-                        tcp.close(t.addr);
-                    }
-                }
-                Event::Unreachable(dst) => debug!(dst = %dst.short(), "no route"),
-                Event::ProbeReply {
-                    id,
-                    hops,
-                    request_hops,
-                    ..
-                } => {
-                    if let Some((sent, reply)) = self.probes.remove(id) {
-                        let rtt = sent.elapsed().as_secs_f64() * 1e3;
-                        let _ = reply.send(control::reply(&ProbeReply {
-                            rtt_ms: rtt,
-                            hops: u32::from(*request_hops),
-                            return_hops: u32::from(*hops),
-                        }));
-                    }
-                }
-                Event::ProbeReceived { .. } => {}
-            }
+            self.on_event(&event);
         }
         while let Some(e) = self.stack.poll_ipop_event() {
             if let Some(v) = self.vnet.as_mut() {
@@ -425,6 +403,73 @@ impl Driver {
         if let Some(v) = self.vnet.as_mut() {
             v.apply_mtu(&self.stack);
         }
+        self.on_dht_results();
+        let now = Instant::now();
+        self.expire_probes(now);
+        self.run_keeper(now);
+        Ok(())
+    }
+
+    /// Sends the datagrams the stack queued, those over UDP in batches.
+    fn send_queued(&mut self) {
+        while let Some(dst) = self.stack.poll_transmit(&mut self.out) {
+            match (dst.proto, &self.udp) {
+                (Proto::Udp, Some(u)) => self.batch.push(u, dst.addr, &self.out),
+                _ => send_to(&self.udp, &mut self.tcp, dst, &self.out),
+            }
+        }
+        if let Some(u) = &self.udp {
+            self.batch.flush(u);
+        }
+    }
+
+    /// Logs an overlay event, notes its time in the status facts, closes the TCP edge it
+    /// closed and answers the probe it completed.
+    fn on_event(&mut self, event: &Event) {
+        match event {
+            Event::CorrectlyConnected => {
+                if self.facts.connected_at.is_none() {
+                    self.facts.connected_at = Some(Instant::now());
+                }
+                info!("correctly connected");
+            }
+            Event::NotCorrectlyConnected => warn!("no longer correctly connected"),
+            Event::Connected { peer, edge } => {
+                self.facts.linked_at.get_or_insert_with(Instant::now);
+                debug!(peer = %peer.short(), %edge, "connected");
+            }
+            Event::Disconnected { peer, reason } => {
+                debug!(peer = %peer.short(), ?reason, "disconnected");
+            }
+            Event::LearnedAddress(t) => info!(addr = %t, "a peer sees this node at"),
+            Event::EdgeClosed(t) => {
+                if let (Proto::Tcp, Some(tcp)) = (t.proto, self.tcp.as_mut()) {
+                    tcp.close(t.addr);
+                }
+            }
+            Event::Unreachable(dst) => debug!(dst = %dst.short(), "no route"),
+            Event::ProbeReply {
+                id,
+                hops,
+                request_hops,
+                ..
+            } => {
+                if let Some((sent, reply)) = self.probes.remove(id) {
+                    let rtt = sent.elapsed().as_secs_f64() * 1e3;
+                    let _ = reply.send(control::reply(&ProbeReply {
+                        rtt_ms: rtt,
+                        hops: u32::from(*request_hops),
+                        return_hops: u32::from(*hops),
+                    }));
+                }
+            }
+            Event::ProbeReceived { .. } => {}
+        }
+    }
+
+    /// Hands each finished DHT operation to the keeper if it is the keeper's, else
+    /// answers the control request that waits for it.
+    fn on_dht_results(&mut self) {
         while let Some((id, result)) = self.stack.poll_dht_result() {
             let (now, keeper) = (Instant::now(), &mut self.keeper);
             if self
@@ -433,39 +478,14 @@ impl Driver {
             {
                 continue;
             }
-            match self.waiting.remove(&id) {
-                Some(Waiter::Reply(reply)) => {
-                    let value = match result {
-                        Ok(Outcome::Values(v)) => control::reply(&DhtValues {
-                            values: v
-                                .iter()
-                                .map(|b| String::from_utf8_lossy(b).into_owned())
-                                .collect(),
-                        }),
-                        Ok(done) => control::reply(&DhtDone {
-                            ok: format!("{done:?}").to_lowercase(),
-                        }),
-                        Err(e) => control::refused(e),
-                    };
-                    let _ = reply.send(value);
-                }
-                Some(Waiter::Record(reply, ns)) => {
-                    let value = match result {
-                        Ok(Outcome::Values(v)) if !v.is_empty() => match ns.open_record(&v[0]) {
-                            Ok(r) => control::reply(&NamespaceRecord {
-                                record: Some(r.to_string()),
-                            }),
-                            Err(e) => control::refused(e),
-                        },
-                        Ok(_) => control::reply(&NamespaceRecord { record: None }),
-                        Err(e) => control::refused(e),
-                    };
-                    let _ = reply.send(value);
-                }
-                None => {}
+            if let Some(waiter) = self.waiting.remove(&id) {
+                answer(waiter, result);
             }
         }
-        let now = Instant::now();
+    }
+
+    /// Refuses the probes that have had no echo for [`PROBE_TIMEOUT`].
+    fn expire_probes(&mut self, now: Instant) {
         let expired: Vec<u64> = self
             .probes
             .iter()
@@ -477,6 +497,11 @@ impl Driver {
                 let _ = reply.send(control::refused("no echo within 5 s"));
             }
         }
+    }
+
+    /// Lets the keeper renew what it keeps alive, and answers the namespace creations it
+    /// finished.
+    fn run_keeper(&mut self, now: Instant) {
         let keeper = &mut self.keeper;
         self.stack
             .dht_op(now, |d, n| keeper.handle_timeout(now, n, d));
@@ -503,6 +528,39 @@ impl Driver {
                 }
             }
         }
-        Ok(())
+    }
+}
+
+/// Answers the control request `waiter` with the DHT operation's `result`.
+fn answer(waiter: Waiter, result: Result<Outcome, dht::DhtError>) {
+    match waiter {
+        Waiter::Reply(reply) => {
+            let value = match result {
+                Ok(Outcome::Values(v)) => control::reply(&DhtValues {
+                    values: v
+                        .iter()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .collect(),
+                }),
+                Ok(done) => control::reply(&DhtDone {
+                    ok: format!("{done:?}").to_lowercase(),
+                }),
+                Err(e) => control::refused(e),
+            };
+            let _ = reply.send(value);
+        }
+        Waiter::Record(reply, ns) => {
+            let value = match result {
+                Ok(Outcome::Values(v)) if !v.is_empty() => match ns.open_record(&v[0]) {
+                    Ok(r) => control::reply(&NamespaceRecord {
+                        record: Some(r.to_string()),
+                    }),
+                    Err(e) => control::refused(e),
+                },
+                Ok(_) => control::reply(&NamespaceRecord { record: None }),
+                Err(e) => control::refused(e),
+            };
+            let _ = reply.send(value);
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use ipop_api::control::{Left, NamespaceEntry, NamespaceList, SecretsLoaded};
 use ipop_core::Address;
+use ipop_core::dht::RequestId;
 use ipop_core::ipop::Namespace;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -25,42 +26,21 @@ pub(super) enum Waiter {
 /// How long a probe waits for its echo.
 pub(super) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 impl Driver {
+    /// Answers a control request, or starts what will answer it.
     pub(super) fn on_control(&mut self, p: Pending) {
         let now = Instant::now();
-        let started = match p.request {
+        let Pending { request, reply } = p;
+        let started = match request {
             Request::Status => {
-                self.refresh_facts();
-                let mut s = status::status(&self.stack, &self.config.overlay, &self.facts, now);
-                s.ipop = self
-                    .vnet
-                    .as_ref()
-                    .and_then(|v| v.status(&self.stack, &self.faults, self.facts.started));
-                let _ = p.reply.send(control::reply(&s));
+                let _ = reply.send(control::reply(&self.status(now)));
                 return;
             }
             Request::Leave => {
                 self.leave("leave requested");
-                let _ = p.reply.send(control::reply(&Left { left: true }));
+                let _ = reply.send(control::reply(&Left { left: true }));
                 return;
             }
-            Request::Probe { dst } => {
-                let reply = match dst.parse::<Address>() {
-                    Ok(dst) => {
-                        let id = self.next_probe;
-                        self.next_probe += 1;
-                        match self.stack.node.send_probe(now, dst, id, true) {
-                            Ok(()) => {
-                                self.probes.insert(id, (now, p.reply));
-                                return;
-                            }
-                            Err(e) => control::refused(e),
-                        }
-                    }
-                    Err(e) => control::refused(e),
-                };
-                let _ = p.reply.send(reply);
-                return;
-            }
+            Request::Probe { dst } => return self.start_probe(now, &dst, reply),
             Request::NamespaceCreate {
                 id,
                 key,
@@ -70,55 +50,32 @@ impl Driver {
                 mtu,
                 dns,
             } => {
-                let fixed = match vnet::requested_namespace(id.as_deref(), key.as_deref()) {
-                    Ok(fixed) => fixed,
+                let requested =
+                    vnet::requested_namespace(id.as_deref(), key.as_deref()).and_then(|fixed| {
+                        let keyed = fixed.as_ref().is_some_and(Namespace::is_keyed);
+                        vnet::record(&name, &range, lease_s, mtu, dns, keyed)
+                            .map(|record| (record, fixed))
+                    });
+                match requested {
+                    Ok((record, fixed)) => self.create_namespace(now, reply, record, fixed),
                     Err(e) => {
-                        let _ = p.reply.send(control::refused(e));
-                        return;
-                    }
-                };
-                let keyed = fixed.as_ref().is_some_and(Namespace::is_keyed);
-                match vnet::record(&name, &range, lease_s, mtu, dns, keyed) {
-                    Ok(record) => self.create_namespace(now, p.reply, record, fixed),
-                    Err(e) => {
-                        let _ = p.reply.send(control::refused(e));
+                        let _ = reply.send(control::refused(e));
                     }
                 }
                 return;
             }
             Request::NamespaceList => {
-                let _ = p.reply.send(control::reply(&self.namespaces()));
+                let _ = reply.send(control::reply(&self.namespaces()));
                 return;
             }
             Request::SecretReload => {
-                let _ = p.reply.send(self.reload_secrets());
+                let _ = reply.send(self.reload_secrets());
                 return;
             }
-            Request::NamespaceDelete { id, key } => match named_namespace(id, key) {
-                Ok(ns) => {
-                    let keeper = &mut self.keeper;
-                    self.stack.dht_op(now, |d, n| keeper.delete(now, n, d, &ns))
-                }
-                Err(e) => {
-                    let _ = p.reply.send(control::refused(e));
-                    return;
-                }
-            },
-            Request::NamespaceShow { id, key } => {
-                match named_namespace(id, key) {
-                    Ok(ns) => {
-                        if let Ok(op) = self.stack.dht_get(now, &ns.record_key()) {
-                            self.waiting.insert(op, Waiter::Record(p.reply, ns));
-                        } else {
-                            let _ = p.reply.send(control::refused("not in the overlay yet"));
-                        }
-                    }
-                    Err(e) => {
-                        let _ = p.reply.send(control::refused(e));
-                    }
-                }
-                return;
+            Request::NamespaceDelete { id, key } => {
+                return self.delete_namespace(now, id, key, reply);
             }
+            Request::NamespaceShow { id, key } => return self.show_namespace(now, id, key, reply),
             Request::DhtGet { key } => self.stack.dht_get(now, key.as_bytes()),
             Request::DhtDelete { key, password } => self.stack.dht_op(now, |d, n| {
                 d.delete(now, n, key.as_bytes(), password.as_bytes())
@@ -153,12 +110,95 @@ impl Driver {
                 Duration::from_secs(ttl_s),
             ),
         };
+        self.wait_for(started, reply);
+    }
+
+    /// Answers `reply` when the DHT operation `started` ends, or now if it did not start.
+    fn wait_for(
+        &mut self,
+        started: Result<RequestId, impl ToString>,
+        reply: oneshot::Sender<Value>,
+    ) {
         match started {
             Ok(id) => {
-                self.waiting.insert(id, Waiter::Reply(p.reply));
+                self.waiting.insert(id, Waiter::Reply(reply));
             }
             Err(e) => {
-                let _ = p.reply.send(control::refused(e));
+                let _ = reply.send(control::refused(e));
+            }
+        }
+    }
+
+    /// Deletes the namespace named by `id` or `key`: its record leaves the DHT and the
+    /// keeper stops renewing it.
+    fn delete_namespace(
+        &mut self,
+        now: Instant,
+        id: Option<String>,
+        key: Option<String>,
+        reply: oneshot::Sender<Value>,
+    ) {
+        match named_namespace(id, key) {
+            Ok(ns) => {
+                let keeper = &mut self.keeper;
+                let started = self.stack.dht_op(now, |d, n| keeper.delete(now, n, d, &ns));
+                self.wait_for(started, reply);
+            }
+            Err(e) => {
+                let _ = reply.send(control::refused(e));
+            }
+        }
+    }
+
+    /// The node's status, with the driver's facts and the virtual network's state.
+    fn status(&mut self, now: Instant) -> ipop_api::Status {
+        self.refresh_facts();
+        let mut s = status::status(&self.stack, &self.config.overlay, &self.facts, now);
+        s.ipop = self
+            .vnet
+            .as_ref()
+            .and_then(|v| v.status(&self.stack, &self.faults, self.facts.started));
+        s
+    }
+
+    /// Sends an overlay echo to `dst`; its reply, or [`PROBE_TIMEOUT`], answers `reply`.
+    fn start_probe(&mut self, now: Instant, dst: &str, reply: oneshot::Sender<Value>) {
+        let refused = match dst.parse::<Address>() {
+            Ok(dst) => {
+                let id = self.next_probe;
+                self.next_probe += 1;
+                match self.stack.node.send_probe(now, dst, id, true) {
+                    Ok(()) => {
+                        self.probes.insert(id, (now, reply));
+                        return;
+                    }
+                    Err(e) => control::refused(e),
+                }
+            }
+            Err(e) => control::refused(e),
+        };
+        let _ = reply.send(refused);
+    }
+
+    /// Reads the record of the namespace named by `id` or `key` from the DHT, to be
+    /// opened and shown when it arrives.
+    fn show_namespace(
+        &mut self,
+        now: Instant,
+        id: Option<String>,
+        key: Option<String>,
+        reply: oneshot::Sender<Value>,
+    ) {
+        match named_namespace(id, key) {
+            Ok(ns) => {
+                if let Ok(op) = self.stack.dht_get(now, &ns.record_key()) {
+                    self.waiting.insert(op, Waiter::Record(reply, ns));
+                } else {
+                    let _ = reply.send(control::refused("not in the overlay yet"));
+                }
+            }
+            Err(e) => {
+                let _ = reply.send(control::refused(e));
             }
         }
     }

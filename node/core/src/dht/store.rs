@@ -110,6 +110,33 @@ pub(crate) fn time_left(serial: u64, ttl_s: u32, unix_now_ms: u64) -> Duration {
     )
 }
 
+/// The owner a create or a recreate (`req`) gives the record, `live` being the live
+/// record held and `repeat` whether `req` is a retransmission of the write that made
+/// it; or the answer to send instead of writing.
+fn written_owner(
+    req: &Request<'_>,
+    live: Option<&Record>,
+    repeat: bool,
+) -> Result<[u8; OWNER_LEN], Status> {
+    if req.op == Op::Create {
+        return match live {
+            Some(_) if repeat => Err(Status::Ok),
+            Some(_) => Err(Status::Exists),
+            None => proven_owner(req).ok_or(Status::BadPassword),
+        };
+    }
+    match live {
+        Some(_) if repeat => Err(Status::Ok),
+        Some(r) if !r.proven_by_owner(req) => Err(Status::BadPassword),
+        // Delete (of the live value, or of nothing) then create, for the new owner (a
+        // proof is still needed when there was nothing to delete).
+        _ => match <[u8; OWNER_LEN]>::try_from(req.new_owner) {
+            Ok(owner) if live.is_some() || proven_owner(req).is_some() => Ok(owner),
+            _ => Err(Status::BadPassword),
+        },
+    }
+}
+
 /// Limits on what a replica accepts.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -274,51 +301,16 @@ impl Store {
             .filter(|rev| *rev <= MAX_REV);
         let owner = match req.op {
             Op::Get => return Status::Ok,
-            Op::Create => match live {
-                Some(_) if repeat => return Status::Ok,
-                Some(_) => return Status::Exists,
-                None => match proven_owner(req) {
-                    Some(owner) => owner,
-                    None => return Status::BadPassword,
-                },
-            },
             Op::Delete => match live {
                 None if repeat => return Status::Ok,
                 None => return Status::NotFound,
                 Some(r) if !r.proven_by_owner(req) => return Status::BadPassword,
                 Some(_) if stale => return Status::Stale,
-                Some(_) => {
-                    let Some(next_rev) = next_rev else {
-                        return Status::Quota;
-                    };
-                    if let Some(rec) = self.records.get_mut(&sub_key) {
-                        // The tombstone lives as long as the record would have.
-                        rec.guard_until_ms = rec.guard_until_ms.max(write_end_ms(&rec.cert));
-                        rec.tombstone = true;
-                        rec.rev = next_rev;
-                        rec.value.clear();
-                        rec.cert = Cert {
-                            write: Op::Delete,
-                            op_id: req.op_id,
-                            serial: req.serial,
-                            ttl_s: req.ttl_s,
-                            proof,
-                            ..rec.cert
-                        };
-                        rec.pushed_to = None;
-                    }
-                    return Status::Ok;
-                }
+                Some(_) => return self.tombstone(&sub_key, next_rev, req, proof),
             },
-            Op::Recreate => match live {
-                Some(_) if repeat => return Status::Ok,
-                Some(r) if !r.proven_by_owner(req) => return Status::BadPassword,
-                // Delete (of the live value, or of nothing) then create, for the new
-                // owner (a proof is still needed when there was nothing to delete).
-                _ => match <[u8; OWNER_LEN]>::try_from(req.new_owner) {
-                    Ok(owner) if live.is_some() || proven_owner(req).is_some() => owner,
-                    _ => return Status::BadPassword,
-                },
+            Op::Create | Op::Recreate => match written_owner(req, live, repeat) {
+                Ok(owner) => owner,
+                Err(answer) => return answer,
             },
         };
         if stale || (req.ttl_s > 0 && ttl.is_zero()) {
@@ -358,6 +350,38 @@ impl Store {
                 guard_until_ms: 0,
             },
         );
+        Status::Ok
+    }
+
+    /// Deletes the live record at `sub_key` for `req` (already checked): it becomes a
+    /// tombstone of revision `next_rev`, or the delete is refused with `Quota` if there
+    /// is none.
+    fn tombstone(
+        &mut self,
+        sub_key: &Address,
+        next_rev: Option<u64>,
+        req: &Request<'_>,
+        proof: [u8; PROOF_LEN],
+    ) -> Status {
+        let Some(next_rev) = next_rev else {
+            return Status::Quota;
+        };
+        if let Some(rec) = self.records.get_mut(sub_key) {
+            // The tombstone lives as long as the record would have.
+            rec.guard_until_ms = rec.guard_until_ms.max(write_end_ms(&rec.cert));
+            rec.tombstone = true;
+            rec.rev = next_rev;
+            rec.value.clear();
+            rec.cert = Cert {
+                write: Op::Delete,
+                op_id: req.op_id,
+                serial: req.serial,
+                ttl_s: req.ttl_s,
+                proof,
+                ..rec.cert
+            };
+            rec.pushed_to = None;
+        }
         Status::Ok
     }
 

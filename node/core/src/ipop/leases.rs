@@ -345,99 +345,135 @@ impl Ipop {
         result: Result<Outcome, DhtError>,
     ) {
         match purpose {
-            Purpose::Record => {
-                self.record_fetch = None;
-                match result {
-                    Ok(Outcome::Values(v)) if !v.is_empty() => {
-                        match self.config.namespace.open_record(&v[0]) {
-                            Ok(r) => {
-                                self.record = Some(r);
-                                self.timeline.record.get_or_insert(now);
-                                self.refuse_unassignable();
-                                self.record_renew_at = now + RECORD_RENEW;
-                                // Clients waiting for the record get an address now.
-                                let waiting: Vec<[u8; 6]> = self
-                                    .clients
-                                    .iter()
-                                    .filter(|(_, c)| c.last.kind == MessageType::Discover)
-                                    .map(|(m, _)| *m)
-                                    .collect();
-                                for mac in waiting {
-                                    match self.config.mapping {
-                                        Mapping::Dht => self.acquire(now, node, dht, mac),
-                                        Mapping::Hash => {
-                                            if let Some(ip) = self.own_address(node, mac) {
-                                                self.answer(now, mac, Answer::Offer(ip));
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                            Err(e) => {
-                                // Someone wrote a bad record (or it was damaged): it is not
-                                // used, and asked for again later rather than at once.
-                                self.stats.refused_records += 1;
-                                self.record_retry_at = now + RECORD_RETRY;
-                                self.events
-                                    .push_back(Event::NamespaceUnusable(e.to_string()));
-                            }
-                        }
-                    }
-                    _ => {
-                        self.record_retry_at = now + RECORD_RETRY;
-                        self.events.push_back(Event::NamespaceUnusable(format!(
-                            "namespace {} not found in the DHT",
-                            self.config.namespace.id()
-                        )));
-                    }
-                }
-            }
+            Purpose::Record => self.record_result(now, node, dht, result),
             Purpose::Create { mac, ip, password } => {
-                let Some(client) = self.clients.get_mut(&mac) else {
-                    return;
-                };
-                client.acquiring = false;
-                if result == Ok(Outcome::Created) {
-                    self.stats.last_dhcp_tries = client.tries;
-                    client.tries = 0;
-                    let lease_time = self
-                        .record
-                        .as_ref()
-                        .map_or(Duration::from_secs(3600), |r| r.lease);
-                    self.leases
-                        .insert(ip, Lease::new(Some(mac), password.clone(), now, lease_time));
-                    self.events.push_back(Event::LeaseAcquired {
-                        ip,
-                        mac: Some(mac),
-                        password,
-                    });
-                    self.answer(now, mac, Answer::Offer(ip));
-                } else {
-                    // Taken (or no majority): try another address.
-                    self.acquire(now, node, dht, mac);
-                }
+                self.create_result(now, node, dht, (mac, ip, password), result);
             }
-            Purpose::Renew { ip } => {
-                let lease_time = self
-                    .record
-                    .as_ref()
-                    .map_or(Duration::from_secs(3600), |r| r.lease);
-                let Some(lease) = self.leases.get_mut(&ip) else {
-                    return;
-                };
-                lease.renewing = None;
-                match result {
-                    Ok(_) => lease.renewed(now, lease_time),
-                    Err(DhtError::BadPassword) => {
-                        // Someone else holds this address now.
-                        self.leases.remove(&ip);
-                        self.events.push_back(Event::LeaseLost { ip });
-                    }
-                    // Try again soon.
-                    Err(_) => lease.renew_at = now + Duration::from_secs(5),
-                }
-            }
+            Purpose::Renew { ip } => self.renew_result(now, ip, result),
             Purpose::Release | Purpose::RecordRenew | Purpose::Resolve => {}
+        }
+    }
+
+    /// The namespace record was read (or not): used if it opens, else asked for again
+    /// later and the namespace reported unusable.
+    fn record_result(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        dht: &mut Dht,
+        result: Result<Outcome, DhtError>,
+    ) {
+        self.record_fetch = None;
+        match result {
+            Ok(Outcome::Values(v)) if !v.is_empty() => {
+                match self.config.namespace.open_record(&v[0]) {
+                    Ok(r) => self.record_read(now, node, dht, r),
+                    Err(e) => {
+                        // Someone wrote a bad record (or it was damaged): it is not used,
+                        // and asked for again later rather than at once.
+                        self.stats.refused_records += 1;
+                        self.record_retry_at = now + RECORD_RETRY;
+                        self.events
+                            .push_back(Event::NamespaceUnusable(e.to_string()));
+                    }
+                }
+            }
+            _ => {
+                self.record_retry_at = now + RECORD_RETRY;
+                self.events.push_back(Event::NamespaceUnusable(format!(
+                    "namespace {} not found in the DHT",
+                    self.config.namespace.id()
+                )));
+            }
+        }
+    }
+
+    /// Takes the namespace `record` read from the DHT; the clients waiting for it get an
+    /// address now.
+    fn record_read(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        dht: &mut Dht,
+        record: NamespaceRecord,
+    ) {
+        self.record = Some(record);
+        self.timeline.record.get_or_insert(now);
+        self.refuse_unassignable();
+        self.record_renew_at = now + RECORD_RENEW;
+        let waiting: Vec<[u8; 6]> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.last.kind == MessageType::Discover)
+            .map(|(m, _)| *m)
+            .collect();
+        for mac in waiting {
+            match self.config.mapping {
+                Mapping::Dht => self.acquire(now, node, dht, mac),
+                Mapping::Hash => {
+                    if let Some(ip) = self.own_address(node, mac) {
+                        self.answer(now, mac, Answer::Offer(ip));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The create of the lease on `ip` for the client `mac` (with `password`) ended:
+    /// the client is offered `ip`, or another address is tried.
+    fn create_result(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        dht: &mut Dht,
+        (mac, ip, password): ([u8; 6], Ipv4Addr, Vec<u8>),
+        result: Result<Outcome, DhtError>,
+    ) {
+        let Some(client) = self.clients.get_mut(&mac) else {
+            return;
+        };
+        client.acquiring = false;
+        if result == Ok(Outcome::Created) {
+            self.stats.last_dhcp_tries = client.tries;
+            client.tries = 0;
+            let lease_time = self
+                .record
+                .as_ref()
+                .map_or(Duration::from_secs(3600), |r| r.lease);
+            self.leases
+                .insert(ip, Lease::new(Some(mac), password.clone(), now, lease_time));
+            self.events.push_back(Event::LeaseAcquired {
+                ip,
+                mac: Some(mac),
+                password,
+            });
+            self.answer(now, mac, Answer::Offer(ip));
+        } else {
+            // Taken (or no majority): try another address.
+            self.acquire(now, node, dht, mac);
+        }
+    }
+
+    /// The renewal of the lease on `ip` ended: the lease runs on, is lost to another
+    /// holder, or is renewed again soon.
+    fn renew_result(&mut self, now: Instant, ip: Ipv4Addr, result: Result<Outcome, DhtError>) {
+        let lease_time = self
+            .record
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |r| r.lease);
+        let Some(lease) = self.leases.get_mut(&ip) else {
+            return;
+        };
+        lease.renewing = None;
+        match result {
+            Ok(_) => lease.renewed(now, lease_time),
+            Err(DhtError::BadPassword) => {
+                // Someone else holds this address now.
+                self.leases.remove(&ip);
+                self.events.push_back(Event::LeaseLost { ip });
+            }
+            // Try again soon.
+            Err(_) => lease.renew_at = now + Duration::from_secs(5),
         }
     }
 }

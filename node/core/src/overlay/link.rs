@@ -308,17 +308,65 @@ impl Node {
         // A secure edge's handshake already proved that the sender receives at its
         // transport (its message 3 answers our message 2): no cookie round trip.
         if src.authenticated.is_none() && self.needs_cookie(peer, src.edge, req) {
-            let cookie = self
-                .cookies
-                .issue(now, &mut self.rng, src.edge, peer, req.token);
-            if req.cookie.is_some() {
-                self.stats.bad_cookie += 1;
-            }
-            self.stats.cookies_sent += 1;
-            let status = LinkStatus::Cookie(cookie);
-            self.respond(src, peer, req.token, status);
+            self.send_cookie(now, src, req);
             return;
         }
+        let Some((status, accept_roles)) = self.link_status(now, src, req) else {
+            self.stats.refused_full += 1;
+            return;
+        };
+        if let Some(roles) = accept_roles {
+            let mut conn = Connection::new(peer, src.edge, req.token, now);
+            conn.roles = roles;
+            conn.peer_roles = req.roles;
+            conn.direct_candidates = req.transports.iter().collect();
+            self.table.insert(conn);
+            self.schedule_mtu(Some(now));
+        }
+        if status == LinkStatus::Ok {
+            self.evict_other_holders(now, peer, src.edge);
+        }
+        // The response goes out before anything the new connection triggers (status
+        // pings), so that the initiator knows the connection when they arrive.
+        self.respond(src, peer, req.token, status);
+        if accept_roles.is_some() {
+            self.events.push_back(Event::Connected {
+                peer,
+                edge: src.edge,
+            });
+            if matches!(src.edge, Edge::Direct(_)) {
+                self.relay_connected(now, peer);
+            }
+        }
+        if status == LinkStatus::Ok {
+            self.table_changed(now);
+        }
+    }
+
+    /// Answers `req` with a cookie that its sender must send back, proving that it
+    /// receives at `src`.
+    fn send_cookie(&mut self, now: Instant, src: Source, req: &LinkRequest<'_>) {
+        let cookie = self
+            .cookies
+            .issue(now, &mut self.rng, src.edge, req.src, req.token);
+        if req.cookie.is_some() {
+            self.stats.bad_cookie += 1;
+        }
+        self.stats.cookies_sent += 1;
+        self.respond(src, req.src, req.token, LinkStatus::Cookie(cookie));
+    }
+
+    /// The answer to the link request `req` that came over `src`, and the roles of the
+    /// connection it makes if it makes one (a link from a new peer, or one that wins a
+    /// simultaneous attempt); `None` when the table is full. A connection the peer
+    /// moved to a new edge follows it.
+    fn link_status(
+        &mut self,
+        now: Instant,
+        src: Source,
+        req: &LinkRequest<'_>,
+    ) -> Option<(LinkStatus, Option<Roles>)> {
+        let peer = req.src;
         let mut accept_roles = None;
         let status = if req.overlay != self.config.overlay_id {
             LinkStatus::OverlayMismatch
@@ -356,38 +404,12 @@ impl Node {
                 LinkStatus::Ok
             }
         } else if self.table.len() >= self.config.max_connections {
-            self.stats.refused_full += 1;
-            return;
+            return None;
         } else {
             accept_roles = Some(Roles::NONE);
             LinkStatus::Ok
         };
-        if let Some(roles) = accept_roles {
-            let mut conn = Connection::new(peer, src.edge, req.token, now);
-            conn.roles = roles;
-            conn.peer_roles = req.roles;
-            conn.direct_candidates = req.transports.iter().collect();
-            self.table.insert(conn);
-            self.schedule_mtu(Some(now));
-        }
-        if status == LinkStatus::Ok {
-            self.evict_other_holders(now, peer, src.edge);
-        }
-        // The response goes out before anything the new connection triggers (status
-        // pings), so that the initiator knows the connection when they arrive.
-        self.respond(src, peer, req.token, status);
-        if accept_roles.is_some() {
-            self.events.push_back(Event::Connected {
-                peer,
-                edge: src.edge,
-            });
-            if matches!(src.edge, Edge::Direct(_)) {
-                self.relay_connected(now, peer);
-            }
-        }
-        if status == LinkStatus::Ok {
-            self.table_changed(now);
-        }
+        Some((status, accept_roles))
     }
 
     pub(crate) fn on_link_response(&mut self, now: Instant, src: Source, resp: &LinkResponse) {
@@ -400,58 +422,7 @@ impl Node {
             return;
         }
         match resp.status {
-            LinkStatus::Ok => {
-                if self.attempts[i].peer.is_some_and(|p| p != peer) {
-                    self.kill_candidate(i, src.edge);
-                    return;
-                }
-                let a = self.attempts.swap_remove(i);
-                // The address a peer sees for an outgoing TCP stream is an ephemeral
-                // port nobody can connect to: only UDP mappings are worth advertising.
-                if let Some(observed) = resp.observed.filter(|t| t.proto == Proto::Udp) {
-                    if self.nat.observe(now, observed) {
-                        self.events.push_back(Event::LearnedAddress(observed));
-                    }
-                }
-                if let Some(conn) = self.table.get_mut(peer) {
-                    // We accepted the peer's own request meanwhile; one connection stays.
-                    conn.roles |= a.roles;
-                    conn.peer_roles = resp.roles;
-                    conn.status_due = true;
-                    if conn.edge != src.edge {
-                        conn.token = a.token;
-                        self.move_connection(now, peer, src.edge);
-                        self.evict_other_holders(now, peer, src.edge);
-                    }
-                    self.table_changed(now);
-                    return;
-                }
-                if peer == self.address {
-                    return;
-                }
-                let mut conn = Connection::new(peer, src.edge, a.token, now);
-                conn.roles = a.roles;
-                conn.peer_roles = resp.roles;
-                conn.direct_candidates = a
-                    .candidates
-                    .iter()
-                    .filter_map(|c| match c.edge {
-                        Edge::Direct(t) => Some(t),
-                        Edge::Relay { .. } => None,
-                    })
-                    .collect();
-                self.table.insert(conn);
-                self.schedule_mtu(Some(now));
-                self.evict_other_holders(now, peer, src.edge);
-                self.events.push_back(Event::Connected {
-                    peer,
-                    edge: src.edge,
-                });
-                if matches!(src.edge, Edge::Direct(_)) {
-                    self.relay_connected(now, peer);
-                }
-                self.table_changed(now);
-            }
+            LinkStatus::Ok => self.link_made(now, src, resp, i),
             LinkStatus::AlreadyConnected => {
                 if let Some(conn) = self.table.get_mut(peer) {
                     conn.roles |= self.attempts[i].roles;
@@ -460,29 +431,7 @@ impl Node {
                 }
             }
             LinkStatus::InProgress => self.attempts[i].waiting = true,
-            LinkStatus::Cookie(cookie) => {
-                // Send the request again at once, with the cookie, over the edge that
-                // asked for it (once per cookie: a responder that keeps asking waits for
-                // the normal retransmission). A responder may answer from another
-                // address than the one asked (a multi-homed host): that edge becomes a
-                // candidate, as it would by answering Ok.
-                let a = &mut self.attempts[i];
-                if !a.candidates.iter().any(|c| c.edge == src.edge)
-                    && a.candidates.len() < MAX_CANDIDATES
-                {
-                    a.candidates.push(Candidate::new(src.edge));
-                }
-                let Some(c) = a
-                    .candidates
-                    .iter_mut()
-                    .find(|c| c.edge == src.edge && !c.dead && c.cookie != Some(cookie))
-                else {
-                    return;
-                };
-                c.cookie = Some(cookie);
-                let transports = self.nat.advertised();
-                self.send_link_request(i, src.edge, Some(cookie), &transports);
-            }
+            LinkStatus::Cookie(cookie) => self.resend_with_cookie(i, src, cookie),
             LinkStatus::ConnectToSelf => {
                 if let Edge::Direct(t) = src.edge {
                     self.nat.add_local(t);
@@ -493,6 +442,84 @@ impl Node {
                 self.kill_candidate(i, src.edge);
             }
         }
+    }
+
+    /// The answer `Ok` to our attempt `i`: a new connection to `resp`'s sender over
+    /// `src`, or the one we accepted from it meanwhile (now over `src`).
+    fn link_made(&mut self, now: Instant, src: Source, resp: &LinkResponse, i: usize) {
+        let peer = resp.src;
+        if self.attempts[i].peer.is_some_and(|p| p != peer) {
+            self.kill_candidate(i, src.edge);
+            return;
+        }
+        let a = self.attempts.swap_remove(i);
+        // The address a peer sees for an outgoing TCP stream is an ephemeral port nobody
+        // can connect to: only UDP mappings are worth advertising.
+        if let Some(observed) = resp.observed.filter(|t| t.proto == Proto::Udp) {
+            if self.nat.observe(now, observed) {
+                self.events.push_back(Event::LearnedAddress(observed));
+            }
+        }
+        if let Some(conn) = self.table.get_mut(peer) {
+            // We accepted the peer's own request meanwhile; one connection stays.
+            conn.roles |= a.roles;
+            conn.peer_roles = resp.roles;
+            conn.status_due = true;
+            if conn.edge != src.edge {
+                conn.token = a.token;
+                self.move_connection(now, peer, src.edge);
+                self.evict_other_holders(now, peer, src.edge);
+            }
+            self.table_changed(now);
+            return;
+        }
+        if peer == self.address {
+            return;
+        }
+        let mut conn = Connection::new(peer, src.edge, a.token, now);
+        conn.roles = a.roles;
+        conn.peer_roles = resp.roles;
+        conn.direct_candidates = a
+            .candidates
+            .iter()
+            .filter_map(|c| match c.edge {
+                Edge::Direct(t) => Some(t),
+                Edge::Relay { .. } => None,
+            })
+            .collect();
+        self.table.insert(conn);
+        self.schedule_mtu(Some(now));
+        self.evict_other_holders(now, peer, src.edge);
+        self.events.push_back(Event::Connected {
+            peer,
+            edge: src.edge,
+        });
+        if matches!(src.edge, Edge::Direct(_)) {
+            self.relay_connected(now, peer);
+        }
+        self.table_changed(now);
+    }
+
+    /// Our attempt `i` was answered over `src` with `cookie`: the request goes again at
+    /// once, with the cookie, over the edge that asked for it (once per cookie: a
+    /// responder that keeps asking waits for the normal retransmission). A responder
+    /// may answer from another address than the one asked (a multi-homed host): that
+    /// edge becomes a candidate, as it would by answering Ok.
+    fn resend_with_cookie(&mut self, i: usize, src: Source, cookie: u64) {
+        let a = &mut self.attempts[i];
+        if !a.candidates.iter().any(|c| c.edge == src.edge) && a.candidates.len() < MAX_CANDIDATES {
+            a.candidates.push(Candidate::new(src.edge));
+        }
+        let Some(c) = a
+            .candidates
+            .iter_mut()
+            .find(|c| c.edge == src.edge && !c.dead && c.cookie != Some(cookie))
+        else {
+            return;
+        };
+        c.cookie = Some(cookie);
+        let transports = self.nat.advertised();
+        self.send_link_request(i, src.edge, Some(cookie), &transports);
     }
 
     /// Whether a link request from `peer` may arrive over `src`: a relay edge must run

@@ -333,18 +333,7 @@ impl Secure {
             return Opened::Dropped;
         };
         let Some(init) = peer.initiation.as_mut().filter(|i| i.index == receiver) else {
-            // A duplicate message 2 (the responder saw our message 1 twice): our
-            // message 3 may be lost too, so it goes again while unconfirmed.
-            if let Some(s) = peer.unconfirmed_mut() {
-                if s.local == receiver && s.remote == sender {
-                    s.msg3_sent_at = now;
-                    let msg3 = s.msg3.clone();
-                    self.transmit(from, msg3);
-                    return Opened::Consumed;
-                }
-            }
-            self.stats.unknown_session += 1;
-            return Opened::Dropped;
+            return self.repeat_msg3(now, from, sender, receiver);
         };
         let (noise3, secret) = match init.answer(noise, &self.secrets) {
             Ok(answer) => answer,
@@ -385,6 +374,41 @@ impl Secure {
         let mut session = Session::new(now, keys, msg3.clone(), self.config.rekey_after);
         session.confirm = Some(Retry::start(now, self.config.handshake_retry));
         session.handshake_started = Some(started);
+        self.install_initiated(now, from, session);
+        self.transmit(from, msg3);
+        self.flush(now, from);
+        Opened::Consumed
+    }
+
+    /// A message 2 that answers no handshake under way: if it repeats the one that
+    /// made the unconfirmed session with `from` (the responder saw our message 1 twice),
+    /// our message 3 may be lost too, so it goes again.
+    fn repeat_msg3(
+        &mut self,
+        now: Instant,
+        from: TransportAddr,
+        sender: u32,
+        receiver: u32,
+    ) -> Opened {
+        let unconfirmed = self.peers.get_mut(&from).and_then(Peer::unconfirmed_mut);
+        if let Some(s) = unconfirmed {
+            if s.local == receiver && s.remote == sender {
+                s.msg3_sent_at = now;
+                let msg3 = s.msg3.clone();
+                self.transmit(from, msg3);
+                return Opened::Consumed;
+            }
+        }
+        self.stats.unknown_session += 1;
+        Opened::Dropped
+    }
+
+    /// Installs the session our handshake with `from` made: it seals at once, or, for a
+    /// rekey, once confirmed.
+    fn install_initiated(&mut self, now: Instant, from: TransportAddr, session: Session) {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
         // We answered the other side's message 1 too (it came while we waited): that
         // handshake is moot now; its retransmissions are ignored.
         if let Some(r) = self.responders.remove(&from) {
@@ -400,9 +424,6 @@ impl Secure {
             self.indexes.remove(&old.local);
         }
         peer.last_used = now;
-        self.transmit(from, msg3);
-        self.flush(now, from);
-        Opened::Consumed
     }
 
     /// HANDSHAKE3 from `from`; `datagram` is the whole message (duplicates are

@@ -9,10 +9,11 @@
 //! than the earliest of them: calls that add a deadline lower it ([`Secure::arm_peer`]),
 //! [`Secure::handle_timeout`] computes it afresh.
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use super::session::{Due, Peer, Session, give_up_after};
-use super::{Config, Secure};
+use super::{Config, Secure, Stats};
 use crate::transport::TransportAddr;
 
 /// Whether `peer` may start a rekey: its session is confirmed and no handshake with
@@ -48,6 +49,113 @@ fn peer_deadline(peer: &Peer, responder_pending: bool, c: &Config) -> Option<Ins
     d
 }
 
+/// Retries or gives up `peer`'s handshake under way (message 1 to resend goes to
+/// `resend`); whether it gave up.
+fn poll_initiation(
+    peer: &mut Peer,
+    t: TransportAddr,
+    now: Instant,
+    c: &Config,
+    indexes: &mut HashMap<u32, TransportAddr>,
+    stats: &mut Stats,
+    resend: &mut Vec<(TransportAddr, Vec<u8>)>,
+) -> bool {
+    let Some(init) = &mut peer.initiation else {
+        return false;
+    };
+    match init
+        .retry
+        .poll(now, c.handshake_retry, c.handshake_attempts)
+    {
+        Due::Wait => false,
+        Due::Resend => {
+            resend.push((t, init.msg1.clone()));
+            false
+        }
+        Due::GiveUp => {
+            indexes.remove(&init.index);
+            peer.initiation = None;
+            stats.handshakes_failed += 1;
+            true
+        }
+    }
+}
+
+/// Resends message 3 of `peer`'s unconfirmed session (to `resend`), or drops the
+/// session when the responder never confirmed it.
+fn poll_confirmation(
+    peer: &mut Peer,
+    t: TransportAddr,
+    now: Instant,
+    c: &Config,
+    indexes: &mut HashMap<u32, TransportAddr>,
+    stats: &mut Stats,
+    resend: &mut Vec<(TransportAddr, Vec<u8>)>,
+) {
+    let Some(s) = peer.unconfirmed_mut() else {
+        return;
+    };
+    let mut gave_up = false;
+    if let Some(r) = &mut s.confirm {
+        match r.poll(now, c.handshake_retry, c.handshake_attempts) {
+            Due::Wait => {}
+            Due::Resend => {
+                s.msg3_sent_at = now;
+                resend.push((t, s.msg3.clone()));
+            }
+            Due::GiveUp => gave_up = true,
+        }
+    }
+    if gave_up {
+        // The responder never confirmed: a wrong psk, or a dead path.
+        let s = if peer.next.is_some() {
+            peer.next.take()
+        } else {
+            peer.current.take()
+        };
+        if let Some(s) = s {
+            indexes.remove(&s.local);
+        }
+        stats.handshakes_failed += 1;
+    }
+}
+
+/// Drops `peer`'s expired sessions; the next session takes the place of a current one
+/// that went.
+fn expire_sessions(
+    peer: &mut Peer,
+    now: Instant,
+    c: &Config,
+    indexes: &mut HashMap<u32, TransportAddr>,
+) {
+    for slot in [&mut peer.next, &mut peer.current, &mut peer.previous] {
+        if slot.as_ref().is_some_and(|s| now >= expiry(s, c)) {
+            if let Some(s) = slot.take() {
+                indexes.remove(&s.local);
+            }
+        }
+    }
+    if peer.current.is_none() {
+        if let Some(next) = peer.next.take() {
+            peer.current = Some(next);
+        }
+    }
+}
+
+/// Whether `peer` has answered nothing for as long as a handshake may take
+/// (`give_up`): it has perhaps restarted, and a handshake must start again, as for a
+/// rekey. If so, the silence is forgotten and the next rekey is due a handshake's time
+/// later.
+fn silent_too_long(peer: &mut Peer, now: Instant, give_up: Duration) -> bool {
+    let silent = |s: &&mut Session| s.unanswered_since.is_some_and(|u| now >= u + give_up);
+    let Some(s) = peer.current.as_mut().filter(silent) else {
+        return false;
+    };
+    s.rekey_due = now + give_up;
+    s.unanswered_since = None;
+    true
+}
+
 impl Secure {
     /// Runs what is due at `now`: handshake retransmissions and give-ups (queued
     /// plaintext of a transport left without a session is dropped and counted), idle
@@ -55,22 +163,7 @@ impl Secure {
     pub fn handle_timeout(&mut self, now: Instant) {
         let c = self.config.clone();
         let give_up = give_up_after(c.handshake_retry, c.handshake_attempts);
-        let mut start = Vec::new();
-
-        // Responder handshakes that never got message 3.
-        let expired: Vec<TransportAddr> = self
-            .responders
-            .iter()
-            .filter(|(_, r)| now >= r.started + give_up)
-            .map(|(t, _)| *t)
-            .collect();
-        for t in expired {
-            if let Some(r) = self.responders.remove(&t) {
-                self.indexes.remove(&r.index);
-                self.stats.handshakes_failed += 1;
-            }
-        }
-
+        self.expire_responders(now, give_up);
         let Secure {
             peers,
             responders,
@@ -81,71 +174,15 @@ impl Secure {
             ..
         } = self;
         let mut resend = Vec::new();
+        let mut start = Vec::new();
         for (t, peer) in peers.iter_mut() {
-            let mut initiation_gave_up = false;
-            if let Some(init) = &mut peer.initiation {
-                match init
-                    .retry
-                    .poll(now, c.handshake_retry, c.handshake_attempts)
-                {
-                    Due::Wait => {}
-                    Due::Resend => resend.push((*t, init.msg1.clone())),
-                    Due::GiveUp => {
-                        indexes.remove(&init.index);
-                        peer.initiation = None;
-                        stats.handshakes_failed += 1;
-                        initiation_gave_up = true;
-                    }
-                }
-            }
-            if let Some(s) = peer.unconfirmed_mut() {
-                let mut gave_up = false;
-                if let Some(r) = &mut s.confirm {
-                    match r.poll(now, c.handshake_retry, c.handshake_attempts) {
-                        Due::Wait => {}
-                        Due::Resend => {
-                            s.msg3_sent_at = now;
-                            resend.push((*t, s.msg3.clone()));
-                        }
-                        Due::GiveUp => gave_up = true,
-                    }
-                }
-                if gave_up {
-                    // The responder never confirmed: a wrong psk, or a dead path.
-                    let s = if peer.next.is_some() {
-                        peer.next.take()
-                    } else {
-                        peer.current.take()
-                    };
-                    if let Some(s) = s {
-                        indexes.remove(&s.local);
-                    }
-                    stats.handshakes_failed += 1;
-                }
-            }
-            for slot in [&mut peer.next, &mut peer.current, &mut peer.previous] {
-                if slot.as_ref().is_some_and(|s| now >= expiry(s, &c)) {
-                    if let Some(s) = slot.take() {
-                        indexes.remove(&s.local);
-                    }
-                }
-            }
-            if peer.current.is_none() {
-                if let Some(next) = peer.next.take() {
-                    peer.current = Some(next);
-                }
-            }
+            let initiation_gave_up =
+                poll_initiation(peer, *t, now, &c, indexes, stats, &mut resend);
+            poll_confirmation(peer, *t, now, &c, indexes, stats, &mut resend);
+            expire_sessions(peer, now, &c, indexes);
             let pending = responders.contains_key(t);
-            if may_rekey(peer, pending) {
-                if let Some(s) = peer.current.as_mut() {
-                    // A peer that answered nothing for as long as a handshake may take
-                    // has perhaps restarted: handshake again, as for a rekey.
-                    if s.unanswered_since.is_some_and(|u| now >= u + give_up) {
-                        s.rekey_due = now + give_up;
-                        s.unanswered_since = None;
-                        start.push(*t);
-                    }
-                }
+            if may_rekey(peer, pending) && silent_too_long(peer, now, give_up) {
+                start.push(*t);
             }
             if peer.current.is_none() && peer.initiation.is_none() && !peer.queue.is_empty() {
                 if pending {
@@ -172,6 +209,22 @@ impl Secure {
             self.start_initiation(now, t);
         }
         self.wake = self.deadline();
+    }
+
+    /// Drops the responder handshakes that never got message 3 within `give_up`.
+    fn expire_responders(&mut self, now: Instant, give_up: Duration) {
+        let expired: Vec<TransportAddr> = self
+            .responders
+            .iter()
+            .filter(|(_, r)| now >= r.started + give_up)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in expired {
+            if let Some(r) = self.responders.remove(&t) {
+                self.indexes.remove(&r.index);
+                self.stats.handshakes_failed += 1;
+            }
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should run next.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rand::RngExt;
 
-use super::dht_check::{self, DhtReport};
+use super::dht_check::{self, DhtReport, Key};
 use super::sessions::{self, SessionReport, Sessions};
 use super::{NatMix, Network, Sim};
 use crate::dht;
@@ -83,6 +83,24 @@ impl Default for Scenario {
 
 /// How many bootstrap nodes a joining node is given (as an operator lists a few).
 pub(crate) const BOOTSTRAP_LIST: usize = 4;
+
+/// The run's totals: virtual time, the network's datagrams and the nodes' refusals.
+fn report_totals(sim: &Sim, report: &mut Report) {
+    report.virtual_s = sim.elapsed().as_secs_f64();
+    let net = sim.net_stats();
+    report.datagrams = net.sent;
+    report.lost = net.lost;
+    report.filtered = net.filtered;
+    report.events = sim.events_processed();
+    for n in sim.nodes() {
+        let stats = n.stack.node.stats();
+        report.ctm_refused += stats.ctm_refused;
+        report.link_attempts_refused += stats.link_attempts_refused;
+        report.dht_refused_replicas += n.stack.dht.refused_replicas();
+        report.dht_forged += n.stack.dht.forged();
+        report.dht_misplaced += n.stack.dht.misplaced();
+    }
+}
 
 impl Scenario {
     /// The default scenario for `nodes` nodes, its join schedule scaled so that the
@@ -234,62 +252,18 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 impl Scenario {
     /// Runs the scenario. `progress` is told the stage and how far along it is (0..=1).
     pub fn run(&self, progress: &mut dyn FnMut(&str, f64)) -> Report {
-        let mut sim = Sim::new(self.seed, self.network, self.config.clone());
-        sim.set_dht_config(self.dht.clone());
-        sim.reserve_nodes(self.nodes);
-        let b = self.bootstrap_nodes.min(self.nodes);
-        for i in 0..self.nodes {
-            if i == b {
-                sim.set_nat_mix(self.nat_mix.clone());
-            }
-            sim.add_node();
-        }
-        let bootstrap = Bootstrap((0..b).map(|i| sim.node(i).transport).collect());
-
-        let mut first = sim.at(Duration::ZERO);
-        for i in 0..self.nodes {
-            if i == b && b >= 2 {
-                first += self.await_bootstrap(&mut sim, b);
-            }
-            let at = first + Duration::from_secs_f64(i as f64 / self.join_rate);
-            sim.run_until(at);
-            let list = bootstrap.pick(&mut sim, i);
-            sim.start(i, &list);
-            // Nodes report a few events per second each; dropping them often keeps a
-            // large simulation from holding millions.
-            if i % 16 == 0 {
-                sim.take_observed();
-            }
-            if i % 256 == 0 {
-                progress("join", i as f64 / self.nodes as f64);
-            }
-        }
+        let (mut sim, bootstrap) = self.build();
+        self.join(&mut sim, &bootstrap, progress);
         let mut report = Report {
             nodes: self.nodes,
             ..Report::default()
         };
         let after_join = self.settle_and_check(&mut sim, 0, progress);
-        let mut join_s: Vec<f64> = sim.nodes()[..self.nodes]
-            .iter()
-            .filter_map(|n| Some((n.connected_at? - n.started?).as_secs_f64()))
-            .collect();
-        join_s.sort_by(f64::total_cmp);
-        report.joined = join_s.len();
-        report.join_s_p50 = percentile(&join_s, 50.0);
-        report.join_s_p99 = percentile(&join_s, 99.0);
-        report.join_s_max = join_s.last().copied().unwrap_or(0.0);
-
+        self.report_joins(&sim, &mut report);
         let mut dht = DhtReport::default();
         let mut keys = Vec::new();
         if self.dht_keys > 0 {
-            progress("dht", 0.0);
-            dht_check::race(&mut sim, 50, 3, &mut dht);
-            // A fifth of the keys expire during churn, the rest outlive the run.
-            let short = self.churn_window / 2 + Duration::from_secs(10);
-            let (created, failures) = dht_check::populate(&mut sim, self.dht_keys, short);
-            dht.keys = self.dht_keys;
-            dht.create_failures = failures;
-            keys = created;
+            keys = self.populate_dht(&mut sim, &mut dht, progress);
         }
         if self.has_churn() {
             if self.has_window_churn() {
@@ -309,21 +283,79 @@ impl Scenario {
             report.dht = Some(dht);
         }
         report.after_join = after_join;
-        report.virtual_s = sim.elapsed().as_secs_f64();
-        let net = sim.net_stats();
-        report.datagrams = net.sent;
-        report.lost = net.lost;
-        report.filtered = net.filtered;
-        report.events = sim.events_processed();
-        for n in sim.nodes() {
-            let stats = n.stack.node.stats();
-            report.ctm_refused += stats.ctm_refused;
-            report.link_attempts_refused += stats.link_attempts_refused;
-            report.dht_refused_replicas += n.stack.dht.refused_replicas();
-            report.dht_forged += n.stack.dht.forged();
-            report.dht_misplaced += n.stack.dht.misplaced();
-        }
+        report_totals(&sim, &mut report);
         report
+    }
+
+    /// The simulator with the scenario's nodes, not yet started (those after the
+    /// bootstrap nodes behind the NAT mix), and the bootstrap nodes' transports.
+    fn build(&self) -> (Sim, Bootstrap) {
+        let mut sim = Sim::new(self.seed, self.network, self.config.clone());
+        sim.set_dht_config(self.dht.clone());
+        sim.reserve_nodes(self.nodes);
+        let b = self.bootstrap_nodes.min(self.nodes);
+        for i in 0..self.nodes {
+            if i == b {
+                sim.set_nat_mix(self.nat_mix.clone());
+            }
+            sim.add_node();
+        }
+        let bootstrap = Bootstrap((0..b).map(|i| sim.node(i).transport).collect());
+        (sim, bootstrap)
+    }
+
+    /// Starts the nodes at `join_rate`, the others once the bootstrap nodes are
+    /// connected.
+    fn join(&self, sim: &mut Sim, bootstrap: &Bootstrap, progress: &mut dyn FnMut(&str, f64)) {
+        let b = self.bootstrap_nodes.min(self.nodes);
+        let mut first = sim.at(Duration::ZERO);
+        for i in 0..self.nodes {
+            if i == b && b >= 2 {
+                first += self.await_bootstrap(sim, b);
+            }
+            let at = first + Duration::from_secs_f64(i as f64 / self.join_rate);
+            sim.run_until(at);
+            let list = bootstrap.pick(sim, i);
+            sim.start(i, &list);
+            // Nodes report a few events per second each; dropping them often keeps a
+            // large simulation from holding millions.
+            if i % 16 == 0 {
+                sim.take_observed();
+            }
+            if i % 256 == 0 {
+                progress("join", i as f64 / self.nodes as f64);
+            }
+        }
+    }
+
+    /// How many nodes became correctly connected, and how long that took them.
+    fn report_joins(&self, sim: &Sim, report: &mut Report) {
+        let mut join_s: Vec<f64> = sim.nodes()[..self.nodes]
+            .iter()
+            .filter_map(|n| Some((n.connected_at? - n.started?).as_secs_f64()))
+            .collect();
+        join_s.sort_by(f64::total_cmp);
+        report.joined = join_s.len();
+        report.join_s_p50 = percentile(&join_s, 50.0);
+        report.join_s_p99 = percentile(&join_s, 99.0);
+        report.join_s_max = join_s.last().copied().unwrap_or(0.0);
+    }
+
+    /// Races creates of one key, then writes `dht_keys` keys; returns those created.
+    fn populate_dht(
+        &self,
+        sim: &mut Sim,
+        dht: &mut DhtReport,
+        progress: &mut dyn FnMut(&str, f64),
+    ) -> Vec<Key> {
+        progress("dht", 0.0);
+        dht_check::race(sim, 50, 3, dht);
+        // A fifth of the keys expire during churn, the rest outlive the run.
+        let short = self.churn_window / 2 + Duration::from_secs(10);
+        let (created, failures) = dht_check::populate(sim, self.dht_keys, short);
+        dht.keys = self.dht_keys;
+        dht.create_failures = failures;
+        created
     }
 
     /// Runs until the first `b` nodes (the bootstrap nodes) are correctly connected,

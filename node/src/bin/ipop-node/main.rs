@@ -267,8 +267,6 @@ impl SocketArgs {
     }
 }
 
-/// `ipop-node namespace create`: the values checked here (so that a bad one is refused
-/// without a node), the key file read or written, the record created through the node.
 /// The namespace key in `key_file` as hex, for a request that names a keyed namespace.
 fn key_hex(key_file: Option<&std::path::Path>) -> Result<Option<String>> {
     key_file
@@ -276,6 +274,8 @@ fn key_hex(key_file: Option<&std::path::Path>) -> Result<Option<String>> {
         .transpose()
 }
 
+/// `ipop-node namespace create`: the values checked here (so that a bad one is refused
+/// without a node), the key file read or written, the record created through the node.
 fn create_namespace(create: &NamespaceCommand) -> Result<()> {
     let NamespaceCommand::Create {
         range,
@@ -367,15 +367,7 @@ fn print_status(s: &Status) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, None | Some(Command::Run(_))) {
-        // A client that prints: end quietly when the reader goes away (`| head`), like
-        // other command-line tools. The node itself keeps ignoring SIGPIPE.
-        // SAFETY: setting a signal disposition to its default has no preconditions.
-        let _ = unsafe {
-            nix::sys::signal::signal(
-                nix::sys::signal::Signal::SIGPIPE,
-                nix::sys::signal::SigHandler::SigDfl,
-            )
-        };
+        quiet_on_closed_pipe();
     }
     let result = match &cli.command {
         None => run_node(&cli.run),
@@ -386,41 +378,77 @@ fn main() -> ExitCode {
         }
         Some(Command::Secret { action: None }) => identity::new_secret().map(|s| println!("{s}")),
         Some(Command::Secret {
-            action: Some(SecretCommand::Reload { json, socket }),
-        }) => {
-            if *json {
-                socket
-                    .request(&Request::SecretReload)
-                    .map(|s| println!("{s}"))
-            } else {
-                socket.ask(&Request::SecretReload).map(|l: SecretsLoaded| {
-                    println!(
-                        "secrets held: {} (the first preferred); edges closed: {}",
-                        l.secrets.join(", "),
-                        l.closed
-                    );
-                })
-            }
-        }
-        Some(Command::Status { json: true, socket }) => {
-            socket.request(&Request::Status).map(|s| println!("{s}"))
-        }
-        Some(Command::Status {
-            json: false,
-            socket,
-        }) => socket.ask(&Request::Status).map(|s| print_status(&s)),
+            action: Some(command),
+        }) => secret(command),
+        Some(Command::Status { json, socket }) => status(*json, socket),
         Some(Command::Connections { socket }) => {
             socket.ask(&Request::Status).map(|s| print_connections(&s))
         }
         Some(Command::Leave { socket }) => socket.request(&Request::Leave).map(|_| ()),
-        Some(Command::Namespace(create @ NamespaceCommand::Create { .. })) => {
-            create_namespace(create)
+        Some(Command::Namespace(command)) => namespace(command),
+        Some(Command::Probe {
+            address,
+            json,
+            socket,
+        }) => probe(address, *json, socket),
+        Some(Command::Dht(command)) => dht(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipop-node: {e:#}");
+            ExitCode::FAILURE
         }
-        Some(Command::Namespace(NamespaceCommand::Show {
+    }
+}
+
+/// A client that prints ends quietly when the reader goes away (`| head`), like other
+/// command-line tools. The node itself keeps ignoring SIGPIPE.
+fn quiet_on_closed_pipe() {
+    // SAFETY: setting a signal disposition to its default has no preconditions.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
+}
+
+/// `ipop-node secret reload`.
+fn secret(command: &SecretCommand) -> Result<()> {
+    let SecretCommand::Reload { json, socket } = command;
+    if *json {
+        return socket
+            .request(&Request::SecretReload)
+            .map(|s| println!("{s}"));
+    }
+    socket.ask(&Request::SecretReload).map(|l: SecretsLoaded| {
+        println!(
+            "secrets held: {} (the first preferred); edges closed: {}",
+            l.secrets.join(", "),
+            l.closed
+        );
+    })
+}
+
+/// `ipop-node status`: the full status as JSON, or its summary and connections.
+fn status(json: bool, socket: &SocketArgs) -> Result<()> {
+    if json {
+        socket.request(&Request::Status).map(|s| println!("{s}"))
+    } else {
+        socket.ask(&Request::Status).map(|s| print_status(&s))
+    }
+}
+
+/// `ipop-node namespace ...`.
+fn namespace(command: &NamespaceCommand) -> Result<()> {
+    match command {
+        NamespaceCommand::Create { .. } => create_namespace(command),
+        NamespaceCommand::Show {
             id,
             key_file,
             socket,
-        })) => key_hex(key_file.as_deref())
+        } => key_hex(key_file.as_deref())
             .and_then(|key| {
                 socket.ask(&Request::NamespaceShow {
                     id: id.clone(),
@@ -431,11 +459,11 @@ fn main() -> ExitCode {
                 Some(record) => print!("{record}"),
                 None => println!("no such namespace (or it expired)"),
             }),
-        Some(Command::Namespace(NamespaceCommand::Delete {
+        NamespaceCommand::Delete {
             id,
             key_file,
             socket,
-        })) => key_hex(key_file.as_deref())
+        } => key_hex(key_file.as_deref())
             .and_then(|key| {
                 socket.ask(&Request::NamespaceDelete {
                     id: id.clone(),
@@ -443,96 +471,98 @@ fn main() -> ExitCode {
                 })
             })
             .map(|done: DhtDone| println!("{}", done.ok)),
-        Some(Command::Namespace(NamespaceCommand::List { json, socket })) => socket
+        NamespaceCommand::List { json, socket } => socket
             .ask(&Request::NamespaceList)
-            .map(|list: NamespaceList| {
-                if *json {
-                    println!("{}", self::json(&list));
-                }
-                for n in list.namespaces.iter().filter(|_| !*json) {
-                    let roles = [(n.member, "member"), (n.kept, "kept")]
-                        .iter()
-                        .filter(|(on, _)| *on)
-                        .map(|(_, r)| *r)
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    println!(
-                        "{} {} {roles} {:?} {}",
-                        n.id,
-                        if n.keyed { "keyed" } else { "open" },
-                        n.name.as_deref().unwrap_or(""),
-                        n.range.as_deref().unwrap_or("(record not read yet)")
-                    );
-                }
-            }),
-        Some(Command::Probe {
-            address,
-            json,
-            socket,
-        }) => {
-            let probe = Request::Probe {
-                dst: address.clone(),
-            };
-            if *json {
-                socket.request(&probe).map(|v| println!("{v}"))
-            } else {
-                socket.ask(&probe).map(|v: ProbeReply| {
-                    println!(
-                        "rtt {:.2} ms, {} overlay hops there, {} back",
-                        v.rtt_ms, v.hops, v.return_hops
-                    );
-                })
-            }
-        }
-        Some(Command::Dht(DhtCommand::Get { key, socket })) => socket
-            .request(&Request::DhtGet { key: key.clone() })
-            .map(|v| println!("{v}")),
-        Some(Command::Dht(DhtCommand::Create {
+            .map(|list: NamespaceList| print_namespaces(&list, *json)),
+    }
+}
+
+/// `ipop-node namespace list`: the list as JSON, or one line per namespace.
+fn print_namespaces(list: &NamespaceList, json: bool) {
+    if json {
+        println!("{}", self::json(list));
+        return;
+    }
+    for n in &list.namespaces {
+        let roles = [(n.member, "member"), (n.kept, "kept")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, r)| *r)
+            .collect::<Vec<_>>()
+            .join(",");
+        println!(
+            "{} {} {roles} {:?} {}",
+            n.id,
+            if n.keyed { "keyed" } else { "open" },
+            n.name.as_deref().unwrap_or(""),
+            n.range.as_deref().unwrap_or("(record not read yet)")
+        );
+    }
+}
+
+/// `ipop-node probe`: the echo's round-trip time and hops, or the answer as JSON.
+fn probe(address: &str, json: bool, socket: &SocketArgs) -> Result<()> {
+    let probe = Request::Probe {
+        dst: address.to_owned(),
+    };
+    if json {
+        return socket.request(&probe).map(|v| println!("{v}"));
+    }
+    socket.ask(&probe).map(|v: ProbeReply| {
+        println!(
+            "rtt {:.2} ms, {} overlay hops there, {} back",
+            v.rtt_ms, v.hops, v.return_hops
+        );
+    })
+}
+
+/// `ipop-node dht ...`: the request sent and the node's answer printed as JSON.
+fn dht(command: &DhtCommand) -> Result<()> {
+    let (request, socket) = match command {
+        DhtCommand::Get { key, socket } => (Request::DhtGet { key: key.clone() }, socket),
+        DhtCommand::Create {
             key,
             value,
             password,
             ttl,
             socket,
-        })) => socket
-            .request(&Request::DhtCreate {
+        } => (
+            Request::DhtCreate {
                 key: key.clone(),
                 value: value.clone(),
                 password: password.clone(),
                 ttl_s: *ttl,
-            })
-            .map(|v| println!("{v}")),
-        Some(Command::Dht(DhtCommand::Delete {
+            },
+            socket,
+        ),
+        DhtCommand::Delete {
             key,
             password,
             socket,
-        })) => socket
-            .request(&Request::DhtDelete {
+        } => (
+            Request::DhtDelete {
                 key: key.clone(),
                 password: password.clone(),
-            })
-            .map(|v| println!("{v}")),
-        Some(Command::Dht(DhtCommand::Recreate {
+            },
+            socket,
+        ),
+        DhtCommand::Recreate {
             key,
             value,
             password,
             new_password,
             ttl,
             socket,
-        })) => socket
-            .request(&Request::DhtRecreate {
+        } => (
+            Request::DhtRecreate {
                 key: key.clone(),
                 value: value.clone(),
                 password: password.clone(),
                 new_password: new_password.clone().unwrap_or_else(|| password.clone()),
                 ttl_s: *ttl,
-            })
-            .map(|v| println!("{v}")),
+            },
+            socket,
+        ),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ipop-node: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    socket.request(&request).map(|v| println!("{v}"))
 }
