@@ -9,7 +9,7 @@ use anyhow::Context;
 use wow_experiments::PlotSpec;
 use wow_plots::{Bar, Bars, Cdf, Group, Histogram, Mark, Series};
 
-use crate::results::{MetricSummary, Saved};
+use crate::results::{LinkSummary, MetricSummary, Saved};
 
 /// File stem of the WAN-link plot.
 pub(crate) const LINKS_PLOT: &str = "wan-links";
@@ -27,19 +27,6 @@ pub(crate) fn stem_and_title(spec: &PlotSpec) -> (String, String) {
 /// (a metric with no values, say when every trial failed).
 pub(crate) fn draw_all(dir: &Path, saved: &Saved) -> anyhow::Result<BTreeMap<String, String>> {
     let summary = &saved.summary;
-    let metric = |name: &str| {
-        summary
-            .metrics
-            .get(name)
-            .with_context(|| format!("a plot names metric {name:?}, which summary.json lacks"))
-    };
-    let values = |name: &str| -> Vec<f64> {
-        saved
-            .trials
-            .iter()
-            .flat_map(|t| t.metric_values(name))
-            .collect()
-    };
     let mut skipped = BTreeMap::new();
     for spec in &summary.plots {
         let (stem, _) = stem_and_title(spec);
@@ -47,10 +34,10 @@ pub(crate) fn draw_all(dir: &Path, saved: &Saved) -> anyhow::Result<BTreeMap<Str
             PlotSpec::Cdf { metrics, .. } | PlotSpec::Bars { metrics, .. } => metrics
                 .iter()
                 .map(String::as_str)
-                .filter(|m| values(m).is_empty())
+                .filter(|m| trial_values(saved, m).is_empty())
                 .collect(),
             PlotSpec::Histogram { metric, .. } => Some(metric.as_str())
-                .filter(|m| values(m).is_empty())
+                .filter(|m| trial_values(saved, m).is_empty())
                 .into_iter()
                 .collect(),
         };
@@ -58,88 +45,120 @@ pub(crate) fn draw_all(dir: &Path, saved: &Saved) -> anyhow::Result<BTreeMap<Str
             skipped.insert(stem, format!("no values of {}", empty.join(", ")));
             continue;
         }
-        match spec {
-            PlotSpec::Cdf { title, metrics, .. } => {
-                let first = metric(&metrics[0])?;
-                let mut marks = Vec::new();
-                let mut series = Vec::new();
-                for name in metrics {
-                    let m = metric(name)?;
-                    series.push(Series {
-                        label: format!("{name}, {} subject", summary.subject),
-                        values: values(name),
-                    });
-                    marks.extend(paper_marks(name, m));
-                }
-                let cdf = Cdf {
-                    title: title.clone(),
-                    x_label: format!("{} ({})", metrics.join(", "), first.unit),
-                    series,
-                    marks,
-                };
-                wow_plots::save(&cdf, dir, &stem)?;
-            }
-            PlotSpec::Histogram {
-                title,
-                metric: name,
-                bins,
-                ..
-            } => {
-                let h = Histogram {
-                    title: title.clone(),
-                    x_label: format!("{name} ({})", metric(name)?.unit),
-                    values: values(name),
-                    bins: *bins,
-                };
-                wow_plots::save(&h, dir, &stem)?;
-            }
-            PlotSpec::Bars { title, metrics, .. } => {
-                let mut groups = Vec::new();
-                for name in metrics {
-                    let m = metric(name)?;
-                    groups.push(Group {
-                        label: name.clone(),
-                        bars: vec![measured_bar(m), paper_bar(m)],
-                    });
-                }
-                let bars = Bars {
-                    title: title.clone(),
-                    y_label: metric(&metrics[0])?.unit.to_string(),
-                    series: vec![format!("measured ({})", summary.subject), "paper".into()],
-                    groups,
-                };
-                wow_plots::save(&bars, dir, &stem)?;
-            }
-        }
+        draw_plot(dir, saved, spec, &stem)?;
     }
     if !summary.links.is_empty() {
-        let groups: Vec<Group> = summary
-            .links
-            .iter()
-            .map(|l| Group {
-                label: l.link.clone(),
-                bars: vec![
-                    measured_bar(&l.rtt),
-                    Some(Bar {
-                        value: l.expected_rtt_ms,
-                        spread: None,
-                    }),
-                ],
-            })
-            .collect();
-        let bars = Bars {
-            title: "Emulated WAN links alone: ping RTT to a public host".into(),
-            y_label: "RTT (ms)".into(),
-            series: vec!["measured".into(), "configured".into()],
-            groups,
-        };
-        if summary.links.iter().all(|l| l.rtt.mean.is_some()) {
-            wow_plots::save(&bars, dir, LINKS_PLOT)?;
-        } else {
-            skipped.insert(LINKS_PLOT.into(), "a link answered no ping".into());
-        }
+        draw_links(dir, &summary.links, &mut skipped)?;
     }
     Ok(skipped)
+}
+
+/// Draws one plot of the summary into `dir` as `stem`, from the trials' values.
+fn draw_plot(dir: &Path, saved: &Saved, spec: &PlotSpec, stem: &str) -> anyhow::Result<()> {
+    let summary = &saved.summary;
+    let metric = |name: &str| {
+        summary
+            .metrics
+            .get(name)
+            .with_context(|| format!("a plot names metric {name:?}, which summary.json lacks"))
+    };
+    match spec {
+        PlotSpec::Cdf { title, metrics, .. } => {
+            let first = metric(&metrics[0])?;
+            let mut marks = Vec::new();
+            let mut series = Vec::new();
+            for name in metrics {
+                let m = metric(name)?;
+                series.push(Series {
+                    label: format!("{name}, {} subject", summary.subject),
+                    values: trial_values(saved, name),
+                });
+                marks.extend(paper_marks(name, m));
+            }
+            let cdf = Cdf {
+                title: title.clone(),
+                x_label: format!("{} ({})", metrics.join(", "), first.unit),
+                series,
+                marks,
+            };
+            wow_plots::save(&cdf, dir, stem)?;
+        }
+        PlotSpec::Histogram {
+            title,
+            metric: name,
+            bins,
+            ..
+        } => {
+            let h = Histogram {
+                title: title.clone(),
+                x_label: format!("{name} ({})", metric(name)?.unit),
+                values: trial_values(saved, name),
+                bins: *bins,
+            };
+            wow_plots::save(&h, dir, stem)?;
+        }
+        PlotSpec::Bars { title, metrics, .. } => {
+            let mut groups = Vec::new();
+            for name in metrics {
+                let m = metric(name)?;
+                groups.push(Group {
+                    label: name.clone(),
+                    bars: vec![measured_bar(m), paper_bar(m)],
+                });
+            }
+            let bars = Bars {
+                title: title.clone(),
+                y_label: metric(&metrics[0])?.unit.to_string(),
+                series: vec![format!("measured ({})", summary.subject), "paper".into()],
+                groups,
+            };
+            wow_plots::save(&bars, dir, stem)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every value of metric `name` in the saved trials.
+fn trial_values(saved: &Saved, name: &str) -> Vec<f64> {
+    saved
+        .trials
+        .iter()
+        .flat_map(|t| t.metric_values(name))
+        .collect()
+}
+
+/// Draws the WAN-link bars (measured RTT beside the configured one), or records in
+/// `skipped` why not.
+fn draw_links(
+    dir: &Path,
+    links: &[LinkSummary],
+    skipped: &mut BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let groups: Vec<Group> = links
+        .iter()
+        .map(|l| Group {
+            label: l.link.clone(),
+            bars: vec![
+                measured_bar(&l.rtt),
+                Some(Bar {
+                    value: l.expected_rtt_ms,
+                    spread: None,
+                }),
+            ],
+        })
+        .collect();
+    let bars = Bars {
+        title: "Emulated WAN links alone: ping RTT to a public host".into(),
+        y_label: "RTT (ms)".into(),
+        series: vec!["measured".into(), "configured".into()],
+        groups,
+    };
+    if links.iter().all(|l| l.rtt.mean.is_some()) {
+        wow_plots::save(&bars, dir, LINKS_PLOT)?;
+    } else {
+        skipped.insert(LINKS_PLOT.into(), "a link answered no ping".into());
+    }
+    Ok(())
 }
 
 /// The measured mean with its min–max spread.

@@ -85,17 +85,7 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
     check_request(request)?;
     let dir = &request.out;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let fleet = match &request.hosts {
-        Some(path) => Some(open_fleet(
-            path,
-            request.subject.is_ipop() || experiment.opens_subjects(),
-        )?),
-        None => None,
-    };
-    let (topology, source) = match (&fleet, &request.hosts) {
-        (Some(f), Some(path)) => (f.topology.clone(), path),
-        _ => (Topology::load(&request.topology)?, &request.topology),
-    };
+    let (fleet, topology, source) = open_layout(request)?;
     let mut log = TrialLog::create(dir)?;
     let prefix = RunPrefix::new(&format!("r{:x}", std::process::id()))?;
     let run_prefix = fleet.is_none().then(|| prefix.to_string());
@@ -167,6 +157,23 @@ pub fn run(request: &Request) -> anyhow::Result<Outcome> {
         dir: dir.clone(),
         summary,
     })
+}
+
+/// The fleet of a run with `--hosts` (its topology comes from the hosts file), or none
+/// and the topology file; with the file the topology was read from.
+fn open_layout(request: &Request) -> anyhow::Result<(Option<FleetBed>, Topology, &Path)> {
+    let fleet = match &request.hosts {
+        Some(path) => Some(open_fleet(
+            path,
+            request.subject.is_ipop() || request.experiment.opens_subjects(),
+        )?),
+        None => None,
+    };
+    let (topology, source) = match (&fleet, &request.hosts) {
+        (Some(f), Some(path)) => (f.topology.clone(), path),
+        _ => (Topology::load(&request.topology)?, &request.topology),
+    };
+    Ok((fleet, topology, source.as_path()))
 }
 
 /// Refuses a request the experiment cannot run: a subject it does not measure, no

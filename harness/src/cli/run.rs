@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use wow_experiments::{Edges, SubjectKind, Workload};
+use wow_experiments::{Edges, Experiment, SubjectKind, Workload};
 
 use crate::results::Summary;
 use crate::results::report::{figure, mean, ratio};
@@ -90,29 +90,9 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.experiment == super::nat_matrix::NAME {
-        let flags = [
-            ("--topology", args.topology.is_some()),
-            ("--trials", args.trials.is_some()),
-            ("--subject", args.subject.is_some()),
-            ("--hosts", args.hosts.is_some()),
-        ];
-        if let Some((flag, _)) = flags.iter().find(|(_, given)| *given) {
-            bail!(
-                "{flag} does not apply to nat-matrix: it builds its own two-site testbed \
-                 for each pair of profiles and runs ipop-node on it once"
-            );
-        }
-        return super::nat_matrix::run(args.json, args.out, !args.insecure);
+        return run_nat_matrix(args);
     }
-    let experiment = wow_experiments::find(&args.experiment).with_context(|| {
-        let mut names: Vec<&str> = wow_experiments::ALL.iter().map(|e| e.info().name).collect();
-        names.push(super::nat_matrix::NAME);
-        format!(
-            "unknown experiment {:?}; expected one of {}",
-            args.experiment,
-            names.join(", ")
-        )
-    })?;
+    let experiment = find_experiment(&args.experiment)?;
     let info = experiment.info();
     let (subjects, opened) = subjects(&args, experiment)?;
     if args.physical_topology.is_some() && subjects.len() < 2 {
@@ -180,6 +160,36 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         ExitCode::from(FAILED_TRIALS)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// Runs nat-matrix, refusing the flags it does not take.
+fn run_nat_matrix(args: Args) -> anyhow::Result<ExitCode> {
+    let flags = [
+        ("--topology", args.topology.is_some()),
+        ("--trials", args.trials.is_some()),
+        ("--subject", args.subject.is_some()),
+        ("--hosts", args.hosts.is_some()),
+    ];
+    if let Some((flag, _)) = flags.iter().find(|(_, given)| *given) {
+        bail!(
+            "{flag} does not apply to nat-matrix: it builds its own two-site testbed \
+             for each pair of profiles and runs ipop-node on it once"
+        );
+    }
+    super::nat_matrix::run(args.json, args.out, !args.insecure)
+}
+
+/// The experiment called `name`, or an error listing every name `run` takes.
+fn find_experiment(name: &str) -> anyhow::Result<&'static dyn Experiment> {
+    wow_experiments::find(name).with_context(|| {
+        let mut names: Vec<&str> = wow_experiments::ALL.iter().map(|e| e.info().name).collect();
+        names.push(super::nat_matrix::NAME);
+        format!(
+            "unknown experiment {:?}; expected one of {}",
+            name,
+            names.join(", ")
+        )
     })
 }
 

@@ -116,15 +116,7 @@ impl FleetBed {
             |spec| login(spec, par, node_binary),
         );
         let mut bed = FleetBed {
-            topology: Topology {
-                name: format!("hosts:{}", stem(&file.path)),
-                description: Some(format!("the hosts of {}", file.path.display())),
-                core: "198.18.0.0/15".parse().expect("a prefix"),
-                sites: Vec::new(),
-                public: Vec::new(),
-                wans: Vec::new(),
-                overlay: Overlay::default(),
-            },
+            topology: empty_topology(file),
             nodes: Vec::new(),
             hosts: Hosts::new(),
             members: Vec::new(),
@@ -133,7 +125,7 @@ impl FleetBed {
             placed: Vec::new(),
             interrupt: key,
         };
-        let (mut sites, mut public) = (0u32, 0u32);
+        let mut counts = (0u32, 0u32);
         let mut to_clean = Vec::new();
         for (spec, login) in specs.iter().zip(logins) {
             let (host, made_state_dir) = match login {
@@ -144,66 +136,17 @@ impl FleetBed {
                     continue;
                 }
             };
-            let Some(&address) = host.addresses().first() else {
-                bail!("{}: logged in but no address known", spec.name);
-            };
-            let routes = spec.has(Role::Bootstrap) || spec.has(Role::Router);
-            let (alias, role, site) = if routes {
-                public += 1;
-                (
-                    format!("{PUBLIC}-{}", public - 1),
-                    NodeRole::PublicHost,
-                    None,
-                )
-            } else {
-                sites += 1;
-                let alias = format!("{SITE}-{}", sites - 1);
-                (alias, NodeRole::SiteHost, Some(SITE.to_string()))
-            };
-            if spec.has(Role::Bootstrap) {
-                bed.topology.overlay.bootstrap.push(alias.clone());
-            }
-            if node_binary.is_some() {
-                let binary = super::Layout::of(&host).binary();
-                bed.binaries.insert(spec.name.clone(), binary);
-            }
-            bed.placed.push((host.clone(), made_state_dir));
+            bed.add(
+                spec,
+                host,
+                made_state_dir,
+                node_binary.is_some(),
+                &mut counts,
+            )?;
             to_clean.push((spec.clone(), made_state_dir));
-            bed.nodes.push(Node {
-                name: alias.clone(),
-                namespace: String::new(),
-                role,
-                site,
-                addresses: vec![address],
-                prefix_len: 32,
-                gateway: None,
-            });
-            bed.members.push(Member {
-                alias: alias.clone(),
-                name: spec.name.clone(),
-                address,
-            });
-            bed.hosts.insert_as(&alias, Box::new(host));
         }
         interrupt::update(key, to_clean);
-        if sites > 0 {
-            bed.topology.sites.push(Site {
-                name: SITE.into(),
-                hosts: sites,
-                subnet: "198.18.0.0/15".parse().expect("a prefix"),
-                nat: NatProfile::None,
-                firewall: Firewall::Open,
-                hairpin: false,
-                binding_timeout: None,
-            });
-        }
-        if public > 0 {
-            bed.topology.public.push(PublicGroup {
-                name: PUBLIC.into(),
-                count: public,
-                addresses: 1,
-            });
-        }
+        add_groups(&mut bed.topology, counts);
         if bed.members.is_empty() {
             bail!(
                 "no host of {} could be used: {}",
@@ -216,6 +159,94 @@ impl FleetBed {
             );
         }
         Ok(bed)
+    }
+
+    /// Adds a logged-in host as the next site or public host (public if it bootstraps
+    /// or routes); `counts` are the site and public hosts so far, which name it.
+    fn add(
+        &mut self,
+        spec: &HostSpec,
+        host: SshHost,
+        made_state_dir: bool,
+        installed: bool,
+        counts: &mut (u32, u32),
+    ) -> anyhow::Result<()> {
+        let Some(&address) = host.addresses().first() else {
+            bail!("{}: logged in but no address known", spec.name);
+        };
+        let routes = spec.has(Role::Bootstrap) || spec.has(Role::Router);
+        let (alias, role, site) = if routes {
+            counts.1 += 1;
+            (
+                format!("{PUBLIC}-{}", counts.1 - 1),
+                NodeRole::PublicHost,
+                None,
+            )
+        } else {
+            counts.0 += 1;
+            let alias = format!("{SITE}-{}", counts.0 - 1);
+            (alias, NodeRole::SiteHost, Some(SITE.to_string()))
+        };
+        if spec.has(Role::Bootstrap) {
+            self.topology.overlay.bootstrap.push(alias.clone());
+        }
+        if installed {
+            let binary = super::Layout::of(&host).binary();
+            self.binaries.insert(spec.name.clone(), binary);
+        }
+        self.placed.push((host.clone(), made_state_dir));
+        self.nodes.push(Node {
+            name: alias.clone(),
+            namespace: String::new(),
+            role,
+            site,
+            addresses: vec![address],
+            prefix_len: 32,
+            gateway: None,
+        });
+        self.members.push(Member {
+            alias: alias.clone(),
+            name: spec.name.clone(),
+            address,
+        });
+        self.hosts.insert_as(&alias, Box::new(host));
+        Ok(())
+    }
+}
+
+/// The topology of the hosts of `file` before any is added: no sites, no public hosts.
+fn empty_topology(file: &HostsFile) -> Topology {
+    Topology {
+        name: format!("hosts:{}", stem(&file.path)),
+        description: Some(format!("the hosts of {}", file.path.display())),
+        core: "198.18.0.0/15".parse().expect("a prefix"),
+        sites: Vec::new(),
+        public: Vec::new(),
+        wans: Vec::new(),
+        overlay: Overlay::default(),
+    }
+}
+
+/// Adds to `topology` the site of `sites` hosts and the group of `public` hosts, each if
+/// it has any.
+fn add_groups(topology: &mut Topology, (sites, public): (u32, u32)) {
+    if sites > 0 {
+        topology.sites.push(Site {
+            name: SITE.into(),
+            hosts: sites,
+            subnet: "198.18.0.0/15".parse().expect("a prefix"),
+            nat: NatProfile::None,
+            firewall: Firewall::Open,
+            hairpin: false,
+            binding_timeout: None,
+        });
+    }
+    if public > 0 {
+        topology.public.push(PublicGroup {
+            name: PUBLIC.into(),
+            count: public,
+            addresses: 1,
+        });
     }
 }
 

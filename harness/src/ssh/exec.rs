@@ -98,23 +98,7 @@ pub(super) fn run(conn: &Conn, cmd: &Cmd, timeout: Duration) -> Result<Output, B
     let drained = loop {
         let mut moved = out.read(&mut channel)?;
         if stdin_open {
-            match channel.write(stdin) {
-                Ok(n) => {
-                    stdin = &stdin[n..];
-                    moved |= n > 0;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                // The command exited without reading all of it.
-                Err(_) => stdin = &[],
-            }
-            if stdin.is_empty() {
-                match channel.send_eof() {
-                    Ok(()) => stdin_open = false,
-                    Err(e) if e.code() == ssh2::ErrorCode::Session(EAGAIN) => {}
-                    // The command is gone already; its output tells the rest.
-                    Err(_) => stdin_open = false,
-                }
-            }
+            moved |= feed(&mut channel, &mut stdin, &mut stdin_open);
         }
         if channel.eof() && !moved {
             break true;
@@ -132,22 +116,7 @@ pub(super) fn run(conn: &Conn, cmd: &Cmd, timeout: Duration) -> Result<Output, B
         }
     };
     if !drained {
-        // Past the deadline: kill it by the PID it reported, then collect what is left.
-        session.set_blocking(true);
-        if let Some(pid) = out.pid() {
-            let mut kill = session.channel_session()?;
-            kill.exec(&format!("kill -KILL {pid}"))?;
-            kill.send_eof()?;
-            kill.wait_eof()?;
-            kill.wait_close()?;
-        }
-        session.set_blocking(false);
-        let until = Instant::now() + AFTER_KILL;
-        while !channel.eof() && Instant::now() < until {
-            if !out.read(&mut channel)? {
-                wait(&[(conn.socket(), false)], POLL);
-            }
-        }
+        kill(conn, &mut channel, &mut out)?;
     }
     session.set_blocking(true);
     session.set_timeout(millis(STEP));
@@ -181,6 +150,52 @@ pub(super) fn run(conn: &Conn, cmd: &Cmd, timeout: Duration) -> Result<Output, B
         stdout: out.stdout,
         stderr: out.stderr,
     })
+}
+
+/// Writes as much of `stdin` as the window takes, and sends EOF once all of it is
+/// written (then `open` turns false); true if any byte went out.
+fn feed(channel: &mut Channel, stdin: &mut &[u8], open: &mut bool) -> bool {
+    let mut moved = false;
+    match channel.write(stdin) {
+        Ok(n) => {
+            *stdin = &stdin[n..];
+            moved = n > 0;
+        }
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        // The command exited without reading all of it.
+        Err(_) => *stdin = &[],
+    }
+    if stdin.is_empty() {
+        match channel.send_eof() {
+            Ok(()) => *open = false,
+            Err(e) if e.code() == ssh2::ErrorCode::Session(EAGAIN) => {}
+            // The command is gone already; its output tells the rest.
+            Err(_) => *open = false,
+        }
+    }
+    moved
+}
+
+/// Past the deadline: kills the command by the PID it reported, then collects what is
+/// left of its output for up to [`AFTER_KILL`].
+fn kill(conn: &Conn, channel: &mut Channel, out: &mut Streams) -> Result<(), Broken> {
+    let session = &conn.session;
+    session.set_blocking(true);
+    if let Some(pid) = out.pid() {
+        let mut kill = session.channel_session()?;
+        kill.exec(&format!("kill -KILL {pid}"))?;
+        kill.send_eof()?;
+        kill.wait_eof()?;
+        kill.wait_close()?;
+    }
+    session.set_blocking(false);
+    let until = Instant::now() + AFTER_KILL;
+    while !channel.eof() && Instant::now() < until {
+        if !out.read(channel)? {
+            wait(&[(conn.socket(), false)], POLL);
+        }
+    }
+    Ok(())
 }
 
 /// What came back so far: the PID line, then stdout, and stderr (tails of each).

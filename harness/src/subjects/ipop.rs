@@ -278,20 +278,7 @@ impl Ipop {
         let member = |n: &Node| (n.role == Role::SiteHost).then_some(namespace.as_str());
 
         // 1. Bootstrap nodes, each joining the ones before it.
-        for name in &bootstrap {
-            let host = hosts.get(name)?;
-            let node = chosen.iter().find(|n| &n.name == name).expect("chosen");
-            let opts = launch.options(launch.bootstrap.clone(), member(node));
-            launch.prepare(host)?;
-            ipop.started(RunningNode::start(host, &launch.binary(host), &opts)?);
-            wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
-                nodes::status(host, &launch.binary(host)).ok()
-            })
-            .with_context(|| {
-                format!("{name}: the bootstrap node's control socket never answered")
-            })?;
-            launch.bootstrap.extend(launch.uris(host));
-        }
+        ipop.start_bootstrap(&mut launch, hosts, &chosen, &bootstrap)?;
         ipop.launch = launch.clone();
 
         // 2. The namespace, through the first bootstrap node.
@@ -318,8 +305,60 @@ impl Ipop {
             launch.prepare(host)?;
             ipop.started(RunningNode::start(host, &launch.binary(host), &opts)?);
         }
+        ipop.wait_connected(&launch, hosts, &chosen)?;
+
+        // 4. DHCP on every member, then their addresses.
+        let members: Vec<&Node> = chosen
+            .iter()
+            .copied()
+            .filter(|n| member(n).is_some())
+            .collect();
+        ipop.start_dhcp_clients(hosts, &members)?;
+        for node in &members {
+            let host = hosts.get(&node.name)?;
+            let ip = wait_address(host, TAP, ADDRESS_TIMEOUT)?;
+            ipop.virtual_ips.insert(node.name.clone(), ip);
+        }
+        Ok(ipop)
+    }
+
+    /// Starts the `bootstrap` nodes one by one, each joining the ones before it: waits
+    /// for its control socket, then adds its URIs to `launch`.
+    fn start_bootstrap(
+        &mut self,
+        launch: &mut Launch,
+        hosts: &Hosts,
+        chosen: &[&Node],
+        bootstrap: &[String],
+    ) -> anyhow::Result<()> {
+        for name in bootstrap {
+            let host = hosts.get(name)?;
+            let node = chosen.iter().find(|n| &n.name == name).expect("chosen");
+            let member = (node.role == Role::SiteHost).then_some(self.namespace.as_str());
+            let opts = launch.options(launch.bootstrap.clone(), member);
+            launch.prepare(host)?;
+            self.started(RunningNode::start(host, &launch.binary(host), &opts)?);
+            wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
+                nodes::status(host, &launch.binary(host)).ok()
+            })
+            .with_context(|| {
+                format!("{name}: the bootstrap node's control socket never answered")
+            })?;
+            launch.bootstrap.extend(launch.uris(host));
+        }
+        Ok(())
+    }
+
+    /// Waits, up to [`CONNECT_TIMEOUT`] in all, until every `chosen` node is correctly
+    /// connected, and records its P2P address.
+    fn wait_connected(
+        &mut self,
+        launch: &Launch,
+        hosts: &Hosts,
+        chosen: &[&Node],
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
-        for node in &chosen {
+        for node in chosen {
             let host = hosts.get(&node.name)?;
             let status = wait_for(
                 deadline.saturating_duration_since(Instant::now()),
@@ -339,33 +378,26 @@ impl Ipop {
                         .map_or_else(|e| e.to_string(), |s| nodes::summary(&s))
                 )
             })?;
-            ipop.p2p.insert(node.name.clone(), nodes::address(&status)?);
+            self.p2p.insert(node.name.clone(), nodes::address(&status)?);
         }
+        Ok(())
+    }
 
-        // 4. DHCP on every member, then their addresses.
-        let members: Vec<&Node> = chosen
-            .iter()
-            .copied()
-            .filter(|n| member(n).is_some())
-            .collect();
-        for node in &members {
+    /// Starts a DHCP client on the TAP device of each of `members`, once its node made it.
+    fn start_dhcp_clients(&mut self, hosts: &Hosts, members: &[&Node]) -> anyhow::Result<()> {
+        for node in members {
             let host = hosts.get(&node.name)?;
             wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
                 link_exists(host, TAP).then_some(())
             })
             .with_context(|| format!("{}: the node made no {TAP} device", node.name))?;
             let client = start_dhcp(DhcpClient::Dhclient, host, TAP)?;
-            ipop.dhcp
+            self.dhcp
                 .get_mut()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(client);
         }
-        for node in &members {
-            let host = hosts.get(&node.name)?;
-            let ip = wait_address(host, TAP, ADDRESS_TIMEOUT)?;
-            ipop.virtual_ips.insert(node.name.clone(), ip);
-        }
-        Ok(ipop)
+        Ok(())
     }
 
     fn started(&mut self, node: RunningNode) {
