@@ -155,6 +155,37 @@ struct Launch {
 }
 
 impl Launch {
+    /// How the nodes of `options` start, with no bootstrap yet, and the namespace they
+    /// join: keyed (with a new overlay secret and namespace key) when secure, else open
+    /// under a random identifier.
+    fn new(binary: PathBuf, options: &Options) -> anyhow::Result<(Launch, String)> {
+        let mut extra = Vec::new();
+        if !options.needs.shortcuts {
+            extra.extend(["--shortcut-threshold".to_string(), "0".into()]);
+        }
+        let mut launch = Launch {
+            binary,
+            remote: options.binaries.clone(),
+            edges: options.edges,
+            bootstrap: Vec::new(),
+            log_level: options.log_level.clone(),
+            extra,
+            secret: None,
+            namespace_key: None,
+        };
+        let namespace = if options.secure {
+            launch.secret = Some(nodes::new_secret()?);
+            let key: NamespaceKey = nodes::random_hex(32)
+                .context("making a namespace key")?
+                .parse()?;
+            launch.namespace_key = Some(key.to_hex());
+            key.id().to_string()
+        } else {
+            nodes::random_hex(16).context("making a namespace identifier")?
+        };
+        Ok((launch, namespace))
+    }
+
     /// The binary on `host`.
     fn binary(&self, host: &dyn Host) -> PathBuf {
         self.remote
@@ -236,30 +267,7 @@ impl Ipop {
         let runs_node = |n: &&Node| n.role != Role::Router && !reserved.contains(&n.name);
         let chosen: Vec<&Node> = plan.iter().filter(runs_node).collect();
         let bootstrap = bootstrap_hosts(topology, &chosen)?;
-        let mut extra = Vec::new();
-        if !options.needs.shortcuts {
-            extra.extend(["--shortcut-threshold".to_string(), "0".into()]);
-        }
-        let mut launch = Launch {
-            binary,
-            remote: options.binaries.clone(),
-            edges: options.edges,
-            bootstrap: Vec::new(),
-            log_level: options.log_level.clone(),
-            extra,
-            secret: None,
-            namespace_key: None,
-        };
-        let namespace = if options.secure {
-            launch.secret = Some(nodes::new_secret()?);
-            let key: NamespaceKey = nodes::random_hex(32)
-                .context("making a namespace key")?
-                .parse()?;
-            launch.namespace_key = Some(key.to_hex());
-            key.id().to_string()
-        } else {
-            nodes::random_hex(16).context("making a namespace identifier")?
-        };
+        let (mut launch, namespace) = Launch::new(binary, options)?;
         // Nodes and clients go into the subject as they start, so that a failed setup
         // stops them (and keeps their logs) when it drops.
         let mut ipop = Ipop {
@@ -282,21 +290,7 @@ impl Ipop {
         ipop.launch = launch.clone();
 
         // 2. The namespace, through the first bootstrap node.
-        let ns = topology.overlay.namespaces.first();
-        let range = ns.map_or(DEFAULT_RANGE.to_string(), |n| n.range.to_string());
-        let lease = ns.map_or(DEFAULT_LEASE_S, |n| n.lease.as_secs());
-        let first = hosts.get(&bootstrap[0])?;
-        create_namespace(
-            first,
-            &launch.binary(first),
-            &range,
-            &lease.to_string(),
-            match launch.namespace_key {
-                Some(_) => vnet::Kind::Keyed,
-                None => vnet::Kind::Open(Some(&namespace)),
-            },
-        )
-        .context("creating the IPOP namespace")?;
+        ipop.open_namespace(topology, hosts.get(&bootstrap[0])?)?;
 
         // 3. Everyone else.
         for node in chosen.iter().filter(|n| !bootstrap.contains(&n.name)) {
@@ -320,6 +314,26 @@ impl Ipop {
             ipop.virtual_ips.insert(node.name.clone(), ip);
         }
         Ok(ipop)
+    }
+
+    /// Creates the IPOP namespace (the topology's first, or the default range and lease)
+    /// through the node on `first`.
+    fn open_namespace(&self, topology: &Topology, first: &dyn Host) -> anyhow::Result<()> {
+        let ns = topology.overlay.namespaces.first();
+        let range = ns.map_or(DEFAULT_RANGE.to_string(), |n| n.range.to_string());
+        let lease = ns.map_or(DEFAULT_LEASE_S, |n| n.lease.as_secs());
+        create_namespace(
+            first,
+            &self.launch.binary(first),
+            &range,
+            &lease.to_string(),
+            match self.launch.namespace_key {
+                Some(_) => vnet::Kind::Keyed,
+                None => vnet::Kind::Open(Some(&self.namespace)),
+            },
+        )
+        .context("creating the IPOP namespace")?;
+        Ok(())
     }
 
     /// Starts the `bootstrap` nodes one by one, each joining the ones before it: waits
