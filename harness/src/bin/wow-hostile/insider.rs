@@ -128,14 +128,7 @@ pub(crate) fn run(args: &Options, overlay_name: &str) -> Result<()> {
         args.lease_ips.iter().map(|ip| ns.ip_key(*ip)).collect()
     };
     let mut m = Member::start(psk, overlay_name, listen, bootstrap)?;
-    m.pattern = match &args.pattern {
-        Some(p) => Some(
-            ipop_core::text::hex_bytes::<16>(p)
-                .context("--pattern: 32 hexadecimal digits")?
-                .to_vec(),
-        ),
-        None => None,
-    };
+    m.pattern = args.pattern.as_deref().map(parse_pattern).transpose()?;
     if !m.run_until(Instant::now() + CONNECT_TIMEOUT, |m| {
         m.stack.node.is_correctly_connected()
     })? {
@@ -146,20 +139,7 @@ pub(crate) fn run(args: &Options, overlay_name: &str) -> Result<()> {
     // From now on it answers the reads it forwards with this.
     m.own_cert = m.own_certificate()?;
     let before: Vec<Option<Vec<u8>>> = keys.iter().map(|k| m.read(k)).collect::<Result<_>>()?;
-    let certs: Vec<Vec<Certified>> = {
-        let mut all = Vec::new();
-        for (k, v) in keys.iter().zip(&before) {
-            m.replies.clear();
-            let _ = m.read(k)?;
-            all.push(
-                m.replies
-                    .drain(..)
-                    .filter(|r| Some(&r.value) == v.as_ref())
-                    .collect(),
-            );
-        }
-        all
-    };
+    let certs = m.certified_copies(&keys, &before)?;
     m.impersonate(&victims, &keys)?;
     if args.keyed {
         m.inject(ns, &victims, &args.lease_ips)?;
@@ -191,7 +171,35 @@ pub(crate) fn run(args: &Options, overlay_name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The `--pattern` to look for: 16 bytes in hexadecimal.
+fn parse_pattern(p: &str) -> Result<Vec<u8>> {
+    Ok(ipop_core::text::hex_bytes::<16>(p)
+        .context("--pattern: 32 hexadecimal digits")?
+        .to_vec())
+}
+
 impl Member {
+    /// For each of `keys`, the signed replies to a fresh read that carry the value read
+    /// before (`before`): the certified copies the insider can replay.
+    fn certified_copies(
+        &mut self,
+        keys: &[Vec<u8>],
+        before: &[Option<Vec<u8>>],
+    ) -> Result<Vec<Vec<Certified>>> {
+        let mut all = Vec::new();
+        for (k, v) in keys.iter().zip(before) {
+            self.replies.clear();
+            let _ = self.read(k)?;
+            all.push(
+                self.replies
+                    .drain(..)
+                    .filter(|r| Some(&r.value) == v.as_ref())
+                    .collect(),
+            );
+        }
+        Ok(all)
+    }
+
     fn start(
         psk: [u8; 32],
         overlay_name: &str,

@@ -175,17 +175,7 @@ impl Attacker {
         match i % 11 {
             0 => ("garbage", self.bytes(1400), None),
             1 => {
-                let mut d = self.valid_message(me);
-                for _ in 0..=(self.rng.next_u64() % 4) {
-                    if !d.is_empty() {
-                        let at = (self.rng.next_u64() % d.len() as u64) as usize;
-                        d[at] ^= 1 << (self.rng.next_u64() % 8);
-                    }
-                }
-                if self.rng.next_u64() % 4 == 0 {
-                    let keep = (self.rng.next_u64() % (d.len() as u64 + 1)) as usize;
-                    d.truncate(keep);
-                }
+                let d = self.mutated(me);
                 let as_peer = self.pick();
                 ("mutated", d, Some(as_peer))
             }
@@ -215,26 +205,7 @@ impl Attacker {
                 let d = Self::routed_bytes(Self::header(src, me, 200), &payload);
                 ("unclaimed_payload", d, None)
             }
-            5 => {
-                // Victims: other nodes of the testbed, at a port nothing listens on.
-                let victims: Vec<TransportAddr> = (0..8)
-                    .map(|k| {
-                        let v = self.pick().udp;
-                        let port = 9 + k;
-                        TransportAddr::udp(SocketAddr::V4(SocketAddrV4::new(*v.ip(), port)))
-                    })
-                    .collect();
-                let req = OverlayPayload::CtmRequest(CtmRequest {
-                    token: self.rng.next_u64(),
-                    roles: Roles::NEAR,
-                    reply_via: None,
-                    transports: TransportList::Slice(&victims),
-                    relays: AddressList::EMPTY,
-                });
-                let src = self.random_address();
-                let d = Self::routed(Self::header(src, me, kind::CTM_REQUEST), &req);
-                ("ctm_amplification", d, None)
-            }
+            5 => ("ctm_amplification", self.ctm_amplification(me), None),
             6 => {
                 let p = self.pick();
                 ("hijack_claim", self.link_request(p.address, None), None)
@@ -260,20 +231,60 @@ impl Attacker {
                 let d = Self::routed(Self::header(src, me, kind::UNREACHABLE), &n);
                 ("forged_unreachable", d, None)
             }
-            _ => {
-                let observed = TransportAddr::udp(SocketAddr::V4(self.pick().udp));
-                let d = Message::LinkResponse(LinkResponse {
-                    token: self.rng.next_u64(),
-                    status: LinkStatus::Ok,
-                    src: self.random_address(),
-                    observed: Some(observed),
-                    roles: Roles::NEAR,
-                })
-                .to_vec()
-                .expect("a small message");
-                ("forged_observed", d, None)
+            _ => ("forged_observed", self.forged_observed(), None),
+        }
+    }
+
+    /// A valid message for `me` with up to four flipped bits, cut short one time in four.
+    fn mutated(&mut self, me: Address) -> Vec<u8> {
+        let mut d = self.valid_message(me);
+        for _ in 0..=(self.rng.next_u64() % 4) {
+            if !d.is_empty() {
+                let at = (self.rng.next_u64() % d.len() as u64) as usize;
+                d[at] ^= 1 << (self.rng.next_u64() % 8);
             }
         }
+        if self.rng.next_u64() % 4 == 0 {
+            let keep = (self.rng.next_u64() % (d.len() as u64 + 1)) as usize;
+            d.truncate(keep);
+        }
+        d
+    }
+
+    /// A connect-to-me request routed to `me` that names eight other nodes of the testbed,
+    /// at ports nothing listens on, as its transports: the victims of the amplification.
+    fn ctm_amplification(&mut self, me: Address) -> Vec<u8> {
+        let victims: Vec<TransportAddr> = (0..8)
+            .map(|k| {
+                let v = self.pick().udp;
+                let port = 9 + k;
+                TransportAddr::udp(SocketAddr::V4(SocketAddrV4::new(*v.ip(), port)))
+            })
+            .collect();
+        let req = OverlayPayload::CtmRequest(CtmRequest {
+            token: self.rng.next_u64(),
+            roles: Roles::NEAR,
+            reply_via: None,
+            transports: TransportList::Slice(&victims),
+            relays: AddressList::EMPTY,
+        });
+        let src = self.random_address();
+        Self::routed(Self::header(src, me, kind::CTM_REQUEST), &req)
+    }
+
+    /// An unsolicited link response from a random address, claiming another node's
+    /// transport as the one observed.
+    fn forged_observed(&mut self) -> Vec<u8> {
+        let observed = TransportAddr::udp(SocketAddr::V4(self.pick().udp));
+        Message::LinkResponse(LinkResponse {
+            token: self.rng.next_u64(),
+            status: LinkStatus::Ok,
+            src: self.random_address(),
+            observed: Some(observed),
+            roles: Roles::NEAR,
+        })
+        .to_vec()
+        .expect("a small message")
     }
 
     /// A well-formed message of a random kind (before mutation).
