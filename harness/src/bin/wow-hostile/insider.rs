@@ -411,41 +411,47 @@ impl Member {
                 self.run_for(Duration::from_millis(20))?;
             }
             // DHT requests in the victim's name, at each lease's sub-keys.
-            for key in keys {
-                for sub in 0..5u8 {
-                    for (name, op) in [
-                        ("dht_get_as_victim", dht_wire::Op::Get),
-                        ("dht_delete_as_victim", dht_wire::Op::Delete),
-                    ] {
-                        let req = dht_wire::Request {
-                            op,
-                            op_id: u64::from_le_bytes(random32()?[..8].try_into()?),
-                            sub,
-                            key,
-                            proof: &[],
-                            new_owner: &[],
-                            value: &[],
-                            ttl_s: 0,
-                            serial: wall_ms,
-                        };
-                        let mut b = vec![0; dht_wire::MAX_MESSAGE];
-                        let n = req.emit(&mut b).expect("a small request");
-                        b.truncate(n);
-                        let h = RoutedHeader {
-                            ttl: 64,
-                            hops: 0,
-                            mode: Mode::Nearest,
-                            flags: RoutedFlags::default(),
-                            kind: dht_wire::REQUEST,
-                            src,
-                            dst: dht::sub_key(key, sub),
-                            via: None,
-                        };
-                        self.send_on_edge(name, h, &b);
-                    }
+            self.dht_requests_as(src, keys, wall_ms)?;
+            self.run_for(Duration::from_millis(50))?;
+        }
+        Ok(())
+    }
+
+    /// A get and a delete of each of `keys`' sub-keys, routed in `src`'s name.
+    fn dht_requests_as(&mut self, src: Address, keys: &[Vec<u8>], wall_ms: u64) -> Result<()> {
+        for key in keys {
+            for sub in 0..5u8 {
+                for (name, op) in [
+                    ("dht_get_as_victim", dht_wire::Op::Get),
+                    ("dht_delete_as_victim", dht_wire::Op::Delete),
+                ] {
+                    let req = dht_wire::Request {
+                        op,
+                        op_id: u64::from_le_bytes(random32()?[..8].try_into()?),
+                        sub,
+                        key,
+                        proof: &[],
+                        new_owner: &[],
+                        value: &[],
+                        ttl_s: 0,
+                        serial: wall_ms,
+                    };
+                    let mut b = vec![0; dht_wire::MAX_MESSAGE];
+                    let n = req.emit(&mut b).expect("a small request");
+                    b.truncate(n);
+                    let h = RoutedHeader {
+                        ttl: 64,
+                        hops: 0,
+                        mode: Mode::Nearest,
+                        flags: RoutedFlags::default(),
+                        kind: dht_wire::REQUEST,
+                        src,
+                        dst: dht::sub_key(key, sub),
+                        via: None,
+                    };
+                    self.send_on_edge(name, h, &b);
                 }
             }
-            self.run_for(Duration::from_millis(50))?;
         }
         Ok(())
     }
