@@ -138,16 +138,12 @@ impl Driver {
         key: Option<String>,
         reply: oneshot::Sender<Value>,
     ) {
-        match named_namespace(id, key) {
-            Ok(ns) => {
-                let keeper = &mut self.keeper;
-                let started = self.stack.dht_op(now, |d, n| keeper.delete(now, n, d, &ns));
-                self.wait_for(started, reply);
-            }
-            Err(e) => {
-                let _ = reply.send(control::refused(e));
-            }
-        }
+        let Some((ns, reply)) = named_or_refused(id, key, reply) else {
+            return;
+        };
+        let keeper = &mut self.keeper;
+        let started = self.stack.dht_op(now, |d, n| keeper.delete(now, n, d, &ns));
+        self.wait_for(started, reply);
     }
 
     /// The node's status, with the driver's facts and the virtual network's state.
@@ -189,17 +185,13 @@ impl Driver {
         key: Option<String>,
         reply: oneshot::Sender<Value>,
     ) {
-        match named_namespace(id, key) {
-            Ok(ns) => {
-                if let Ok(op) = self.stack.dht_get(now, &ns.record_key()) {
-                    self.waiting.insert(op, Waiter::Record(reply, ns));
-                } else {
-                    let _ = reply.send(control::refused("not in the overlay yet"));
-                }
-            }
-            Err(e) => {
-                let _ = reply.send(control::refused(e));
-            }
+        let Some((ns, reply)) = named_or_refused(id, key, reply) else {
+            return;
+        };
+        if let Ok(op) = self.stack.dht_get(now, &ns.record_key()) {
+            self.waiting.insert(op, Waiter::Record(reply, ns));
+        } else {
+            let _ = reply.send(control::refused("not in the overlay yet"));
         }
     }
 
@@ -257,10 +249,22 @@ impl Driver {
     }
 }
 
-/// The namespace a request names by identifier or key.
-fn named_namespace(id: Option<String>, key: Option<String>) -> Result<Namespace, String> {
-    vnet::requested_namespace(id.as_deref(), key.as_deref())?
-        .ok_or_else(|| "name the namespace: id or key".to_owned())
+/// The namespace named by `id` or `key`, with `reply` to answer; `None` once `reply`
+/// was refused with why it names none.
+fn named_or_refused(
+    id: Option<String>,
+    key: Option<String>,
+    reply: oneshot::Sender<Value>,
+) -> Option<(Namespace, oneshot::Sender<Value>)> {
+    let named = vnet::requested_namespace(id.as_deref(), key.as_deref())
+        .and_then(|ns| ns.ok_or_else(|| "name the namespace: id or key".to_owned()));
+    match named {
+        Ok(ns) => Some((ns, reply)),
+        Err(e) => {
+            let _ = reply.send(control::refused(e));
+            None
+        }
+    }
 }
 
 impl Driver {
