@@ -191,6 +191,20 @@ fn deliver_reply(sim: &mut Sim, to: usize, from: Address, reply: &Reply<'_>) {
     });
 }
 
+/// A 12-node overlay (seeded with `seed`) where node 1 created `key` with the value
+/// "real" (password "pw"), and node 7's read of it, sent but not yet answered: the
+/// simulation, the reader, the read's id and its operation id on the wire.
+fn read_under_way(seed: u64, key: &[u8]) -> (Sim, usize, RequestId, u64) {
+    let mut sim = overlay_with(12, seed, 0.0, Config::default());
+    sim.act_dht(1, |d, n, t| d.create(t, n, key, b"pw", b"real", HOUR))
+        .unwrap();
+    sim.run_for(Duration::from_secs(5));
+    let reader = 7;
+    let id = sim.act_dht(reader, |d, n, t| d.get(t, n, key)).unwrap();
+    let op_id = sim.node(reader).stack.dht.ops[0].op_id;
+    (sim, reader, id, op_id)
+}
+
 /// Runs 5 s and returns the result of node `i`'s operation `id`.
 fn result_after(sim: &mut Sim, i: usize, id: RequestId) -> Result<Outcome, DhtError> {
     sim.run_for(Duration::from_secs(5));
@@ -474,17 +488,11 @@ fn on_a_secure_overlay_unverified_requests_and_replies_are_dropped() {
 
 #[test]
 fn a_read_drops_values_their_owner_did_not_sign() {
-    let mut sim = overlay_with(12, 10, 0.0, Config::default());
     let key = b"signed/key";
-    sim.act_dht(1, |d, n, t| d.create(t, n, key, b"pw", b"real", HOUR))
-        .unwrap();
-    sim.run_for(Duration::from_secs(5));
-    let reader = 7;
-    let id = sim.act_dht(reader, |d, n, t| d.get(t, n, key)).unwrap();
+    let (mut sim, reader, id, op_id) = read_under_way(10, key);
     // Before any replica answers, a node answers every sub-key in its own name: once
     // with a value and no certificate, once with the owner's certificate of the real
     // value and another value.
-    let op_id = sim.node(reader).stack.dht.ops[0].op_id;
     let unix = sim.node(reader).stack.dht.clock.unix_ms(sim.now());
     let real = owner::create_cert(key, b"real", b"pw", unix);
     for sub in 0..5u8 {
@@ -548,15 +556,8 @@ fn a_write_status_from_a_node_far_from_the_sub_key_is_not_believed() {
 
 #[test]
 fn one_node_saying_absent_twice_does_not_settle_a_read() {
-    let mut sim = overlay_with(12, 12, 0.0, Config::default());
-    let key = b"twice/key";
-    sim.act_dht(1, |d, n, t| d.create(t, n, key, b"pw", b"real", HOUR))
-        .unwrap();
-    sim.run_for(Duration::from_secs(5));
-    let reader = 7;
-    let id = sim.act_dht(reader, |d, n, t| d.get(t, n, key)).unwrap();
+    let (mut sim, reader, id, op_id) = read_under_way(12, b"twice/key");
     // Before any replica answers, node 3 says "absent" twice for every sub-key.
-    let op_id = sim.node(reader).stack.dht.ops[0].op_id;
     for sub in 0..5u8 {
         for _ in 0..2 {
             let reply = Reply {
